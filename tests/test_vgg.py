@@ -1,0 +1,130 @@
+"""The pure-function VGG-19 against an independent PyTorch VGG-19 on the same real weights."""
+
+import jax
+import numpy as np
+import pytest
+import torch
+import torch_reference as tr
+
+import nst_jax
+from nst_jax import NSTError, vgg
+from nst_jax import weights as W
+
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b| over the whole activation (elementwise ratios blow up near ReLU zeros)."""
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def batch(photo, n, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        y = rng.integers(0, photo.shape[0] - h)
+        x = rng.integers(0, photo.shape[1] - w)
+        out.append(photo[y:y + h, x:x + w])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+@pytest.mark.parametrize("shape", [(2, 70, 90), (1, 64, 64)])
+def test_matches_pytorch_on_real_weights(params, h5_path, photo, pool, shape):
+    x = batch(photo, *shape)
+    ours = nst_jax.vgg19_features(params, x, LAYERS, pool=pool)
+    ref = tr.CaffeVGG19(h5_path, pool=pool)
+    with torch.no_grad():
+        theirs = ref(tr.nchw(x), LAYERS)
+    for name in LAYERS:
+        a, b = np.asarray(ours[name]), tr.nhwc(theirs[name])
+        assert a.shape == b.shape, name
+        assert rel_err(a, b) <= 1e-4, (name, rel_err(a, b))
+
+
+def test_conv_layers_are_pre_relu_and_pools_floor(params, photo):
+    x = batch(photo, 1, 37, 45)
+    f = nst_jax.vgg19_features(params, x, ("conv1_1", "relu1_1", "pool1", "pool2"))
+    assert np.asarray(f["conv1_1"]).min() < 0 <= np.asarray(f["relu1_1"]).min()
+    np.testing.assert_allclose(np.maximum(f["conv1_1"], 0), f["relu1_1"], rtol=0, atol=0)
+    assert f["pool1"].shape == (1, 18, 22, 64) and f["pool2"].shape == (1, 9, 11, 128)
+
+
+def test_returns_exactly_the_requested_layers(params, photo):
+    f = nst_jax.vgg19_features(params, batch(photo, 1, 32, 32), ["relu3_1", "conv1_2"])
+    assert set(f) == {"relu3_1", "conv1_2"}
+
+
+def _count_convs(jaxpr):
+    """Convolutions in a jaxpr, including those inside nested (closed) jaxprs such as pjit/remat."""
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += eqn.primitive.name == "conv_general_dilated"
+        for v in eqn.params.values():
+            inner = getattr(v, "jaxpr", v)
+            if hasattr(inner, "eqns"):
+                n += _count_convs(inner)
+    return n
+
+
+@pytest.mark.parametrize("layer,convs", [("relu2_1", 3), ("conv1_1", 1), ("pool3", 8), ("relu5_1", 13)])
+def test_stops_after_the_deepest_requested_layer(params, layer, convs):
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    jaxpr = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, [layer]))(x)
+    assert _count_convs(jaxpr.jaxpr) == convs
+
+
+def test_jit_and_grad(params, photo):
+    x = batch(photo, 1, 32, 32)
+    f = jax.jit(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"])["relu3_1"].sum())
+    g = jax.grad(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"])["relu3_1"].sum())(x)
+    assert np.isfinite(float(f(x))) and g.shape == x.shape and np.abs(g).max() > 0
+
+
+def test_torchvision_pth_round_trip(tmp_path, photo):
+    torch.manual_seed(0)
+    feats = tr.torchvision_features()
+    for prefix, sd in [("features.", {f"features.{k}": v for k, v in feats.state_dict().items()}),
+                       ("", feats.state_dict())]:
+        path = tmp_path / f"vgg19{prefix or '_features'}.pth"
+        sd = dict(sd)
+        if prefix:  # a full vgg19 state_dict also carries the classifier, which we ignore
+            sd["classifier.0.weight"] = torch.zeros(4, 4)
+        torch.save(sd, path)
+        p = nst_jax.vgg19_params(path)
+        np.testing.assert_allclose(p["preprocess"]["std"], tr.TORCHVISION_STD, rtol=1e-6)
+        x = batch(photo, 2, 40, 52)
+        ours = nst_jax.vgg19_features(p, x, ["relu3_1", "pool2"])
+        with torch.no_grad():
+            r31 = tr.run_torchvision(feats, tr.nchw(x), 11)  # index 11 = ReLU after conv3_1
+            p2 = tr.run_torchvision(feats, tr.nchw(x), 9)
+        assert rel_err(np.asarray(ours["relu3_1"]), tr.nhwc(r31)) <= 1e-4
+        assert rel_err(np.asarray(ours["pool2"]), tr.nhwc(p2)) <= 1e-4
+        # and through our own .npz
+        npz = W.convert(path, tmp_path / "tv.npz")
+        q = nst_jax.vgg19_params(npz)
+        for name in W.CONV_NAMES:
+            np.testing.assert_array_equal(q[name]["kernel"], p[name]["kernel"])
+
+
+def test_h5_to_npz_conversion_is_exact(tmp_path, h5_path, params):
+    dst = W.convert(h5_path, tmp_path / "caffe.npz")
+    q = nst_jax.vgg19_params(dst)
+    for a, b in zip(jax.tree_util.tree_leaves(q), jax.tree_util.tree_leaves(params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_image_too_small_is_a_clear_error(params):
+    with pytest.raises(NSTError, match="too small"):
+        nst_jax.vgg19_features(params, np.zeros((1, 15, 40, 3), np.float32), ["relu5_1"])
+    nst_jax.vgg19_features(params, np.zeros((1, 16, 16, 3), np.float32), ["relu5_1"])
+
+
+def test_unknown_layer(params):
+    with pytest.raises(NSTError, match="unknown VGG-19 layer"):
+        nst_jax.vgg19_features(params, np.zeros((1, 16, 16, 3), np.float32), ["relu6_1"])
+
+
+def test_min_size():
+    assert vgg.min_size(["relu1_1"]) == 1 and vgg.min_size(["pool1"]) == 2
+    assert vgg.min_size(["relu5_1"]) == 16 and vgg.min_size(["pool5"]) == 32
