@@ -39,3 +39,18 @@ def photo():
             return np.asarray(im.convert("RGB"), np.float32) / 255.0
     yy, xx = np.mgrid[0:256, 0:384] / 256.0
     return np.stack([np.sin(3 * xx) * 0.5 + 0.5, yy, (xx * yy) % 1.0], -1).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def torch_vgg(h5_path):
+    """The independent PyTorch VGG-19 (built from the .h5 with h5py), one per pooling kind."""
+    import torch_reference as tr
+
+    cache = {}
+
+    def get(pool="max"):
+        if pool not in cache:
+            cache[pool] = tr.CaffeVGG19(h5_path, pool=pool)
+        return cache[pool]
+
+    return get

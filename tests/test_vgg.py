@@ -28,12 +28,13 @@ def batch(photo, n, h, w, seed=0):
     return np.stack(out)
 
 
+@pytest.mark.parametrize("conv", ["direct", "winograd"])
 @pytest.mark.parametrize("pool", ["max", "avg"])
-@pytest.mark.parametrize("shape", [(2, 70, 90), (1, 64, 64)])
-def test_matches_pytorch_on_real_weights(params, h5_path, photo, pool, shape):
+@pytest.mark.parametrize("shape", [(2, 70, 90), (1, 64, 64), (1, 33, 47)])
+def test_matches_pytorch_on_real_weights(params, torch_vgg, photo, pool, shape, conv):
     x = batch(photo, *shape)
-    ours = nst_jax.vgg19_features(params, x, LAYERS, pool=pool)
-    ref = tr.CaffeVGG19(h5_path, pool=pool)
+    ours = nst_jax.vgg19_features(params, x, LAYERS, pool=pool, conv=conv)
+    ref = torch_vgg(pool)
     with torch.no_grad():
         theirs = ref(tr.nchw(x), LAYERS)
     for name in LAYERS:
@@ -70,8 +71,40 @@ def _count_convs(jaxpr):
 @pytest.mark.parametrize("layer,convs", [("relu2_1", 3), ("conv1_1", 1), ("pool3", 8), ("relu5_1", 13)])
 def test_stops_after_the_deepest_requested_layer(params, layer, convs):
     x = np.zeros((1, 32, 32, 3), np.float32)
-    jaxpr = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, [layer]))(x)
+    jaxpr = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, [layer], conv="direct"))(x)
     assert _count_convs(jaxpr.jaxpr) == convs
+    # the Winograd path: the 64-channel convolutions of block 1 stay lax.conv, and nothing is
+    # computed past the requested layer (only its (4, 4, Cin, Cout) kernel transforms would show)
+    if layer in ("relu2_1", "conv1_1"):
+        auto = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, [layer]))(x)
+        assert _count_convs(auto.jaxpr) == convs
+
+
+@pytest.mark.parametrize("conv", ["direct", "winograd"])
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_input_gradient_matches_pytorch(params, torch_vgg, photo, conv, pool):
+    """What Gatys needs: d(sum of squared features)/d(image), against torch.autograd.
+
+    Max pooling is checked on noise: on a photo's flat regions 2x2 windows are near-ties, and a
+    1e-6 difference in any convolution algorithm (ours or oneDNN's) moves the argmax and so the
+    gradient.  Average pooling has no such discontinuity and is checked on the photo.
+    """
+    if pool == "max":
+        x = np.random.default_rng(3).uniform(size=(1, 48, 40, 3)).astype(np.float32)
+    else:
+        x = batch(photo, 1, 48, 40, seed=3)
+    layers = ("relu1_1", "relu3_1", "relu5_1")
+
+    def f(im):
+        feats = nst_jax.vgg19_features(params, im, layers, pool=pool, conv=conv,
+                                       remat=conv == "winograd")
+        return sum(jax.numpy.mean(v ** 2) for v in feats.values())
+
+    g = np.asarray(jax.grad(f)(x))
+    xt = tr.nchw(x).requires_grad_(True)
+    out = torch_vgg(pool)(xt, layers)
+    (gt,) = torch.autograd.grad(sum((v ** 2).mean() for v in out.values()), xt)
+    assert rel_err(g, tr.nhwc(gt)) <= 1e-4
 
 
 def test_jit_and_grad(params, photo):
