@@ -96,3 +96,62 @@ def nhwc(t):
 
 def nchw(a):
     return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(0, 3, 1, 2)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Gatys et al. in PyTorch, normalised as neural-style / neural-style-pt (the same objective as
+# nst_jax.gatys, written independently): Gram / (C*H*W), MSE losses, squared TV on 0..255 pixels.
+# ------------------------------------------------------------------------------------------------
+
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def gram(f):
+    n, c, h, w = f.shape
+    f = f.reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+class GatysObjective:
+    def __init__(self, vgg, content, style, content_weight=5.0, style_weight=100.0, tv_weight=5e-4,
+                 content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS):
+        self.vgg, self.cl, self.sl = vgg, tuple(content_layers), tuple(style_layers)
+        self.w = (content_weight, style_weight, tv_weight)
+        with torch.no_grad():
+            self.ct = {k: v.clone() for k, v in vgg(content, self.cl).items()}
+            self.st = {k: gram(v) for k, v in vgg(style, self.sl).items()}
+
+    def terms(self, x):
+        f = self.vgg(x, set(self.cl + self.sl))
+        c = sum(F.mse_loss(f[n], self.ct[n]) for n in self.cl)
+        s = sum(F.mse_loss(gram(f[n]), self.st[n]) for n in self.sl)
+        y = x * 255.0
+        tv = ((y[:, :, 1:] - y[:, :, :-1]) ** 2).sum() + ((y[:, :, :, 1:] - y[:, :, :, :-1]) ** 2).sum()
+        return {"content": self.w[0] * c, "style": self.w[1] * s, "tv": self.w[2] * tv}
+
+    def __call__(self, x):
+        return sum(self.terms(x).values())
+
+
+def lbfgs(objective, x0, iters, history=100, line_search=None):
+    """torch.optim.LBFGS over the pixels, exactly ``iters`` iterations (tolerances disabled).
+
+    ``line_search=None`` is neural-style-pt's setting: one evaluation per iteration.
+    Returns (image clipped to [0, 1], number of evaluations).
+    """
+    x = x0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iters, max_eval=iters * 10 if line_search else iters,
+                            history_size=history, tolerance_grad=-1.0, tolerance_change=-1.0,
+                            line_search_fn=line_search)
+    evals = [0]
+
+    def closure():
+        opt.zero_grad()
+        loss = objective(x)
+        loss.backward()
+        evals[0] += 1
+        return loss
+
+    opt.step(closure)
+    return x.detach().clamp(0, 1), evals[0]

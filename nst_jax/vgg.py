@@ -98,10 +98,28 @@ def _at(m0, m1, m2, m3):  # rows of A^T = [[1,1,1,0],[0,1,-1,-1]]
     return m0 + m1 + m2, m1 - m2 - m3
 
 
-def _conv_winograd(x, kernel):
+def winograd_kernel(kernel):
+    """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (4, 4, Cin, Cout)."""
+    return jnp.einsum("ia,abco,jb->ijco", _WINO_G, kernel, _WINO_G)
+
+
+def with_winograd(params: dict) -> dict:
+    """``params`` plus each Winograd-eligible layer's transformed kernel (key ``"winograd"``).
+
+    Optional: :func:`vgg19_features` transforms kernels itself when this is absent.  Solvers that
+    evaluate the network many times call it once, so the transform is not repeated per evaluation.
+    """
+    out = dict(params)
+    for name, p in params.items():
+        if name.startswith("conv") and "winograd" not in p and _use_winograd("auto", p["kernel"].shape[-1]):
+            out[name] = {**p, "winograd": winograd_kernel(p["kernel"])}
+    return out
+
+
+def _conv_winograd(x, kernel, u=None):
     n, h, w, _ = x.shape
     th, tw = (h + 1) // 2, (w + 1) // 2  # odd sizes: one extra zero row/column, cropped at the end
-    u = jnp.einsum("ia,abco,jb->ijco", _WINO_G, kernel, _WINO_G)  # G g G^T, (4, 4, Cin, Cout)
+    u = winograd_kernel(kernel) if u is None else u  # (4, 4, Cin, Cout)
     xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
     rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
     m = []
@@ -113,9 +131,33 @@ def _conv_winograd(x, kernel):
     return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
 
 
-def _conv_direct(x, kernel):
+def _lax_conv(x, kernel):
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@jax.custom_vjp
+def _conv_direct(x, kernel):
+    return _lax_conv(x, kernel)
+
+
+def _conv_direct_fwd(x, kernel):
+    return _lax_conv(x, kernel), (x, kernel)
+
+
+def _conv_direct_bwd(res, dy):
+    # The input gradient of a stride-1 SAME 3x3 convolution is the forward convolution of dy with
+    # the kernel flipped in space and with its channel axes swapped.  Saying so explicitly (rather
+    # than leaving it to autodiff's transposed convolution) is bit-identical and, inside a
+    # while loop (our solvers' fori_loop), ~3.5x faster on XLA:CPU, whose generic transposed
+    # convolution path is slow there.  The kernel gradient is autodiff's; XLA drops it when unused.
+    x, kernel = res
+    dx = _lax_conv(dy, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+    _, kernel_vjp = jax.vjp(lambda k: _lax_conv(x, k), kernel)
+    return dx, kernel_vjp(dy)[0]
+
+
+_conv_direct.defvjp(_conv_direct_fwd, _conv_direct_bwd)
 
 
 def _use_winograd(conv: str, cout: int) -> bool:
@@ -126,7 +168,10 @@ def _use_winograd(conv: str, cout: int) -> bool:
 
 def _conv(x, p, conv="auto"):
     k = p["kernel"]
-    y = _conv_winograd(x, k) if _use_winograd(conv, k.shape[-1]) else _conv_direct(x, k)
+    if _use_winograd(conv, k.shape[-1]):
+        y = _conv_winograd(x, k, p.get("winograd"))
+    else:
+        y = _conv_direct(x, k)
     return y + p["bias"]
 
 

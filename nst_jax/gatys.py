@@ -1,0 +1,435 @@
+"""Gatys, Ecker & Bethge (2015): optimise the pixels of an image so that its VGG-19 features match a
+content image and the Gram matrices of its features match one or more style images.
+
+The objective is a plain function of the image (:func:`gatys_loss`); solvers run it compiled:
+
+* ``"lbfgs"`` (default): :class:`jaxopt.LBFGS` with a fixed unit step and a history of 100 -- one
+  function evaluation per iteration, the algorithm of ``torch.optim.LBFGS`` without line search
+  (which neural-style and neural-style-pt use).  Its first step is scaled by ``min(1, 1/|g|_1)`` as
+  PyTorch's is.  A plain ``jaxopt.LBFGS`` with its default line search spends several evaluations
+  per iteration and is ~15x slower end to end here (see BENCHMARKS.md).
+* ``"adam"``: :func:`optax.adam` on the pixels.
+
+Both run as ``lax.fori_loop`` chunks of iterations inside one compiled executable: no Python per
+iteration.  Between chunks Python reports progress (a callback receiving an :class:`Iterate`), saves
+intermediate images, and can be interrupted (Ctrl-C) with the current iterate kept.
+
+Safeguard: L-BFGS without a line search can overshoot (torch.optim.LBFGS does, early on).  A step
+that raises the loss is rejected and the solver restarts from a small steepest-descent step with an
+empty history -- no extra evaluations.  jaxopt's own line searches (backtracking, zoom) cost 5-12
+evaluations per iteration here and reached worse losses in the same number of iterations.
+
+Pixel range: L-BFGS optimises unconstrained pixels (projection between iterations would break its
+curvature pairs), exactly as neural-style does, and the result is clipped to [0, 1]; the report
+counts how many values were outside.  Adam projects onto [0, 1] after every step.
+
+Defaults (content 5, style 100 per layer, TV 5e-4 on 0-255 pixel values, content at relu4_2 and style
+at relu1_1 ... relu5_1 with equal layer weights) are jcjohnson/neural-style's, whose loss
+normalisations :mod:`nst_jax.losses` follows; neural-style's TV module has an implicit factor 1/2, so
+its ``-tv_weight 1e-3`` is our 5e-4.  The PyTorch tutorial (content 1, style 1e6) divides its Gram
+matrix by N*C*H*W and normalises the input with torchvision's mean/std, so its numbers do not transfer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from functools import partial
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import image as im
+from .errors import NSTError
+from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .vgg import check_layers, min_size, vgg19_features, vgg19_params, with_winograd
+
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+HISTORY = 100
+CHUNK = 10  # iterations per compiled call between progress reports
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The static part of the objective: what changes the compiled program."""
+
+    content_layers: tuple[str, ...] = CONTENT_LAYERS
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    pool: str = "max"
+    tv_kind: str = "l2"
+    remat: bool = False
+    conv: str = "auto"
+
+
+@dataclasses.dataclass
+class Iterate:
+    """What a progress callback receives, after every chunk of iterations."""
+
+    iteration: int  # iterations done at this scale
+    iterations: int  # iterations planned at this scale
+    scale: int  # 1-based
+    scales: int
+    loss: float
+    terms: dict
+    seconds: float  # since the start of the run
+    image: np.ndarray | None = None  # current image (HWC, clipped) when a save is due
+
+
+class StylizeInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`stylize`; carries the current iterate and the report so far."""
+
+    def __init__(self, image, report):
+        super().__init__("interrupted")
+        self.image, self.report = image, report
+
+
+# --------------------------------------------------------------------------------------------------
+# the objective
+# --------------------------------------------------------------------------------------------------
+
+def compute_targets(params, content, styles, blend, cfg: Config):
+    """Content features and the blended style Gram matrices (computed once per run and scale).
+
+    ``content``: (1, H, W, 3); ``styles``: list of (1, h_k, w_k, 3); ``blend``: weights summing to 1.
+    """
+    c = vgg19_features(params, content, cfg.content_layers, cfg.pool, conv=cfg.conv)
+    grams = {name: 0.0 for name in cfg.style_layers}
+    for s, w in zip(styles, blend):
+        f = vgg19_features(params, s, cfg.style_layers, cfg.pool, conv=cfg.conv)
+        for name in cfg.style_layers:
+            grams[name] = grams[name] + w * gram_matrix(f[name])
+    return {"content": c, "style": grams}
+
+
+_targets_jit = jax.jit(compute_targets, static_argnums=(4,))
+
+
+def gatys_loss(params, x, targets, weights, cfg: Config):
+    """Total loss and its terms for images ``x`` (N, H, W, 3).
+
+    ``weights``: ``{"content": scalar, "style": scalar, "tv": scalar, "style_layers": (L,)}``.
+    """
+    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
+    f = vgg19_features(params, x, layers, cfg.pool, remat=cfg.remat, conv=cfg.conv)
+    c = sum(content_loss(f[n], targets["content"][n]) for n in cfg.content_layers)
+    s = sum(weights["style_layers"][i] * style_loss(gram_matrix(f[n]), targets["style"][n])
+            for i, n in enumerate(cfg.style_layers))
+    tv = total_variation(x * 255.0, cfg.tv_kind)
+    terms = {"content": weights["content"] * c, "style": weights["style"] * s,
+             "tv": weights["tv"] * tv}
+    return terms["content"] + terms["style"] + terms["tv"], terms
+
+
+# --------------------------------------------------------------------------------------------------
+# solvers: compiled chunks of iterations
+# --------------------------------------------------------------------------------------------------
+
+def _lbfgs(params, targets, weights, cfg, history):
+    import jaxopt
+
+    fun = partial(gatys_loss, params, targets=targets, weights=weights, cfg=cfg)
+    return jaxopt.LBFGS(fun=lambda x: fun(x), has_aux=True, stepsize=1.0, history_size=history,
+                        maxiter=1 << 30, tol=0.0)
+
+
+def _restart(state):
+    """Forget the curvature history; the next step is -g scaled by min(1, 1/|g|_1) (PyTorch's first).
+
+    Zeroing rho is enough: a stored pair with rho = 0 contributes nothing to the two-loop recursion,
+    and the (large) s/y buffers need not be touched.
+    """
+    gamma = jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(state.grad))).astype(state.gamma.dtype)
+    return state._replace(rho_history=jnp.zeros_like(state.rho_history), gamma=gamma)
+
+
+def _lbfgs_init(params, targets, weights, x, *, cfg, history):
+    solver = _lbfgs(params, targets, weights, cfg, history)
+    # torch.optim.LBFGS's first step: t = min(1, 1/|g|_1) along -g.  jaxopt's first direction is
+    # -gamma * g with a unit step, so set gamma accordingly; later gammas come from the history.
+    return _restart(solver.init_state(x))
+
+
+def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history):
+    solver = _lbfgs(params, targets, weights, cfg, history)
+
+    def body(_, carry):
+        x, state = carry
+        new = solver.update(x, state)
+        # Safeguard without extra evaluations: a step that raises the loss (or makes it non-finite)
+        # is rejected, and the solver restarts from a small steepest-descent step.
+        bad = ~jnp.isfinite(new.state.value) | (new.state.value > state.value)
+        kept = _restart(state)._replace(num_fun_eval=new.state.num_fun_eval,
+                                        num_grad_eval=new.state.num_grad_eval,
+                                        iter_num=new.state.iter_num,
+                                        s_history=new.state.s_history,  # inert once rho is 0
+                                        y_history=new.state.y_history)
+        state = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, a, b), kept, new.state)
+        return jnp.where(bad, x, new.params), state
+
+    x, state = jax.lax.fori_loop(0, n, body, (x, state))
+    return x, state, state.value, state.aux, state.num_fun_eval
+
+
+def _adam_init(params, targets, weights, x, *, cfg, lr):
+    import optax
+
+    del params, targets, weights, cfg
+    return optax.adam(lr).init(x)
+
+
+def _adam_chunk(params, targets, weights, x, state, n, *, cfg, lr):
+    import optax
+
+    opt = optax.adam(lr)
+    vg = jax.value_and_grad(lambda x: gatys_loss(params, x, targets, weights, cfg), has_aux=True)
+
+    def body(_, carry):
+        x, state, _, _ = carry
+        (value, terms), g = vg(x)
+        updates, state = opt.update(g, state, x)
+        return jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, value, terms
+
+    terms0 = {k: jnp.zeros((), x.dtype) for k in ("content", "style", "tv")}
+    x, state, value, terms = jax.lax.fori_loop(0, n, body, (x, state, jnp.zeros((), x.dtype), terms0))
+    return x, state, value, terms, n  # one evaluation per iteration
+
+
+class _Programs:
+    """Ahead-of-time compiled executables, keyed by shapes and static settings (never object ids).
+
+    ``compiles`` counts real compilations in this process; a second run with the same sizes and
+    settings reuses the executables.  Across processes, the persistent XLA cache (see
+    :func:`nst_jax.enable_compilation_cache`) makes the compile step a cache read.
+    """
+
+    def __init__(self):
+        self._cache: dict = {}
+        self.compiles = 0
+
+    def get(self, fn, static: dict, *args):
+        key = (fn.__name__, tuple(sorted(static.items())),
+               tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(args)),
+               str(jax.tree_util.tree_structure(args)))
+        exe = self._cache.get(key)
+        if exe is None:
+            exe = jax.jit(partial(fn, **static)).lower(*args).compile()
+            self._cache[key] = exe
+            self.compiles += 1
+        return exe
+
+
+PROGRAMS = _Programs()
+
+
+def _chunk_bounds(iters: int, save_every: int | None) -> list[int]:
+    ends = set(range(CHUNK, iters, CHUNK)) | {iters}
+    if save_every:
+        ends |= set(range(save_every, iters, save_every))
+    return sorted(ends)
+
+
+def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="lbfgs",
+             learning_rate=0.02, callback=None, save_every=None, scale=(1, 1), t0=None):
+    """Run ``iters`` iterations of the chosen solver from ``x0`` (1, H, W, 3).
+
+    Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations, compile and optimise seconds.
+    On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    x = jnp.asarray(x0, jnp.float32)
+    if optimizer == "lbfgs":
+        static = {"cfg": cfg, "history": HISTORY}
+        init_fn, chunk_fn = _lbfgs_init, _lbfgs_chunk
+    elif optimizer == "adam":
+        static = {"cfg": cfg, "lr": float(learning_rate)}
+        init_fn, chunk_fn = _adam_init, _adam_chunk
+    else:
+        raise NSTError(f"optimizer must be 'lbfgs' or 'adam', not {optimizer!r}")
+
+    tc = time.perf_counter()
+    init = PROGRAMS.get(init_fn, static, params, targets, weights, x)
+    state = init(params, targets, weights, x)
+    n0 = jnp.asarray(0, jnp.int32)
+    chunk = PROGRAMS.get(chunk_fn, static, params, targets, weights, x, state, n0)
+    compile_s = time.perf_counter() - tc
+
+    info = {"iterations": 0, "evaluations": 1 if optimizer == "lbfgs" else 0,
+            "compile_seconds": compile_s}
+    done, value, terms = 0, float("nan"), {}
+    topt = time.perf_counter()
+    try:
+        for end in _chunk_bounds(iters, save_every):
+            x, state, value, terms, nev = chunk(params, targets, weights, x, state,
+                                                jnp.asarray(end - done, jnp.int32))
+            if optimizer == "lbfgs":
+                info["evaluations"] = int(nev)
+            else:
+                info["evaluations"] += int(nev)
+            done = end
+            info["iterations"] = done
+            value = float(value)
+            if not math.isfinite(value):
+                raise NSTError("the optimisation diverged (loss is not finite); lower the style or "
+                               "TV weight, or use --optimizer adam")
+            if callback is not None:
+                due = bool(save_every) and (done % save_every == 0 or done == iters)
+                callback(Iterate(done, iters, scale[0], scale[1], value,
+                                 {k: float(v) for k, v in terms.items()}, time.perf_counter() - t0,
+                                 np.clip(np.asarray(x[0]), 0, 1) if due else None))
+    except KeyboardInterrupt:
+        info["optimize_seconds"] = time.perf_counter() - topt
+        raise StylizeInterrupted(np.clip(np.asarray(x[0]), 0, 1), info) from None
+    info["optimize_seconds"] = time.perf_counter() - topt
+    info["loss"] = value
+    info["terms"] = {k: float(v) for k, v in terms.items()}
+    return x, info
+
+
+# --------------------------------------------------------------------------------------------------
+# the user-facing entry point
+# --------------------------------------------------------------------------------------------------
+
+def _scale_sizes(size: int, scales: int, smallest: int) -> list[int]:
+    sizes = [max(smallest, int(round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
+    return sizes
+
+
+def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimizer: str = "lbfgs",
+            init: str = "content", content_weight: float = 5.0, style_weight: float = 100.0,
+            tv_weight: float = 5e-4, pool: str = "max",
+            content_layers: Sequence[str] = CONTENT_LAYERS,
+            style_layers: Sequence[str] = STYLE_LAYERS,
+            style_layer_weights: Sequence[float] | None = None,
+            style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
+            preserve_color: str | None = None, scales: int = 1, seed: int = 0,
+            learning_rate: float = 0.02, remat: bool = False, weights=None,
+            callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
+    """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
+
+    Args:
+      content: (H, W, 3) float RGB in [0, 1].
+      style: one (h, w, 3) image or a list of them.
+      size: longest side of the result in pixels (``None``: the content's own size).
+      iters: iterations per scale.
+      optimizer: ``"lbfgs"`` or ``"adam"`` (``learning_rate`` applies to Adam).
+      init: ``"content"``, ``"noise"`` (uniform white noise, seeded), ``"style"`` (the first style
+        image resized to the content's shape), or an (H, W, 3) array.
+      content_weight, style_weight, tv_weight: weights of the three terms (see module notes).
+      pool: ``"max"`` or ``"avg"`` in VGG-19.
+      content_layers, style_layers: VGG-19 layer names.
+      style_layer_weights: one weight per style layer (default: all 1).
+      style_blend: one weight per style image (normalised to sum 1; default equal).
+      style_scale: style images are resized to ``style_scale * size`` (longest side).
+      preserve_color: ``None``, ``"luminance"`` (keep the content's chroma) or ``"histogram"``
+        (recolour the styles to the content's colour statistics first).
+      scales: coarse-to-fine: ``scales`` sizes halving down from ``size``; each starts from the
+        upsampled result of the previous one.
+      seed: for ``init="noise"``.
+      remat: recompute activations in the backward pass (less memory, ~30% more time).
+      weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
+      callback: receives an :class:`Iterate` after every chunk of iterations.
+      save_every: also pass the current image to the callback every this many iterations.
+
+    Returns:
+      ``(image, report)``: (H, W, 3) float32 in [0, 1] and a dict of timings, evaluations and losses.
+    """
+    t0 = time.perf_counter()
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise NSTError("at least one style image is needed")
+    if iters < 1:
+        raise NSTError(f"iters must be at least 1, not {iters}")
+    if scales < 1:
+        raise NSTError(f"scales must be at least 1, not {scales}")
+    if style_scale <= 0:
+        raise NSTError(f"style scale must be positive, not {style_scale}")
+    if save_every is not None and save_every < 1:
+        raise NSTError(f"save-every must be at least 1, not {save_every}")
+    if preserve_color not in (None, "luminance", "histogram"):
+        raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
+    if style_layer_weights is None:
+        style_layer_weights = [1.0] * len(style_layers)
+    if len(style_layer_weights) != len(style_layers):
+        raise NSTError(f"{len(style_layer_weights)} style layer weights for {len(style_layers)} "
+                       "style layers")
+    if style_blend is None:
+        style_blend = [1.0] * len(styles)
+    if len(style_blend) != len(styles) or min(style_blend) < 0 or sum(style_blend) <= 0:
+        raise NSTError(f"style blend needs {len(styles)} non-negative weights with a positive sum")
+    blend = [w / sum(style_blend) for w in style_blend]
+    cfg = Config(tuple(content_layers), tuple(style_layers), pool, "l2", bool(remat))
+
+    params = weights if isinstance(weights, dict) and "conv1_1" in weights else vgg19_params(weights)
+    params = with_winograd(params)
+    content = np.asarray(content, np.float32)
+    styles = im.preserve_color(preserve_color, content, styles=[np.asarray(s, np.float32)
+                                                                 for s in styles])
+    full = im.fit_shape(content.shape, size) if size else content.shape[:2]
+    need = max(min_size(content_layers), min_size(style_layers))
+    smallest_side = min(full)
+    if smallest_side < need:
+        raise NSTError(f"the result would be {full[0]}x{full[1]} px, smaller than the {need} px the "
+                       f"chosen VGG-19 layers need; use a larger --size")
+    longest = max(full)
+    sizes = _scale_sizes(longest, scales, longest * need // smallest_side + 1)
+    wts = {"content": jnp.float32(content_weight), "style": jnp.float32(style_weight),
+           "tv": jnp.float32(tv_weight), "style_layers": jnp.asarray(style_layer_weights, jnp.float32)}
+
+    report = {"method": "gatys", "optimizer": optimizer, "iterations_per_scale": iters,
+              "scales": [], "evaluations": 0, "compile_seconds": 0.0, "optimize_seconds": 0.0}
+    x = None
+    for k, side in enumerate(sizes, 1):
+        shape = im.fit_shape(content.shape, side) if k < len(sizes) else full
+        c = im.resize(content, shape)[None]
+        style_side = max(need, int(round(side * style_scale)))
+        s = [im.resize_longest(st, style_side)[None] for st in styles]
+        if min(min(t.shape[1:3]) for t in s) < need:
+            raise NSTError(f"a style image is too small after scaling; it needs at least {need} px "
+                           "on its shorter side (raise --style-scale)")
+        targets = _targets_jit(params, c, s, blend, cfg)
+        if x is None:
+            x0 = _initial_image(init, c, s[0], seed)
+        else:
+            x0 = im.resize(np.asarray(x[0]), shape)[None]
+        try:
+            x, info = optimize(params, x0, targets, wts, cfg, iters, optimizer, learning_rate,
+                               callback, save_every, (k, len(sizes)), t0)
+        except StylizeInterrupted as e:
+            out = im.preserve_color(preserve_color, content, stylised=e.image)
+            raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None
+        _finish(report, info, shape, t0)
+    raw = np.asarray(x[0])
+    report["pixels_outside_range"] = float(np.mean((raw < -1 / 255) | (raw > 1 + 1 / 255)))
+    result = im.preserve_color(preserve_color, content, stylised=np.clip(raw, 0, 1))
+    report["loss"], report["terms"] = report["scales"][-1]["loss"], report["scales"][-1]["terms"]
+    report["seconds"] = time.perf_counter() - t0
+    return result, report
+
+
+def _finish(report, info, shape, t0):
+    report["scales"].append({"height": shape[0], "width": shape[1], **info})
+    report["evaluations"] += info.get("evaluations", 0)
+    report["compile_seconds"] += info.get("compile_seconds", 0.0)
+    report["optimize_seconds"] += info.get("optimize_seconds", 0.0)
+    report["height"], report["width"] = shape
+    report["seconds"] = time.perf_counter() - t0
+    return report
+
+
+def _initial_image(init, content, style, seed):
+    if isinstance(init, np.ndarray):
+        if init.ndim != 3 or init.shape[-1] != 3:
+            raise NSTError(f"init image must be (H, W, 3), got {init.shape}")
+        return im.resize(init.astype(np.float32), content.shape[1:3])[None]
+    if init == "content":
+        return content
+    if init == "noise":
+        return jax.random.uniform(jax.random.key(seed), content.shape, jnp.float32)
+    if init == "style":
+        return im.resize(style[0], content.shape[1:3])[None]
+    raise NSTError(f"init must be 'content', 'noise', 'style' or an image path, not {init!r}")

@@ -1,0 +1,61 @@
+"""Loss functions for style transfer: pure, jit-able, no state.
+
+Normalisations follow jcjohnson/neural-style (and neural-style-pt), so that its weights carry over:
+
+* ``gram_matrix(F)`` = F^T F / (C * H * W) for features F of shape (N, H, W, C), per image.
+* ``content_loss`` = mean squared error between feature maps.
+* ``style_loss`` = mean squared error between Gram matrices (mean over the C x C entries).
+* ``total_variation`` = sum over pixels and channels of squared (``"l2"``) or absolute (``"l1"``)
+  differences between horizontal and vertical neighbours, per image (mean over the batch).
+* ``mean_std`` / ``moment_loss``: per-channel statistics, for AdaIN's style loss (Huang & Belongie 2017).
+
+The PyTorch tutorial's Gram divides by N*C*H*W instead and its weights differ accordingly; see the
+notes in :mod:`nst_jax.gatys` on how the defaults relate.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def gram_matrix(features):
+    """(N, H, W, C) -> (N, C, C), normalised by C * H * W."""
+    n, h, w, c = features.shape
+    f = features.reshape(n, h * w, c)
+    return jnp.einsum("npc,npd->ncd", f, f) / (c * h * w)
+
+
+def content_loss(features, target):
+    """Mean squared error between feature maps."""
+    return jnp.mean((features - target) ** 2)
+
+
+def style_loss(gram, target_gram):
+    """Mean squared error between Gram matrices (pass ``gram_matrix`` outputs)."""
+    return jnp.mean((gram - target_gram) ** 2)
+
+
+def total_variation(images, kind: str = "l2"):
+    """Total variation of (N, H, W, C) images: summed over pixels and channels, averaged over N."""
+    dy = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+    if kind == "l2":
+        tv = jnp.sum(dy ** 2, axis=(1, 2, 3)) + jnp.sum(dx ** 2, axis=(1, 2, 3))
+    elif kind == "l1":
+        tv = jnp.sum(jnp.abs(dy), axis=(1, 2, 3)) + jnp.sum(jnp.abs(dx), axis=(1, 2, 3))
+    else:
+        raise ValueError(f"total variation kind must be 'l1' or 'l2', not {kind!r}")
+    return jnp.mean(tv)
+
+
+def mean_std(features, eps: float = 1e-5):
+    """Per-image, per-channel mean and standard deviation over H, W: two (N, C) arrays."""
+    mean = jnp.mean(features, axis=(1, 2))
+    var = jnp.var(features, axis=(1, 2))
+    return mean, jnp.sqrt(var + eps)
+
+
+def moment_loss(features, target_mean, target_std, eps: float = 1e-5):
+    """AdaIN's style loss for one layer: MSE of channel means + MSE of channel standard deviations."""
+    mean, std = mean_std(features, eps)
+    return jnp.mean((mean - target_mean) ** 2) + jnp.mean((std - target_std) ** 2)
