@@ -138,7 +138,7 @@ def lbfgs(objective, x0, iters, history=100, line_search=None):
     """torch.optim.LBFGS over the pixels, exactly ``iters`` iterations (tolerances disabled).
 
     ``line_search=None`` is neural-style-pt's setting: one evaluation per iteration.
-    Returns (image clipped to [0, 1], number of evaluations).
+    Returns (the optimised variable, unclipped, in the units the objective takes; evaluations).
     """
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iters, max_eval=iters * 10 if line_search else iters,
@@ -154,4 +154,4 @@ def lbfgs(objective, x0, iters, history=100, line_search=None):
         return loss
 
     opt.step(closure)
-    return x.detach().clamp(0, 1), evals[0]
+    return x.detach(), evals[0]

@@ -2,11 +2,22 @@
 
 Public API:
   vgg19_params, vgg19_features    -- the pure-function VGG-19 with ported ImageNet weights
+  stylize                         -- Gatys et al.: optimise pixels (L-BFGS or Adam), NumPy in and out
+  gram_matrix, content_loss, style_loss, total_variation -- the losses (nst_jax.losses)
+  load_image, save_image          -- image I/O (float32 RGB in [0, 1])
+  enable_compilation_cache        -- the persistent XLA compilation cache
   NSTError                        -- the one exception type for errors a user can cause
 """
 
+from .compile_cache import enable_compilation_cache
 from .errors import NSTError
+from .gatys import Iterate, StylizeInterrupted, gatys_loss, stylize
+from .image import load_image, save_image
+from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .vgg import LAYERS, vgg19_features, vgg19_params
 
 __version__ = "0.1.0"
-__all__ = ["LAYERS", "NSTError", "vgg19_features", "vgg19_params", "__version__"]
+__all__ = ["LAYERS", "Iterate", "NSTError", "StylizeInterrupted", "content_loss",
+           "enable_compilation_cache", "gatys_loss", "gram_matrix", "load_image", "save_image",
+           "style_loss", "stylize", "total_variation", "vgg19_features", "vgg19_params",
+           "__version__"]

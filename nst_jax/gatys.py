@@ -147,10 +147,13 @@ def _restart(state):
 
 
 def _lbfgs_init(params, targets, weights, x, *, cfg, history):
+    """An all-zero solver state with the loss at +inf: no evaluation here, so the objective is
+    compiled once (in the chunk program) rather than twice.  The first loop step then takes a
+    zero-length step, which evaluates the loss and gradient at ``x``; see ``_lbfgs_chunk``."""
     solver = _lbfgs(params, targets, weights, cfg, history)
-    # torch.optim.LBFGS's first step: t = min(1, 1/|g|_1) along -g.  jaxopt's first direction is
-    # -gamma * g with a unit step, so set gamma accordingly; later gammas come from the history.
-    return _restart(solver.init_state(x))
+    shapes = jax.eval_shape(solver.init_state, x)
+    state = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return state._replace(value=jnp.full_like(state.value, jnp.inf))
 
 
 def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history):
@@ -159,15 +162,19 @@ def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history):
     def body(_, carry):
         x, state = carry
         new = solver.update(x, state)
+        # The bootstrap step (iteration 0, zero gradient in the state, so a zero step) only
+        # evaluates at x.  Then, as torch.optim.LBFGS, the first real step is -g * min(1, 1/|g|_1).
+        boot = state.iter_num == 0
         # Safeguard without extra evaluations: a step that raises the loss (or makes it non-finite)
         # is rejected, and the solver restarts from a small steepest-descent step.
-        bad = ~jnp.isfinite(new.state.value) | (new.state.value > state.value)
+        bad = ~boot & (~jnp.isfinite(new.state.value) | (new.state.value > state.value))
         kept = _restart(state)._replace(num_fun_eval=new.state.num_fun_eval,
                                         num_grad_eval=new.state.num_grad_eval,
                                         iter_num=new.state.iter_num,
                                         s_history=new.state.s_history,  # inert once rho is 0
                                         y_history=new.state.y_history)
-        state = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, a, b), kept, new.state)
+        accepted = jax.lax.cond(boot, _restart, lambda st: st, new.state)
+        state = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, a, b), kept, accepted)
         return jnp.where(bad, x, new.params), state
 
     x, state = jax.lax.fori_loop(0, n, body, (x, state))
@@ -257,14 +264,15 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="l
     chunk = PROGRAMS.get(chunk_fn, static, params, targets, weights, x, state, n0)
     compile_s = time.perf_counter() - tc
 
-    info = {"iterations": 0, "evaluations": 1 if optimizer == "lbfgs" else 0,
-            "compile_seconds": compile_s}
+    info = {"iterations": 0, "evaluations": 0, "compile_seconds": compile_s}
     done, value, terms = 0, float("nan"), {}
+    boot = 1 if optimizer == "lbfgs" else 0  # L-BFGS's first loop step only evaluates at x0
     topt = time.perf_counter()
     try:
         for end in _chunk_bounds(iters, save_every):
             x, state, value, terms, nev = chunk(params, targets, weights, x, state,
-                                                jnp.asarray(end - done, jnp.int32))
+                                                jnp.asarray(end - done + boot, jnp.int32))
+            boot = 0
             if optimizer == "lbfgs":
                 info["evaluations"] = int(nev)
             else:

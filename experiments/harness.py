@@ -1,0 +1,80 @@
+"""One harness for every benchmark: alternated runs, warm-up excluded (and reported), medians, spread.
+
+Each benchmark builds a dict of zero-argument callables ({"jax": f, "torch": g}); ``compare`` runs
+each once as warm-up (timed separately), then alternates them ``repeats`` times and reports the
+median, min and max of each, and the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    gpu = ""
+    try:
+        import jax
+
+        if jax.default_backend() != "cpu":
+            gpu = f", {jax.devices()[0].device_kind}"
+    except Exception:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{gpu}"
+
+
+def versions() -> str:
+    from importlib import metadata
+
+    parts = []
+    for d in ("jax", "jaxlib", "jaxopt", "torch"):
+        try:
+            parts.append(f"{d} {metadata.version(d)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+def compare(fns: dict, repeats: int = 5, sync=None) -> dict:
+    """Time each callable: one warm-up, then ``repeats`` alternated rounds.  Seconds."""
+    sync = sync or (lambda r: r)
+    out = {name: {"warmup": None, "runs": []} for name in fns}
+    for name, f in fns.items():
+        t = time.perf_counter()
+        sync(f())
+        out[name]["warmup"] = time.perf_counter() - t
+    for _ in range(repeats):
+        for name, f in fns.items():
+            t = time.perf_counter()
+            sync(f())
+            out[name]["runs"].append(time.perf_counter() - t)
+    for r in out.values():
+        r["median"] = statistics.median(r["runs"])
+        r["min"], r["max"] = min(r["runs"]), max(r["runs"])
+    return out
+
+
+def fmt(r: dict) -> str:
+    return f"{r['median'] * 1e3:.0f} ms ({r['min'] * 1e3:.0f}–{r['max'] * 1e3:.0f})"
+
+
+def row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def save(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=float)

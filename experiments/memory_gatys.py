@@ -1,0 +1,72 @@
+"""Peak memory of nst_jax.stylize (L-BFGS) against image size, with and without --remat.
+
+Each configuration runs in a fresh process (2 iterations, which is enough to reach the steady-state
+peak: the L-BFGS history buffers are allocated up front) and reports its peak resident memory.  A
+straight line peak = a + b * pixels is fitted for each mode and solved for the largest square image
+that stays under the memory budget.
+
+    python experiments/memory_gatys.py                     # 256, 512, 1024 px
+    python experiments/memory_gatys.py --sizes 512 1024 1536 --budget-gb 22
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+import nst_jax
+size, remat = int(sys.argv[1]), sys.argv[2] == "1"
+rng = np.random.default_rng(0)
+content = rng.uniform(size=(size, size, 3)).astype(np.float32)
+style = rng.uniform(size=(size, size, 3)).astype(np.float32)
+t = time.perf_counter()
+_, rep = nst_jax.stylize(content, style, size=None, iters=2, remat=remat)
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"size": size, "remat": remat, "peak_gb": peak_kb / 2**20,
+                  "seconds": time.perf_counter() - t, "per_eval": rep["optimize_seconds"] / 2}))
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--budget-gb", type=float, default=22.0)
+    a = ap.parse_args()
+    rows = []
+    print("| size | remat | peak memory | seconds per evaluation |")
+    print("| --- | --- | --- | --- |")
+    for size in a.sizes:
+        for remat in (False, True):
+            r = subprocess.run([sys.executable, "-c", CHILD, str(size), "1" if remat else "0"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"| {size}² | {remat} | failed: {r.stderr.strip().splitlines()[-1]} | |")
+                continue
+            row = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"| {size}² | {'yes' if remat else 'no'} | {row['peak_gb']:.2f} GB | "
+                  f"{row['per_eval']:.2f} s |", flush=True)
+    import numpy as np
+
+    for remat in (False, True):
+        pts = [(r["size"] ** 2, r["peak_gb"]) for r in rows if r["remat"] == remat]
+        if len(pts) >= 2:
+            px, gb = np.array(pts[-2:]).T  # the two largest: the per-pixel slope dominates there
+            b = (gb[1] - gb[0]) / (px[1] - px[0])
+            a0 = gb[1] - b * px[1]
+            side = int(np.sqrt((a.budget_gb - a0) / b))
+            print(f"remat={remat}: {b * 2**30 / 1e3:.2f} kB per pixel; largest square under "
+                  f"{a.budget_gb:g} GB ≈ {side}² (extrapolated)")
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "memory_gatys.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The ``nst-jax`` command: a thin shell over the Python API.
+
+Every option's default is read from the API function's keyword default, so each default lives once.
+User errors print one line on stderr and exit 1 (2 for bad command-line syntax, 130 for Ctrl-C);
+outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import NSTError
+
+
+def _defaults(fn):
+    return {k: v.default for k, v in inspect.signature(fn).parameters.items()
+            if v.default is not inspect.Parameter.empty}
+
+
+def _floats(text):
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text):
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as argparse does, without the usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------------------------------
+
+class Progress:
+    """A one-line progress bar on stderr: iteration, loss, elapsed and ETA."""
+
+    def __init__(self, quiet=False, stream=sys.stderr):
+        self.quiet, self.stream = quiet, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._scale_start = None
+        self._last_line = 0.0
+
+    def __call__(self, it):
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if it.iteration <= 10 or self._scale_start is None or self._scale_start[0] != it.scale:
+            self._scale_start = (it.scale, now, it.iteration)
+        _, t_start, i_start = self._scale_start
+        rate = (now - t_start) / max(1, it.iteration - i_start) if it.iteration > i_start else None
+        eta = rate * (it.iterations - it.iteration) if rate else None
+        width = 24
+        filled = int(width * it.iteration / it.iterations)
+        scale = f" scale {it.scale}/{it.scales}" if it.scales > 1 else ""
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {it.iteration}/{it.iterations}{scale} "
+                f"loss {it.loss:.4g}  {it.seconds:.0f}s" + (f"  ETA {eta:.0f}s" if eta else ""))
+        if self.tty:
+            self.stream.write("\r" + line.ljust(78))
+            if it.iteration == it.iterations and it.scale == it.scales:
+                self.stream.write("\n")
+        elif now - self._last_line > 2.0 or it.iteration == it.iterations:  # logs: not every chunk
+            self.stream.write(line + "\n")
+            self._last_line = now
+        self.stream.flush()
+
+    def message(self, text):
+        if not self.quiet:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------
+
+def _cmd_weights_fetch(args):
+    from . import weights
+
+    path = weights.fetch(force=args.force, log=lambda m: print(m, file=sys.stderr))
+    print(path)
+
+
+def _cmd_weights_convert(args):
+    from . import weights
+
+    print(weights.convert(args.src, args.dst))
+
+
+def _versions():
+    from importlib import metadata
+
+    out = {}
+    for dist in ("nst_jax", "jax", "jaxlib", "jaxopt", "optax", "flax", "numpy", "pillow"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _write_json_atomic(path, data):
+    import tempfile
+
+    path = Path(path).expanduser()
+    if not path.parent.is_dir():
+        raise NSTError(f"report folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=float)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _intermediate_path(out: Path, iteration: int, scale: int, scales: int) -> Path:
+    tag = f"_s{scale}" if scales > 1 else ""
+    return out.with_name(f"{out.stem}{tag}_{iteration:05d}{out.suffix}")
+
+
+def _cmd_stylize(args):
+    from . import gatys
+    from . import image as im
+    from .compile_cache import enable_compilation_cache
+
+    out = im.check_output(args.output)
+    if args.report:
+        rp = Path(args.report).expanduser()
+        if not rp.parent.is_dir():
+            raise NSTError(f"report folder {rp.parent} does not exist")
+    content = im.load_image(args.content)
+    styles = [im.load_image(s) for s in args.styles]
+    init = args.init
+    if init not in ("content", "noise", "style"):
+        init = im.load_image(init)
+    if not args.no_compile_cache:
+        enable_compilation_cache()
+    progress = Progress(args.quiet)
+
+    def callback(it):
+        progress(it)
+        if it.image is not None and args.save_every:
+            im.save_image(_intermediate_path(out, it.iteration, it.scale, it.scales), it.image)
+
+    kwargs = dict(size=args.size, iters=args.iters, optimizer=args.optimizer, init=init,
+                  content_weight=args.content_weight, style_weight=args.style_weight,
+                  tv_weight=args.tv_weight, pool=args.pool, content_layers=args.content_layers,
+                  style_layers=args.style_layers, style_layer_weights=args.style_layer_weights,
+                  style_blend=args.style_blend, style_scale=args.style_scale,
+                  preserve_color=args.preserve_color, scales=args.scales, seed=args.seed,
+                  learning_rate=args.learning_rate, remat=args.remat, weights=args.weights,
+                  callback=callback, save_every=args.save_every)
+    try:
+        result, report = gatys.stylize(content, styles, **kwargs)
+    except gatys.StylizeInterrupted as e:
+        im.save_image(out, e.image)
+        print(f"nst-jax: interrupted; saved the current image ({e.report.get('iterations', '?')} "
+              f"iterations at the last scale) to {out}", file=sys.stderr)
+        return 130
+    im.save_image(out, result)
+    if args.report:
+        import jax
+
+        report.update(content=str(args.content), styles=[str(s) for s in args.styles],
+                      output=str(out), device=str(jax.devices()[0].device_kind),
+                      platform=jax.default_backend(), versions=_versions(),
+                      options={k: v for k, v in kwargs.items() if k not in ("callback", "init")},
+                      init=args.init)
+        _write_json_atomic(args.report, report)
+    progress.message(f"saved {out} ({report['width']}x{report['height']}, "
+                     f"{report['evaluations']} evaluations, {report['seconds']:.1f}s)")
+    return 0
+
+
+def build_parser():
+    from .gatys import stylize
+
+    d = _defaults(stylize)
+    p = _Parser(prog="nst-jax", description="Neural style transfer in JAX.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    w = sub.add_parser("weights", help="fetch or convert VGG-19 weights")
+    wsub = w.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    f = wsub.add_parser("fetch", help="fetch, verify and cache the ImageNet VGG-19 weights; "
+                                      "prints the cached path")
+    f.add_argument("--force", action="store_true", help="fetch again even if cached")
+    f.set_defaults(func=_cmd_weights_fetch)
+    c = wsub.add_parser("convert", help="port a Keras .h5 / torchvision .pth / .npz to our .npz")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.set_defaults(func=_cmd_weights_convert)
+
+    s = sub.add_parser("stylize", help="Gatys et al.: optimise an image's pixels",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("content", help="content image")
+    s.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
+    s.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    s.add_argument("--size", type=_positive_int, default=d["size"], help="longest side in px")
+    s.add_argument("--iters", type=_positive_int, default=d["iters"], help="iterations per scale")
+    s.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d["optimizer"])
+    s.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam only")
+    s.add_argument("--init", default=d["init"], help="content | noise | style | PATH")
+    s.add_argument("--content-weight", type=float, default=d["content_weight"])
+    s.add_argument("--style-weight", type=float, default=d["style_weight"])
+    s.add_argument("--tv-weight", type=float, default=d["tv_weight"])
+    s.add_argument("--pool", choices=("max", "avg"), default=d["pool"])
+    s.add_argument("--content-layers", type=_names, default=d["content_layers"],
+                   help="comma-separated VGG-19 layer names")
+    s.add_argument("--style-layers", type=_names, default=d["style_layers"],
+                   help="comma-separated VGG-19 layer names")
+    s.add_argument("--style-layer-weights", type=_floats, default=d["style_layer_weights"],
+                   help="comma-separated, one per style layer (default: equal)")
+    s.add_argument("--style-blend", type=_floats, default=d["style_blend"],
+                   help="comma-separated, one per style image (default: equal)")
+    s.add_argument("--style-scale", type=float, default=d["style_scale"])
+    s.add_argument("--preserve-color", choices=("luminance", "histogram"),
+                   default=d["preserve_color"])
+    s.add_argument("--scales", type=_positive_int, default=d["scales"],
+                   help="coarse-to-fine: number of sizes, halving down from --size")
+    s.add_argument("--seed", type=int, default=d["seed"], help="for --init noise")
+    s.add_argument("--save-every", type=_positive_int, default=d["save_every"],
+                   help="also save OUT_<iteration> every K iterations")
+    s.add_argument("--remat", action="store_true", help="recompute activations: less memory")
+    s.add_argument("--weights", default=d["weights"],
+                   help="VGG-19 weights file (.h5, .npz, .pth); default: fetched ImageNet weights")
+    s.add_argument("--report", help="write a JSON report here")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use the persistent XLA compilation cache")
+    s.set_defaults(func=_cmd_stylize)
+    return p
+
+
+def _is_oom(e: BaseException) -> bool:
+    text = str(e)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except NSTError as e:
+        print(f"nst-jax: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nst-jax: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("nst-jax: error: out of memory; use a smaller --size or --remat", file=sys.stderr)
+        return 1
+    except Exception as e:  # XLA's runtime errors carry no stable type across jax versions
+        if _is_oom(e):
+            print("nst-jax: error: out of memory; use a smaller --size or --remat", file=sys.stderr)
+            return 1
+        raise
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""``make demo``: fetch the weights, stylise a photo with a style image, say where the result is.
+
+Both images ship with scikit-image (a dependency of the ``demo`` / ``dev`` extras), so the project
+redistributes nothing: the content is ``skimage.data.chelsea()`` (a photo of a cat) and the style is
+``skimage.data.hubble_deep_field()`` (Hubble Space Telescope image, public domain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nst_jax.demo")
+    ap.add_argument("--out", default="out", help="folder for the results")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iters", type=int, default=150)
+    a = ap.parse_args(argv)
+    try:
+        from skimage import data
+    except ImportError:
+        print("demo: needs scikit-image: pip install 'nst_jax[demo]'", file=sys.stderr)
+        return 1
+    import numpy as np
+
+    from . import gatys, weights
+    from . import image as im
+    from .cli import Progress
+    from .compile_cache import enable_compilation_cache
+    from .errors import NSTError
+
+    try:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = weights.fetch(log=lambda m: print(m, file=sys.stderr))
+        print(f"VGG-19 weights: {path}", file=sys.stderr)
+        enable_compilation_cache()
+        content = np.asarray(data.chelsea(), np.float32) / 255.0
+        style = np.asarray(data.hubble_deep_field(), np.float32) / 255.0
+        im.save_image(out / "demo_content.png", im.resize_longest(content, a.size))
+        im.save_image(out / "demo_style.png", im.resize_longest(style, a.size))
+        result, report = gatys.stylize(content, style, size=a.size, iters=a.iters,
+                                       callback=Progress())
+        dst = im.save_image(out / "demo_stylised.png", result)
+    except NSTError as e:
+        print(f"demo: error: {e}", file=sys.stderr)
+        return 1
+    print(f"stylised {report['width']}x{report['height']} in {report['seconds']:.1f}s "
+          f"({report['evaluations']} evaluations, {report['compile_seconds']:.1f}s compiling)")
+    print(f"result: {dst.resolve()}  (inputs beside it: demo_content.png, demo_style.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

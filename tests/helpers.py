@@ -1,0 +1,42 @@
+"""Builders for awkward input files."""
+
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def png_bomb(path, w=60000, h=60000):
+    """A valid PNG header claiming w x h pixels, with a tiny (truncated) body."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 1000)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def gradient(h=40, w=40):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx / w, yy / h, (xx + yy) / (w + h)], -1)
+
+
+def write_variants(tmp):
+    """name -> path for images that must load: grey, RGBA, 16-bit, CMYK, palette, EXIF-rotated."""
+    g = gradient()
+    rgb8 = (g * 255).astype(np.uint8)
+    out = {}
+    Image.fromarray(rgb8).convert("L").save(tmp / "grey.png"); out["grey"] = tmp / "grey.png"
+    rgba = np.dstack([rgb8, np.full(rgb8.shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp / "rgba.png"); out["rgba"] = tmp / "rgba.png"
+    Image.fromarray((g[..., 0] * 65535).astype(np.uint16)).save(tmp / "grey16.png")
+    out["grey16"] = tmp / "grey16.png"
+    Image.fromarray(rgb8).convert("CMYK").save(tmp / "cmyk.jpg"); out["cmyk"] = tmp / "cmyk.jpg"
+    Image.fromarray(rgb8).convert("P").save(tmp / "palette.png"); out["palette"] = tmp / "palette.png"
+    tall = Image.fromarray(np.zeros((30, 20, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW on display
+    tall.save(tmp / "exif.jpg", exif=exif); out["exif"] = tmp / "exif.jpg"
+    return out

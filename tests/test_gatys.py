@@ -1,0 +1,140 @@
+"""Gatys et al.: the objective against the PyTorch reference, and end-to-end runs on real weights
+at small sizes."""
+
+import numpy as np
+import pytest
+import torch
+import torch_reference as tr
+
+import nst_jax
+from nst_jax import NSTError, gatys
+from nst_jax import image as im
+from nst_jax.losses import content_loss, gram_matrix, style_loss
+
+from .conftest import shared_image
+
+
+@pytest.fixture(scope="module")
+def images(photo):
+    content = im.resize(photo, (48, 64))
+    p = shared_image("starry_night.jpg")
+    if p.is_file():
+        style = im.resize_longest(im.load_image(p), 64)
+    else:  # strong oriented texture with saturated colours
+        yy, xx = np.mgrid[0:64, 0:64] / 64.0
+        style = np.stack([np.sin(20 * (xx + yy)) * 0.5 + 0.5, np.cos(14 * xx) * 0.5 + 0.5,
+                          0.3 + 0.0 * xx], -1).astype(np.float32)
+    return content, style
+
+
+def distances(params, x, content, style):
+    """Content distance (relu4_2 MSE) and style distance (sum of Gram MSEs) -- direct formulas."""
+    cl, sl = gatys.CONTENT_LAYERS, gatys.STYLE_LAYERS
+    fx = nst_jax.vgg19_features(params, x[None], cl + sl)
+    fc = nst_jax.vgg19_features(params, content[None], cl)
+    fs = nst_jax.vgg19_features(params, style[None], sl)
+    c = float(sum(content_loss(fx[n], fc[n]) for n in cl))
+    s = float(sum(style_loss(gram_matrix(fx[n]), gram_matrix(fs[n])) for n in sl))
+    return c, s
+
+
+def test_objective_matches_pytorch(params, torch_vgg, images):
+    content, style = images
+    x = np.clip(content + np.random.default_rng(1).normal(0, 0.1, content.shape), 0, 1).astype(np.float32)
+    cfg = gatys.Config()
+    targets = gatys.compute_targets(params, content[None], [style[None]], [1.0], cfg)
+    w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.ones(5, np.float32)}
+    total, terms = gatys.gatys_loss(params, x[None], targets, w, cfg)
+    ref = tr.GatysObjective(torch_vgg("max"), tr.nchw(content[None]), tr.nchw(style[None]))
+    with torch.no_grad():
+        rterms = {k: float(v) for k, v in ref.terms(tr.nchw(x[None])).items()}
+    for k in ("content", "style", "tv"):
+        assert float(terms[k]) == pytest.approx(rterms[k], rel=1e-4), k
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_style_distance_falls_content_stays_bounded(params, images, optimizer):
+    content, style = images
+    out, report = nst_jax.stylize(content, style, size=64, iters=30, optimizer=optimizer,
+                                  weights=params, learning_rate=0.03)
+    assert out.shape == content.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    c0, s0 = distances(params, content, content, style)  # the starting point
+    c1, s1 = distances(params, out, content, style)
+    cs, _ = distances(params, im.resize(style, content.shape[:2]), content, style)
+    assert s1 < 0.3 * s0, (s0, s1)  # much closer to the style
+    assert c1 < 0.5 * cs, (c1, cs)  # still far closer to the content than the painting is
+    assert report["evaluations"] >= 30 and report["iterations_per_scale"] == 30
+    assert set(report["terms"]) == {"content", "style", "tv"}
+
+
+def test_second_call_does_not_recompile(params, images):
+    content, style = images
+    nst_jax.stylize(content, style, size=64, iters=3, weights=params)
+    before = gatys.PROGRAMS.compiles
+    _, report = nst_jax.stylize(content, style, size=64, iters=3, weights=params, content_weight=7.0)
+    assert gatys.PROGRAMS.compiles == before  # new weights are data, not a new program
+    assert report["compile_seconds"] < 1.0
+
+
+def test_scales_coarse_to_fine(params, images):
+    content, style = images
+    seen = []
+    out, report = nst_jax.stylize(content, style, size=64, iters=10, scales=2, weights=params,
+                                  callback=lambda it: seen.append((it.scale, it.iteration)))
+    assert out.shape == content.shape
+    assert [(s["height"], s["width"]) for s in report["scales"]] == [(24, 32), (48, 64)]
+    assert (1, 10) in seen and (2, 10) in seen
+
+
+def test_preserve_color_luminance_keeps_content_chroma(params, images):
+    content, style = images
+    out, _ = nst_jax.stylize(content, style, size=64, iters=10, weights=params,
+                             preserve_color="luminance")
+    iq_out, iq_c = im.rgb_to_yiq(out)[..., 1:], im.rgb_to_yiq(content)[..., 1:]
+    plain, _ = nst_jax.stylize(content, style, size=64, iters=10, weights=params)
+    assert np.mean(np.abs(iq_out - iq_c)) < 0.01  # clipping to [0,1] may move a few pixels
+    assert np.mean(np.abs(im.rgb_to_yiq(plain)[..., 1:] - iq_c)) > 3 * np.mean(np.abs(iq_out - iq_c))
+
+
+def test_preserve_color_histogram_matches_content_colours(images):
+    content, style = images
+    recoloured = im.preserve_color("histogram", content, styles=[style])[0]
+    np.testing.assert_allclose(recoloured.reshape(-1, 3).mean(0), content.reshape(-1, 3).mean(0),
+                               atol=0.02)
+    cov_c = np.cov(content.reshape(-1, 3), rowvar=False)
+    cov_r = np.cov(recoloured.reshape(-1, 3), rowvar=False)
+    assert np.abs(cov_r - cov_c).max() < 0.25 * np.abs(cov_c).max() + 2e-3
+
+
+def test_determinism_with_seed(params, images):
+    content, style = images
+    a, _ = nst_jax.stylize(content, style, size=64, iters=5, init="noise", seed=1, weights=params)
+    b, _ = nst_jax.stylize(content, style, size=64, iters=5, init="noise", seed=1, weights=params)
+    c, _ = nst_jax.stylize(content, style, size=64, iters=5, init="noise", seed=2, weights=params)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0.01
+
+
+def test_style_blend_and_save_every(params, images):
+    content, style = images
+    saved = []
+    out, report = nst_jax.stylize(content, [style, style[:, ::-1]], style_blend=[3, 1], size=64,
+                                  iters=6, save_every=3, weights=params,
+                                  callback=lambda it: it.image is not None and saved.append(it.iteration))
+    assert saved == [3, 6] and out.shape == content.shape
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(style_blend=[1, 2]), "style blend"),
+    (dict(style_layer_weights=[1.0]), "style layer weights"),
+    (dict(content_layers=["relu9_9"]), "unknown VGG-19 layer"),
+    (dict(size=8), "smaller than"),
+    (dict(optimizer="sgd"), "optimizer"),
+    (dict(init="plasma"), "init"),
+    (dict(iters=0), "iters"),
+])
+def test_bad_options_are_clear_errors(params, images, kwargs, match):
+    content, style = images
+    with pytest.raises(NSTError, match=match):
+        nst_jax.stylize(content, style, **{"size": 64, "iters": 1, "weights": params, **kwargs})

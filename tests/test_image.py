@@ -1,0 +1,78 @@
+"""Image loading: every awkward input either works or fails with a clear NSTError."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_jax import NSTError
+from nst_jax import image as im
+
+from .helpers import gradient, png_bomb, write_variants
+
+
+def test_variants_load_as_rgb_float(tmp_path):
+    v = write_variants(tmp_path)
+    for name, path in v.items():
+        x = im.load_image(path)
+        assert x.dtype == np.float32 and x.ndim == 3 and x.shape[-1] == 3, name
+        assert 0.0 <= x.min() and x.max() <= 1.0, name
+    assert im.load_image(v["exif"]).shape == (20, 30, 3)  # EXIF orientation respected
+    g16 = im.load_image(v["grey16"])
+    np.testing.assert_allclose(g16[..., 0], gradient()[..., 0], atol=1e-4)  # 16 bits kept, not clipped
+    rgba = im.load_image(v["rgba"])  # half-transparent over white
+    ref = (gradient() * 255).astype(np.uint8) / 255.0 * (128 / 255) + (1 - 128 / 255)
+    np.testing.assert_allclose(rgba, ref, atol=2e-3)
+    grey = im.load_image(v["grey"])
+    assert np.allclose(grey[..., 0], grey[..., 1])
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: p, "does not exist"),
+    (lambda p: (p.write_bytes(b""), p)[1], "is empty"),
+    (lambda p: (p.write_text("hello, I am not an image\n"), p)[1], "not an image"),
+    (lambda p: png_bomb(p), "enormous|megapixels"),
+])
+def test_bad_files(tmp_path, make, match):
+    with pytest.raises(NSTError, match=match):
+        im.load_image(make(tmp_path / "x.jpg"))
+
+
+def test_truncated_jpeg(tmp_path):
+    full = tmp_path / "full.jpg"
+    Image.fromarray((gradient(64, 64) * 255).astype(np.uint8)).save(full, quality=95)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(full.read_bytes()[:400])
+    with pytest.raises(NSTError, match="damaged or truncated"):
+        im.load_image(cut)
+
+
+def test_save_is_atomic_and_keeps_existing_file_on_failure(tmp_path, monkeypatch):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Image.Image, "save", boom)
+    with pytest.raises(RuntimeError):
+        im.save_image(out, np.zeros((4, 4, 3), np.float32))
+    assert out.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left behind
+
+
+def test_save_round_trip_and_bad_outputs(tmp_path):
+    x = gradient(10, 12).astype(np.float32)
+    im.save_image(tmp_path / "a.png", x)
+    np.testing.assert_allclose(im.load_image(tmp_path / "a.png"), x, atol=1 / 255)
+    with pytest.raises(NSTError, match="format"):
+        im.check_output(tmp_path / "a.xyz")
+    with pytest.raises(NSTError, match="does not exist"):
+        im.check_output(tmp_path / "nope" / "a.png")
+
+
+def test_resize_and_fit_shape():
+    assert im.fit_shape((768, 1024), 256) == (192, 256)
+    x = gradient(50, 80).astype(np.float32)
+    y = im.resize(x, (25, 40))
+    assert y.shape == (25, 40, 3)
+    np.testing.assert_allclose(y.mean((0, 1)), x.mean((0, 1)), atol=0.01)

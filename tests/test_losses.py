@@ -1,0 +1,62 @@
+"""Each loss against a float64 NumPy computation written out directly."""
+
+import numpy as np
+import pytest
+
+from nst_jax import losses
+
+rng = np.random.default_rng(0)
+F = rng.normal(size=(2, 5, 7, 4)).astype(np.float32)
+T = rng.normal(size=(2, 5, 7, 4)).astype(np.float32)
+
+
+def np_gram(f):
+    f = f.astype(np.float64)
+    n, h, w, c = f.shape
+    out = np.zeros((n, c, c))
+    for i in range(n):
+        m = f[i].reshape(h * w, c)
+        out[i] = m.T @ m / (c * h * w)
+    return out
+
+
+def test_gram_matrix():
+    np.testing.assert_allclose(losses.gram_matrix(F), np_gram(F), rtol=1e-5, atol=1e-6)
+
+
+def test_content_loss():
+    ref = np.mean((F.astype(np.float64) - T) ** 2)
+    np.testing.assert_allclose(losses.content_loss(F, T), ref, rtol=1e-5)
+
+
+def test_style_loss():
+    g, t = np_gram(F), np_gram(T)
+    ref = np.mean((g - t) ** 2)
+    np.testing.assert_allclose(losses.style_loss(losses.gram_matrix(F), losses.gram_matrix(T)), ref,
+                               rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_total_variation(kind):
+    x = F.astype(np.float64)
+    per_image = []
+    for im in x:
+        d = [im[i + 1, j] - im[i, j] for i in range(im.shape[0] - 1) for j in range(im.shape[1])]
+        d += [im[i, j + 1] - im[i, j] for i in range(im.shape[0]) for j in range(im.shape[1] - 1)]
+        d = np.concatenate(d)
+        per_image.append(np.sum(d ** 2) if kind == "l2" else np.sum(np.abs(d)))
+    np.testing.assert_allclose(losses.total_variation(F, kind), np.mean(per_image), rtol=1e-5)
+
+
+def test_total_variation_of_constant_is_zero():
+    assert float(losses.total_variation(np.ones((1, 8, 8, 3), np.float32))) == 0.0
+
+
+def test_mean_std_and_moment_loss():
+    m, s = losses.mean_std(F, eps=1e-5)
+    x = F.astype(np.float64)
+    np.testing.assert_allclose(m, x.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s, np.sqrt(x.var(axis=(1, 2)) + 1e-5), rtol=1e-5)
+    mt, st = T.astype(np.float64).mean(axis=(1, 2)), T.astype(np.float64).std(axis=(1, 2))
+    ref = np.mean((x.mean(axis=(1, 2)) - mt) ** 2) + np.mean((np.sqrt(x.var(axis=(1, 2)) + 1e-5) - st) ** 2)
+    np.testing.assert_allclose(losses.moment_loss(F, mt, st), ref, rtol=1e-4)

