@@ -97,7 +97,7 @@ def main():
                              "torch_wolfe": torch_fn("strong_wolfe")}, a.repeats)
         q = {"jax": evaluate(vgg, c, s, last["jax"][0])}
         ev = {"jax": last["jax"][1]["evaluations"]}
-        per = {"jax": last["jax"][1]["optimize_seconds"] / max(1, ev["jax"] - 1)}
+        per = {"jax": last["jax"][1]["optimize_seconds"] / ev["jax"]}
         at_jax_time = {}
         for name, ls in refs.items():
             x, n = last[ls or "none"]
@@ -159,7 +159,8 @@ def main():
             q = evaluate(vgg, c, s, np.clip(np.asarray(out.params[0]), 0, 1))
             print(harness.row([name, int(out.state.num_fun_eval), f"{dt:.1f}", f"{q['total']:.4g}"]),
                   flush=True)
-    harness.save(os.path.join(HERE, "results", "bench_gatys.json"), results)
+    tag = "_".join(str(s) for s in sizes)
+    harness.save(os.path.join(HERE, "results", f"bench_gatys_{tag}.json"), results)
 
 
 if __name__ == "__main__":

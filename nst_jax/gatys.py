@@ -19,9 +19,12 @@ that raises the loss is rejected and the solver restarts from a small steepest-d
 empty history -- no extra evaluations.  jaxopt's own line searches (backtracking, zoom) cost 5-12
 evaluations per iteration here and reached worse losses in the same number of iterations.
 
-Pixel range: L-BFGS optimises unconstrained pixels (projection between iterations would break its
-curvature pairs), exactly as neural-style does, and the result is clipped to [0, 1]; the report
-counts how many values were outside.  Adam projects onto [0, 1] after every step.
+Units and pixel range: L-BFGS optimises unconstrained pixel values in 0..255, exactly as
+neural-style does (projection between iterations would break its curvature pairs), and the result is
+clipped to [0, 1]; the report counts how many values were outside.  The units matter only through the
+first, gradient-normalised step: on [0, 1] values it is 255x larger relative to the image, and the
+final loss after 50 iterations was 3% worse (BENCHMARKS.md).  Adam works on [0, 1] values and
+projects onto [0, 1] after every step.
 
 Defaults (content 5, style 100 per layer, TV 5e-4 on 0-255 pixel values, content at relu4_2 and style
 at relu1_1 ... relu5_1 with equal layer weights) are jcjohnson/neural-style's, whose loss
@@ -128,11 +131,16 @@ def gatys_loss(params, x, targets, weights, cfg: Config):
 # solvers: compiled chunks of iterations
 # --------------------------------------------------------------------------------------------------
 
-def _lbfgs(params, targets, weights, cfg, history):
+PIXEL_SCALE = 255.0  # L-BFGS works on pixel values in 0..255, as neural-style(-pt) does
+
+
+def _lbfgs(params, targets, weights, cfg, history, scale):
     import jaxopt
 
-    fun = partial(gatys_loss, params, targets=targets, weights=weights, cfg=cfg)
-    return jaxopt.LBFGS(fun=lambda x: fun(x), has_aux=True, stepsize=1.0, history_size=history,
+    def fun(y):
+        return gatys_loss(params, y * (1.0 / scale), targets, weights, cfg)
+
+    return jaxopt.LBFGS(fun=fun, has_aux=True, stepsize=1.0, history_size=history,
                         maxiter=1 << 30, tol=0.0)
 
 
@@ -146,18 +154,18 @@ def _restart(state):
     return state._replace(rho_history=jnp.zeros_like(state.rho_history), gamma=gamma)
 
 
-def _lbfgs_init(params, targets, weights, x, *, cfg, history):
+def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale):
     """An all-zero solver state with the loss at +inf: no evaluation here, so the objective is
     compiled once (in the chunk program) rather than twice.  The first loop step then takes a
     zero-length step, which evaluates the loss and gradient at ``x``; see ``_lbfgs_chunk``."""
-    solver = _lbfgs(params, targets, weights, cfg, history)
-    shapes = jax.eval_shape(solver.init_state, x)
+    solver = _lbfgs(params, targets, weights, cfg, history, scale)
+    shapes = jax.eval_shape(solver.init_state, x * scale)
     state = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     return state._replace(value=jnp.full_like(state.value, jnp.inf))
 
 
-def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history):
-    solver = _lbfgs(params, targets, weights, cfg, history)
+def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale):
+    solver = _lbfgs(params, targets, weights, cfg, history, scale)
 
     def body(_, carry):
         x, state = carry
@@ -177,8 +185,8 @@ def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history):
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, a, b), kept, accepted)
         return jnp.where(bad, x, new.params), state
 
-    x, state = jax.lax.fori_loop(0, n, body, (x, state))
-    return x, state, state.value, state.aux, state.num_fun_eval
+    y, state = jax.lax.fori_loop(0, n, body, (x * scale, state))
+    return y * (1.0 / scale), state, state.value, state.aux, state.num_fun_eval
 
 
 def _adam_init(params, targets, weights, x, *, cfg, lr):
@@ -249,7 +257,7 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="l
     t0 = time.perf_counter() if t0 is None else t0
     x = jnp.asarray(x0, jnp.float32)
     if optimizer == "lbfgs":
-        static = {"cfg": cfg, "history": HISTORY}
+        static = {"cfg": cfg, "history": HISTORY, "scale": float(PIXEL_SCALE)}
         init_fn, chunk_fn = _lbfgs_init, _lbfgs_chunk
     elif optimizer == "adam":
         static = {"cfg": cfg, "lr": float(learning_rate)}
