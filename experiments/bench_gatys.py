@@ -21,13 +21,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import harness  # noqa: E402
 import torch_reference as tr  # noqa: E402
+
 from nst_jax import gatys, vgg19_params  # noqa: E402
 from nst_jax import image as im  # noqa: E402
 from nst_jax import weights as W  # noqa: E402

@@ -13,13 +13,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import harness  # noqa: E402
 import torch_reference as tr  # noqa: E402
+
 from nst_jax import vgg19_features, vgg19_params  # noqa: E402
 from nst_jax import weights as W  # noqa: E402
 from nst_jax.vgg import with_winograd  # noqa: E402

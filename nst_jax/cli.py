@@ -11,6 +11,7 @@ import argparse
 import inspect
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -160,8 +161,20 @@ def _cmd_stylize(args):
     if not args.no_compile_cache:
         enable_compilation_cache()
     progress = Progress(args.quiet)
+    # Ctrl-C sets a flag that the callback (run between compiled chunks) turns into the interrupt,
+    # so it never lands inside JAX's own code; a second Ctrl-C aborts at once.
+    stop = []
+
+    def on_sigint(signum, frame):
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(True)
+
+    signal.signal(signal.SIGINT, on_sigint)
 
     def callback(it):
+        if stop:
+            raise KeyboardInterrupt
         progress(it)
         if it.image is not None and args.save_every:
             im.save_image(_intermediate_path(out, it.iteration, it.scale, it.scales), it.image)
@@ -172,7 +185,8 @@ def _cmd_stylize(args):
                   style_layers=args.style_layers, style_layer_weights=args.style_layer_weights,
                   style_blend=args.style_blend, style_scale=args.style_scale,
                   preserve_color=args.preserve_color, scales=args.scales, seed=args.seed,
-                  learning_rate=args.learning_rate, remat=args.remat, weights=args.weights,
+                  learning_rate=args.learning_rate, history=args.history, remat=args.remat,
+                  weights=args.weights,
                   callback=callback, save_every=args.save_every)
     try:
         result, report = gatys.stylize(content, styles, **kwargs)
@@ -244,7 +258,10 @@ def build_parser():
     s.add_argument("--seed", type=int, default=d["seed"], help="for --init noise")
     s.add_argument("--save-every", type=_positive_int, default=d["save_every"],
                    help="also save OUT_<iteration> every K iterations")
-    s.add_argument("--remat", action="store_true", help="recompute activations: less memory")
+    s.add_argument("--history", type=_positive_int, default=d["history"],
+                   help="L-BFGS memory: pairs kept (each 48 bytes per pixel)")
+    s.add_argument("--remat", action="store_true",
+                   help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],
                    help="VGG-19 weights file (.h5, .npz, .pth); default: fetched ImageNet weights")
     s.add_argument("--report", help="write a JSON report here")

@@ -101,7 +101,7 @@ def compute_targets(params, content, styles, blend, cfg: Config):
     """
     c = vgg19_features(params, content, cfg.content_layers, cfg.pool, conv=cfg.conv)
     grams = {name: 0.0 for name in cfg.style_layers}
-    for s, w in zip(styles, blend):
+    for s, w in zip(styles, blend, strict=True):
         f = vgg19_features(params, s, cfg.style_layers, cfg.pool, conv=cfg.conv)
         for name in cfg.style_layers:
             grams[name] = grams[name] + w * gram_matrix(f[name])
@@ -225,13 +225,13 @@ class _Programs:
         self._cache: dict = {}
         self.compiles = 0
 
-    def get(self, fn, static: dict, *args):
+    def get(self, fn, static: dict, *args, donate=()):
         key = (fn.__name__, tuple(sorted(static.items())),
                tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(args)),
                str(jax.tree_util.tree_structure(args)))
         exe = self._cache.get(key)
         if exe is None:
-            exe = jax.jit(partial(fn, **static)).lower(*args).compile()
+            exe = jax.jit(partial(fn, **static), donate_argnums=donate).lower(*args).compile()
             self._cache[key] = exe
             self.compiles += 1
         return exe
@@ -248,7 +248,8 @@ def _chunk_bounds(iters: int, save_every: int | None) -> list[int]:
 
 
 def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="lbfgs",
-             learning_rate=0.02, callback=None, save_every=None, scale=(1, 1), t0=None):
+             learning_rate=0.02, callback=None, save_every=None, scale=(1, 1), t0=None,
+             history=HISTORY):
     """Run ``iters`` iterations of the chosen solver from ``x0`` (1, H, W, 3).
 
     Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations, compile and optimise seconds.
@@ -257,7 +258,9 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="l
     t0 = time.perf_counter() if t0 is None else t0
     x = jnp.asarray(x0, jnp.float32)
     if optimizer == "lbfgs":
-        static = {"cfg": cfg, "history": HISTORY, "scale": float(PIXEL_SCALE)}
+        if history < 1:
+            raise NSTError(f"history must be at least 1, not {history}")
+        static = {"cfg": cfg, "history": int(history), "scale": float(PIXEL_SCALE)}
         init_fn, chunk_fn = _lbfgs_init, _lbfgs_chunk
     elif optimizer == "adam":
         static = {"cfg": cfg, "lr": float(learning_rate)}
@@ -269,7 +272,9 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="l
     init = PROGRAMS.get(init_fn, static, params, targets, weights, x)
     state = init(params, targets, weights, x)
     n0 = jnp.asarray(0, jnp.int32)
-    chunk = PROGRAMS.get(chunk_fn, static, params, targets, weights, x, state, n0)
+    # x and the solver state are donated: updated in place rather than copied on every call
+    # (the L-BFGS history alone is 2 x 100 images).
+    chunk = PROGRAMS.get(chunk_fn, static, params, targets, weights, x, state, n0, donate=(3, 4))
     compile_s = time.perf_counter() - tc
 
     info = {"iterations": 0, "evaluations": 0, "compile_seconds": compile_s}
@@ -322,7 +327,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             style_layer_weights: Sequence[float] | None = None,
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
             preserve_color: str | None = None, scales: int = 1, seed: int = 0,
-            learning_rate: float = 0.02, remat: bool = False, weights=None,
+            learning_rate: float = 0.02, history: int = HISTORY, remat: bool = False, weights=None,
             callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
     """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
 
@@ -345,7 +350,10 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       scales: coarse-to-fine: ``scales`` sizes halving down from ``size``; each starts from the
         upsampled result of the previous one.
       seed: for ``init="noise"``.
-      remat: recompute activations in the backward pass (less memory, ~30% more time).
+      history: L-BFGS memory (curvature pairs kept); each costs 2 x 24 bytes per pixel.
+      remat: recompute each VGG block's activations in the backward pass instead of storing them.
+        Measured on XLA:CPU it does not lower the peak for this objective (see BENCHMARKS.md):
+        the L-BFGS history and the first block's activations dominate.
       weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
       callback: receives an :class:`Iterate` after every chunk of iterations.
       save_every: also pass the current image to the callback every this many iterations.
@@ -414,7 +422,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             x0 = im.resize(np.asarray(x[0]), shape)[None]
         try:
             x, info = optimize(params, x0, targets, wts, cfg, iters, optimizer, learning_rate,
-                               callback, save_every, (k, len(sizes)), t0)
+                               callback, save_every, (k, len(sizes)), t0, history)
         except StylizeInterrupted as e:
             out = im.preserve_color(preserve_color, content, stylised=e.image)
             raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None

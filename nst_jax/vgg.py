@@ -186,8 +186,9 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
       layers: names to return, e.g. ``("relu1_1", "relu4_2")``.
       pool: ``"max"`` or ``"avg"`` -- 2x2, stride 2, no padding, floor on odd sizes (as Caffe and
         PyTorch do).  Gatys et al. report slightly smoother results with average pooling.
-      remat: recompute each convolution's activations in the backward pass instead of storing them
-        (``jax.checkpoint``): less memory for large images, about one more forward pass of compute.
+      remat: store only each block's input for the backward pass and recompute the activations
+        inside it (``jax.checkpoint`` per block): less memory for large images, about one more
+        forward pass of compute.
       conv: ``"auto"`` (Winograd F(2x2,3x3) for the >=256-channel layers on CPU, ``lax.conv``
         elsewhere), ``"direct"`` (always ``lax.conv``) or ``"winograd"`` (always Winograd).
 
@@ -208,22 +209,44 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
                        f"{max(layers, key=_INDEX.get)}: both sides must be at least {need} px")
     wanted = set(layers)
     deepest = max(_INDEX[name] for name in layers)
-    conv_fn = partial(_conv, conv=conv)
-    if remat:
-        conv_fn = jax.checkpoint(conv_fn)
 
     x = (x - params["preprocess"]["mean"]) / params["preprocess"]["std"]
     out = {}
-    for name in LAYERS[: deepest + 1]:
+    for block in _blocks(LAYERS[: deepest + 1]):
+        run = partial(_run_block, names=block, wanted=tuple(n for n in block if n in wanted),
+                      pool=pool, conv=conv)
+        if remat:  # keep only the block's input; recompute its inside during the backward pass
+            run = jax.checkpoint(run)
+        x, found = run({n: params[n] for n in block if n.startswith("conv")}, x)
+        out.update(found)
+    return out
+
+
+def _blocks(names):
+    """Split a prefix of LAYERS into blocks that end at each pooling layer."""
+    blocks, current = [], []
+    for name in names:
+        current.append(name)
+        if name.startswith("pool"):
+            blocks.append(tuple(current))
+            current = []
+    if current:
+        blocks.append(tuple(current))
+    return blocks
+
+
+def _run_block(params, x, *, names, wanted, pool, conv):
+    found = {}
+    for name in names:
         kind = name[:4]
         if kind == "conv":
-            x = conv_fn(x, params[name])
+            x = _conv(x, params[name], conv)
         elif kind == "relu":
             x = jax.nn.relu(x)
         else:
             x = _pool(x, pool)
         if name in wanted:
-            out[name] = x
-    return out
+            found[name] = x
+    return x, found
 
 

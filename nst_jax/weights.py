@@ -179,7 +179,7 @@ def _read_pth(path: Path) -> dict[str, np.ndarray]:
         raise NSTError(f"{path} does not hold a state_dict")
     prefix = "features." if any(str(k).startswith("features.") for k in sd) else ""
     out = {}
-    for name, idx in zip(CONV_NAMES, TORCHVISION_INDICES):
+    for name, idx in zip(CONV_NAMES, TORCHVISION_INDICES, strict=True):
         w, b = sd.get(f"{prefix}{idx}.weight"), sd.get(f"{prefix}{idx}.bias")
         if w is None or b is None:
             raise NSTError(f"{path} is not a torchvision VGG-19 state_dict: "

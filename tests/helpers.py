@@ -14,7 +14,8 @@ def png_bomb(path, w=60000, h=60000):
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     body = zlib.compress(b"\x00" * 1000)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    path.write_bytes(png)
     return path
 
 
@@ -28,15 +29,15 @@ def write_variants(tmp):
     g = gradient()
     rgb8 = (g * 255).astype(np.uint8)
     out = {}
-    Image.fromarray(rgb8).convert("L").save(tmp / "grey.png"); out["grey"] = tmp / "grey.png"
+    out = {name: tmp / name for name in
+           ("grey.png", "rgba.png", "grey16.png", "cmyk.jpg", "palette.png", "exif.jpg")}
+    Image.fromarray(rgb8).convert("L").save(out["grey.png"])
     rgba = np.dstack([rgb8, np.full(rgb8.shape[:2], 128, np.uint8)])
-    Image.fromarray(rgba, "RGBA").save(tmp / "rgba.png"); out["rgba"] = tmp / "rgba.png"
-    Image.fromarray((g[..., 0] * 65535).astype(np.uint16)).save(tmp / "grey16.png")
-    out["grey16"] = tmp / "grey16.png"
-    Image.fromarray(rgb8).convert("CMYK").save(tmp / "cmyk.jpg"); out["cmyk"] = tmp / "cmyk.jpg"
-    Image.fromarray(rgb8).convert("P").save(tmp / "palette.png"); out["palette"] = tmp / "palette.png"
-    tall = Image.fromarray(np.zeros((30, 20, 3), np.uint8))
+    Image.fromarray(rgba, "RGBA").save(out["rgba.png"])
+    Image.fromarray((g[..., 0] * 65535).astype(np.uint16)).save(out["grey16.png"])
+    Image.fromarray(rgb8).convert("CMYK").save(out["cmyk.jpg"])
+    Image.fromarray(rgb8).convert("P").save(out["palette.png"])
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 CW on display
-    tall.save(tmp / "exif.jpg", exif=exif); out["exif"] = tmp / "exif.jpg"
-    return out
+    Image.fromarray(np.zeros((30, 20, 3), np.uint8)).save(out["exif.jpg"], exif=exif)
+    return {name.split(".")[0]: path for name, path in out.items()}

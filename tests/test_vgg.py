@@ -143,7 +143,7 @@ def test_torchvision_pth_round_trip(tmp_path, photo):
 def test_h5_to_npz_conversion_is_exact(tmp_path, h5_path, params):
     dst = W.convert(h5_path, tmp_path / "caffe.npz")
     q = nst_jax.vgg19_params(dst)
-    for a, b in zip(jax.tree_util.tree_leaves(q), jax.tree_util.tree_leaves(params)):
+    for a, b in zip(jax.tree_util.tree_leaves(q), jax.tree_util.tree_leaves(params), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
