@@ -210,7 +210,120 @@ def _cmd_stylize(args):
     return 0
 
 
+class TrainProgress:
+    """One line per logged step on stderr: step, losses, throughput, ETA."""
+
+    def __init__(self, quiet=False, stream=sys.stderr):
+        self.quiet, self.stream = quiet, stream
+        self._first = None
+
+    def __call__(self, p):
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = (now, p.step)
+        t0, s0 = self._first
+        eta = (now - t0) / (p.step - s0) * (p.steps - p.step) if p.step > s0 else None
+        m = p.metrics
+        terms = ", ".join(f"{k} {m[k]:.4g}" for k in ("content", "style", "tv") if k in m)
+        self.stream.write(f"step {p.step}/{p.steps}  loss {m['loss']:.4g} ({terms})  "
+                          f"{p.images_per_second:.2f} img/s" + (f"  ETA {_hms(eta)}" if eta else "")
+                          + (f"  skipped {m['skipped']}" if m.get("skipped") else "") + "\n")
+        self.stream.flush()
+
+
+def _hms(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _cmd_train_adain(args):
+    from .adain import train_decoder
+    from .compile_cache import enable_compilation_cache
+
+    if (args.content_dir is None) == (args.tfds is None):
+        raise NSTError("give exactly one content source: --content-dir DIR or --tfds NAME[:SPLIT]")
+    content = args.content_dir if args.tfds is None else f"tfds:{args.tfds}"
+    enable_compilation_cache()
+    progress = TrainProgress(args.quiet)
+    try:
+        summary = train_decoder(content, args.style_dir, args.ckpt_dir, steps=args.steps,
+                                batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
+                                style_weight=args.style_weight, content_weight=args.content_weight,
+                                crop=args.crop, resize=args.resize, seed=args.seed,
+                                ckpt_every=args.ckpt_every, log_every=args.log_every, resume=args.resume,
+                                weights=args.weights, tfds_data_dir=args.tfds_data_dir,
+                                distributed=args.distributed, callback=progress, log=progress_message(args))
+    except KeyboardInterrupt as e:
+        step = e.args[0]["step"] if e.args and isinstance(e.args[0], dict) else "?"
+        print(f"nst-jax: interrupted; checkpoint saved at step {step} in {args.ckpt_dir} "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"trained to step {summary['step']} in {_hms(summary['wall_seconds'])}; decoder: "
+              f"{summary['model']}", file=sys.stderr)
+    return 0
+
+
+def progress_message(args):
+    return None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def _cmd_adain(args):
+    from . import image as im
+    from .adain import adain_stylize
+    from .compile_cache import enable_compilation_cache
+
+    out = im.check_output(args.output)
+    if args.report:
+        rp = Path(args.report).expanduser()
+        if not rp.parent.is_dir():
+            raise NSTError(f"report folder {rp.parent} does not exist")
+    content = im.load_image(args.content)
+    styles = [im.load_image(s) for s in args.styles]
+    mask = None
+    if args.mask:
+        mask = im.load_image(args.mask).mean(axis=-1)
+    if not args.no_compile_cache:
+        enable_compilation_cache()
+    say = progress_message(args) or (lambda msg: None)
+    kwargs = dict(alpha=args.alpha, blend=args.style_blend, mask=mask, preserve_color=args.preserve_color,
+                  size=args.size, style_size=args.style_size, decoder=args.decoder, vgg=args.weights)
+    result, report = adain_stylize(content, styles, callback=say, **kwargs)
+    im.save_image(out, result)
+    if args.report:
+        import jax
+
+        report.update(content=str(args.content), styles=[str(s) for s in args.styles], output=str(out),
+                      mask_file=args.mask, decoder=args.decoder or "shipped",
+                      device=str(jax.devices()[0].device_kind), platform=jax.default_backend(),
+                      versions=_versions())
+        _write_json_atomic(args.report, report)
+    say(f"saved {out} ({report['image_size'][1]}x{report['image_size'][0]}, "
+        f"{report['seconds']['total']:.1f}s)")
+    return 0
+
+
+def _alpha(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"alpha must be in [0, 1], got {v}")
+    return v
+
+
+def _size_or_none(text):
+    if text.lower() in ("none", "original", "0"):
+        return None
+    return _positive_int(text)
+
+
 def build_parser():
+    from .adain import adain_stylize, train_decoder
     from .gatys import stylize
 
     d = _defaults(stylize)
@@ -269,6 +382,58 @@ def build_parser():
     s.add_argument("--no-compile-cache", action="store_true",
                    help="do not use the persistent XLA compilation cache")
     s.set_defaults(func=_cmd_stylize)
+
+    d = _defaults(adain_stylize)
+    a = sub.add_parser("adain", help="AdaIN (Huang & Belongie 2017): any style in one forward pass",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("content", help="content image")
+    a.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
+    a.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    a.add_argument("--alpha", type=_alpha, default=d["alpha"],
+                   help="content-style trade-off: 0 = content, 1 = full style")
+    a.add_argument("--style-blend", type=_floats, default=d["blend"],
+                   help="comma-separated interpolation weights, one per style (default: equal)")
+    a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
+    a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
+    a.add_argument("--size", type=_size_or_none, default=d["size"],
+                   help="content (and output) longest side in px; 'none' keeps the original")
+    a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
+                   help="style images' longest side in px; 'none' keeps the original")
+    a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
+    a.add_argument("--weights", default=d["vgg"], help="VGG-19 weights file")
+    a.add_argument("--report", help="write a JSON report here")
+    a.add_argument("--quiet", action="store_true")
+    a.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use the persistent XLA compilation cache")
+    a.set_defaults(func=_cmd_adain)
+
+    t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder)")
+    tsub = t.add_subparsers(dest="train_command", required=True, parser_class=_Parser)
+    d = _defaults(train_decoder)
+    a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("--content-dir", help="folder of content photos (searched recursively)")
+    a.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT], e.g. coco/2017:train")
+    a.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
+    a.add_argument("--style-dir", required=True, help="folder of style images (searched recursively)")
+    a.add_argument("--ckpt-dir", required=True,
+                   help="checkpoints, metrics.jsonl, loss_curve.png, decoder.npz")
+    a.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
+    a.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
+    a.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
+    a.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
+    a.add_argument("--style-weight", type=float, default=d["style_weight"])
+    a.add_argument("--content-weight", type=float, default=d["content_weight"])
+    a.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
+    a.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
+    a.add_argument("--seed", type=int, default=d["seed"])
+    a.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
+    a.add_argument("--log-every", type=_positive_int, default=d["log_every"])
+    a.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
+    a.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=_cmd_train_adain)
     return p
 
 

@@ -41,3 +41,30 @@ def write_variants(tmp):
     exif[0x0112] = 6  # orientation: rotate 90 CW on display
     Image.fromarray(np.zeros((30, 20, 3), np.uint8)).save(out["exif.jpg"], exif=exif)
     return {name.split(".")[0]: path for name, path in out.items()}
+
+
+def build_tiny_tfds(tfds, data_dir, n=6):
+    """Build a real TFDS dataset ``tiny_images`` (one ``train`` split of ``n`` PNG images, sizes
+    (40 + i) x 50) in ``data_dir``, array_record format, through tensorflow-datasets' own builder.
+    Images are given as encoded PNG bytes, which TFDS stores without needing TensorFlow."""
+    import io
+
+    class TinyImages(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+                {"image": tfds.features.Image(shape=(None, None, 3))}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            rng = np.random.default_rng(0)
+            for i in range(n):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)).save(buf, "PNG")
+                buf.seek(0)
+                yield i, {"image": buf}
+
+    TinyImages(data_dir=str(data_dir), file_format="array_record").download_and_prepare()

@@ -1,0 +1,291 @@
+"""One optax training loop for the feed-forward methods (AdaIN decoders, Johnson et al. transform nets).
+
+A *task* says what is trained: ``init(key) -> params``, ``loss(params, frozen, batch) -> (loss, metrics)``
+(pure, jit-able; ``frozen`` holds the non-trained arrays such as the VGG-19 encoder), ``batches(start_step,
+shard)`` (an iterator of dicts of uint8 NHWC NumPy arrays, this process's slice of each global batch),
+``export(params, path, meta)`` (writes the deployable model file) and ``config`` (a JSON-able dict that a
+resumed run must match).
+
+:func:`train` runs it:
+
+* one jit-compiled step (loss, gradient, Adam update) with the state donated;
+* data parallel over every device through ``jax.sharding``: a 1-D mesh ``("data",)``, the batch sharded
+  along it, parameters and optimiser state replicated; with ``distributed=True`` it first calls
+  ``jax.distributed.initialize()`` and each process feeds its own slice of the global batch
+  (``jax.make_array_from_process_local_data``);
+* orbax checkpoints every ``ckpt_every`` steps and at the end (parameters, optimiser state, step, and a
+  JSON record of the configuration); ``resume=True`` continues from the latest one exactly -- the data
+  order is a pure function of ``(seed, step)`` (see :mod:`nst_jax.data`) and so is the step's randomness;
+* metrics as JSON lines in ``ckpt_dir/metrics.jsonl``, a loss curve ``ckpt_dir/loss_curve.png`` and the
+  exported model ``ckpt_dir/<task.export_name>`` refreshed at every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from .errors import NSTError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    lr_decay: float = 5e-5  # inverse-time decay: lr / (1 + lr_decay * step), as pytorch-AdaIN
+    seed: int = 0
+    ckpt_every: int = 500
+    log_every: int = 10
+    keep: int = 3  # checkpoints kept
+
+
+@dataclass
+class Progress:
+    step: int
+    steps: int
+    metrics: dict
+    seconds: float  # wall time of this run so far (excluding compile)
+    images_per_second: float
+
+
+def schedule(cfg: TrainConfig):
+    return lambda step: cfg.learning_rate / (1.0 + cfg.lr_decay * step)
+
+
+def optimizer(cfg: TrainConfig):
+    return optax.adam(schedule(cfg))
+
+
+def make_mesh(devices=None) -> Mesh:
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def make_train_step(task, opt, mesh: Mesh):
+    """The compiled step: ``(state, frozen, batch) -> (state, metrics)``; ``state`` is donated."""
+    replicated = NamedSharding(mesh, P())
+
+    def step(state, frozen, batch):
+        batch = {k: v.astype(jnp.float32) / 255.0 for k, v in batch.items()}
+        (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state["params"], frozen, batch)
+        updates, opt_state = opt.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return ({"params": params, "opt": opt_state, "step": state["step"] + 1},
+                {"loss": loss, **metrics})
+
+    return jax.jit(step, donate_argnums=(0,), out_shardings=(replicated, replicated))
+
+
+def _global_batch(local: dict, sharding: NamedSharding, batch_size: int) -> dict:
+    out = {}
+    for k, v in local.items():
+        shape = (batch_size,) + v.shape[1:]
+        out[k] = jax.make_array_from_process_local_data(sharding, v, shape)
+    return out
+
+
+def _plot(records: list[dict], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    if not records:
+        return
+    steps = [r["step"] for r in records]
+    keys = [k for k in ("loss", "content", "style", "tv") if k in records[0]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k in keys:
+        ax.plot(steps, [r[k] for r in records], label=k)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (weighted total; terms unweighted)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if rec.get("step", 0) <= upto:
+            out.append(rec)
+    return out
+
+
+def _write_lines_atomic(path: Path, records: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
+
+
+def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool = False,
+          distributed: bool = False, callback: Callable[[Progress], None] | None = None,
+          log: Callable[[str], None] | None = None) -> dict:
+    """Train ``task`` for ``cfg.steps`` steps (in total, counting resumed ones).  Returns a summary dict.
+
+    Ctrl-C (SIGINT) stops after the current step, saves a checkpoint and re-raises KeyboardInterrupt.
+    """
+    import orbax.checkpoint as ocp
+
+    say = log or (lambda msg: None)
+    if distributed:
+        jax.distributed.initialize()
+    ckpt_dir = Path(ckpt_dir).expanduser().absolute()
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.ckpt_every < 1 or cfg.log_every < 1:
+        raise NSTError("steps, batch size, checkpoint interval and log interval must be positive")
+    mesh = make_mesh()
+    n_dev = mesh.devices.size
+    if cfg.batch_size % n_dev:
+        raise NSTError(f"batch size {cfg.batch_size} is not divisible by the {n_dev} devices")
+    data_sharding = NamedSharding(mesh, P("data"))
+    replicated = NamedSharding(mesh, P())
+    record = {"task": task.name, "task_config": task.config, "train_config": asdict(cfg)}
+
+    ckpt_root = ckpt_dir / "checkpoints"
+    if not resume and ckpt_root.exists() and any(ckpt_root.iterdir()):
+        raise NSTError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue them, or choose "
+                       "an empty --ckpt-dir")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    manager = ocp.CheckpointManager(
+        ckpt_root, options=ocp.CheckpointManagerOptions(max_to_keep=cfg.keep, create=True,
+                                                          enable_async_checkpointing=False))
+
+    opt = optimizer(cfg)
+    params = task.init(jax.random.key(cfg.seed))
+    state = {"params": params, "opt": opt.init(params), "step": jnp.zeros((), jnp.int32)}
+    start, wall_before = 0, 0.0
+    if resume:
+        latest = manager.latest_step()
+        if latest is None:
+            say(f"no checkpoint in {ckpt_root}: starting from step 0")
+        else:
+            abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+            restored = manager.restore(latest, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            meta = restored["meta"]
+            for key in ("task", "task_config"):
+                if meta.get(key) != record[key]:
+                    raise NSTError(f"cannot resume: the checkpoint in {ckpt_root} was made with "
+                                   f"{key} {meta.get(key)}, this run asks for {record[key]}")
+            old = meta["train_config"]
+            for key in ("batch_size", "learning_rate", "lr_decay", "seed"):
+                if old[key] != getattr(cfg, key):
+                    raise NSTError(f"cannot resume: the checkpoint was trained with {key}={old[key]}, "
+                                   f"this run asks for {getattr(cfg, key)}")
+            state, start = restored["state"], int(latest)
+            wall_before = float(meta.get("wall_seconds", 0.0))
+            say(f"resumed from step {start} in {ckpt_root}")
+    if start >= cfg.steps:
+        say(f"already at step {start} >= {cfg.steps}: nothing to do")
+
+    state = jax.device_put(state, replicated)
+    frozen = jax.device_put(task.frozen, replicated)
+    step_fn = make_train_step(task, opt, mesh)
+
+    metrics_path = ckpt_dir / "metrics.jsonl"
+    records = _read_metrics(metrics_path, start)
+    if jax.process_index() == 0:
+        _write_lines_atomic(metrics_path, records)
+
+    stop = {"flag": False}
+    previous = None
+    if hasattr(signal, "SIGINT") and jax.process_index() == 0:
+        try:
+            previous = signal.signal(signal.SIGINT, lambda *a: stop.__setitem__("flag", True))
+        except ValueError:  # not the main thread
+            previous = None
+
+    def save(step_now: int, wall: float):
+        meta = {**record, "step": step_now, "wall_seconds": wall, "devices": n_dev,
+                "platform": jax.devices()[0].platform, "processes": jax.process_count()}
+        manager.save(step_now, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                       meta=ocp.args.JsonSave(meta)), force=True)
+        if jax.process_index() == 0:
+            export_meta = {**meta, "final_metrics": records[-1] if records else None}
+            task.export(jax.device_get(state["params"]), ckpt_dir / task.export_name, export_meta)
+            _plot(records, ckpt_dir / "loss_curve.png", f"{task.name}: training loss")
+
+    batches = task.batches(start, (jax.process_index(), jax.process_count()))
+    t_run = time.perf_counter()
+    t_compile = 0.0
+    window: list[dict] = []
+    t_window = time.perf_counter()
+    step = start
+    interrupted = False
+    try:
+        while step < cfg.steps:
+            local = next(batches)
+            batch = _global_batch(local, data_sharding, cfg.batch_size)
+            t_step = time.perf_counter()
+            state, metrics = step_fn(state, frozen, batch)
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            if step == start:  # the first call compiles
+                t_compile = time.perf_counter() - t_step
+                t_window = time.perf_counter()
+            if not all(np.isfinite(v) for v in metrics.values()):
+                raise NSTError(f"training diverged at step {step + 1} (loss {metrics['loss']}); lower the "
+                               "learning rate or resume from an earlier checkpoint")
+            step += 1
+            window.append(metrics)
+            wall = wall_before + time.perf_counter() - t_run
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                elapsed = time.perf_counter() - t_window
+                n_steps = len(window) - (1 if step - len(window) == start else 0)
+                ips = n_steps * cfg.batch_size / elapsed if elapsed > 0 and n_steps > 0 else float("nan")
+                rec = {"step": step, **{k: float(np.mean([m[k] for m in window])) for k in window[0]},
+                       "lr": float(schedule(cfg)(step - 1)), "wall_seconds": round(wall, 2),
+                       "images_per_second": round(ips, 3), "skipped": int(getattr(batches, "skipped", 0))}
+                records.append(rec)
+                if jax.process_index() == 0:
+                    with open(metrics_path, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                if callback:
+                    callback(Progress(step, cfg.steps, rec, wall, ips))
+                window, t_window = [], time.perf_counter()
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                save(step, wall)
+            if stop["flag"]:
+                interrupted = True
+                break
+        if interrupted and step % cfg.ckpt_every and step != cfg.steps:
+            save(step, wall_before + time.perf_counter() - t_run)
+        manager.wait_until_finished()
+    finally:
+        if hasattr(batches, "close"):
+            batches.close()
+        manager.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    summary = {"start_step": start, "step": step, "compile_seconds": t_compile,
+               "wall_seconds": wall_before + time.perf_counter() - t_run, "devices": n_dev,
+               "final": records[-1] if records else None, "ckpt_dir": str(ckpt_dir),
+               "model": str(ckpt_dir / task.export_name), "params": jax.device_get(state["params"])}
+    if interrupted:
+        raise KeyboardInterrupt(summary)
+    return summary

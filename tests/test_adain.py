@@ -1,0 +1,159 @@
+"""AdaIN: the pure functions against float64 NumPy, the decoder, and inference controls."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nst_jax import adain as A
+from nst_jax.errors import NSTError
+
+
+def np_adain(x, y, eps=1e-5):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    mx, my = x.mean(axis=(1, 2), keepdims=True), y.mean(axis=(1, 2), keepdims=True)
+    sx = np.sqrt(((x - mx) ** 2).mean(axis=(1, 2), keepdims=True) + eps)
+    sy = np.sqrt(((y - my) ** 2).mean(axis=(1, 2), keepdims=True) + eps)
+    return (x - mx) / sx * sy + my
+
+
+@pytest.mark.parametrize("shapes", [((2, 5, 7, 4), (2, 9, 3, 4)), ((3, 4, 4, 8), (1, 6, 6, 8))])
+def test_adain_matches_float64_numpy(shapes):
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 3.0, shapes[0]).astype(np.float32)
+    y = (rng.normal(size=shapes[1]) * 5 + 2).astype(np.float32)
+    out = np.asarray(A.adain(x, y))
+    ref = np_adain(x, y)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # the defining property: output moments are the style's
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), np.broadcast_to(y.mean(axis=(1, 2)), out.shape[::3]),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_coral_matches_float64_reference():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(1)
+    src = np.clip(rng.normal(0.5, 0.15, (20, 30, 3)) @ np.array([[1, .3, 0], [0, 1, .2], [.1, 0, .8]]), 0, 1)
+    tgt = np.clip(rng.normal([0.3, 0.5, 0.7], 0.1, (25, 17, 3)), 0, 1)
+    out = np.asarray(A.coral(src.astype(np.float32), tgt.astype(np.float32)), np.float64)
+
+    s, t = src.reshape(-1, 3), tgt.reshape(-1, 3)
+    cs, ct = np.cov(s, rowvar=False) + 1e-5 * np.eye(3), np.cov(t, rowvar=False) + 1e-5 * np.eye(3)
+    a = np.real(scipy_linalg.sqrtm(ct)) @ np.linalg.inv(np.real(scipy_linalg.sqrtm(cs)))
+    ref = np.clip((s - s.mean(0)) @ a.T + t.mean(0), 0, 1).reshape(src.shape)
+    np.testing.assert_allclose(out, ref, atol=2e-4)
+
+
+def test_decoder_architecture_and_parameter_count():
+    params = A.init_decoder(jax.random.key(0))
+    # closed form: the mirror of VGG-19 up to relu4_1, 3x3 kernels + biases
+    plan = [(512, 256), (256, 256), (256, 256), (256, 256), (256, 128), (128, 128), (128, 64), (64, 64),
+            (64, 3)]
+    assert A.count_params(params) == sum(9 * i * o + o for i, o in plan) == 3_505_219
+    t = jnp.zeros((2, 5, 7, 512))
+    assert A.decode(params, t).shape == (2, 40, 56, 3)
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    return A.init_decoder(jax.random.key(1))
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (64, 64), (9, 130), (8, 8)])
+def test_stylize_keeps_odd_sizes(params, decoder, hw):
+    rng = np.random.default_rng(0)
+    content = rng.random(hw + (3,)).astype(np.float32)
+    style = rng.random((40, 30, 3)).astype(np.float32)
+    out, report = A.adain_stylize(content, style, decoder=decoder, vgg=params, size=None, style_size=None)
+    assert out.shape == hw + (3,) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert report["image_size"] == list(hw)
+
+
+def _direct(params, decoder, content, targets):
+    """decoder(sum_k w_k AdaIN-target_k) computed by hand from the pure functions."""
+    f = A.encode(params, A._pad_to_multiple(jnp.asarray(content)[None]))[A.ENCODER_LAYER]
+    t = sum(w * tk for w, tk in targets(f))
+    h, w = content.shape[:2]
+    return np.clip(np.asarray(A.decode(decoder, t)[0, :h, :w]), 0, 1)
+
+
+def test_alpha_and_blend_are_the_papers_convex_combinations(params, decoder):
+    rng = np.random.default_rng(2)
+    c = rng.random((48, 40, 3)).astype(np.float32)
+    s1, s2 = rng.random((32, 32, 3)).astype(np.float32) ** 2, rng.random((40, 24, 3)).astype(np.float32)
+    kw = dict(decoder=decoder, vgg=params, size=None, style_size=None)
+
+    def enc(s):
+        return A.encode(params, A._pad_to_multiple(jnp.asarray(s)[None]))[A.ENCODER_LAYER]
+
+    # alpha = 0: the content's own features through the decoder, whatever the style
+    out0, _ = A.adain_stylize(c, s1, alpha=0.0, **kw)
+    np.testing.assert_allclose(out0, _direct(params, decoder, c, lambda f: [(1.0, f)]), atol=1e-5)
+    np.testing.assert_allclose(out0, A.adain_stylize(c, s2, alpha=0.0, **kw)[0], atol=1e-6)
+    # alpha = 0.3
+    out3, _ = A.adain_stylize(c, s1, alpha=0.3, **kw)
+    ref3 = _direct(params, decoder, c, lambda f: [(0.3, A.adain(f, enc(s1))), (0.7, f)])
+    np.testing.assert_allclose(out3, ref3, atol=1e-5)
+    # blend 1:3 of two styles
+    outb, rep = A.adain_stylize(c, [s1, s2], blend=[1, 3], **kw)
+    assert rep["blend"] == [0.25, 0.75]
+    refb = _direct(params, decoder, c, lambda f: [(0.25, A.adain(f, enc(s1))), (0.75, A.adain(f, enc(s2)))])
+    np.testing.assert_allclose(outb, refb, atol=1e-5)
+    # blend weights (1, 0) are the first style alone
+    np.testing.assert_allclose(A.adain_stylize(c, [s1, s2], blend=[1, 0], **kw)[0],
+                               A.adain_stylize(c, s1, **kw)[0], atol=1e-5)
+
+
+def test_mask_applies_one_style_inside_and_the_other_outside(params, decoder):
+    rng = np.random.default_rng(3)
+    c = rng.random((64, 64, 3)).astype(np.float32)
+    s1, s2 = np.full((32, 32, 3), 0.9, np.float32) * rng.random((32, 32, 3)), rng.random((32, 32, 3)) * 0.3
+    kw = dict(decoder=decoder, vgg=params, size=None, style_size=None)
+    only1, _ = A.adain_stylize(c, s1, **kw)
+    only2, _ = A.adain_stylize(c, s2, **kw)
+    ones = np.ones((64, 64), np.float32)
+    np.testing.assert_allclose(A.adain_stylize(c, [s1, s2], mask=ones, **kw)[0], only1, atol=1e-5)
+    np.testing.assert_allclose(A.adain_stylize(c, [s1, s2], mask=0 * ones, **kw)[0], only2, atol=1e-5)
+    half = ones.copy()
+    half[:, 32:] = 0
+    out, _ = A.adain_stylize(c, [s1, s2], mask=half, **kw)
+    # away from the boundary (the decoder's receptive field), each side is its own style's result
+    left, right = out[:, :16], out[:, 48:]
+    assert np.abs(left - only1[:, :16]).mean() < 0.2 * np.abs(left - only2[:, :16]).mean()
+    assert np.abs(right - only2[:, 48:]).mean() < 0.2 * np.abs(right - only1[:, 48:]).mean()
+
+
+def test_bad_arguments(params, decoder):
+    c = np.zeros((16, 16, 3), np.float32)
+    kw = dict(decoder=decoder, vgg=params, size=None, style_size=None)
+    with pytest.raises(NSTError, match="alpha"):
+        A.adain_stylize(c, c, alpha=1.5, **kw)
+    with pytest.raises(NSTError, match="exactly two"):
+        A.adain_stylize(c, c, mask=np.ones((16, 16)), **kw)
+    with pytest.raises(NSTError, match="blend weights for"):
+        A.adain_stylize(c, [c, c], blend=[1.0], **kw)
+    with pytest.raises(NSTError, match="too small"):
+        A.adain_stylize(np.zeros((4, 30, 3), np.float32), c, **kw)
+
+
+def test_decoder_file_roundtrip_and_errors(tmp_path, decoder):
+    path = A.save_decoder(tmp_path / "d.npz", decoder, {"steps": 3})
+    loaded, meta = A.load_decoder(path)
+    assert meta == {"steps": 3}
+    for a, b in zip(jax.tree_util.tree_leaves(decoder), jax.tree_util.tree_leaves(loaded), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a, np.float16).astype(np.float32))
+    assert path.stat().st_size < 10 * 2**20
+    with pytest.raises(NSTError, match="does not exist"):
+        A.load_decoder(tmp_path / "missing.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(NSTError, match="not a readable decoder"):
+        A.load_decoder(tmp_path / "text.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(NSTError, match="not an nst_jax AdaIN decoder"):
+        A.load_decoder(tmp_path / "other.npz")
+    flat = {k: v for k, v in np.load(path).items()}
+    flat["conv1_1/Conv_0/kernel"] = np.zeros((3, 3, 64, 4), np.float16)
+    np.savez(tmp_path / "wrong.npz", **flat)
+    with pytest.raises(NSTError, match="expected architecture"):
+        A.load_decoder(tmp_path / "wrong.npz")

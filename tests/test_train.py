@@ -1,0 +1,125 @@
+"""The shared training loop (nst_jax.train) with the AdaIN task: learning, sharding, checkpoints, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nst_jax import adain as A
+from nst_jax.data import ArraySource
+from nst_jax.errors import NSTError
+from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer, train
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = ROOT / "tests" / "train_worker.py"
+
+
+def _run_worker(args, devices=None, timeout=600):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    proc = subprocess.run([sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _params(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_a_few_steps_lower_the_loss(params):
+    rng = np.random.default_rng(0)
+    content = ArraySource([rng.random((32, 32, 3)) for _ in range(4)])
+    style = ArraySource([rng.random((32, 32, 3)) ** 3 for _ in range(4)])
+    task = A.AdaINTask(params, content, style, crop=32, resize=32, batch_size=4)
+    cfg = TrainConfig(steps=30, batch_size=4)  # the paper's lr 1e-4 (1e-3 diverges)
+    opt = optimizer(cfg)
+    p0 = task.init(jax.random.key(0))
+    state = {"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}
+    step = make_train_step(task, opt, make_mesh())
+    stream = task.batches(0, (0, 1))
+    try:
+        fixed = next(stream)
+        batch = {k: jnp.asarray(v) for k, v in fixed.items()}
+        as_float = {k: v.astype(np.float32) / 255 for k, v in fixed.items()}
+        before = float(task.loss(p0, params, as_float)[0])
+        for _ in range(cfg.steps):
+            state, metrics = step(state, params, batch)
+    finally:
+        stream.close()
+    after = float(task.loss(state["params"], params, as_float)[0])
+    assert np.isfinite(after) and after < 0.5 * before, (before, after)
+
+
+def test_sharded_training_equals_single_device(tmp_path):
+    """4 CPU devices (batch sharded over a mesh) give the 1-device loss and gradient."""
+    runs = {}
+    for n in (1, 4):
+        runs[n] = _run_worker([tmp_path / f"d{n}", 2, 10, "--out", tmp_path / f"p{n}.npz",
+                               "--grad-out", tmp_path / f"g{n}.npz"], devices=n)
+        assert runs[n]["devices"] == n
+    g1, g4 = _params(tmp_path / "g1.npz"), _params(tmp_path / "g4.npz")
+    np.testing.assert_allclose(g4.pop("loss"), g1.pop("loss"), rtol=1e-6)
+    for k in g1:  # float32 through ~20 layers, reduced in a different order: ~4e-4 of the largest entry
+        np.testing.assert_allclose(g4[k], g1[k], rtol=0, atol=2e-3 * np.abs(g1[k]).max(), err_msg=k)
+        cos = np.sum(g4[k] * g1[k]) / np.linalg.norm(g4[k]) / np.linalg.norm(g1[k])
+        assert cos > 0.99999, (k, cos)
+    # training: the first loss is the same; Adam's first steps are ~lr * sign(g), which turns rounding
+    # differences in near-zero gradient entries into lr-sized ones, so later values agree less tightly
+    np.testing.assert_allclose(runs[4]["losses"][0], runs[1]["losses"][0], rtol=1e-6)
+    np.testing.assert_allclose(runs[4]["losses"][1], runs[1]["losses"][1], rtol=1e-3)
+    a, b = _params(tmp_path / "p1.npz"), _params(tmp_path / "p4.npz")
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=0, atol=4e-4, err_msg=k)  # 2 steps x 2 x lr
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+    straight = _run_worker([tmp_path / "straight", 6, 2, "--out", tmp_path / "straight.npz"])
+
+    ckpt = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(WORKER), ckpt, "6", "2", "--delay", "0.15"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    deadline = time.time() + 300
+    while not (ckpt / "checkpoints" / "2").is_dir() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    saved = sorted(int(p.name) for p in (ckpt / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved and saved[-1] < 6, saved  # killed mid-run, after at least one checkpoint
+
+    resumed = _run_worker([ckpt, 6, 2, "--resume", "--out", tmp_path / "resumed.npz"])
+    assert resumed["summary"]["start_step"] == saved[-1]  # no saved step lost
+    assert resumed["losses"] == straight["losses"][saved[-1]:]  # same data, same updates
+    a, b = _params(tmp_path / "straight.npz"), _params(tmp_path / "resumed.npz")
+    for k in a:
+        np.testing.assert_array_equal(b[k], a[k], err_msg=k)
+    steps = [json.loads(line)["step"] for line in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))  # the log holds each step once
+    assert (ckpt / "loss_curve.png").stat().st_size > 0
+    A.load_decoder(ckpt / "decoder.npz")
+
+
+def test_fresh_run_refuses_a_used_directory_and_resume_checks_config(tmp_path, params):
+    rng = np.random.default_rng(0)
+    src = ArraySource([rng.random((32, 32, 3)) for _ in range(2)])
+    task = A.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2)
+    train(task, TrainConfig(steps=1, batch_size=2), tmp_path)
+    with pytest.raises(NSTError, match="already holds checkpoints"):
+        train(task, TrainConfig(steps=2, batch_size=2), tmp_path)
+    with pytest.raises(NSTError, match="learning_rate"):
+        train(task, TrainConfig(steps=2, batch_size=2, learning_rate=1e-3), tmp_path, resume=True)
+    other = A.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2, style_weight=1.0)
+    with pytest.raises(NSTError, match="task_config"):
+        train(other, TrainConfig(steps=2, batch_size=2), tmp_path, resume=True)
