@@ -273,10 +273,11 @@ def progress_message(args):
 
 def _cmd_adain(args):
     from . import image as im
-    from .adain import adain_stylize
+    from .adain import adain_stylize, load_decoder
     from .compile_cache import enable_compilation_cache
 
     out = im.check_output(args.output)
+    decoder, _ = load_decoder(args.decoder)  # every input is checked before any work or output
     if args.report:
         rp = Path(args.report).expanduser()
         if not rp.parent.is_dir():
@@ -290,7 +291,7 @@ def _cmd_adain(args):
         enable_compilation_cache()
     say = progress_message(args) or (lambda msg: None)
     kwargs = dict(alpha=args.alpha, blend=args.style_blend, mask=mask, preserve_color=args.preserve_color,
-                  size=args.size, style_size=args.style_size, decoder=args.decoder, vgg=args.weights)
+                  size=args.size, style_size=args.style_size, decoder=decoder, vgg=args.weights)
     result, report = adain_stylize(content, styles, callback=say, **kwargs)
     im.save_image(out, result)
     if args.report:
