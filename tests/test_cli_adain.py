@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -113,7 +112,8 @@ def test_train_adain_cli_then_resume_and_use(files, tmp_path):
 
 
 def test_train_adain_bad_input(files, tmp_path):
-    r = run("train", "adain", "--style-dir", files / "paintings", "--ckpt-dir", tmp_path / "c", "--steps", "1")
+    r = run("train", "adain", "--style-dir", files / "paintings", "--ckpt-dir", tmp_path / "c",
+            "--steps", "1")
     assert_clean_error(r, "exactly one content source")
     r = run("train", "adain", "--content-dir", tmp_path / "nope", "--style-dir", files / "paintings",
             "--ckpt-dir", tmp_path / "c", "--steps", "1")
