@@ -155,3 +155,90 @@ def lbfgs(objective, x0, iters, history=100, line_search=None):
 
     opt.step(closure)
     return x.detach(), evals[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# AdaIN (Huang & Belongie 2017) in PyTorch, after naoto0804/pytorch-AdaIN: the normalised VGG-19
+# encoder up to relu4_1 (Caffe features / per-channel ImageNet means, read from the .npz that
+# experiments/vgg_channel_means.py wrote), adain with eps 1e-5 inside the square root, and the
+# mirrored decoder (reflection padding, nearest-neighbour upsampling) loaded from an nst_jax decoder
+# .npz (HWIO kernels).
+# ------------------------------------------------------------------------------------------------
+
+ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+DECODER_PLAN = (("conv4_1", 512, 256), "up", ("conv3_4", 256, 256), ("conv3_3", 256, 256),
+                ("conv3_2", 256, 256), ("conv3_1", 256, 128), "up", ("conv2_2", 128, 128),
+                ("conv2_1", 128, 64), "up", ("conv1_2", 64, 64), ("conv1_1", 64, 3))
+
+
+def torch_decoder(npz_path=None):
+    """nn.Sequential decoder; weights from an nst_jax decoder .npz, or PyTorch's default init."""
+    layers = []
+    z = np.load(npz_path) if npz_path is not None else None
+    for item in DECODER_PLAN:
+        if item == "up":
+            layers.append(torch.nn.Upsample(scale_factor=2, mode="nearest"))
+            continue
+        name, cin, cout = item
+        conv = torch.nn.Conv2d(cin, cout, 3)
+        if z is not None:
+            k = np.asarray(z[f"{name}/Conv_0/kernel"], np.float32)
+            conv.weight.data = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+            conv.bias.data = torch.from_numpy(np.asarray(z[f"{name}/Conv_0/bias"], np.float32).copy())
+        layers += [torch.nn.ReflectionPad2d(1), conv]
+        if name != "conv1_1":
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def calc_mean_std(f, eps=1e-5):
+    n, c = f.shape[:2]
+    flat = f.reshape(n, c, -1)
+    return flat.mean(2).view(n, c, 1, 1), (flat.var(2, unbiased=False) + eps).sqrt().view(n, c, 1, 1)
+
+
+def adain(content_f, style_f, eps=1e-5):
+    cm, cs = calc_mean_std(content_f, eps)
+    sm, ss = calc_mean_std(style_f, eps)
+    return (content_f - cm) / cs * ss + sm
+
+
+class TorchAdaIN(torch.nn.Module):
+    def __init__(self, h5_path, means_npz, decoder_npz=None):
+        super().__init__()
+        self.vgg = CaffeVGG19(h5_path)
+        with np.load(means_npz) as z:
+            for name in ADAIN_STYLE_LAYERS:
+                means = torch.from_numpy(z[name].astype(np.float32)).view(1, -1, 1, 1)
+                self.register_buffer(f"mean_{name}", means)
+        self.decoder = torch_decoder(decoder_npz)
+
+    def encode(self, x, layers=("relu4_1",)):
+        return {k: v / getattr(self, f"mean_{k}") for k, v in self.vgg(x, layers).items()}
+
+    def stylize(self, content, style, alpha=1.0):
+        """content, style: (1, 3, H, W) RGB in [0, 1]; sides padded (reflect) to a multiple of 8."""
+        h, w = content.shape[2:]
+
+        def pad(x):
+            return F.pad(x, (0, -x.shape[3] % 8, 0, -x.shape[2] % 8), mode="reflect")
+
+        f = self.encode(pad(content))["relu4_1"]
+        t = adain(f, self.encode(pad(style))["relu4_1"])
+        t = alpha * t + (1 - alpha) * f
+        return self.decoder(t)[:, :, :h, :w].clamp(0, 1)
+
+    def loss(self, content, style, style_weight=10.0):
+        """The paper's training loss (as pytorch-AdaIN's net.py)."""
+        with torch.no_grad():
+            fs = self.encode(style, ADAIN_STYLE_LAYERS)
+            t = adain(self.encode(content)["relu4_1"], fs["relu4_1"])
+        g = self.decoder(t)
+        fg = self.encode(g, ADAIN_STYLE_LAYERS)
+        loss_c = F.mse_loss(fg["relu4_1"], t)
+        loss_s = 0.0
+        for k in ADAIN_STYLE_LAYERS:
+            gm, gs = calc_mean_std(fg[k])
+            sm, ss = calc_mean_std(fs[k])
+            loss_s = loss_s + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
+        return loss_c + style_weight * loss_s, loss_c, loss_s

@@ -157,3 +157,47 @@ def test_decoder_file_roundtrip_and_errors(tmp_path, decoder):
     np.savez(tmp_path / "wrong.npz", **flat)
     with pytest.raises(NSTError, match="expected architecture"):
         A.load_decoder(tmp_path / "wrong.npz")
+
+
+@pytest.fixture(scope="module")
+def torch_adain(h5_path, tmp_path_factory):
+    """The independent PyTorch AdaIN (experiments/torch_reference.py) with the same decoder file."""
+    import torch_reference as tr
+
+    path = tmp_path_factory.mktemp("torch_adain") / "decoder.npz"
+    A.save_decoder(path, A.init_decoder(jax.random.key(5)))
+    return tr.TorchAdaIN(h5_path, A.CHANNEL_MEANS_FILE, path), path
+
+
+def test_stylize_matches_pytorch_reference(params, torch_adain):
+    import torch
+    import torch_reference as tr
+
+    ref, path = torch_adain
+    decoder, _ = A.load_decoder(path)
+    rng = np.random.default_rng(6)
+    content = rng.random((44, 61, 3)).astype(np.float32)  # odd sizes: padding and cropping agree
+    style = rng.random((35, 40, 3)).astype(np.float32) ** 2
+    for alpha in (1.0, 0.4):
+        out, _ = A.adain_stylize(content, style, alpha=alpha, decoder=decoder, vgg=params, size=None,
+                                 style_size=None)
+        with torch.no_grad():
+            expect = tr.nhwc(ref.stylize(tr.nchw(content[None]), tr.nchw(style[None]), alpha))[0]
+        assert np.abs(out - expect).max() < 2e-3, np.abs(out - expect).max()
+
+
+def test_training_loss_matches_pytorch_reference(params, torch_adain):
+    import torch
+    import torch_reference as tr
+
+    ref, path = torch_adain
+    decoder, _ = A.load_decoder(path)
+    rng = np.random.default_rng(7)
+    content = rng.random((2, 32, 32, 3)).astype(np.float32)
+    style = rng.random((2, 32, 32, 3)).astype(np.float32) ** 3
+    total, terms = A.adain_loss(decoder, params, content, style)
+    with torch.no_grad():
+        t_total, t_c, t_s = ref.loss(tr.nchw(content), tr.nchw(style))
+    np.testing.assert_allclose(float(terms["content"]), float(t_c), rtol=1e-4)
+    np.testing.assert_allclose(float(terms["style"]), float(t_s), rtol=1e-4)
+    np.testing.assert_allclose(float(total), float(t_total), rtol=1e-4)
