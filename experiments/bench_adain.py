@@ -19,6 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch_reference as tr  # noqa: E402
+from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 from nst_jax import adain as A  # noqa: E402
 from nst_jax import vgg19_params  # noqa: E402
@@ -77,8 +78,11 @@ def main():
     task = A.AdaINTask(params, content, style, crop=tsize, resize=tsize, batch_size=batch)
     cfg = TrainConfig(steps=1, batch_size=batch)
     opt = optimizer(cfg)
-    holder = {"state": {"params": decoder, "opt": opt.init(decoder), "step": jnp.zeros((), jnp.int32)}}
-    step = make_train_step(task, opt, make_mesh())
+    mesh = make_mesh()
+    state = {"params": decoder, "opt": opt.init(decoder), "step": jnp.zeros((), jnp.int32)}
+    # committed to the mesh as train() does, so the warm-up compiles the program that is timed
+    holder = {"state": jax.device_put(state, NamedSharding(mesh, PartitionSpec()))}
+    step = make_train_step(task, opt, mesh)
     stream = task.batches(0, (0, 1))
     b = next(stream)
     stream.close()
