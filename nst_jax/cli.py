@@ -307,6 +307,76 @@ def _cmd_adain(args):
     return 0
 
 
+def _cmd_train_fast(args):
+    from .compile_cache import enable_compilation_cache
+    from .feedforward import train_fast
+
+    if (args.content_dir is None) == (args.tfds is None):
+        raise NSTError("give exactly one content source: --content-dir DIR or --tfds NAME[:SPLIT]")
+    content = args.content_dir if args.tfds is None else f"tfds:{args.tfds}"
+    enable_compilation_cache()
+    progress = TrainProgress(args.quiet)
+    try:
+        summary = train_fast(args.style, content, args.ckpt_dir, steps=args.steps,
+                             batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
+                             content_weight=args.content_weight,
+                             style_weight=args.style_weight, tv_weight=args.tv_weight,
+                             style_size=args.style_size, crop=args.crop, resize=args.resize, seed=args.seed,
+                             ckpt_every=args.ckpt_every, log_every=args.log_every, resume=args.resume,
+                             weights=args.weights, tfds_data_dir=args.tfds_data_dir,
+                             distributed=args.distributed, callback=progress, log=progress_message(args))
+    except KeyboardInterrupt as e:
+        step = e.args[0]["step"] if e.args and isinstance(e.args[0], dict) else "?"
+        print(f"nst-jax: interrupted; checkpoint saved at step {step} in {args.ckpt_dir} "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"trained to step {summary['step']} in {_hms(summary['wall_seconds'])}; model: "
+              f"{summary['model']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_fast(args):
+    from . import image as im
+    from .compile_cache import enable_compilation_cache
+    from .feedforward import fast_stylize, load_model, shipped_models
+
+    if args.list:
+        for name, path in shipped_models().items():
+            meta = load_model(path)[1]
+            steps = meta.get("step", "?")
+            print(f"{name}\t{steps} steps\t{path}")
+        return 0
+    if not args.contents:
+        raise NSTError("give one or more content images (or --list)")
+    if args.output is None:
+        raise NSTError("give -o OUT (a file for one image, a folder for several)")
+    params, _ = load_model(args.model)  # every input is checked before any work or output
+    out = Path(args.output).expanduser()
+    many = len(args.contents) > 1
+    if many:
+        if out.exists() and not out.is_dir():
+            raise NSTError(f"{out} is a file: with several content images, -o must be a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        targets = [im.check_output(out / f"{Path(c).stem}_{Path(str(args.model)).stem}.png")
+                   for c in args.contents]
+        if len(set(targets)) != len(targets):
+            raise NSTError("two content images have the same file name; stylise them in separate calls")
+    else:
+        targets = [im.check_output(out)]
+    contents = [im.load_image(c) for c in args.contents]
+    if not args.no_compile_cache:
+        enable_compilation_cache()
+    say = progress_message(args) or (lambda msg: None)
+    results, report = fast_stylize(contents, params, size=args.size, preserve_color=args.preserve_color,
+                                   callback=say)
+    for path, img in zip(targets, results, strict=True):
+        im.save_image(path, img)
+        say(f"saved {path}")
+    say(f"{len(results)} image(s) in {report['batches']} batch(es), {report['seconds']['total']:.1f}s")
+    return 0
+
+
 def _alpha(text):
     try:
         v = float(text)
@@ -408,7 +478,24 @@ def build_parser():
                    help="do not use the persistent XLA compilation cache")
     a.set_defaults(func=_cmd_adain)
 
-    t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder)")
+    from .feedforward import fast_stylize, train_fast
+
+    d = _defaults(fast_stylize)
+    ff = sub.add_parser("fast", help="Johnson et al.: a trained per-style network, one forward pass",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ff.add_argument("contents", nargs="*", metavar="CONTENT", help="one or more content images")
+    ff.add_argument("-o", "--output", help="output image (one content) or folder (several)")
+    ff.add_argument("--model", default=d["model"], help="a shipped model's name (see --list) or a .npz")
+    ff.add_argument("--size", type=_size_or_none, default=d["size"],
+                    help="longest side in px; 'none' keeps the original")
+    ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
+    ff.add_argument("--list", action="store_true", help="list the shipped models")
+    ff.add_argument("--quiet", action="store_true")
+    ff.add_argument("--no-compile-cache", action="store_true",
+                    help="do not use the persistent XLA compilation cache")
+    ff.set_defaults(func=_cmd_fast)
+
+    t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network)")
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=_Parser)
     d = _defaults(train_decoder)
     a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",
@@ -435,6 +522,34 @@ def build_parser():
     a.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
     a.add_argument("--quiet", action="store_true")
     a.set_defaults(func=_cmd_train_adain)
+
+    d = _defaults(train_fast)
+    f = tsub.add_parser("fast", help="train a per-style feed-forward network (Johnson et al. 2016)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    f.add_argument("--style", required=True, help="the style image")
+    f.add_argument("--content-dir", help="folder of content photos (searched recursively)")
+    f.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT]")
+    f.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
+    f.add_argument("--ckpt-dir", required=True, help="checkpoints, metrics.jsonl, loss_curve.png, model.npz")
+    f.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
+    f.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
+    f.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
+    f.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
+    f.add_argument("--content-weight", type=float, default=d["content_weight"])
+    f.add_argument("--style-weight", type=float, default=d["style_weight"])
+    f.add_argument("--tv-weight", type=float, default=d["tv_weight"])
+    f.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
+                   help="style image's longest side in px")
+    f.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
+    f.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
+    f.add_argument("--seed", type=int, default=d["seed"])
+    f.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
+    f.add_argument("--log-every", type=_positive_int, default=d["log_every"])
+    f.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    f.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
+    f.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=_cmd_train_fast)
     return p
 
 

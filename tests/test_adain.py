@@ -1,5 +1,7 @@
 """AdaIN: the pure functions against float64 NumPy, the decoder, and inference controls."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -201,3 +203,39 @@ def test_training_loss_matches_pytorch_reference(params, torch_adain):
     np.testing.assert_allclose(float(terms["content"]), float(t_c), rtol=1e-4)
     np.testing.assert_allclose(float(terms["style"]), float(t_s), rtol=1e-4)
     np.testing.assert_allclose(float(total), float(t_total), rtol=1e-4)
+
+
+def _style_distance(params, x, style):
+    fx = A.encode(params, jnp.asarray(x)[None], A.STYLE_LAYERS)
+    fs = A.encode(params, jnp.asarray(style)[None], A.STYLE_LAYERS)
+    total = 0.0
+    for k in A.STYLE_LAYERS:
+        (m1, s1), (m2, s2) = A.mean_std(fx[k]), A.mean_std(fs[k])
+        total += float(jnp.mean((m1 - m2) ** 2) + jnp.mean((s1 - s2) ** 2))
+    return total
+
+
+def _content_distance(params, x, content):
+    a = A.encode(params, jnp.asarray(x)[None])[A.ENCODER_LAYER]
+    b = A.encode(params, jnp.asarray(content)[None])[A.ENCODER_LAYER]
+    return float(jnp.sum((a - b) ** 2) / jnp.sum(b ** 2))
+
+
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+@pytest.mark.skipif(not (SHARED_IMAGES / "golden_gate.jpg").is_file(), reason="needs ../shared/images")
+@pytest.mark.parametrize("photo,painting", [("golden_gate.jpg", "the_scream.jpg"),
+                                            ("hoovertowernight.jpg", "shipwreck.jpg")])
+def test_shipped_decoder_moves_an_unseen_photo_toward_the_painting(params, photo, painting):
+    """The shipped decoder, on photos outside its training set: the style distance (AdaIN's style loss)
+    to the painting falls, and the content distance stays well below that of a no-content control
+    (the painting itself, resized to the photo's shape)."""
+    from nst_jax import image as im
+
+    content = im.resize_longest(im.load_image(SHARED_IMAGES / photo), 256)
+    style = im.resize_longest(im.load_image(SHARED_IMAGES / painting), 256)
+    out, _ = A.adain_stylize(content, style, vgg=params, size=None, style_size=None)
+    assert _style_distance(params, out, style) < 0.7 * _style_distance(params, content, style)
+    control = im.resize(style, content.shape[:2])
+    assert _content_distance(params, out, content) < 0.8 * _content_distance(params, control, content)

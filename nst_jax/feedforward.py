@@ -1,0 +1,395 @@
+"""Fast feed-forward style transfer (Johnson, Alahi & Fei-Fei 2016) with instance normalisation (Ulyanov,
+Vedaldi & Lempitsky 2016): one transformation network per style, trained with the perceptual losses of
+:mod:`nst_jax.losses`, applied in one forward pass.
+
+The network (:class:`TransformNet`, flax.linen) is Johnson et al.'s: a 9x9 convolution, two stride-2
+convolutions, five residual blocks, two upsampling stages and a 9x9 convolution, with reflection padding
+throughout and instance normalisation after every convolution but the last.  The upsampling stages are
+nearest-neighbour upsampling followed by a convolution (Odena et al. 2016, "Deconvolution and
+Checkerboard Artifacts"), as in PyTorch's fast_neural_style example, instead of the paper's transposed
+convolutions.  1,679,235 parameters.
+
+Loss (the perceptual loss): content = MSE of VGG-19 features at ``relu2_2``; style = sum over
+``relu1_2, relu2_2, relu3_4, relu4_4`` of the MSE between Gram matrices (``gram_matrix``: divided by
+C*H*W); total variation on 0..255 pixel values.  These are jcjohnson/fast-neural-style's choices (its
+VGG-16 layers relu1_2, relu2_2, relu3_3, relu4_3 are the last ReLU of each block; the VGG-19 ones are
+relu3_4 and relu4_4) and its normalisations, so its weights carry over: content 1, style 5, TV 1e-6.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import image as _image
+from .errors import NSTError
+from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .vgg import _conv as _vgg_conv
+from .vgg import vgg19_features
+
+CONTENT_LAYERS = ("relu2_2",)
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
+CONTENT_WEIGHT = 1.0
+STYLE_WEIGHT = 5.0
+TV_WEIGHT = 1e-6
+MULTIPLE = 4  # two stride-2 convolutions: sides are padded to a multiple of 4
+MODELS_DIR = Path(__file__).parent / "models"
+MODEL_PREFIX = "fast_"
+MODEL_FORMAT = "nst_jax-fast-v1"
+EPS = 1e-5
+
+
+# --- network ---------------------------------------------------------------------------------------------
+
+class InstanceNorm(nn.Module):
+    """Per-image, per-channel normalisation over H, W, with a learned scale and shift (Ulyanov et al.)."""
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones_init(), (c,))
+        bias = self.param("bias", nn.initializers.zeros_init(), (c,))
+        mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+        var = jnp.var(x, axis=(1, 2), keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + EPS) * scale + bias
+
+
+def instance_norm(x, scale, bias, eps: float = EPS):
+    """The pure function behind :class:`InstanceNorm` (for tests and users)."""
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    var = jnp.var(x, axis=(1, 2), keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded k x k convolution, stride 1 or 2."""
+    features: int
+    kernel: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        p = k // 2
+        x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+        if self.stride == 1 and k == 3:  # the VGG's fast 3x3 path, cropped to the valid interior
+            return _vgg_conv(x, {"kernel": kernel, "bias": bias})[:, 1:-1, 1:-1]
+        y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y + bias
+
+
+def upsample_nearest(x, factor: int = 2):
+    n, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None], (n, h, factor, w, factor, c))
+    return x.reshape(n, h * factor, w * factor, c)
+
+
+class ResidualBlock(nn.Module):
+    features: int = 128
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(self.features, 3, name="conv1")(x)))
+        y = InstanceNorm(name="in2")(ConvLayer(self.features, 3, name="conv2")(y))
+        return x + y
+
+
+class TransformNet(nn.Module):
+    """Johnson et al.'s transformation network with instance norm; RGB in [0, 1] in and out (the output
+    is unclipped during training)."""
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(32, 9, name="conv1")(x)))
+        y = nn.relu(InstanceNorm(name="in2")(ConvLayer(64, 3, 2, name="conv2")(y)))
+        y = nn.relu(InstanceNorm(name="in3")(ConvLayer(128, 3, 2, name="conv3")(y)))
+        for i in range(1, 6):
+            y = ResidualBlock(128, name=f"res{i}")(y)
+        y = nn.relu(InstanceNorm(name="in4")(ConvLayer(64, 3, name="up1")(upsample_nearest(y))))
+        y = nn.relu(InstanceNorm(name="in5")(ConvLayer(32, 3, name="up2")(upsample_nearest(y))))
+        return ConvLayer(3, 9, name="out")(y)
+
+
+NET = TransformNet()
+
+
+def init_net(key):
+    return NET.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))["params"]
+
+
+def _pad_to_multiple(x, multiple: int = MULTIPLE):
+    h, w = x.shape[1:3]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def apply_net(params, images):
+    """The network on NHWC images in [0, 1] of any size (padded to a multiple of 4, cropped back)."""
+    h, w = images.shape[1:3]
+    return NET.apply({"params": params}, _pad_to_multiple(images))[:, :h, :w]
+
+
+def count_params(tree) -> int:
+    return int(sum(np.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(tree)))
+
+
+# --- training objective ----------------------------------------------------------------------------------
+
+def style_targets(vgg_params, style, layers=STYLE_LAYERS):
+    """Gram matrices of one style image ``(1, H, W, 3)`` at ``layers``: ``{layer: (1, C, C)}``."""
+    f = vgg19_features(vgg_params, style, layers)
+    return {k: gram_matrix(f[k]) for k in layers}
+
+
+def perceptual_loss(net_params, frozen, content, *, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
+                    tv_weight=TV_WEIGHT, content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS):
+    """Johnson et al.'s loss for a batch of content images (NHWC, [0, 1]).
+
+    ``frozen``: ``{"vgg": VGG-19 params, "grams": style_targets(...)}``.  Returns ``(total, terms)`` with
+    the unweighted terms.
+    """
+    vgg = frozen["vgg"]
+    y = apply_net(net_params, content)
+    layers = tuple(dict.fromkeys(content_layers + style_layers))
+    fy = vgg19_features(vgg, y, layers)
+    fc = vgg19_features(vgg, content, content_layers)
+    c = sum(content_loss(fy[k], jax.lax.stop_gradient(fc[k])) for k in content_layers)
+    s = sum(style_loss(gram_matrix(fy[k]), frozen["grams"][k]) for k in style_layers)
+    tv = total_variation(y * 255.0, "l2")
+    return content_weight * c + style_weight * s + tv_weight * tv, {"content": c, "style": s, "tv": tv}
+
+
+# --- model files -----------------------------------------------------------------------------------------
+
+def _path_key(path) -> str:
+    return "/".join(str(getattr(p, "key", p)) for p in path)
+
+
+def net_shapes() -> dict[str, tuple[int, ...]]:
+    tree = jax.eval_shape(lambda: init_net(jax.random.key(0)))
+    return {_path_key(p): tuple(leaf.shape) for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def save_model(path: str | os.PathLike, params, meta: dict | None = None, dtype=np.float16) -> Path:
+    """Write network parameters as an ``.npz`` (float16 by default), atomically."""
+    path = Path(path)
+    arrays = {_path_key(p): np.asarray(v).astype(dtype)
+              for p, v in jax.tree_util.tree_leaves_with_path(params)}
+    arrays["__format__"] = np.array(MODEL_FORMAT)
+    arrays["__meta__"] = np.array(json.dumps(meta or {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def shipped_models() -> dict[str, Path]:
+    """``{name: path}`` of the models inside the package."""
+    return {p.stem[len(MODEL_PREFIX):]: p for p in sorted(MODELS_DIR.glob(f"{MODEL_PREFIX}*.npz"))}
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """A shipped model's name, or a path to a model ``.npz``."""
+    text = str(model)
+    shipped = shipped_models()
+    if text in shipped:
+        return shipped[text]
+    path = Path(text).expanduser()
+    if path.suffix == ".npz" or os.sep in text or path.exists():
+        if not path.exists():
+            raise NSTError(f"model file {path} does not exist")
+        return path
+    names = ", ".join(shipped) or "none"
+    raise NSTError(f"no shipped model named {text!r} (shipped: {names}); or give a path to a .npz")
+
+
+def load_model(model: str | os.PathLike):
+    """``(params, meta)`` from a shipped model name or a ``.npz`` written by :func:`save_model`."""
+    import zipfile
+
+    path = resolve_model(model)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__format__" not in z.files or str(z["__format__"]) != MODEL_FORMAT:
+                raise NSTError(f"{path} is not an nst_jax feed-forward model "
+                               "(.npz from `nst-jax train fast`)")
+            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+            flat = {k: np.asarray(z[k], np.float32) for k in z.files if not k.startswith("__")}
+    except NSTError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise NSTError(f"{path} is not a readable model file ({str(e).splitlines()[0] if str(e) else e})") \
+            from None
+    expected = net_shapes()
+    if set(flat) != set(expected) or any(flat[k].shape != expected[k] for k in expected):
+        raise NSTError(f"{path} does not hold a network of the expected architecture")
+    tree: dict = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, leaf = key.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = jnp.asarray(value)
+    return tree, meta
+
+
+# --- inference -------------------------------------------------------------------------------------------
+
+_apply_jit = jax.jit(apply_net)
+
+
+def fast_stylize(contents, model="starry_night", *, size: int | None = 512,
+                 preserve_color: str | None = None, callback=None):
+    """Stylise one image or a list of images with a trained network, in one forward pass.
+
+    Images that have the same shape after resizing (``size``: longest side, ``None`` keeps it) run as one
+    batch.  Returns ``(images, report)``: a list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array
+    when a single array was given).
+    """
+    import time
+
+    t0 = time.perf_counter()
+    say = callback or (lambda msg: None)
+    single = isinstance(contents, np.ndarray) and contents.ndim == 3
+    items = [contents] if single else list(contents)
+    if not items:
+        raise NSTError("no content images given")
+    if preserve_color not in (None, "luminance", "histogram"):
+        raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    params = model if isinstance(model, dict) else load_model(model)[0]
+    resized = [_image.resize_longest(np.asarray(c, np.float32), size) for c in items]
+    for r in resized:
+        if min(r.shape[:2]) < MULTIPLE:
+            raise NSTError(f"image {r.shape[0]}x{r.shape[1]} is too small: both sides must be at least "
+                           f"{MULTIPLE} px")
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(resized):
+        groups.setdefault(r.shape, []).append(i)
+    outs: list = [None] * len(items)
+    t1 = time.perf_counter()
+    for shape, idx in groups.items():
+        say(f"stylising {len(idx)} image(s) of {shape[1]}x{shape[0]}")
+        batch = jnp.asarray(np.stack([resized[i] for i in idx]))
+        y = np.clip(np.asarray(_apply_jit(params, batch)), 0.0, 1.0)
+        for j, i in enumerate(idx):
+            out = y[j]
+            if preserve_color == "luminance":
+                out = _image.transfer_luminance(out, resized[i])
+            elif preserve_color == "histogram":
+                out = _image.match_histogram(out, resized[i])
+            outs[i] = out.astype(np.float32)
+    report = {"seconds": {"total": time.perf_counter() - t0, "stylise": time.perf_counter() - t1},
+              "images": len(items), "batches": len(groups),
+              "sizes": [list(o.shape[:2]) for o in outs]}
+    return (outs[0] if single else outs), report
+
+
+# --- training task (for nst_jax.train.train) -------------------------------------------------------------
+
+class FastTask:
+    """Train a transformation network for one style image on content images from a source."""
+
+    name = "fast"
+    export_name = "model.npz"
+
+    def __init__(self, vgg_params, style_image, content_source, *, style_name: str = "style",
+                 style_size: int | None = 512, crop: int = 256, resize: int = 256,
+                 content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
+                 tv_weight: float = TV_WEIGHT, batch_size: int = 4, seed: int = 0, prefetch: int = 2):
+        style = _image.resize_longest(np.asarray(style_image, np.float32), style_size)
+        grams = jax.jit(style_targets)(vgg_params, jnp.asarray(style)[None])
+        self.frozen = {"vgg": vgg_params, "grams": grams}
+        self.content_source = content_source
+        self.crop, self.resize, self.batch_size = crop, resize, batch_size
+        self.seed, self.prefetch = seed, prefetch
+        self.weights = {"content_weight": float(content_weight), "style_weight": float(style_weight),
+                        "tv_weight": float(tv_weight)}
+        self.config = {"style": style_name, "style_shape": list(style.shape[:2]), "crop": crop,
+                       "resize": resize, "content": content_source.name, **self.weights}
+
+    def init(self, key):
+        return init_net(key)
+
+    def loss(self, params, frozen, batch):
+        return perceptual_loss(params, frozen, batch["content"], **self.weights)
+
+    def batches(self, start_step: int, shard):
+        from .data import Batches
+
+        return _Named(Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
+                              start_step=start_step, shard=shard, prefetch=self.prefetch))
+
+    def export(self, params, path, meta):
+        save_model(path, params, meta)
+
+
+class _Named:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return {"content": next(self.stream)}
+
+    @property
+    def skipped(self) -> int:
+        return self.stream.skipped
+
+    def close(self):
+        self.stream.close()
+
+
+def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,
+               learning_rate: float = 1e-3, lr_decay: float = 0.0, content_weight: float = CONTENT_WEIGHT,
+               style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, style_size: int | None = 512,
+               crop: int = 256, resize: int = 256, seed: int = 0, ckpt_every: int = 500, log_every: int = 10,
+               resume: bool = False, weights=None, tfds_data_dir=None, distributed: bool = False,
+               callback=None, log=None) -> dict:
+    """Train a feed-forward network for one style (Johnson et al.'s recipe: Adam, learning rate 1e-3,
+    batch 4, 256² crops, 40k steps = 2 epochs of COCO).
+
+    ``style``: a path or an ``(H, W, 3)`` array; ``content``: an image folder, ``tfds:NAME[:SPLIT]`` or a
+    source object.  Checkpoints, metrics, the loss curve and ``model.npz`` go to ``ckpt_dir``.
+    """
+    from .data import open_source
+    from .train import TrainConfig, train
+    from .vgg import vgg19_params
+
+    if isinstance(style, (str, os.PathLike)):
+        style_name = Path(style).stem
+        style = _image.load_image(style)
+    else:
+        style_name = "style"
+    content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir)
+    task = FastTask(vgg19_params(weights, log=log), style, content_src, style_name=style_name,
+                    style_size=style_size, crop=crop, resize=resize, content_weight=content_weight,
+                    style_weight=style_weight, tv_weight=tv_weight, batch_size=batch_size, seed=seed)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
+                      seed=seed, ckpt_every=ckpt_every, log_every=log_every)
+    return train(task, cfg, ckpt_dir, resume=resume, distributed=distributed, callback=callback, log=log)
+
+
+__all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "count_params", "fast_stylize",
+           "init_net", "instance_norm", "load_model", "perceptual_loss", "save_model", "shipped_models",
+           "style_targets", "train_fast"]

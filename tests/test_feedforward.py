@@ -1,0 +1,170 @@
+"""Fast feed-forward networks (Johnson et al. + instance norm): network, loss, training, inference, CLI."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_jax import feedforward as F
+from nst_jax.data import ArraySource
+from nst_jax.errors import NSTError
+from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer
+
+from .test_cli import assert_clean_error, run
+
+
+def test_parameter_count_closed_form():
+    def conv(k, cin, cout):
+        return k * k * cin * cout + cout
+
+    def inorm(c):
+        return 2 * c
+
+    expected = (conv(9, 3, 32) + inorm(32) + conv(3, 32, 64) + inorm(64) + conv(3, 64, 128) + inorm(128)
+                + 5 * 2 * (conv(3, 128, 128) + inorm(128))
+                + conv(3, 128, 64) + inorm(64) + conv(3, 64, 32) + inorm(32) + conv(9, 32, 3))
+    assert F.count_params(F.init_net(jax.random.key(0))) == expected == 1_679_235
+
+
+def test_instance_norm_matches_float64_numpy():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(3, 7, 5, 6)) * 4 + 2).astype(np.float32)
+    scale, bias = rng.normal(size=6).astype(np.float32), rng.normal(size=6).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(1, 2), keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=(1, 2), keepdims=True)
+    ref = (x64 - mean) / np.sqrt(var + 1e-5) * scale + bias
+    np.testing.assert_allclose(np.asarray(F.instance_norm(x, scale, bias)), ref, rtol=1e-5, atol=1e-5)
+    module = F.InstanceNorm()
+    out = module.apply({"params": {"scale": scale, "bias": bias}}, x)
+    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 37, 53, 3), (2, 9, 130, 3), (1, 4, 4, 3), (1, 64, 64, 3)])
+def test_network_keeps_odd_sizes(shape):
+    params = F.init_net(jax.random.key(1))
+    x = jnp.asarray(np.random.default_rng(0).random(shape), jnp.float32)
+    assert F.apply_net(params, x).shape == shape
+
+
+def test_reflection_padding_strided_layers_match_lax_reference():
+    """The fast 3x3 path (SAME conv on the padded input, cropped) equals lax's VALID convolution."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.random((2, 11, 13, 8)), jnp.float32)
+    layer = F.ConvLayer(5, 3)
+    p = layer.init(jax.random.key(0), x)
+    k, b = p["params"]["kernel"], p["params"]["bias"]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    ref = jax.lax.conv_general_dilated(xp, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    np.testing.assert_allclose(np.asarray(layer.apply(p, x)), np.asarray(ref), rtol=1e-5, atol=1e-5)
+
+
+def test_a_few_steps_lower_the_loss(params):
+    rng = np.random.default_rng(0)
+    style = rng.random((48, 48, 3)).astype(np.float32) ** 3
+    content = ArraySource([rng.random((32, 32, 3)) for _ in range(4)])
+    task = F.FastTask(params, style, content, crop=32, resize=32, batch_size=4, style_size=None)
+    cfg = TrainConfig(steps=25, batch_size=4, learning_rate=1e-3)
+    opt = optimizer(cfg)
+    p0 = task.init(jax.random.key(0))
+    state = {"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}
+    step = make_train_step(task, opt, make_mesh())
+    stream = task.batches(0, (0, 1))
+    try:
+        fixed = next(stream)
+    finally:
+        stream.close()
+    batch = {k: jnp.asarray(v) for k, v in fixed.items()}
+    as_float = {k: v.astype(np.float32) / 255 for k, v in fixed.items()}
+    before = float(task.loss(p0, task.frozen, as_float)[0])
+    for _ in range(cfg.steps):
+        state, _ = step(state, task.frozen, batch)
+    after = float(task.loss(state["params"], task.frozen, as_float)[0])
+    assert np.isfinite(after) and after < 0.5 * before, (before, after)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ff") / "net.npz"
+    return F.save_model(path, F.init_net(jax.random.key(3)), {"step": 0})
+
+
+def test_model_file_roundtrip_and_errors(model_file, tmp_path):
+    params, meta = F.load_model(model_file)
+    assert meta == {"step": 0} and F.count_params(params) == 1_679_235
+    assert model_file.stat().st_size < 8 * 2**20
+    with pytest.raises(NSTError, match="no shipped model named"):
+        F.load_model("no_such_style")
+    with pytest.raises(NSTError, match="does not exist"):
+        F.load_model(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_text("nope")
+    with pytest.raises(NSTError, match="not a readable model"):
+        F.load_model(tmp_path / "bad.npz")
+
+
+def test_fast_stylize_batches_same_shapes(model_file):
+    rng = np.random.default_rng(4)
+    a, b, c = rng.random((40, 60, 3)), rng.random((20, 30, 3)), rng.random((30, 30, 3))
+    outs, report = F.fast_stylize([a, b, c], model_file, size=32)
+    assert [o.shape for o in outs] == [(21, 32, 3), (21, 32, 3), (32, 32, 3)]
+    assert report["batches"] == 2  # a and b share a shape after resizing
+    a = a.astype(np.float32)
+    single, _ = F.fast_stylize(a, model_file, size=None, preserve_color="luminance")
+    assert single.shape == (40, 60, 3)
+    # colour preservation is the tested image.transfer_luminance / match_histogram on the raw output
+    from nst_jax.image import match_histogram, transfer_luminance
+
+    raw, _ = F.fast_stylize(a, model_file, size=None)
+    np.testing.assert_allclose(single, transfer_luminance(raw, a), atol=1e-6)
+    hist, _ = F.fast_stylize(a, model_file, size=None, preserve_color="histogram")
+    np.testing.assert_allclose(hist, match_histogram(raw, a), atol=1e-6)
+
+
+def test_fast_cli(model_file, tmp_path):
+    for k in range(2):
+        Image.fromarray((np.random.default_rng(k).random((30, 40, 3)) * 255).astype(np.uint8)) \
+            .save(tmp_path / f"c{k}.png")
+    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "outdir", "--model",
+            model_file, "--size", "32")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["c0_net.png", "c1_net.png"]
+    assert "1 batch" in r.stderr
+    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "one.png", "--model", model_file, "--quiet",
+            "--size", "none")
+    assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)
+    r = run("fast", "--list")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "existing.png").write_bytes(b"keep")
+    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "existing.png", "--model", "no_such_style")
+    assert_clean_error(r, "no shipped model named")
+    (tmp_path / "trunc.png").write_bytes((tmp_path / "c0.png").read_bytes()[:80])
+    r = run("fast", tmp_path / "trunc.png", "-o", tmp_path / "existing.png", "--model", model_file)
+    assert_clean_error(r, "damaged or truncated")
+    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "existing.png",
+            "--model", model_file)
+    assert_clean_error(r, "must be a folder")
+    assert (tmp_path / "existing.png").read_bytes() == b"keep"
+
+
+def test_train_fast_cli_and_resume(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(3):
+        Image.fromarray((np.random.default_rng(k).random((36, 40, 3)) * 255).astype(np.uint8)) \
+            .save(photos / f"{k}.jpg")
+    Image.fromarray((np.random.default_rng(9).random((40, 40, 3)) ** 2 * 255).astype(np.uint8)) \
+        .save(tmp_path / "style.png")
+    common = ["train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
+              tmp_path / "run", "--batch-size", "2", "--crop", "32", "--resize", "32", "--style-size", "40",
+              "--log-every", "1", "--ckpt-every", "2"]
+    r = run(*common, "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    r = run(*common, "--steps", "3", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed from step 2" in r.stderr
+    params, meta = F.load_model(tmp_path / "run" / "model.npz")
+    assert meta["step"] == 3 and meta["task_config"]["style"] == "style"
+    r = run("train", "fast", "--style", tmp_path / "missing.png", "--content-dir", photos,
+            "--ckpt-dir", tmp_path / "x", "--steps", "1")
+    assert_clean_error(r, "does not exist")
