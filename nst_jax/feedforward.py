@@ -13,7 +13,9 @@ Loss (the perceptual loss): content = MSE of VGG-19 features at ``relu2_2``; sty
 ``relu1_2, relu2_2, relu3_4, relu4_4`` of the MSE between Gram matrices (``gram_matrix``: divided by
 C*H*W); total variation on 0..255 pixel values.  These are jcjohnson/fast-neural-style's choices (its
 VGG-16 layers relu1_2, relu2_2, relu3_3, relu4_3 are the last ReLU of each block; the VGG-19 ones are
-relu3_4 and relu4_4) and its normalisations, so its weights carry over: content 1, style 5, TV 1e-6.
+relu3_4 and relu4_4) and its normalisations (Gram / (C*H*W), mean squared errors, features of 0..255
+Caffe-preprocessed images), so its weights carry over: content 1, style 5, TV 1e-6.  (Its TV gradient is
+that of half the summed squared differences, so our TV weight of 1e-6 is twice as strong as its 1e-6.)
 """
 
 from __future__ import annotations
