@@ -242,3 +242,74 @@ class TorchAdaIN(torch.nn.Module):
             sm, ss = calc_mean_std(fs[k])
             loss_s = loss_s + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
         return loss_c + style_weight * loss_s, loss_c, loss_s
+
+
+# ------------------------------------------------------------------------------------------------
+# Johnson et al.'s transformation network with instance norm, as PyTorch's fast_neural_style example
+# builds it (reflection padding, InstanceNorm2d(affine=True), nearest upsampling + convolution),
+# loaded from an nst_jax feed-forward model .npz.
+# ------------------------------------------------------------------------------------------------
+
+class _ConvLayer(torch.nn.Module):
+    def __init__(self, cin, cout, k, stride=1, upsample=False):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = torch.nn.ReflectionPad2d(k // 2)
+        self.conv = torch.nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(self.pad(x))
+
+
+class TorchTransformNet(torch.nn.Module):
+    def __init__(self, npz_path=None):
+        super().__init__()
+        spec = [("conv1", 3, 32, 9, 1, False), ("conv2", 32, 64, 3, 2, False),
+                ("conv3", 64, 128, 3, 2, False)]
+        self.convs = torch.nn.ModuleDict({n: _ConvLayer(i, o, k, s, u) for n, i, o, k, s, u in spec})
+        self.norms = torch.nn.ModuleDict({f"in{i}": torch.nn.InstanceNorm2d(c, affine=True)
+                                          for i, c in zip(range(1, 6), (32, 64, 128, 64, 32), strict=True)})
+        self.res = torch.nn.ModuleList()
+        for _ in range(5):
+            self.res.append(torch.nn.ModuleDict({
+                "conv1": _ConvLayer(128, 128, 3), "in1": torch.nn.InstanceNorm2d(128, affine=True),
+                "conv2": _ConvLayer(128, 128, 3), "in2": torch.nn.InstanceNorm2d(128, affine=True)}))
+        self.convs["up1"] = _ConvLayer(128, 64, 3, upsample=True)
+        self.convs["up2"] = _ConvLayer(64, 32, 3, upsample=True)
+        self.convs["out"] = _ConvLayer(32, 3, 9)
+        if npz_path is not None:
+            self._load(np.load(npz_path))
+
+    def _load(self, z):
+        def conv(mod, prefix):
+            k = np.asarray(z[f"{prefix}/kernel"], np.float32)
+            mod.conv.weight.data = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+            mod.conv.bias.data = torch.from_numpy(np.asarray(z[f"{prefix}/bias"], np.float32).copy())
+
+        def norm(mod, prefix):
+            mod.weight.data = torch.from_numpy(np.asarray(z[f"{prefix}/scale"], np.float32).copy())
+            mod.bias.data = torch.from_numpy(np.asarray(z[f"{prefix}/bias"], np.float32).copy())
+
+        for name, mod in self.convs.items():
+            conv(mod, name)
+        for name, mod in self.norms.items():
+            norm(mod, name)
+        for i, block in enumerate(self.res, 1):
+            conv(block["conv1"], f"res{i}/conv1")
+            conv(block["conv2"], f"res{i}/conv2")
+            norm(block["in1"], f"res{i}/in1")
+            norm(block["in2"], f"res{i}/in2")
+
+    def forward(self, x):
+        """x: (N, 3, H, W) RGB in [0, 1], H and W multiples of 4."""
+        c, n = self.convs, self.norms
+        y = F.relu(n["in1"](c["conv1"](x)))
+        y = F.relu(n["in2"](c["conv2"](y)))
+        y = F.relu(n["in3"](c["conv3"](y)))
+        for b in self.res:
+            y = y + b["in2"](b["conv2"](F.relu(b["in1"](b["conv1"](y)))))
+        y = F.relu(n["in4"](c["up1"](y)))
+        y = F.relu(n["in5"](c["up2"](y)))
+        return c["out"](y)

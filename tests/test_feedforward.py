@@ -48,16 +48,31 @@ def test_network_keeps_odd_sizes(shape):
     assert F.apply_net(params, x).shape == shape
 
 
-def test_reflection_padding_strided_layers_match_lax_reference():
-    """The fast 3x3 path (SAME conv on the padded input, cropped) equals lax's VALID convolution."""
+@pytest.mark.parametrize("k,stride,hw", [(3, 1, (11, 13)), (9, 1, (12, 10)), (3, 2, (12, 16)),
+                                         (3, 2, (11, 13)), (9, 2, (12, 12))])
+def test_conv_layers_match_lax_valid_convolution(k, stride, hw):
+    """The fast paths (SAME on the padded input, cropped; SAME stride 2) equal lax's VALID convolution,
+    values and gradients."""
     rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.random((2, 11, 13, 8)), jnp.float32)
-    layer = F.ConvLayer(5, 3)
+    x = jnp.asarray(rng.random((2, *hw, 8)), jnp.float32)
+    layer = F.ConvLayer(5, k, stride)
     p = layer.init(jax.random.key(0), x)
-    k, b = p["params"]["kernel"], p["params"]["bias"]
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    ref = jax.lax.conv_general_dilated(xp, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
-    np.testing.assert_allclose(np.asarray(layer.apply(p, x)), np.asarray(ref), rtol=1e-5, atol=1e-5)
+    kern, b = p["params"]["kernel"], p["params"]["bias"]
+    pad = k // 2
+
+    def ref(x, kern):
+        xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        return jax.lax.conv_general_dilated(xp, kern, (stride, stride), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+
+    def ours(x, kern):
+        return layer.apply({"params": {"kernel": kern, "bias": b}}, x)
+
+    np.testing.assert_allclose(np.asarray(ours(x, kern)), np.asarray(ref(x, kern)), rtol=1e-5, atol=1e-5)
+    g_ours = jax.grad(lambda x, kern: jnp.sum(ours(x, kern) ** 2), argnums=(0, 1))(x, kern)
+    g_ref = jax.grad(lambda x, kern: jnp.sum(ref(x, kern) ** 2), argnums=(0, 1))(x, kern)
+    for a, e in zip(g_ours, g_ref, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=1e-4, atol=1e-4 * np.abs(e).max())
 
 
 def test_a_few_steps_lower_the_loss(params):
@@ -168,3 +183,18 @@ def test_train_fast_cli_and_resume(tmp_path):
     r = run("train", "fast", "--style", tmp_path / "missing.png", "--content-dir", photos,
             "--ckpt-dir", tmp_path / "x", "--steps", "1")
     assert_clean_error(r, "does not exist")
+
+
+def test_network_matches_pytorch_fast_neural_style(model_file):
+    """The same weights in the PyTorch example's architecture (experiments/torch_reference.py)."""
+    import torch
+    import torch_reference as tr
+
+    ref = tr.TorchTransformNet(model_file).eval()
+    params, _ = F.load_model(model_file)
+    x = np.random.default_rng(5).random((2, 36, 44, 3)).astype(np.float32)
+    with torch.no_grad():
+        expect = tr.nhwc(ref(tr.nchw(x)))
+    out = np.asarray(F.apply_net(params, jnp.asarray(x)))
+    scale = np.abs(expect).max()
+    assert np.abs(out - expect).max() < 1e-4 * scale, (np.abs(out - expect).max(), scale)
