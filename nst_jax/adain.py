@@ -29,6 +29,7 @@ import numpy as np
 from . import image as _image
 from .errors import NSTError
 from .losses import mean_std
+from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .vgg import _conv as _vgg_conv
 from .vgg import vgg19_features
 
@@ -42,8 +43,8 @@ DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["Decoder", "adain", "adain_loss", "adain_stylize", "coral", "encode", "load_decoder",
-           "save_decoder", "mean_std"]
+__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "adain_stylize", "coral", "count_params", "decode",
+           "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder", "train_decoder"]
 
 
 # --- pure functions ----------------------------------------------------------------------------------
@@ -139,12 +140,6 @@ class ReflectConv(nn.Module):
         return Conv3x3(self.features, name="Conv_0")(x)
 
 
-def upsample_nearest(x, factor: int = 2):
-    n, h, w, c = x.shape
-    x = jnp.broadcast_to(x[:, :, None, :, None], (n, h, factor, w, factor, c))
-    return x.reshape(n, h * factor, w * factor, c)
-
-
 DECODER_PLAN = (  # (name, output channels), "up" = 2x nearest-neighbour upsampling; mirrors VGG-19
     ("conv4_1", 256), "up",
     ("conv3_4", 256), ("conv3_3", 256), ("conv3_2", 256), ("conv3_1", 128), "up",
@@ -180,22 +175,8 @@ def init_decoder(key, channels: int = 512):
     return DECODER.init(key, jnp.zeros((1, 8, 8, channels), jnp.float32))["params"]
 
 
-def _path_key(path) -> str:
-    return "/".join(str(getattr(p, "key", p)) for p in path)
-
-
-def decoder_shapes() -> dict[str, tuple[int, ...]]:
-    """``{"conv4_1/Conv_0/kernel": shape, ...}`` for the decoder architecture."""
-    tree = jax.eval_shape(lambda: init_decoder(jax.random.key(0)))
-    return {_path_key(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
 def decode(decoder_params, t):
     return DECODER.apply({"params": decoder_params}, t)
-
-
-def count_params(tree) -> int:
-    return int(sum(np.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(tree)))
 
 
 # --- training objective --------------------------------------------------------------------------------
@@ -224,77 +205,28 @@ def adain_loss(decoder_params, vgg_params, content, style, style_weight: float =
 
 # --- decoder files -------------------------------------------------------------------------------------
 
-def _flatten(tree) -> dict[str, np.ndarray]:
-    return {_path_key(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
 def save_decoder(path: str | os.PathLike, decoder_params, meta: dict | None = None,
                  dtype=np.float16) -> Path:
     """Write decoder parameters as an ``.npz`` (float16 by default), atomically."""
-    import json
-    import tempfile
-
-    path = Path(path)
-    arrays = {k: v.astype(dtype) for k, v in _flatten(decoder_params).items()}
-    arrays["__format__"] = np.array(DECODER_FORMAT)
-    arrays["__meta__"] = np.array(json.dumps(meta or {}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_params(path, decoder_params, DECODER_FORMAT, meta, dtype)
 
 
 def load_decoder(path: str | os.PathLike | None = None):
     """Decoder parameters (float32) from an ``.npz`` written by :func:`save_decoder`; ``None`` for the
     decoder shipped with the package.  Returns ``(params, meta)``."""
-    import json
-    import zipfile
-
     path = DECODER_FILE if path is None else Path(path).expanduser()
     if not path.exists():
         if path == DECODER_FILE:
             raise NSTError(f"the shipped AdaIN decoder {path} is missing from this installation")
         raise NSTError(f"decoder file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "__format__" not in z.files or str(z["__format__"]) != DECODER_FORMAT:
-                raise NSTError(f"{path} is not an nst_jax AdaIN decoder (.npz from `nst-jax train adain`)")
-            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-            flat = {k: np.asarray(z[k], np.float32) for k in z.files if not k.startswith("__")}
-    except NSTError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise NSTError(f"{path} is not a readable decoder file ({str(e).splitlines()[0] if str(e) else e})") \
-            from None
-    expected = decoder_shapes()
-    if set(flat) != set(expected) or any(flat[k].shape != expected[k] for k in expected):
-        raise NSTError(f"{path} does not hold a decoder of the expected architecture")
-    tree: dict = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = key.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = jnp.asarray(value)
-    return tree, meta
+    expected = flat_shapes(lambda: init_decoder(jax.random.key(0)))
+    return load_params(path, DECODER_FORMAT, expected, "AdaIN decoder", "nst-jax train adain")
 
 
 # --- inference -----------------------------------------------------------------------------------------
 
 def _pad_to_multiple(x, multiple: int = MULTIPLE):
-    """Reflect-pad H and W of an NHWC batch up to a multiple of ``multiple``."""
-    h, w = x.shape[1:3]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+    return pad_to_multiple(x, multiple)
 
 
 @jax.jit

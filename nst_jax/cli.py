@@ -239,32 +239,48 @@ def _hms(seconds):
         f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _cmd_train_adain(args):
-    from .adain import train_decoder
-    from .compile_cache import enable_compilation_cache
-
+def _content_source(args) -> str:
     if (args.content_dir is None) == (args.tfds is None):
         raise NSTError("give exactly one content source: --content-dir DIR or --tfds NAME[:SPLIT]")
-    content = args.content_dir if args.tfds is None else f"tfds:{args.tfds}"
+    return args.content_dir if args.tfds is None else f"tfds:{args.tfds}"
+
+
+def _run_training(args, fn, *positional, **options) -> int:
+    """Call a training function with the options every ``train`` command shares; report the outcome."""
+    from .compile_cache import enable_compilation_cache
+
     enable_compilation_cache()
-    progress = TrainProgress(args.quiet)
+    common = dict(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
+                  crop=args.crop, resize=args.resize, seed=args.seed, ckpt_every=args.ckpt_every,
+                  log_every=args.log_every, resume=args.resume, weights=args.weights,
+                  tfds_data_dir=args.tfds_data_dir, distributed=args.distributed)
     try:
-        summary = train_decoder(content, args.style_dir, args.ckpt_dir, steps=args.steps,
-                                batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
-                                style_weight=args.style_weight, content_weight=args.content_weight,
-                                crop=args.crop, resize=args.resize, seed=args.seed,
-                                ckpt_every=args.ckpt_every, log_every=args.log_every, resume=args.resume,
-                                weights=args.weights, tfds_data_dir=args.tfds_data_dir,
-                                distributed=args.distributed, callback=progress, log=progress_message(args))
+        summary = fn(*positional, **common, **options, callback=TrainProgress(args.quiet),
+                     log=progress_message(args))
     except KeyboardInterrupt as e:
         step = e.args[0]["step"] if e.args and isinstance(e.args[0], dict) else "?"
         print(f"nst-jax: interrupted; checkpoint saved at step {step} in {args.ckpt_dir} "
               "(continue with --resume)", file=sys.stderr)
         return 130
     if not args.quiet:
-        print(f"trained to step {summary['step']} in {_hms(summary['wall_seconds'])}; decoder: "
+        print(f"trained to step {summary['step']} in {_hms(summary['wall_seconds'])}; model: "
               f"{summary['model']}", file=sys.stderr)
     return 0
+
+
+def _cmd_train_adain(args):
+    from .adain import train_decoder
+
+    return _run_training(args, train_decoder, _content_source(args), args.style_dir, args.ckpt_dir,
+                         style_weight=args.style_weight, content_weight=args.content_weight)
+
+
+def _cmd_train_fast(args):
+    from .feedforward import train_fast
+
+    return _run_training(args, train_fast, args.style, _content_source(args), args.ckpt_dir,
+                         content_weight=args.content_weight, style_weight=args.style_weight,
+                         tv_weight=args.tv_weight, style_size=args.style_size)
 
 
 def progress_message(args):
@@ -304,35 +320,6 @@ def _cmd_adain(args):
         _write_json_atomic(args.report, report)
     say(f"saved {out} ({report['image_size'][1]}x{report['image_size'][0]}, "
         f"{report['seconds']['total']:.1f}s)")
-    return 0
-
-
-def _cmd_train_fast(args):
-    from .compile_cache import enable_compilation_cache
-    from .feedforward import train_fast
-
-    if (args.content_dir is None) == (args.tfds is None):
-        raise NSTError("give exactly one content source: --content-dir DIR or --tfds NAME[:SPLIT]")
-    content = args.content_dir if args.tfds is None else f"tfds:{args.tfds}"
-    enable_compilation_cache()
-    progress = TrainProgress(args.quiet)
-    try:
-        summary = train_fast(args.style, content, args.ckpt_dir, steps=args.steps,
-                             batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
-                             content_weight=args.content_weight,
-                             style_weight=args.style_weight, tv_weight=args.tv_weight,
-                             style_size=args.style_size, crop=args.crop, resize=args.resize, seed=args.seed,
-                             ckpt_every=args.ckpt_every, log_every=args.log_every, resume=args.resume,
-                             weights=args.weights, tfds_data_dir=args.tfds_data_dir,
-                             distributed=args.distributed, callback=progress, log=progress_message(args))
-    except KeyboardInterrupt as e:
-        step = e.args[0]["step"] if e.args and isinstance(e.args[0], dict) else "?"
-        print(f"nst-jax: interrupted; checkpoint saved at step {step} in {args.ckpt_dir} "
-              "(continue with --resume)", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        print(f"trained to step {summary['step']} in {_hms(summary['wall_seconds'])}; model: "
-              f"{summary['model']}", file=sys.stderr)
     return 0
 
 
@@ -391,6 +378,28 @@ def _size_or_none(text):
     if text.lower() in ("none", "original", "0"):
         return None
     return _positive_int(text)
+
+
+def _training_arguments(p, d, model_file):
+    """The options every ``train`` command shares, with the training function's defaults ``d``."""
+    p.add_argument("--content-dir", help="folder of content photos (searched recursively)")
+    p.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT], e.g. coco/2017:train")
+    p.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
+    p.add_argument("--ckpt-dir", required=True,
+                   help=f"checkpoints, metrics.jsonl, loss_curve.png, {model_file}")
+    p.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
+    p.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
+    p.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
+    p.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
+    p.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
+    p.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
+    p.add_argument("--log-every", type=_positive_int, default=d["log_every"])
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
+    p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
+    p.add_argument("--quiet", action="store_true")
 
 
 def build_parser():
@@ -500,55 +509,22 @@ def build_parser():
     d = _defaults(train_decoder)
     a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a.add_argument("--content-dir", help="folder of content photos (searched recursively)")
-    a.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT], e.g. coco/2017:train")
-    a.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
     a.add_argument("--style-dir", required=True, help="folder of style images (searched recursively)")
-    a.add_argument("--ckpt-dir", required=True,
-                   help="checkpoints, metrics.jsonl, loss_curve.png, decoder.npz")
-    a.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
-    a.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
-    a.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
-    a.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
+    _training_arguments(a, d, "decoder.npz")
     a.add_argument("--style-weight", type=float, default=d["style_weight"])
     a.add_argument("--content-weight", type=float, default=d["content_weight"])
-    a.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
-    a.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
-    a.add_argument("--seed", type=int, default=d["seed"])
-    a.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
-    a.add_argument("--log-every", type=_positive_int, default=d["log_every"])
-    a.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
-    a.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
-    a.add_argument("--quiet", action="store_true")
     a.set_defaults(func=_cmd_train_adain)
 
     d = _defaults(train_fast)
     f = tsub.add_parser("fast", help="train a per-style feed-forward network (Johnson et al. 2016)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     f.add_argument("--style", required=True, help="the style image")
-    f.add_argument("--content-dir", help="folder of content photos (searched recursively)")
-    f.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT]")
-    f.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
-    f.add_argument("--ckpt-dir", required=True, help="checkpoints, metrics.jsonl, loss_curve.png, model.npz")
-    f.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
-    f.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
-    f.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
-    f.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
+    _training_arguments(f, d, "model.npz")
     f.add_argument("--content-weight", type=float, default=d["content_weight"])
     f.add_argument("--style-weight", type=float, default=d["style_weight"])
     f.add_argument("--tv-weight", type=float, default=d["tv_weight"])
     f.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style image's longest side in px")
-    f.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
-    f.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
-    f.add_argument("--seed", type=int, default=d["seed"])
-    f.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
-    f.add_argument("--log-every", type=_positive_int, default=d["log_every"])
-    f.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    f.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
-    f.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
-    f.add_argument("--quiet", action="store_true")
     f.set_defaults(func=_cmd_train_fast)
     return p
 

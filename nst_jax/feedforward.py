@@ -20,9 +20,7 @@ that of half the summed squared differences, so our TV weight of 1e-6 is twice a
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import flax.linen as nn
@@ -33,6 +31,7 @@ import numpy as np
 from . import image as _image
 from .errors import NSTError
 from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .vgg import _conv as _vgg_conv
 from .vgg import vgg19_features
 
@@ -109,12 +108,6 @@ def _valid_conv(x, kernel, stride: int):
     return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=dn)
 
 
-def upsample_nearest(x, factor: int = 2):
-    n, h, w, c = x.shape
-    x = jnp.broadcast_to(x[:, :, None, :, None], (n, h, factor, w, factor, c))
-    return x.reshape(n, h * factor, w * factor, c)
-
-
 class ResidualBlock(nn.Module):
     features: int = 128
 
@@ -148,23 +141,10 @@ def init_net(key):
     return NET.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))["params"]
 
 
-def _pad_to_multiple(x, multiple: int = MULTIPLE):
-    h, w = x.shape[1:3]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
-
-
 def apply_net(params, images):
     """The network on NHWC images in [0, 1] of any size (padded to a multiple of 4, cropped back)."""
     h, w = images.shape[1:3]
-    return NET.apply({"params": params}, _pad_to_multiple(images))[:, :h, :w]
-
-
-def count_params(tree) -> int:
-    return int(sum(np.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(tree)))
+    return NET.apply({"params": params}, pad_to_multiple(images, MULTIPLE))[:, :h, :w]
 
 
 # --- training objective ----------------------------------------------------------------------------------
@@ -195,32 +175,9 @@ def perceptual_loss(net_params, frozen, content, *, content_weight=CONTENT_WEIGH
 
 # --- model files -----------------------------------------------------------------------------------------
 
-def _path_key(path) -> str:
-    return "/".join(str(getattr(p, "key", p)) for p in path)
-
-
-def net_shapes() -> dict[str, tuple[int, ...]]:
-    tree = jax.eval_shape(lambda: init_net(jax.random.key(0)))
-    return {_path_key(p): tuple(leaf.shape) for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
 def save_model(path: str | os.PathLike, params, meta: dict | None = None, dtype=np.float16) -> Path:
     """Write network parameters as an ``.npz`` (float16 by default), atomically."""
-    path = Path(path)
-    arrays = {_path_key(p): np.asarray(v).astype(dtype)
-              for p, v in jax.tree_util.tree_leaves_with_path(params)}
-    arrays["__format__"] = np.array(MODEL_FORMAT)
-    arrays["__meta__"] = np.array(json.dumps(meta or {}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_params(path, params, MODEL_FORMAT, meta, dtype)
 
 
 def shipped_models() -> dict[str, Path]:
@@ -245,32 +202,9 @@ def resolve_model(model: str | os.PathLike) -> Path:
 
 def load_model(model: str | os.PathLike):
     """``(params, meta)`` from a shipped model name or a ``.npz`` written by :func:`save_model`."""
-    import zipfile
-
     path = resolve_model(model)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "__format__" not in z.files or str(z["__format__"]) != MODEL_FORMAT:
-                raise NSTError(f"{path} is not an nst_jax feed-forward model "
-                               "(.npz from `nst-jax train fast`)")
-            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-            flat = {k: np.asarray(z[k], np.float32) for k in z.files if not k.startswith("__")}
-    except NSTError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise NSTError(f"{path} is not a readable model file ({str(e).splitlines()[0] if str(e) else e})") \
-            from None
-    expected = net_shapes()
-    if set(flat) != set(expected) or any(flat[k].shape != expected[k] for k in expected):
-        raise NSTError(f"{path} does not hold a network of the expected architecture")
-    tree: dict = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = key.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = jnp.asarray(value)
-    return tree, meta
+    expected = flat_shapes(lambda: init_net(jax.random.key(0)))
+    return load_params(path, MODEL_FORMAT, expected, "feed-forward model", "nst-jax train fast")
 
 
 # --- inference -------------------------------------------------------------------------------------------

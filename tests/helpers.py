@@ -68,3 +68,28 @@ def build_tiny_tfds(tfds, data_dir, n=6):
                 yield i, {"image": buf}
 
     TinyImages(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+
+
+def loss_before_after(task, steps, learning_rate=1e-4):
+    """Train ``task`` (nst_jax.train) on its first batch, held fixed, for ``steps`` compiled steps; return
+    the loss on that batch before and after."""
+    import jax
+    import jax.numpy as jnp
+
+    from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer
+
+    opt = optimizer(TrainConfig(steps=steps, batch_size=task.batch_size, learning_rate=learning_rate))
+    p0 = task.init(jax.random.key(0))
+    state = {"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}
+    step = make_train_step(task, opt, make_mesh())
+    stream = task.batches(0, (0, 1))
+    try:
+        fixed = next(stream)
+    finally:
+        stream.close()
+    batch = {k: jnp.asarray(v) for k, v in fixed.items()}
+    as_float = {k: v.astype(np.float32) / 255 for k, v in fixed.items()}
+    before = float(task.loss(p0, task.frozen, as_float)[0])
+    for _ in range(steps):
+        state, _ = step(state, task.frozen, batch)
+    return before, float(task.loss(state["params"], task.frozen, as_float)[0])

@@ -149,7 +149,7 @@ def test_decoder_file_roundtrip_and_errors(tmp_path, decoder):
     with pytest.raises(NSTError, match="does not exist"):
         A.load_decoder(tmp_path / "missing.npz")
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(NSTError, match="not a readable decoder"):
+    with pytest.raises(NSTError, match="not a readable"):
         A.load_decoder(tmp_path / "text.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(NSTError, match="not an nst_jax AdaIN decoder"):

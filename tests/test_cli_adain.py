@@ -73,7 +73,7 @@ def test_adain_options(files):
     (["bomb.png", "style.png"], "bomb.png"),
     (["content.png", "style.png", "--mask", "mask.png"], "exactly two"),
     (["content.png", "style.png", "--decoder", "missing.npz"], "does not exist"),
-    (["content.png", "style.png", "--decoder", "notdecoder.npz"], "not a readable decoder"),
+    (["content.png", "style.png", "--decoder", "notdecoder.npz"], "not a readable"),
     (["content.png", "style.png", "--style-blend", "1,2"], "blend weights"),
 ])
 def test_adain_bad_input(files, args, match):

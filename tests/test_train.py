@@ -8,15 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nst_jax import adain as A
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
-from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer, train
+from nst_jax.train import TrainConfig, train
+
+from .helpers import loss_before_after
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "train_worker.py"
@@ -42,22 +42,7 @@ def test_a_few_steps_lower_the_loss(params):
     content = ArraySource([rng.random((32, 32, 3)) for _ in range(4)])
     style = ArraySource([rng.random((32, 32, 3)) ** 3 for _ in range(4)])
     task = A.AdaINTask(params, content, style, crop=32, resize=32, batch_size=4)
-    cfg = TrainConfig(steps=30, batch_size=4)  # the paper's lr 1e-4 (1e-3 diverges)
-    opt = optimizer(cfg)
-    p0 = task.init(jax.random.key(0))
-    state = {"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}
-    step = make_train_step(task, opt, make_mesh())
-    stream = task.batches(0, (0, 1))
-    try:
-        fixed = next(stream)
-        batch = {k: jnp.asarray(v) for k, v in fixed.items()}
-        as_float = {k: v.astype(np.float32) / 255 for k, v in fixed.items()}
-        before = float(task.loss(p0, params, as_float)[0])
-        for _ in range(cfg.steps):
-            state, metrics = step(state, params, batch)
-    finally:
-        stream.close()
-    after = float(task.loss(state["params"], params, as_float)[0])
+    before, after = loss_before_after(task, 30)  # the paper's lr 1e-4 (1e-3 diverges)
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
 
 
