@@ -97,6 +97,11 @@ def _global_batch(local: dict, sharding: NamedSharding, batch_size: int) -> dict
     return out
 
 
+def _local_copy(tree):
+    """Host copy of replicated arrays (also on multi-host runs, where they are not fully addressable)."""
+    return jax.tree_util.tree_map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
 def _plot(records: list[dict], path: Path, title: str) -> None:
     try:
         import matplotlib
@@ -228,7 +233,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
                                                        meta=ocp.args.JsonSave(meta)), force=True)
         if jax.process_index() == 0:
             export_meta = {**meta, "final_metrics": records[-1] if records else None}
-            task.export(jax.device_get(state["params"]), ckpt_dir / task.export_name, export_meta)
+            task.export(_local_copy(state["params"]), ckpt_dir / task.export_name, export_meta)
             _plot(records, ckpt_dir / "loss_curve.png", f"{task.name}: training loss")
 
     batches = task.batches(start, (jax.process_index(), jax.process_count()))
@@ -244,7 +249,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
             batch = _global_batch(local, data_sharding, cfg.batch_size)
             t_step = time.perf_counter()
             state, metrics = step_fn(state, frozen, batch)
-            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            metrics = {k: float(v) for k, v in _local_copy(metrics).items()}
             if step == start:  # the first call compiles
                 t_compile = time.perf_counter() - t_step
                 t_window = time.perf_counter()
@@ -285,7 +290,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
     summary = {"start_step": start, "step": step, "compile_seconds": t_compile,
                "wall_seconds": wall_before + time.perf_counter() - t_run, "devices": n_dev,
                "final": records[-1] if records else None, "ckpt_dir": str(ckpt_dir),
-               "model": str(ckpt_dir / task.export_name), "params": jax.device_get(state["params"])}
+               "model": str(ckpt_dir / task.export_name), "params": _local_copy(state["params"])}
     if interrupted:
         raise KeyboardInterrupt(summary)
     return summary
