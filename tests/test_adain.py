@@ -229,13 +229,13 @@ SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
                                             ("hoovertowernight.jpg", "shipwreck.jpg")])
 def test_shipped_decoder_moves_an_unseen_photo_toward_the_painting(params, photo, painting):
     """The shipped decoder, on photos outside its training set: the style distance (AdaIN's style loss)
-    to the painting falls, and the content distance stays well below that of a no-content control
-    (the painting itself, resized to the photo's shape)."""
+    to the painting falls by more than half, and the content distance stays below that of a no-content
+    control (the painting itself, resized to the photo's shape)."""
     from nst_jax import image as im
 
     content = im.resize_longest(im.load_image(SHARED_IMAGES / photo), 256)
     style = im.resize_longest(im.load_image(SHARED_IMAGES / painting), 256)
     out, _ = A.adain_stylize(content, style, vgg=params, size=None, style_size=None)
-    assert _style_distance(params, out, style) < 0.7 * _style_distance(params, content, style)
+    assert _style_distance(params, out, style) < 0.5 * _style_distance(params, content, style)
     control = im.resize(style, content.shape[:2])
-    assert _content_distance(params, out, content) < 0.8 * _content_distance(params, control, content)
+    assert _content_distance(params, out, content) < 0.9 * _content_distance(params, control, content)
