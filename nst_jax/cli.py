@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import NSTError
+from .fileio import make_public
 
 
 def _defaults(fn):
@@ -132,6 +133,7 @@ def _write_json_atomic(path, data):
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, default=float)
             f.write("\n")
+        make_public(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

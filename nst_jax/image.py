@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import NSTError
+from .fileio import make_public
 
 MAX_PIXELS = 1 << 28  # 268 megapixels: refuse larger (decompression bombs, absurd inputs)
 
@@ -141,6 +142,7 @@ def save_image(path: str | os.PathLike, image) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             im.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        make_public(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

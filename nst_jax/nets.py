@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import NSTError
+from .fileio import make_public
 
 
 def pad_to_multiple(x, multiple: int):
@@ -67,6 +68,7 @@ def save_params(path: str | os.PathLike, params, fmt: str, meta: dict | None = N
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        make_public(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

