@@ -24,6 +24,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_vgg.py --quick
 	$(BIN)/python experiments/bench_gatys.py --quick
+	$(BIN)/python experiments/bench_adain.py --quick
+	$(BIN)/python experiments/bench_fast.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check nst_jax tests experiments
