@@ -43,31 +43,40 @@ def write_variants(tmp):
     return {name.split(".")[0]: path for name, path in out.items()}
 
 
+_TINY_TFDS = {}
+
+
 def build_tiny_tfds(tfds, data_dir, n=6):
     """Build a real TFDS dataset ``tiny_images`` (one ``train`` split of ``n`` PNG images, sizes
     (40 + i) x 50) in ``data_dir``, array_record format, through tensorflow-datasets' own builder.
-    Images are given as encoded PNG bytes, which TFDS stores without needing TensorFlow."""
+    Images are given as encoded PNG bytes, which TFDS stores without needing TensorFlow.  TFDS registers
+    builder classes by name once per process, so the class is made once and reused."""
     import io
 
-    class TinyImages(tfds.core.GeneratorBasedBuilder):
-        VERSION = tfds.core.Version("1.0.0")
+    if "cls" not in _TINY_TFDS:
+        class TinyImages(tfds.core.GeneratorBasedBuilder):
+            VERSION = tfds.core.Version("1.0.0")
+            N = 6
 
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
-                {"image": tfds.features.Image(shape=(None, None, 3))}))
+            def _info(self):
+                return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+                    {"image": tfds.features.Image(shape=(None, None, 3))}))
 
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples()}
+            def _split_generators(self, dl_manager):
+                return {"train": self._generate_examples()}
 
-        def _generate_examples(self):
-            rng = np.random.default_rng(0)
-            for i in range(n):
-                buf = io.BytesIO()
-                Image.fromarray(rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)).save(buf, "PNG")
-                buf.seek(0)
-                yield i, {"image": buf}
+            def _generate_examples(self):
+                rng = np.random.default_rng(0)
+                for i in range(self.N):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)).save(buf, "PNG")
+                    buf.seek(0)
+                    yield i, {"image": buf}
 
-    TinyImages(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+        _TINY_TFDS["cls"] = TinyImages
+    cls = _TINY_TFDS["cls"]
+    cls.N = n
+    cls(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
 
 
 def loss_before_after(task, steps, learning_rate=1e-4):
