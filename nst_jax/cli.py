@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
 from .errors import NSTError
-from .fileio import make_public
+from .fileio import atomic_write
 
 
 def _defaults(fn):
@@ -123,21 +122,11 @@ def _versions():
 
 
 def _write_json_atomic(path, data):
-    import tempfile
 
     path = Path(path).expanduser()
     if not path.parent.is_dir():
         raise NSTError(f"report folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=float)
-            f.write("\n")
-        make_public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, default=float) + "\n"), binary=False)
 
 
 def _intermediate_path(out: Path, iteration: int, scale: int, scales: int) -> Path:

@@ -10,7 +10,6 @@ failed or interrupted run never leaves a half-written file or clobbers an existi
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import NSTError
-from .fileio import make_public
+from .fileio import atomic_write
 
 MAX_PIXELS = 1 << 28  # 268 megapixels: refuse larger (decompression bombs, absurd inputs)
 
@@ -138,16 +137,8 @@ def save_image(path: str | os.PathLike, image) -> Path:
     path = check_output(path)
     fmt = output_format(path)
     im = Image.fromarray(to_uint8(image), mode="RGB")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            im.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        make_public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: im.save(f, format=fmt,
+                                                **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
 
 
 # --- colour preservation (Gatys, Bethge, Hertzmann & Shechtman 2016) --------------------------------

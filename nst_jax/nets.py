@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -20,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import NSTError
-from .fileio import make_public
+from .fileio import atomic_write
 
 
 def pad_to_multiple(x, multiple: int):
@@ -64,16 +63,7 @@ def save_params(path: str | os.PathLike, params, fmt: str, meta: dict | None = N
     arrays["__format__"] = np.array(fmt)
     arrays["__meta__"] = np.array(json.dumps(meta or {}))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        make_public(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_params(path: Path, fmt: str, expected: dict[str, tuple[int, ...]], what: str, made_by: str):

