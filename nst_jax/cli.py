@@ -371,6 +371,20 @@ def _size_or_none(text):
     return _positive_int(text)
 
 
+def _image_arguments(p):
+    p.add_argument("content", help="content image")
+    p.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+
+
+def _run_arguments(p, report=True):
+    if report:
+        p.add_argument("--report", help="write a JSON report here")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use the persistent XLA compilation cache")
+
+
 def _training_arguments(p, d, model_file):
     """The options every ``train`` command shares, with the training function's defaults ``d``."""
     p.add_argument("--content-dir", help="folder of content photos (searched recursively)")
@@ -414,9 +428,7 @@ def build_parser():
 
     s = sub.add_parser("stylize", help="Gatys et al.: optimise an image's pixels",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("content", help="content image")
-    s.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
-    s.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    _image_arguments(s)
     s.add_argument("--size", type=_positive_int, default=d["size"], help="longest side in px")
     s.add_argument("--iters", type=_positive_int, default=d["iters"], help="iterations per scale")
     s.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d["optimizer"])
@@ -448,18 +460,13 @@ def build_parser():
                    help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],
                    help="VGG-19 weights file (.h5, .npz, .pth); default: fetched ImageNet weights")
-    s.add_argument("--report", help="write a JSON report here")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--no-compile-cache", action="store_true",
-                   help="do not use the persistent XLA compilation cache")
+    _run_arguments(s)
     s.set_defaults(func=_cmd_stylize)
 
     d = _defaults(adain_stylize)
     a = sub.add_parser("adain", help="AdaIN (Huang & Belongie 2017): any style in one forward pass",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a.add_argument("content", help="content image")
-    a.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
-    a.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    _image_arguments(a)
     a.add_argument("--alpha", type=_alpha, default=d["alpha"],
                    help="content-style trade-off: 0 = content, 1 = full style")
     a.add_argument("--style-blend", type=_floats, default=d["blend"],
@@ -472,10 +479,7 @@ def build_parser():
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
     a.add_argument("--weights", default=d["vgg"], help="VGG-19 weights file")
-    a.add_argument("--report", help="write a JSON report here")
-    a.add_argument("--quiet", action="store_true")
-    a.add_argument("--no-compile-cache", action="store_true",
-                   help="do not use the persistent XLA compilation cache")
+    _run_arguments(a)
     a.set_defaults(func=_cmd_adain)
 
     from .feedforward import fast_stylize, train_fast
@@ -490,9 +494,7 @@ def build_parser():
                     help="longest side in px; 'none' keeps the original")
     ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
     ff.add_argument("--list", action="store_true", help="list the shipped models")
-    ff.add_argument("--quiet", action="store_true")
-    ff.add_argument("--no-compile-cache", action="store_true",
-                    help="do not use the persistent XLA compilation cache")
+    _run_arguments(ff, report=False)
     ff.set_defaults(func=_cmd_fast)
 
     t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network)")
