@@ -320,6 +320,9 @@ def _cmd_fast(args):
     from .feedforward import fast_stylize, load_model, shipped_models
 
     if args.list:
+        if not shipped_models():
+            print("no feed-forward models are shipped in this version; train one with "
+                  "`nst-jax train fast` and pass --model PATH", file=sys.stderr)
         for name, path in shipped_models().items():
             meta = load_model(path)[1]
             steps = meta.get("step", "?")
