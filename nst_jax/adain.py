@@ -358,6 +358,9 @@ class AdaINTask:
     def __init__(self, vgg_params, content_source, style_source, *, crop: int = 256, resize: int = 512,
                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
                  batch_size: int = 8, seed: int = 0, prefetch: int = 2):
+        from .data import check_crop
+
+        check_crop(crop, resize)
         self.frozen = vgg_params
         self.content_source, self.style_source = content_source, style_source
         self.crop, self.resize, self.batch_size = crop, resize, batch_size

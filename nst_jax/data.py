@@ -145,6 +145,12 @@ def resize_short_side(img: np.ndarray, short: int) -> np.ndarray:
     return np.asarray(Image.fromarray(u8).resize((shape[1], shape[0]), Image.LANCZOS))
 
 
+def check_crop(crop: int, resize: int) -> None:
+    """Refuse a crop larger than the resized images (before any training work or output)."""
+    if crop < 1 or resize < crop:
+        raise NSTError(f"resize ({resize}) must be at least the crop size ({crop}), and both positive")
+
+
 class Batches:
     """Seeded stream of random-crop batches from a source; see the module docstring.
 
@@ -158,8 +164,7 @@ class Batches:
         index, count = shard
         if batch_size % count:
             raise NSTError(f"batch size {batch_size} is not divisible by the number of processes {count}")
-        if resize < crop:
-            raise NSTError(f"resize ({resize}) must be at least the crop size ({crop})")
+        check_crop(crop, resize)
         self.source, self.batch_size, self.seed = source, batch_size, seed
         self.crop, self.resize = crop, resize
         self.local = batch_size // count

@@ -270,6 +270,9 @@ class FastTask:
                  style_size: int | None = 512, crop: int = 256, resize: int = 256,
                  content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
                  tv_weight: float = TV_WEIGHT, batch_size: int = 4, seed: int = 0, prefetch: int = 2):
+        from .data import check_crop
+
+        check_crop(crop, resize)
         style = _image.resize_longest(np.asarray(style_image, np.float32), style_size)
         grams = jax.jit(style_targets)(vgg_params, jnp.asarray(style)[None])
         self.frozen = {"vgg": vgg_params, "grams": grams}

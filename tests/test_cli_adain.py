@@ -121,6 +121,10 @@ def test_train_adain_bad_input(files, tmp_path):
     r = run("train", "adain", "--tfds", "no_such_dataset_xyz", "--tfds-data-dir", tmp_path,
             "--style-dir", files / "paintings", "--ckpt-dir", tmp_path / "c", "--steps", "1")
     assert_clean_error(r, "not available")
+    r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
+            "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "64", "--resize", "32")
+    assert_clean_error(r, "must be at least the crop size")
+    assert not (tmp_path / "c").exists()  # nothing written before the error
 
 
 def test_train_ctrl_c_saves_a_checkpoint(files, tmp_path):
