@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo bench bench-full claims lint clean
 
 venv: $(STAMP)
 
@@ -21,11 +21,28 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m nst_jax.demo
 
+# JAX vs PyTorch on this machine (quick mode: about 25 min on 2 CPU cores). BENCHMARKS.md gives each
+# row's command; `make bench-full` runs the full-size versions, `make claims` the literature's claims.
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_vgg.py --quick
 	$(BIN)/python experiments/bench_gatys.py --quick
 	$(BIN)/python experiments/bench_adain.py --quick
 	$(BIN)/python experiments/bench_fast.py --quick
+	$(BIN)/python experiments/scaling_gatys.py --sizes 128 192 256 384 --repeats 5
+	$(BIN)/python experiments/gram_cost.py
+
+bench-full: $(STAMP)
+	$(BIN)/python experiments/bench_vgg.py
+	$(BIN)/python experiments/bench_gatys.py
+	$(BIN)/python experiments/bench_adain.py
+	$(BIN)/python experiments/bench_fast.py
+	$(BIN)/python experiments/scaling_gatys.py --memory
+	$(BIN)/python experiments/gram_cost.py
+	$(BIN)/python experiments/memory_gatys.py --sizes 512 1024
+
+claims: $(STAMP)
+	$(BIN)/python experiments/claims_gatys.py all
+	$(BIN)/python experiments/gram_mmd.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check nst_jax tests experiments

@@ -29,16 +29,9 @@ import torch  # noqa: E402
 import torch_reference as tr  # noqa: E402
 
 from nst_jax import gatys, vgg19_params  # noqa: E402
-from nst_jax import image as im  # noqa: E402
 from nst_jax import weights as W  # noqa: E402
 
-IMAGES = os.path.join(HERE, "..", "..", "shared", "images")
-
-
-def load_pair(size):
-    c = im.resize_longest(im.load_image(os.path.join(IMAGES, "tubingen.jpg")), size)
-    s = im.resize_longest(im.load_image(os.path.join(IMAGES, "starry_night.jpg")), size)
-    return c, s
+load_pair = harness.load_pair
 
 
 def torch_run(vgg, c, s, iters, line_search=None):
@@ -70,6 +63,8 @@ def main():
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--linesearch-variants", action="store_true")
+    ap.add_argument("--no-wolfe", action="store_true",
+                    help="leave out the strong-Wolfe reference (it costs 10-20%% more evaluations)")
     a = ap.parse_args()
     sizes = a.sizes or ([256] if a.quick else [256, 512])
     params = vgg19_params()
@@ -92,9 +87,8 @@ def main():
                 return x
             return f
 
-        refs = {"torch": None, "torch_wolfe": "strong_wolfe"}
-        r = harness.compare({"jax": jax_fn, "torch": torch_fn(None),
-                             "torch_wolfe": torch_fn("strong_wolfe")}, a.repeats)
+        refs = {"torch": None} if a.no_wolfe else {"torch": None, "torch_wolfe": "strong_wolfe"}
+        r = harness.compare({"jax": jax_fn, **{n: torch_fn(ls) for n, ls in refs.items()}}, a.repeats)
         q = {"jax": evaluate(vgg, c, s, last["jax"][0])}
         ev = {"jax": last["jax"][1]["evaluations"]}
         per = {"jax": last["jax"][1]["optimize_seconds"] / ev["jax"]}
@@ -110,11 +104,11 @@ def main():
         results[size] = {"timing": r, "quality": q, "evaluations": ev, "per_eval": per,
                          "at_jax_time": at_jax_time}
         h, w = c.shape[:2]
-        names = ["jax", "torch", "torch_wolfe"]
+        names = ["jax", *refs]
         print(f"\n{h}x{w}, {a.iters} iterations, {a.repeats} alternated rounds")
         print(harness.row(["", "JAX (nst_jax)", "PyTorch, no line search",
-                           "PyTorch, strong Wolfe"]))
-        print(harness.row(["---"] * 4))
+                           "PyTorch, strong Wolfe"][:len(names) + 1]))
+        print(harness.row(["---"] * (len(names) + 1)))
         print(harness.row(["warm end to end"] + [harness.fmt(r[n]) for n in names]))
         print(harness.row(["PyTorch / JAX (medians)", ""] +
                           [f"**{r[n]['median'] / r['jax']['median']:.2f}×**" for n in names[1:]]))

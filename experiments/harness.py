@@ -14,6 +14,17 @@ import statistics
 import subprocess
 import time
 
+IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "images")
+
+
+def load_pair(size, content="tubingen.jpg", style="starry_night.jpg"):
+    """The benchmarks' content and style images from ../shared/images, longest side ``size``."""
+    from nst_jax import image as im
+
+    c = im.resize_longest(im.load_image(os.path.join(IMAGES, content)), size)
+    s = im.resize_longest(im.load_image(os.path.join(IMAGES, style)), size)
+    return c, s
+
 
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
@@ -67,7 +78,8 @@ def compare(fns: dict, repeats: int = 5, sync=None) -> dict:
 
 
 def fmt(r: dict) -> str:
-    return f"{r['median'] * 1e3:.0f} ms ({r['min'] * 1e3:.0f}–{r['max'] * 1e3:.0f})"
+    d = 0 if r["median"] >= 0.01 else 2  # below 10 ms, two decimals
+    return f"{r['median'] * 1e3:.{d}f} ms ({r['min'] * 1e3:.{d}f}–{r['max'] * 1e3:.{d}f})"
 
 
 def row(cells) -> str:

@@ -36,6 +36,24 @@ def test_style_loss():
                                rtol=1e-4)
 
 
+def test_style_loss_is_mmd_with_quadratic_kernel():
+    """Li et al. 2017: matching Gram matrices is minimising the (biased) squared MMD between the two
+    sets of feature vectors with the kernel k(x, y) = (x.y)^2.  With our normalisation (Gram / (C*M),
+    mean over C^2 entries) style_loss = MMD^2 / C^4, for any numbers of positions M_x, M_s."""
+    x = rng.normal(size=(1, 6, 5, 8))  # 30 positions
+    s = rng.normal(loc=0.3, size=(1, 4, 9, 8))  # 36 positions
+    c = x.shape[-1]
+    fx, fs = x.reshape(-1, c), s.reshape(-1, c)
+
+    def k(a, b):
+        return (a @ b.T) ** 2
+
+    mmd2 = k(fx, fx).mean() + k(fs, fs).mean() - 2 * k(fx, fs).mean()
+    loss = losses.style_loss(losses.gram_matrix(x.astype(np.float32)),
+                             losses.gram_matrix(s.astype(np.float32)))
+    np.testing.assert_allclose(float(loss), mmd2 / c ** 4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("kind", ["l1", "l2"])
 def test_total_variation(kind):
     x = F.astype(np.float64)
