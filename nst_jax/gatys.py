@@ -132,6 +132,9 @@ def gatys_loss(params, x, targets, weights, cfg: Config):
 # --------------------------------------------------------------------------------------------------
 
 PIXEL_SCALE = 255.0  # L-BFGS works on pixel values in 0..255, as neural-style(-pt) does
+# The safeguard rejects a step whose loss exceeds REJECT_FACTOR x the current one (a non-finite loss is
+# always rejected); math.inf accepts every finite step, as torch.optim.LBFGS does.
+REJECT_FACTOR = 1.0
 
 
 def _lbfgs(params, targets, weights, cfg, history, scale):
@@ -154,7 +157,7 @@ def _restart(state):
     return state._replace(rho_history=jnp.zeros_like(state.rho_history), gamma=gamma)
 
 
-def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale):
+def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale, reject=1.0):
     """An all-zero solver state with the loss at +inf: no evaluation here, so the objective is
     compiled once (in the chunk program) rather than twice.  The first loop step then takes a
     zero-length step, which evaluates the loss and gradient at ``x``; see ``_lbfgs_chunk``."""
@@ -164,7 +167,7 @@ def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale):
     return state._replace(value=jnp.full_like(state.value, jnp.inf))
 
 
-def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale):
+def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale, reject=1.0):
     solver = _lbfgs(params, targets, weights, cfg, history, scale)
 
     def body(_, carry):
@@ -173,9 +176,20 @@ def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale):
         # The bootstrap step (iteration 0, zero gradient in the state, so a zero step) only
         # evaluates at x.  Then, as torch.optim.LBFGS, the first real step is -g * min(1, 1/|g|_1).
         boot = state.iter_num == 0
+        # Curvature condition, as torch.optim.LBFGS: a pair with s.y <= 1e-10 (in 0..255 units, as
+        # torch's) is not used -- its rho is zeroed, which makes it inert in the two-loop recursion --
+        # and the initial Hessian scale gamma stays as it was.  jaxopt keeps such pairs; on this
+        # non-convex objective their negative rho and gamma turn steps uphill.
+        slot = state.iter_num % history
+        rho = new.state.rho_history[slot]
+        skip = ~(rho > 0) | (rho >= 1e10)
+        new = new._replace(state=new.state._replace(
+            rho_history=new.state.rho_history.at[slot].set(jnp.where(skip, 0.0, rho)),
+            gamma=jnp.where(skip & ~boot, state.gamma, new.state.gamma)))
         # Safeguard without extra evaluations: a step that raises the loss (or makes it non-finite)
         # is rejected, and the solver restarts from a small steepest-descent step.
-        bad = ~boot & (~jnp.isfinite(new.state.value) | (new.state.value > state.value))
+        worse = (new.state.value > reject * state.value) if math.isfinite(reject) else False
+        bad = ~boot & (~jnp.isfinite(new.state.value) | worse)
         kept = _restart(state)._replace(num_fun_eval=new.state.num_fun_eval,
                                         num_grad_eval=new.state.num_grad_eval,
                                         iter_num=new.state.iter_num,
@@ -260,7 +274,8 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="l
     if optimizer == "lbfgs":
         if history < 1:
             raise NSTError(f"history must be at least 1, not {history}")
-        static = {"cfg": cfg, "history": int(history), "scale": float(PIXEL_SCALE)}
+        static = {"cfg": cfg, "history": int(history), "scale": float(PIXEL_SCALE),
+                  "reject": float(REJECT_FACTOR)}
         init_fn, chunk_fn = _lbfgs_init, _lbfgs_chunk
     elif optimizer == "adam":
         static = {"cfg": cfg, "lr": float(learning_rate)}
