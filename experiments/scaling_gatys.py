@@ -9,6 +9,7 @@
   line fitted: peak = a + b * pixels.
 
     python experiments/scaling_gatys.py --sizes 128 192 256 384 512 --memory
+    python experiments/scaling_gatys.py --memory-json experiments/results/memory_gatys_h100.json
 """
 
 import argparse
@@ -47,6 +48,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--memory", action="store_true", help="also peak memory (one process per size)")
     ap.add_argument("--memory-sizes", type=int, nargs="+", default=[256, 512, 768, 1024])
+    ap.add_argument("--memory-json", help="plot the no-remat rows of a memory_gatys.py result instead")
     a = ap.parse_args()
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     params = gatys.with_winograd(vgg19_params())
@@ -84,7 +86,11 @@ def main():
         print(f"{k}: time per evaluation ∝ pixels^{p:.2f}")
 
     mem = []
-    if a.memory:
+    if a.memory_json:
+        with open(a.memory_json) as f:
+            mem = [{"size": m["size"], "pixels": m["size"] ** 2, "peak_gb": m["peak_gb"]}
+                   for m in json.load(f) if not m["remat"]]
+    elif a.memory:
         print("\n| size | peak memory |\n| --- | --- |")
         for size in a.memory_sizes:
             out = subprocess.run([sys.executable, "-c", memory_gatys.CHILD, str(size), "0", "100"],

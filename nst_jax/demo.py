@@ -3,7 +3,8 @@
 Gatys et al. (L-BFGS over pixels) gives ``out/demo_stylised.png``; AdaIN with the shipped decoder gives
 ``out/demo_adain.png``, with ``skimage.data.immunohistochemistry()`` (a stained tissue micrograph) as the
 style: the Hubble image is nearly black, and AdaIN, which transfers feature statistics, turns the photo
-nearly black with it.
+nearly black with it.  The shipped Starry Night feed-forward network (Johnson et al.) gives
+``out/demo_fast.png`` in one pass.
 
 Both images ship with scikit-image (a dependency of the ``demo`` / ``dev`` extras), so the project
 redistributes nothing: the content is ``skimage.data.chelsea()`` (a photo of a cat) and the style is
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
         return 1
     import numpy as np
 
-    from . import adain, gatys, weights
+    from . import adain, feedforward, gatys, weights
     from . import image as im
     from .cli import Progress
     from .compile_cache import enable_compilation_cache
@@ -54,6 +55,8 @@ def main(argv=None) -> int:
         im.save_image(out / "demo_adain_style.png", im.resize_longest(stain, 512))
         fast, fast_report = adain.adain_stylize(content, stain, size=512, style_size=512)
         dst_fast = im.save_image(out / "demo_adain.png", fast)
+        johnson, johnson_report = feedforward.fast_stylize(content, "starry_night", size=512)
+        dst_johnson = im.save_image(out / "demo_fast.png", johnson)
     except NSTError as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 1
@@ -62,6 +65,8 @@ def main(argv=None) -> int:
     print(f"result: {dst.resolve()}  (inputs beside it: demo_content.png, demo_style.png)")
     print(f"AdaIN result ({fast_report['seconds']['total']:.1f}s including compilation): "
           f"{dst_fast.resolve()}  (style: demo_adain_style.png)")
+    print(f"Feed-forward Starry Night network ({johnson_report['seconds']['total']:.1f}s including "
+          f"compilation): {dst_johnson.resolve()}")
     return 0
 
 

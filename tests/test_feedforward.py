@@ -10,6 +10,7 @@ from nst_jax import feedforward as F
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
 
+from .conftest import shared_image
 from .helpers import loss_before_after
 from .test_cli import assert_clean_error, run
 
@@ -183,3 +184,39 @@ def test_network_matches_pytorch_fast_neural_style(model_file):
     out = np.asarray(F.apply_net(params, jnp.asarray(x)))
     scale = np.abs(expect).max()
     assert np.abs(out - expect).max() < 1e-4 * scale, (np.abs(out - expect).max(), scale)
+
+
+# --- the shipped model ------------------------------------------------------------------------------------
+
+def _gram_distance(params, x, grams):
+    """Relative Gram distance at the training's style layers: sum_l ||G_l(x) - T_l||^2 / ||T_l||^2."""
+    f = F.vgg19_features(params, jnp.asarray(x)[None], F.STYLE_LAYERS)
+    return sum(float(jnp.sum((F.gram_matrix(f[k]) - grams[k]) ** 2) / jnp.sum(grams[k] ** 2))
+               for k in F.STYLE_LAYERS)
+
+
+def _content_distance(params, x, content):
+    """Relative error of the training's content features (relu2_2)."""
+    (layer,) = F.CONTENT_LAYERS
+    a = F.vgg19_features(params, jnp.asarray(x)[None], (layer,))[layer]
+    b = F.vgg19_features(params, jnp.asarray(content)[None], (layer,))[layer]
+    return float(jnp.sum((a - b) ** 2) / jnp.sum(b ** 2))
+
+
+@pytest.mark.skipif(not shared_image("starry_night.jpg").is_file(), reason="needs ../shared/images")
+@pytest.mark.parametrize("photo", ["golden_gate.jpg", "hoovertowernight.jpg"])
+def test_shipped_starry_night_moves_a_held_back_photo_toward_its_style(params, photo):
+    """The shipped model on photos outside its training set (ImageNet sample): the Gram distance to
+    Starry Night falls to less than half the photo's own, and the content distance stays below a
+    no-content control's (the painting resized to the photo's shape)."""
+    from nst_jax import image as im
+
+    assert "starry_night" in F.shipped_models()
+    style = im.resize_longest(im.load_image(shared_image("starry_night.jpg")), 512)  # as in training
+    grams = F.style_targets(params, jnp.asarray(style)[None])
+    content = im.resize_longest(im.load_image(shared_image(photo)), 256)
+    out, _ = F.fast_stylize(content, "starry_night", size=None)
+    assert out.shape == content.shape
+    assert _gram_distance(params, out, grams) < 0.5 * _gram_distance(params, content, grams)
+    control = im.resize(style, content.shape[:2])
+    assert _content_distance(params, out, content) < 0.9 * _content_distance(params, control, content)
