@@ -21,7 +21,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m nst_jax.demo
 
-# JAX vs PyTorch on this machine (quick mode: about 25 min on 2 CPU cores). BENCHMARKS.md gives each
+# JAX vs PyTorch on this machine (quick mode: about 20 min on 2 CPU cores). BENCHMARKS.md gives each
 # row's command; `make bench-full` runs the full-size versions, `make claims` the literature's claims.
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_vgg.py --quick

@@ -138,7 +138,7 @@ def claim_init(params, yard, a):
     for name, kw in runs:
         x, rep, curve = run(params, c, s, a.iters, **kw)
         d = yard(x, c, s)
-        rows.append({"init": name, **d, "loss": rep["loss"], "terms": rep["terms"]})
+        rows.append({"init": name, **d, "loss": rep["loss"], "terms": rep["terms"], "curve": curve})
         images.append(x)
         curves.append(curve)
         print(f"{name}: loss {rep['loss']:.4g}, {d}", flush=True)
@@ -167,7 +167,7 @@ def claim_pooling(params, yard, a):
         d = yard(x, c, s)
         l0 = curve[0][2]
         rows.append({"pool": pool, **d, "loss": rep["loss"], "loss_at_10": l0,
-                     "loss_reduction": l0 / rep["loss"]})
+                     "loss_reduction": l0 / rep["loss"], "curve": curve})
         images.append(x)
         curves.append(curve)
         print(f"{pool}: loss {rep['loss']:.4g}, {d}", flush=True)

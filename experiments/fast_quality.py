@@ -10,7 +10,9 @@ For each photo (none is in the training set) at ``--size`` px:
   ||F(out) - F(photo)||^2 / ||F(photo)||^2, and the same for a control with no content (the painting
   resized to the photo's shape).
 
-Also writes a grid (photo | output) to experiments/results/.
+Also prints how the training's style term splits over its layers for each photo (the perceptual loss's
+per-layer Gram MSE of the photo against the style), and writes a grid (photo | output) to
+experiments/results/.
 
     python experiments/fast_quality.py --model starry_night --size 512
 """
@@ -67,10 +69,14 @@ def main():
              "content_out": content_d(out, photo), "content_control": content_d(control, photo)}
         r["style_ratio"] = r["style_out"] / r["style_photo"]
         r["content_ratio"] = r["content_out"] / r["content_control"]
+        fp = vgg19_features(vgg, jnp.asarray(photo)[None], F.STYLE_LAYERS)
+        per = {k: float(jnp.mean((gram_matrix(fp[k]) - grams[k]) ** 2)) for k in F.STYLE_LAYERS}
+        r["style_term_share_of_photo"] = {k: v / sum(per.values()) for k, v in per.items()}
         rows.append(r)
         pairs.append((photo, out))
         print(f"{name}: style distance output/photo {r['style_ratio']:.2f}, content distance "
-              f"output/control {r['content_ratio']:.2f}", flush=True)
+              f"output/control {r['content_ratio']:.2f}; share of the style term per layer: "
+              + ", ".join(f"{k} {v:.1%}" for k, v in r["style_term_share_of_photo"].items()), flush=True)
     out_dir = HERE / "results"
     fig, axes = plt.subplots(len(pairs), 2, figsize=(8, 3.2 * len(pairs)))
     for row, (photo, out), r in zip(axes, pairs, rows, strict=True):
