@@ -36,9 +36,9 @@ bench-full: $(STAMP)
 	$(BIN)/python experiments/bench_gatys.py
 	$(BIN)/python experiments/bench_adain.py
 	$(BIN)/python experiments/bench_fast.py
-	$(BIN)/python experiments/scaling_gatys.py --memory
+	$(BIN)/python experiments/memory_gatys.py --sizes 256 512 768 1024
+	$(BIN)/python experiments/scaling_gatys.py --memory-json experiments/results/memory_gatys_h100.json
 	$(BIN)/python experiments/gram_cost.py
-	$(BIN)/python experiments/memory_gatys.py --sizes 512 1024
 
 claims: $(STAMP)
 	$(BIN)/python experiments/claims_gatys.py all

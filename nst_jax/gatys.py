@@ -18,6 +18,9 @@ Safeguard: L-BFGS without a line search can overshoot (torch.optim.LBFGS does, e
 that raises the loss is rejected and the solver restarts from a small steepest-descent step with an
 empty history -- no extra evaluations.  jaxopt's own line searches (backtracking, zoom) cost 5-12
 evaluations per iteration here and reached worse losses in the same number of iterations.
+Curvature pairs with s.y <= 1e-10 are skipped, as torch.optim.LBFGS skips them (jaxopt keeps them,
+and their negative rho and gamma turn steps uphill on this non-convex objective).  Known limitation:
+at 512 px the safeguard's restarts slow the first iterations (BENCHMARKS.md, issue 3).
 
 Units and pixel range: L-BFGS optimises unconstrained pixel values in 0..255, exactly as
 neural-style does (projection between iterations would break its curvature pairs), and the result is
