@@ -141,7 +141,9 @@ def lbfgs(objective, x0, iters, history=100, line_search=None):
     Returns (the optimised variable, unclipped, in the units the objective takes; evaluations).
     """
     x = x0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iters, max_eval=iters * 10 if line_search else iters,
+    # max_eval: without a line search torch.optim.LBFGS stops one iteration short when max_eval ==
+    # max_iter (the first evaluation counts too); its default, 1.25 x max_iter, does not.
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iters, max_eval=iters * 10 if line_search else iters + 1,
                             history_size=history, tolerance_grad=-1.0, tolerance_change=-1.0,
                             line_search_fn=line_search)
     evals = [0]

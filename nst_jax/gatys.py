@@ -3,24 +3,22 @@ content image and the Gram matrices of its features match one or more style imag
 
 The objective is a plain function of the image (:func:`gatys_loss`); solvers run it compiled:
 
-* ``"lbfgs"`` (default): :class:`jaxopt.LBFGS` with a fixed unit step and a history of 100 -- one
-  function evaluation per iteration, the algorithm of ``torch.optim.LBFGS`` without line search
-  (which neural-style and neural-style-pt use).  Its first step is scaled by ``min(1, 1/|g|_1)`` as
-  PyTorch's is.  A plain ``jaxopt.LBFGS`` with its default line search spends several evaluations
-  per iteration and is ~15x slower end to end here (see BENCHMARKS.md).
+* ``"lbfgs"`` (default): L-BFGS with unit steps and a history of 100 -- one function evaluation per
+  iteration -- the algorithm of ``torch.optim.LBFGS`` without line search, which neural-style and
+  neural-style-pt use (:mod:`nst_jax.lbfgs`; its iterates equal PyTorch's).  A plain
+  ``jaxopt.LBFGS`` with its default line search spends several evaluations per iteration and is
+  ~15x slower end to end here; ``jaxopt.LBFGS`` with a fixed step stores negative-curvature pairs
+  and cannot shorten one step, and reached a much worse loss at 512 px (BENCHMARKS.md).
 * ``"adam"``: :func:`optax.adam` on the pixels.
 
 Both run as ``lax.fori_loop`` chunks of iterations inside one compiled executable: no Python per
 iteration.  Between chunks Python reports progress (a callback receiving an :class:`Iterate`), saves
 intermediate images, and can be interrupted (Ctrl-C) with the current iterate kept.
 
-Safeguard: L-BFGS without a line search can overshoot (torch.optim.LBFGS does, early on).  A step
-that raises the loss is rejected and the solver restarts from a small steepest-descent step with an
-empty history -- no extra evaluations.  jaxopt's own line searches (backtracking, zoom) cost 5-12
-evaluations per iteration here and reached worse losses in the same number of iterations.
-Curvature pairs with s.y <= 1e-10 are skipped, as torch.optim.LBFGS skips them (jaxopt keeps them,
-and their negative rho and gamma turn steps uphill on this non-convex objective).  Known limitation:
-at 512 px the safeguard's restarts slow the first iterations (BENCHMARKS.md, issue 3).
+Safeguard: L-BFGS without a line search can overshoot.  PyTorch's runs recover from the ordinary
+overshoots (2.8x the loss at 512 px), so a trial point is refused only when its loss is more than
+:data:`REJECT_FACTOR` (10) x the current one or not finite; the next iteration then retries the same
+direction with a shorter step, keeping the curvature history -- no extra evaluations.
 
 Units and pixel range: L-BFGS optimises unconstrained pixel values in 0..255, exactly as
 neural-style does (projection between iterations would break its curvature pairs), and the result is
@@ -49,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import image as im
+from . import lbfgs
 from .errors import NSTError
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .vgg import check_layers, min_size, vgg19_features, vgg19_params, with_winograd
@@ -135,72 +134,27 @@ def gatys_loss(params, x, targets, weights, cfg: Config):
 # --------------------------------------------------------------------------------------------------
 
 PIXEL_SCALE = 255.0  # L-BFGS works on pixel values in 0..255, as neural-style(-pt) does
-# The safeguard rejects a step whose loss exceeds REJECT_FACTOR x the current one (a non-finite loss is
-# always rejected); math.inf accepts every finite step, as torch.optim.LBFGS does.
-REJECT_FACTOR = 1.0
+# The safeguard (see nst_jax.lbfgs) does not take a trial point whose loss exceeds REJECT_FACTOR x the
+# current one, or is not finite; math.inf takes every finite one, as torch.optim.LBFGS does.  10 lets
+# the ordinary overshoots through (up to 2.8x at 512 px, which PyTorch's runs recover from) and stops
+# blow-ups (1e21 from 1.4e10 with a 100x style weight).
+REJECT_FACTOR = 10.0
 
 
-def _lbfgs(params, targets, weights, cfg, history, scale):
-    import jaxopt
-
-    def fun(y):
-        return gatys_loss(params, y * (1.0 / scale), targets, weights, cfg)
-
-    return jaxopt.LBFGS(fun=fun, has_aux=True, stepsize=1.0, history_size=history,
-                        maxiter=1 << 30, tol=0.0)
+def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale, reject):
+    """A solver state at ``x`` with nothing evaluated (no evaluation here, so the objective is
+    compiled once, in the chunk program); the chunk's first iteration evaluates at ``x``."""
+    del scale, reject
+    aux = jax.eval_shape(lambda: gatys_loss(params, x, targets, weights, cfg)[1])
+    return lbfgs.init(x, aux, history=history)
 
 
-def _restart(state):
-    """Forget the curvature history; the next step is -g scaled by min(1, 1/|g|_1) (PyTorch's first).
-
-    Zeroing rho is enough: a stored pair with rho = 0 contributes nothing to the two-loop recursion,
-    and the (large) s/y buffers need not be touched.
-    """
-    gamma = jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(state.grad))).astype(state.gamma.dtype)
-    return state._replace(rho_history=jnp.zeros_like(state.rho_history), gamma=gamma)
-
-
-def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale, reject=1.0):
-    """An all-zero solver state with the loss at +inf: no evaluation here, so the objective is
-    compiled once (in the chunk program) rather than twice.  The first loop step then takes a
-    zero-length step, which evaluates the loss and gradient at ``x``; see ``_lbfgs_chunk``."""
-    solver = _lbfgs(params, targets, weights, cfg, history, scale)
-    shapes = jax.eval_shape(solver.init_state, x * scale)
-    state = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    return state._replace(value=jnp.full_like(state.value, jnp.inf))
-
-
-def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale, reject=1.0):
-    solver = _lbfgs(params, targets, weights, cfg, history, scale)
+def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale, reject):
+    vg = jax.value_and_grad(lambda y: gatys_loss(params, y * (1.0 / scale), targets, weights, cfg),
+                            has_aux=True)
 
     def body(_, carry):
-        x, state = carry
-        new = solver.update(x, state)
-        # The bootstrap step (iteration 0, zero gradient in the state, so a zero step) only
-        # evaluates at x.  Then, as torch.optim.LBFGS, the first real step is -g * min(1, 1/|g|_1).
-        boot = state.iter_num == 0
-        # Curvature condition, as torch.optim.LBFGS: a pair with s.y <= 1e-10 (in 0..255 units, as
-        # torch's) is not used -- its rho is zeroed, which makes it inert in the two-loop recursion --
-        # and the initial Hessian scale gamma stays as it was.  jaxopt keeps such pairs; on this
-        # non-convex objective their negative rho and gamma turn steps uphill.
-        slot = state.iter_num % history
-        rho = new.state.rho_history[slot]
-        skip = ~(rho > 0) | (rho >= 1e10)
-        new = new._replace(state=new.state._replace(
-            rho_history=new.state.rho_history.at[slot].set(jnp.where(skip, 0.0, rho)),
-            gamma=jnp.where(skip & ~boot, state.gamma, new.state.gamma)))
-        # Safeguard without extra evaluations: a step that raises the loss (or makes it non-finite)
-        # is rejected, and the solver restarts from a small steepest-descent step.
-        worse = (new.state.value > reject * state.value) if math.isfinite(reject) else False
-        bad = ~boot & (~jnp.isfinite(new.state.value) | worse)
-        kept = _restart(state)._replace(num_fun_eval=new.state.num_fun_eval,
-                                        num_grad_eval=new.state.num_grad_eval,
-                                        iter_num=new.state.iter_num,
-                                        s_history=new.state.s_history,  # inert once rho is 0
-                                        y_history=new.state.y_history)
-        accepted = jax.lax.cond(boot, _restart, lambda st: st, new.state)
-        state = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, a, b), kept, accepted)
-        return jnp.where(bad, x, new.params), state
+        return lbfgs.step(vg, *carry, history=history, reject=reject)
 
     y, state = jax.lax.fori_loop(0, n, body, (x * scale, state))
     return y * (1.0 / scale), state, state.value, state.aux, state.num_fun_eval
@@ -306,6 +260,7 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="l
             boot = 0
             if optimizer == "lbfgs":
                 info["evaluations"] = int(nev)
+                info["rejected_steps"] = int(state.num_rejected)
             else:
                 info["evaluations"] += int(nev)
             done = end

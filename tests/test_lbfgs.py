@@ -1,0 +1,113 @@
+"""nst_jax.lbfgs against torch.optim.LBFGS (no line search), in float64 on small functions."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nst_jax import lbfgs
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(0)
+A, B, X0 = RNG.normal(size=(12, 8)), RNG.normal(size=12), RNG.normal(size=8)
+
+
+def logcosh_sin(x, lib):
+    """Smooth, non-convex (the sin term), bounded below: has negative-curvature steps."""
+    a, b = (jnp.asarray(A), jnp.asarray(B)) if lib is jnp else (torch.tensor(A), torch.tensor(B))
+    return lib.sum(lib.log(lib.cosh(a @ x - b))) + 0.05 * lib.sum(x ** 2) + lib.sum(lib.sin(3 * x))
+
+
+def rosenbrock(x, lib):
+    return lib.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def torch_iterates(fn, x0, iters, history):
+    """x_0 ... x_iters of torch.optim.LBFGS(lr=1, no line search), tolerances off."""
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=iters, max_eval=iters + 1, history_size=history,
+                            tolerance_grad=-1, tolerance_change=-1)
+    points = []
+
+    def closure():
+        opt.zero_grad()
+        loss = fn(x, torch)
+        loss.backward()
+        points.append(x.detach().clone().numpy())
+        return loss
+
+    opt.step(closure)
+    points.append(x.detach().numpy())
+    return np.array(points)
+
+
+def jax_run(fn, x0, iters, history, reject=math.inf):
+    """Iterates x_0 ... x_iters, the loss at each, and the final state."""
+    with jax.enable_x64(True):
+        vg = jax.value_and_grad(lambda x: (fn(x, jnp), ()), has_aux=True)
+        x = jnp.asarray(x0, jnp.float64)
+        state = lbfgs.init(x, (), history=history)
+        step = jax.jit(lambda x, s: lbfgs.step(vg, x, s, history=history, reject=reject))
+        points, values = [], []
+        for _ in range(iters + 1):  # the first call only evaluates at x0
+            x, state = step(x, state)
+            points.append(np.asarray(x))
+            values.append(float(state.value))
+        return np.array(points), values, state
+
+
+@pytest.mark.parametrize("fn,x0,iters,history", [
+    (logcosh_sin, X0, 12, 4),  # wraps the ring buffer; one pair fails the curvature test
+    (rosenbrock, np.array([-1.2, 1.0, -1.2, 1.0]), 30, 5),
+])
+def test_iterates_equal_torch_lbfgs_without_line_search(fn, x0, iters, history):
+    ref = torch_iterates(fn, x0, iters, history)
+    points, _, state = jax_run(fn, x0, iters, history)
+    # points[k] is the point after k + 1 calls: x_0 after the evaluating first call, then x_1 ...
+    ours = np.concatenate([x0[None], points[1:]])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-8)
+    assert int(state.num_fun_eval) == iters + 1 and int(state.num_rejected) == 0
+    if fn is logcosh_sin:
+        assert int(state.pairs) < iters  # a pair with s.y <= 1e-10 was skipped, as torch skips it
+
+
+def test_safeguard_never_takes_a_worse_point_and_keeps_the_history():
+    points, values, state = jax_run(logcosh_sin, X0, 60, 4, reject=1.0)
+    assert (np.diff(values) <= 0).all()
+    assert int(state.num_rejected) > 0  # without the safeguard, this run's loss rises
+    with jax.enable_x64(True):
+        g = np.asarray(jax.grad(lambda x: logcosh_sin(x, jnp))(jnp.asarray(points[-1])))
+    assert np.abs(g).max() < 1e-6  # converged to a stationary point
+
+
+def test_a_refused_step_is_retried_shorter_along_the_same_direction():
+    with jax.enable_x64(True):
+        vg = jax.value_and_grad(lambda x: (logcosh_sin(x, jnp), ()), has_aux=True)
+        x, state = jnp.asarray(X0), lbfgs.init(jnp.asarray(X0), (), history=4)
+        for _ in range(40):
+            x2, state2 = lbfgs.step(vg, x, state, history=4, reject=1.0)
+            if int(state2.num_rejected) > int(state.num_rejected):
+                break
+            x, state = x2, state2
+        else:
+            pytest.fail("no step was refused")
+        np.testing.assert_array_equal(x2, x)  # not moved
+        assert float(state2.value) == float(state.value)
+        np.testing.assert_array_equal(state2.direction, state.direction)
+        np.testing.assert_array_equal(state2.rho_history, state.rho_history)  # history kept
+        assert int(state2.pairs) == int(state.pairs) > 0
+        assert 0.1 * float(state.stepsize) <= float(state2.stepsize) <= 0.5 * float(state.stepsize)
+
+
+def test_non_finite_trial_points_are_refused_even_without_a_factor():
+    def f(x, lib):  # minimum at x = 1; log of a negative number is nan
+        return lib.sum(x - lib.log(x))
+
+    # From 3 the second step (gamma = s/y = 7) lands at -1.67; it is refused and shortened.
+    points, values, state = jax_run(f, np.array([3.0]), 30, 5)
+    assert int(state.num_rejected) >= 1
+    assert all(math.isfinite(v) for v in values)
+    np.testing.assert_allclose(points[-1], [1.0], atol=1e-8)
