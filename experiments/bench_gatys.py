@@ -1,4 +1,4 @@
-"""Gatys et al. end to end: nst_jax.stylize (jaxopt L-BFGS, compiled) vs an independent PyTorch
+"""Gatys et al. end to end: nst_jax.stylize (nst_jax.lbfgs, compiled) vs an independent PyTorch
 implementation (torch_reference: same weights, same objective, torch.optim.LBFGS without line search,
 as neural-style-pt), same content/style images, same size, same iteration count, same machine.
 

@@ -8,10 +8,11 @@ result with the same PyTorch evaluator as bench_gatys.py.  It tells whether a di
 loss between the two implementations at equal iterations is larger than either's own spread.
 
 ``--reject F [F ...]`` runs nst_jax once per value of its safeguard's threshold
-(``gatys.REJECT_FACTOR``: a step whose loss exceeds F x the current one is rejected and the history
-restarted; ``inf`` accepts every finite step, as torch.optim.LBFGS does).
+(``gatys.REJECT_FACTOR``: a trial point whose loss exceeds F x the current one is refused and the
+same direction retried with a shorter step; ``inf`` takes every finite one, as torch.optim.LBFGS does).
 
-    python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 --reject 1 inf
+    python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 --reject 10 1
+    python experiments/gatys_spread.py --size 512 --iters 20 --seeds 0 1 2 --reject 10 1
 """
 
 import argparse

@@ -113,7 +113,7 @@ def _versions():
     from importlib import metadata
 
     out = {}
-    for dist in ("nst_jax", "jax", "jaxlib", "jaxopt", "optax", "flax", "numpy", "pillow"):
+    for dist in ("nst_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pillow"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

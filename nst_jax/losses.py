@@ -21,6 +21,9 @@ import jax.numpy as jnp
 def gram_matrix(features):
     """(N, H, W, C) -> (N, C, C), normalised by C * H * W."""
     n, h, w, c = features.shape
+    if n == 1:  # a plain 2-D product: its gradient is 1.1-1.4x faster on XLA:CPU than the batched one
+        f = features.reshape(h * w, c)
+        return (f.T @ f)[None] / (c * h * w)
     f = features.reshape(n, h * w, c)
     return jnp.einsum("npc,npd->ncd", f, f) / (c * h * w)
 

@@ -20,8 +20,22 @@ def np_gram(f):
     return out
 
 
-def test_gram_matrix():
-    np.testing.assert_allclose(losses.gram_matrix(F), np_gram(F), rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("f", [F, F[:1]], ids=["batch2", "batch1"])  # batch 1 has its own code path
+def test_gram_matrix(f):
+    np.testing.assert_allclose(losses.gram_matrix(f), np_gram(f), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("f", [F, F[:1]], ids=["batch2", "batch1"])
+def test_gram_matrix_gradient(f):
+    """d/dF sum(G * M) = F (M + M^T) / (C H W), per image."""
+    import jax
+
+    n, h, w, c = f.shape
+    m = rng.normal(size=(n, c, c))
+    g = jax.grad(lambda x: (losses.gram_matrix(x) * m.astype(np.float32)).sum())(f)
+    ref = np.einsum("npc,ncd->npd", f.reshape(n, h * w, c).astype(np.float64),
+                    m + m.transpose(0, 2, 1)).reshape(f.shape) / (c * h * w)
+    np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-6)
 
 
 def test_content_loss():
