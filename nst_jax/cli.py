@@ -458,7 +458,7 @@ def build_parser():
     s.add_argument("--save-every", type=_positive_int, default=d["save_every"],
                    help="also save OUT_<iteration> every K iterations")
     s.add_argument("--history", type=_positive_int, default=d["history"],
-                   help="L-BFGS memory: pairs kept (each 48 bytes per pixel)")
+                   help="L-BFGS memory: pairs kept (each 24 bytes per pixel)")
     s.add_argument("--remat", action="store_true",
                    help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],

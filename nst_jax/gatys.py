@@ -323,7 +323,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       scales: coarse-to-fine: ``scales`` sizes halving down from ``size``; each starts from the
         upsampled result of the previous one.
       seed: for ``init="noise"``.
-      history: L-BFGS memory (curvature pairs kept); each costs 2 x 24 bytes per pixel.
+      history: L-BFGS memory (curvature pairs kept); each costs 2 x 12 bytes per pixel.
       remat: recompute each VGG block's activations in the backward pass instead of storing them.
         Measured on XLA:CPU it does not lower the peak for this objective (see BENCHMARKS.md):
         the L-BFGS history and the first block's activations dominate.
