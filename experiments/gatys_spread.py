@@ -66,7 +66,7 @@ def main():
     gap = {n: summary[n]["median"] / summary["torch"]["median"] - 1 for n in names}
     for n, g in gap.items():
         print(f"{n} median / PyTorch median - 1 = {100 * g:+.1f}%")
-    harness.save(os.path.join(HERE, "results", f"gatys_spread_{a.size}.json"),
+    harness.save(os.path.join(HERE, "results", f"gatys_spread_{a.size}_{a.iters}.json"),
                  {"size": a.size, "iters": a.iters, "eps": a.eps, **summary, "gap": gap})
 
 
