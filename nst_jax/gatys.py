@@ -22,10 +22,11 @@ direction with a shorter step, keeping the curvature history -- no extra evaluat
 
 Units and pixel range: L-BFGS optimises unconstrained pixel values in 0..255, exactly as
 neural-style does (projection between iterations would break its curvature pairs), and the result is
-clipped to [0, 1]; the report counts how many values were outside.  The units matter only through the
-first, gradient-normalised step: on [0, 1] values it is 255x larger relative to the image, and the
-final loss after 50 iterations was 3% worse (BENCHMARKS.md).  Adam works on [0, 1] values and
-projects onto [0, 1] after every step.
+clipped to [0, 1]; the report counts how many values were outside.  The units matter through the
+first, gradient-normalised step (on [0, 1] values it is 255x larger relative to the image) and the
+absolute curvature threshold s.y > 1e-10 (on [0, 1] values PyTorch's first pair falls under it and
+its runs diverge; see experiments/bench_gatys.py).  Adam works on [0, 1] values and projects onto
+[0, 1] after every step.
 
 Defaults (content 5, style 100 per layer, TV 5e-4 on 0-255 pixel values, content at relu4_2 and style
 at relu1_1 ... relu5_1 with equal layer weights) are jcjohnson/neural-style's, whose loss
