@@ -13,6 +13,7 @@ same direction retried with a shorter step; ``inf`` takes every finite one, as t
 
     python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 --reject 10 1
     python experiments/gatys_spread.py --size 512 --iters 20 --seeds 0 1 2 --reject 10 1
+    python experiments/gatys_spread.py --size 256 --iters 100 --seeds 0 1 2 --history 10 20 100
 """
 
 import argparse
@@ -39,20 +40,23 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--eps", type=float, default=1e-4)
     ap.add_argument("--reject", type=float, nargs="+", default=[gatys.REJECT_FACTOR])
+    ap.add_argument("--history", type=int, nargs="+", default=[gatys.HISTORY],
+                    help="L-BFGS pairs kept by nst_jax (PyTorch keeps 100)")
     a = ap.parse_args()
     params = vgg19_params()
     vgg = tr.CaffeVGG19(W.cached_h5())
     c, s = harness.load_pair(a.size)
     ct, st = tr.nchw(c[None]), tr.nchw(s[None])
     obj = tr.GatysObjective(vgg, ct, st)
-    names = {f"jax_reject_{f:g}": f for f in a.reject}
+    names = {f"jax_reject_{f:g}" + (f"_history_{h}" if a.history != [gatys.HISTORY] else ""): (f, h)
+             for f in a.reject for h in a.history}
     out = {**{n: [] for n in names}, "torch": []}
     for seed in a.seeds:
         noise = np.random.default_rng(seed).uniform(-a.eps, a.eps, c.shape).astype(np.float32)
         x0 = c + noise if seed else c  # seed 0: the unperturbed start
-        for name, f in names.items():
+        for name, (f, h) in names.items():
             gatys.REJECT_FACTOR = f
-            xj, _ = gatys.stylize(c, s, size=None, iters=a.iters, init=x0, weights=params)
+            xj, _ = gatys.stylize(c, s, size=None, iters=a.iters, init=x0, weights=params, history=h)
             out[name].append(evaluate(vgg, c, s, xj)["total"])
         y, _ = tr.lbfgs(lambda y: obj(y / 255.0), tr.nchw(x0[None]) * 255.0, a.iters)
         out["torch"].append(evaluate(vgg, c, s, tr.nhwc((y / 255.0).clamp(0, 1))[0])["total"])
@@ -66,7 +70,8 @@ def main():
     gap = {n: summary[n]["median"] / summary["torch"]["median"] - 1 for n in names}
     for n, g in gap.items():
         print(f"{n} median / PyTorch median - 1 = {100 * g:+.1f}%")
-    harness.save(os.path.join(HERE, "results", f"gatys_spread_{a.size}_{a.iters}.json"),
+    tag = f"{a.size}_{a.iters}" + ("_history" if a.history != [gatys.HISTORY] else "")
+    harness.save(os.path.join(HERE, "results", f"gatys_spread_{tag}.json"),
                  {"size": a.size, "iters": a.iters, "eps": a.eps, **summary, "gap": gap})
 
 
