@@ -9,6 +9,15 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT / "experiments"))  # torch_reference: the independent PyTorch implementation
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache():
+    """The persistent XLA compilation cache, on as in the CLI: a program that several tests (or the
+    CLI's subprocesses) compile is compiled once per run."""
+    import nst_jax
+
+    return nst_jax.enable_compilation_cache()
+
+
 @pytest.fixture(scope="session")
 def params():
     import nst_jax

@@ -90,9 +90,8 @@ def test_second_call_does_not_recompile(params, images):
     content, style = images
     nst_jax.stylize(content, style, size=64, iters=3, weights=params)
     before = gatys.PROGRAMS.compiles
-    _, report = nst_jax.stylize(content, style, size=64, iters=3, weights=params, content_weight=7.0)
+    nst_jax.stylize(content, style, size=64, iters=3, weights=params, content_weight=7.0)
     assert gatys.PROGRAMS.compiles == before  # new weights are data, not a new program
-    assert report["compile_seconds"] < 1.0
 
 
 def test_scales_coarse_to_fine(params, images):

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from nst_jax import adain as A
+from nst_jax.compile_cache import enable_compilation_cache
 from nst_jax.data import ArraySource
 from nst_jax.train import TrainConfig, train
 from nst_jax.vgg import vgg19_params
@@ -35,6 +36,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--grad-out")
     args = ap.parse_args()
+    enable_compilation_cache()  # the tests start this worker up to three times with the same program
     content, style = sources(args.delay)
     task = A.AdaINTask(vgg19_params(), content, style, crop=32, resize=36, batch_size=4, seed=0, prefetch=1)
     cfg = TrainConfig(steps=args.steps, batch_size=4, ckpt_every=args.ckpt_every,
