@@ -34,6 +34,7 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(BIN)/python experiments/bench_vgg.py
 	$(BIN)/python experiments/bench_gatys.py
+	$(BIN)/python experiments/bench_cli.py
 	$(BIN)/python experiments/bench_adain.py
 	$(BIN)/python experiments/bench_fast.py
 	$(BIN)/python experiments/memory_gatys.py --sizes 256 512 768 1024

@@ -1,0 +1,106 @@
+"""Issue 3's acceptance check as the user runs it: the whole command, process start to written image.
+
+    nst-jax stylize tubingen.jpg starry_night.jpg -o out.png --size 256 --iters 50
+against
+    python experiments/torch_stylize.py tubingen.jpg starry_night.jpg -o out.png --size 256 --iters 50
+
+Each is a fresh process (imports, weights, image loading, targets, optimisation, PNG).  The first
+nst-jax run may compile (it fills the persistent XLA cache); the timed "warm" runs load the compiled
+program from that cache, which is what a user's second run does.  Runs alternate.  Both written PNGs are
+then scored by the same PyTorch evaluator (experiments/torch_reference.py) against the same resized
+content and style.
+
+    python experiments/bench_cli.py                 # 256 px, 50 iterations, 5 rounds
+    python experiments/bench_cli.py --size 512 --iters 20 --repeats 3
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch_reference as tr  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch_stylize import load  # noqa: E402
+
+from nst_jax import weights as W  # noqa: E402
+
+
+def timed(cmd):
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return dt
+
+
+def score(vgg, content, style, png):
+    c, s = tr.nchw(content[None]), tr.nchw(style[None])
+    with Image.open(png) as im:
+        x = tr.nchw((np.asarray(im.convert("RGB"), np.float32) / 255.0)[None])
+    obj = tr.GatysObjective(vgg, c, s)
+    with torch.no_grad():
+        terms = {k: float(v) for k, v in obj.terms(x).items()}
+    terms["total"] = sum(terms.values())
+    return terms
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    W.fetch()
+    h5 = str(W.cached_h5())
+    content = os.path.join(harness.IMAGES, "tubingen.jpg")
+    style = os.path.join(harness.IMAGES, "starry_night.jpg")
+    nst = os.path.join(os.path.dirname(sys.executable), "nst-jax")
+    tmp = tempfile.mkdtemp(prefix="bench_cli_")
+    out = {"jax": os.path.join(tmp, "jax.png"), "torch": os.path.join(tmp, "torch.png")}
+    report = os.path.join(tmp, "report.json")
+    common = [content, style, "--size", str(a.size), "--iters", str(a.iters)]
+    cmds = {"jax": [nst, "stylize", *common, "-o", out["jax"], "--quiet", "--report", report],
+            "torch": [sys.executable, os.path.join(HERE, "torch_stylize.py"), *common, "-o", out["torch"],
+                      "--h5", h5]}
+    print(f"machine: {harness.machine()}; {harness.versions()}")
+    first = {n: timed(c) for n, c in cmds.items()}
+    runs = {n: [] for n in cmds}
+    for _ in range(a.repeats):
+        for n, c in cmds.items():
+            runs[n].append(timed(c))
+    with open(report) as f:
+        rep = json.load(f)
+    med = {n: statistics.median(r) for n, r in runs.items()}
+    vgg = tr.CaffeVGG19(h5)
+    q = {n: score(vgg, load(content, a.size), load(style, a.size), p) for n, p in out.items()}
+    print(f"\n`nst-jax stylize` vs `torch_stylize.py`, {a.size} px, {a.iters} iterations, "
+          f"{a.repeats} alternated rounds, fresh process each")
+    print(harness.row(["", "nst-jax stylize", "PyTorch (torch_stylize.py)"]))
+    print(harness.row(["---"] * 3))
+    print(harness.row(["first run"] + [f"{first[n]:.1f} s" for n in cmds]))
+    print(harness.row(["warm, whole command"] + [f"{med[n]:.1f} s ({min(runs[n]):.1f}–{max(runs[n]):.1f})"
+                                                 for n in cmds]))
+    print(harness.row(["PyTorch / JAX (medians)", "", f"**{med['torch'] / med['jax']:.2f}×**"]))
+    print(harness.row(["of which compile / optimise (nst-jax --report)",
+                       f"{rep['compile_seconds']:.1f} s / {rep['optimize_seconds']:.1f} s", ""]))
+    for term in ("total", "content", "style", "tv"):
+        print(harness.row([f"{term} loss of the written PNG"] + [f"{q[n][term]:.4g}" for n in cmds]))
+    harness.save(os.path.join(HERE, "results", f"bench_cli_{a.size}_{a.iters}.json"),
+                 {"first": first, "runs": runs, "median": med, "quality": q, "report": rep,
+                  "commands": {n: " ".join(c) for n, c in cmds.items()}})
+
+
+if __name__ == "__main__":
+    main()
