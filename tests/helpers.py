@@ -81,25 +81,31 @@ def build_tiny_tfds(tfds, data_dir, n=6):
 
 def loss_before_after(task, steps, learning_rate=1e-4):
     """Train ``task`` (nst_jax.train) on its first batch, held fixed, for ``steps`` compiled steps; return
-    the loss on that batch before and after."""
+    the loss on that batch before and after.  Arrays are placed as ``train`` places them (state and
+    frozen replicated, the batch sharded over the mesh), so the step compiles once, not again when its
+    own replicated output comes back as input."""
     import jax
     import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec
 
     from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer
 
     opt = optimizer(TrainConfig(steps=steps, batch_size=task.batch_size, learning_rate=learning_rate))
-    p0 = task.init(jax.random.key(0))
-    state = {"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}
-    step = make_train_step(task, opt, make_mesh())
+    mesh = make_mesh()
+    replicated = NamedSharding(mesh, PartitionSpec())
+    p0 = jax.device_get(task.init(jax.random.key(0)))
+    state = jax.device_put({"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}, replicated)
+    frozen = jax.device_put(task.frozen, replicated)
+    step = make_train_step(task, opt, mesh)
     stream = task.batches(0, (0, 1))
     try:
         fixed = next(stream)
     finally:
         stream.close()
-    batch = {k: jnp.asarray(v) for k, v in fixed.items()}
+    batch = jax.device_put(fixed, NamedSharding(mesh, PartitionSpec("data")))
     as_float = {k: v.astype(np.float32) / 255 for k, v in fixed.items()}
-    loss = jax.jit(task.loss)  # compiled once for both calls (op by op it took 10-15 s each)
+    loss = jax.jit(task.loss)  # host arrays in both calls: compiled once (op by op it took 10-15 s each)
     before = float(loss(p0, task.frozen, as_float)[0])
     for _ in range(steps):
-        state, _ = step(state, task.frozen, batch)
-    return before, float(loss(state["params"], task.frozen, as_float)[0])
+        state, _ = step(state, frozen, batch)
+    return before, float(loss(jax.device_get(state["params"]), task.frozen, as_float)[0])
