@@ -138,8 +138,8 @@ def gatys_loss(params, x, targets, weights, cfg: Config):
 PIXEL_SCALE = 255.0  # L-BFGS works on pixel values in 0..255, as neural-style(-pt) does
 # The safeguard (see nst_jax.lbfgs) does not take a trial point whose loss exceeds REJECT_FACTOR x the
 # current one; a non-finite loss is always refused.  math.inf (the default) takes every finite trial
-# point, as torch.optim.LBFGS does: refusing finite rises made the result worse in every measurement
-# (factor 10: +0.9% median loss after 100 iterations at 256 px; factor 1: +0.5-1.2%; BENCHMARKS.md).
+# point, as torch.optim.LBFGS does: wherever refusing finite rises acted, it made the median loss worse
+# (factor 10: +0.9% after 100 iterations at 256 px; factor 1: +0.9% at 256 and 512 px; BENCHMARKS.md).
 REJECT_FACTOR = math.inf
 
 
