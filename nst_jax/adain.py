@@ -43,7 +43,8 @@ DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "adain_stylize", "coral", "count_params", "decode",
+__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "reconstruction_loss", "adain_stylize", "coral",
+           "count_params", "decode",
            "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder", "train_decoder"]
 
 
@@ -203,6 +204,18 @@ def adain_loss(decoder_params, vgg_params, content, style, style_weight: float =
     return content_weight * loss_c + style_weight * loss_s, {"content": loss_c, "style": loss_s}
 
 
+def reconstruction_loss(decoder_params, vgg_params, content):
+    """A warm-up objective for the decoder: reconstruct the photo from its own features,
+    ``mean((decoder(f(c)) - c)^2)`` on pixels in [0, 1] (as the decoders of Li et al. 2017, "Universal Style
+    Transfer via Feature Transforms", are trained, without their feature term).  No style images, and no
+    backward pass through the encoder: about half the work of an :func:`adain_loss` step.  Returns
+    ``(loss, {"pixel": loss})``."""
+    t = jax.lax.stop_gradient(encode(vgg_params, content)[ENCODER_LAYER])
+    g = decode(decoder_params, t)
+    loss = jnp.mean((g - content) ** 2)
+    return loss, {"pixel": loss}
+
+
 # --- decoder files -------------------------------------------------------------------------------------
 
 def save_decoder(path: str | os.PathLike, decoder_params, meta: dict | None = None,
@@ -349,18 +362,29 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
 
 # --- training task (for nst_jax.train.train) -----------------------------------------------------------
 
+OBJECTIVES = ("adain", "reconstruction")
+
+
 class AdaINTask:
-    """Train an AdaIN decoder: content and style images from two sources (see :mod:`nst_jax.data`)."""
+    """Train an AdaIN decoder: content and style images from two sources (see :mod:`nst_jax.data`).
+
+    ``objective="adain"`` is the paper's loss (:func:`adain_loss`); ``"reconstruction"`` the cheaper warm-up
+    (:func:`reconstruction_loss`, no style images: ``style_source`` may be ``None``)."""
 
     name = "adain"
     export_name = "decoder.npz"
 
     def __init__(self, vgg_params, content_source, style_source, *, crop: int = 256, resize: int = 512,
                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
-                 batch_size: int = 8, seed: int = 0, prefetch: int = 2):
+                 batch_size: int = 8, seed: int = 0, prefetch: int = 2, objective: str = "adain"):
         from .data import check_crop
 
         check_crop(crop, resize)
+        if objective not in OBJECTIVES:
+            raise NSTError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        if objective == "adain" and style_source is None:
+            raise NSTError("training with the AdaIN objective needs style images (--style-dir)")
+        self.objective = objective
         self.frozen = vgg_params
         self.content_source, self.style_source = content_source, style_source
         self.crop, self.resize, self.batch_size = crop, resize, batch_size
@@ -368,12 +392,20 @@ class AdaINTask:
         self.style_weight, self.content_weight = float(style_weight), float(content_weight)
         self.config = {"crop": crop, "resize": resize, "style_weight": self.style_weight,
                        "content_weight": self.content_weight, "content": content_source.name,
-                       "style": style_source.name}
+                       "style": None if style_source is None else style_source.name}
+        if objective != "adain":  # older checkpoints have no such key
+            self.config["objective"] = objective
+        excluded = sorted(set(getattr(content_source, "excluded", []))
+                          | set(getattr(style_source, "excluded", [])))
+        if excluded:  # older checkpoints have no such key: only present when something was held back
+            self.config["excluded"] = excluded
 
     def init(self, key):
         return init_decoder(key)
 
     def loss(self, params, frozen, batch):
+        if self.objective == "reconstruction":
+            return reconstruction_loss(params, frozen, batch["content"])
         return adain_loss(params, frozen, batch["content"], batch["style"], self.style_weight,
                           self.content_weight)
 
@@ -383,6 +415,8 @@ class AdaINTask:
         # different seeds so that content and style orders are independent
         content = Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
                           start_step=start_step, shard=shard, prefetch=self.prefetch)
+        if self.objective == "reconstruction":
+            return _Zip(content=content)
         style = Batches(self.style_source, self.batch_size, self.crop, self.resize, seed=self.seed + 1,
                         start_step=start_step, shard=shard, prefetch=self.prefetch, cache=True)
         return _Zip(content=content, style=style)
@@ -411,26 +445,35 @@ class _Zip:
 
 
 def train_decoder(content, style, ckpt_dir, *, steps: int = 160_000, batch_size: int = 8,
-                  learning_rate: float = 1e-4, lr_decay: float = 5e-5,
+                  learning_rate: float = 1e-4, lr_decay: float = 5e-5, warmup: int = 0,
                   style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
-                  crop: int = 256, resize: int = 512, seed: int = 0, ckpt_every: int = 500,
-                  log_every: int = 10, resume: bool = False, weights=None, tfds_data_dir=None,
+                  objective: str = "adain", crop: int = 256, resize: int = 512, seed: int = 0,
+                  ckpt_every: int = 500,
+                  log_every: int = 10, resume: bool = False, init_from=None, exclude=(), weights=None,
+                  tfds_data_dir=None,
                   distributed: bool = False, callback=None, log=None) -> dict:
     """Train an AdaIN decoder with the paper's recipe (Adam, lr 1e-4 with inverse-time decay 5e-5, batch
     8, shorter side 512 then random 256 crops, style weight 10; 160k steps on COCO + WikiArt).
 
     ``content`` / ``style``: an image folder, ``tfds:NAME[:SPLIT]``, or a source object (see
     :mod:`nst_jax.data`).  Checkpoints, metrics, the loss curve and ``decoder.npz`` go to ``ckpt_dir``.
+    ``init_from``: a decoder ``.npz`` to start from (``"shipped"``: the package's decoder), with a fresh
+    optimiser state; the exported decoder's ``cumulative`` record continues the starting one's.
+    ``exclude``: glob patterns of file names left out of both image folders (held back for evaluation).
+    ``objective="reconstruction"``: the warm-up of :func:`reconstruction_loss` (``style`` may be ``None``).
     """
     from .data import open_source
     from .train import TrainConfig, train
     from .vgg import vgg19_params
 
-    content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir)
-    style_src = style if hasattr(style, "load") else open_source(style, tfds_data_dir)
+    init = None if init_from is None else load_decoder(None if str(init_from) == "shipped" else init_from)
+    content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
+    style_src = (style if style is None or hasattr(style, "load")
+                 else open_source(style, tfds_data_dir, exclude))
     task = AdaINTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,
                      style_weight=style_weight, content_weight=content_weight, batch_size=batch_size,
-                     seed=seed)
+                     seed=seed, objective=objective)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-                      seed=seed, ckpt_every=ckpt_every, log_every=log_every)
-    return train(task, cfg, ckpt_dir, resume=resume, distributed=distributed, callback=callback, log=log)
+                      warmup=warmup, seed=seed, ckpt_every=ckpt_every, log_every=log_every)
+    return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
+                 log=log)

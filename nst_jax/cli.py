@@ -218,7 +218,8 @@ class TrainProgress:
         eta = (now - t0) / (p.step - s0) * (p.steps - p.step) if p.step > s0 else None
         m = p.metrics
         terms = ", ".join(f"{k} {m[k]:.4g}" for k in ("content", "style", "tv") if k in m)
-        self.stream.write(f"step {p.step}/{p.steps}  loss {m['loss']:.4g} ({terms})  "
+        self.stream.write(f"step {p.step}/{p.steps}  loss {m['loss']:.4g}" + (f" ({terms})" if terms else "")
+                          + "  "
                           f"{p.images_per_second:.2f} img/s" + (f"  ETA {_hms(eta)}" if eta else "")
                           + (f"  skipped {m['skipped']}" if m.get("skipped") else "") + "\n")
         self.stream.flush()
@@ -242,8 +243,10 @@ def _run_training(args, fn, *positional, **options) -> int:
 
     enable_compilation_cache()
     common = dict(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
+                  warmup=args.warmup, exclude=tuple(args.exclude),
                   crop=args.crop, resize=args.resize, seed=args.seed, ckpt_every=args.ckpt_every,
-                  log_every=args.log_every, resume=args.resume, weights=args.weights,
+                  log_every=args.log_every, resume=args.resume, init_from=args.init_from,
+                  weights=args.weights,
                   tfds_data_dir=args.tfds_data_dir, distributed=args.distributed)
     try:
         summary = fn(*positional, **common, **options, callback=TrainProgress(args.quiet),
@@ -262,8 +265,11 @@ def _run_training(args, fn, *positional, **options) -> int:
 def _cmd_train_adain(args):
     from .adain import train_decoder
 
+    if args.style_dir is None and args.objective == "adain":
+        raise NSTError("train adain needs --style-dir (or --objective reconstruction)")
     return _run_training(args, train_decoder, _content_source(args), args.style_dir, args.ckpt_dir,
-                         style_weight=args.style_weight, content_weight=args.content_weight)
+                         style_weight=args.style_weight, content_weight=args.content_weight,
+                         objective=args.objective)
 
 
 def _cmd_train_fast(args):
@@ -271,7 +277,8 @@ def _cmd_train_fast(args):
 
     return _run_training(args, train_fast, args.style, _content_source(args), args.ckpt_dir,
                          content_weight=args.content_weight, style_weight=args.style_weight,
-                         tv_weight=args.tv_weight, style_size=args.style_size)
+                         tv_weight=args.tv_weight, content_layers=args.content_layers,
+                         style_size=args.style_size)
 
 
 def progress_message(args):
@@ -388,23 +395,31 @@ def _run_arguments(p, report=True):
                    help="do not use the persistent XLA compilation cache")
 
 
-def _training_arguments(p, d, model_file):
+def _training_arguments(p, d, model_file, init_help):
     """The options every ``train`` command shares, with the training function's defaults ``d``."""
     p.add_argument("--content-dir", help="folder of content photos (searched recursively)")
     p.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT], e.g. coco/2017:train")
     p.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
+    p.add_argument("--exclude", action="append", default=list(d["exclude"]), metavar="GLOB",
+                   help="leave out of the image folders the files whose names match (repeatable): images "
+                        "held back for evaluation")
     p.add_argument("--ckpt-dir", required=True,
                    help=f"checkpoints, metrics.jsonl, loss_curve.png, {model_file}")
     p.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
     p.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
     p.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
     p.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
+    p.add_argument("--warmup", type=int, default=d["warmup"],
+                   help="linear learning-rate warm-up steps (useful with --init-from)")
     p.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
     p.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
     p.add_argument("--log-every", type=_positive_int, default=d["log_every"])
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--init-from", default=d["init_from"], metavar="MODEL",
+                   help=f"start from this trained network ({init_help}; a fresh optimiser), so that training "
+                        "accumulates across runs")
     p.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
     p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
     p.add_argument("--quiet", action="store_true")
@@ -505,20 +520,25 @@ def build_parser():
     d = _defaults(train_decoder)
     a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a.add_argument("--style-dir", required=True, help="folder of style images (searched recursively)")
-    _training_arguments(a, d, "decoder.npz")
+    a.add_argument("--style-dir", help="folder of style images (searched recursively); not used by "
+                                        "--objective reconstruction")
+    _training_arguments(a, d, "decoder.npz", "a decoder .npz, or 'shipped'")
     a.add_argument("--style-weight", type=float, default=d["style_weight"])
     a.add_argument("--content-weight", type=float, default=d["content_weight"])
+    a.add_argument("--objective", choices=("adain", "reconstruction"), default=d["objective"],
+                   help="the paper's loss, or a cheaper warm-up: reconstruct photos from their own features")
     a.set_defaults(func=_cmd_train_adain)
 
     d = _defaults(train_fast)
     f = tsub.add_parser("fast", help="train a per-style feed-forward network (Johnson et al. 2016)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     f.add_argument("--style", required=True, help="the style image")
-    _training_arguments(f, d, "model.npz")
+    _training_arguments(f, d, "model.npz", "a shipped model's name or a model .npz")
     f.add_argument("--content-weight", type=float, default=d["content_weight"])
     f.add_argument("--style-weight", type=float, default=d["style_weight"])
     f.add_argument("--tv-weight", type=float, default=d["tv_weight"])
+    f.add_argument("--content-layers", nargs="+", default=list(d["content_layers"]), metavar="LAYER",
+                   help="VGG-19 layers of the content term")
     f.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style image's longest side in px")
     f.set_defaults(func=_cmd_train_fast)

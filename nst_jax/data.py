@@ -33,18 +33,24 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 
 
 class ImageFolder:
-    """Every image file under ``root`` (recursively by default), in sorted path order."""
+    """Every image file under ``root`` (recursively by default), in sorted path order, except those whose
+    file name matches one of the glob patterns in ``exclude`` (images held back for evaluation)."""
 
-    def __init__(self, root: str | os.PathLike, recursive: bool = True):
+    def __init__(self, root: str | os.PathLike, recursive: bool = True, exclude: tuple[str, ...] = ()):
+        import fnmatch
+
         self.root = Path(root)
         if not self.root.is_dir():
             raise NSTError(f"image folder {self.root} does not exist or is not a directory")
         pattern = "**/*" if recursive else "*"
         self.files = sorted(p for p in self.root.glob(pattern)
-                            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+                            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                            and not any(fnmatch.fnmatch(p.name, x) for x in exclude))
         if not self.files:
-            raise NSTError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {self.root}")
+            raise NSTError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {self.root}"
+                           + (" after the exclusions" if exclude else ""))
         self.name = str(self.root)
+        self.excluded = sorted(exclude)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -125,13 +131,17 @@ class ArraySource:
         return None if img is None else np.asarray(img, np.float32)
 
 
-def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None):
-    """``tfds:NAME[:SPLIT]`` for a TFDS dataset, anything else is an image folder."""
+def open_source(spec: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                exclude: tuple[str, ...] = ()):
+    """``tfds:NAME[:SPLIT]`` for a TFDS dataset, anything else is an image folder (without the files whose
+    names match the glob patterns ``exclude``)."""
     text = str(spec)
     if text.startswith("tfds:"):
+        if exclude:
+            raise NSTError("--exclude applies to image folders, not to TFDS datasets")
         parts = text[5:].split(":")
         return TFDSImages(parts[0], parts[1] if len(parts) > 1 else "train", data_dir=data_dir)
-    return ImageFolder(text)
+    return ImageFolder(text, exclude=tuple(exclude))
 
 
 def resize_short_side(img: np.ndarray, short: int) -> np.ndarray:

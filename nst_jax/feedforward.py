@@ -9,13 +9,24 @@ nearest-neighbour upsampling followed by a convolution (Odena et al. 2016, "Deco
 Checkerboard Artifacts"), as in PyTorch's fast_neural_style example, instead of the paper's transposed
 convolutions.  1,679,235 parameters.
 
-Loss (the perceptual loss): content = MSE of VGG-19 features at ``relu2_2``; style = sum over
-``relu1_2, relu2_2, relu3_4, relu4_4`` of the MSE between Gram matrices (``gram_matrix``: divided by
-C*H*W); total variation on 0..255 pixel values.  These are jcjohnson/fast-neural-style's choices (its
-VGG-16 layers relu1_2, relu2_2, relu3_3, relu4_3 are the last ReLU of each block; the VGG-19 ones are
-relu3_4 and relu4_4) and its normalisations (Gram / (C*H*W), mean squared errors, features of 0..255
-Caffe-preprocessed images), so its weights carry over: content 1, style 5, TV 1e-6.  (Its TV gradient is
-that of half the summed squared differences, so our TV weight of 1e-6 is twice as strong as its 1e-6.)
+Loss (the perceptual loss), with every term scale-free so that no layer outweighs the others because its
+activations are larger (:func:`nst_jax.losses.relative_distance`, ``||a - b||^2 / ||b||^2``):
+
+* content: the relative error of VGG-19 features at ``CONTENT_LAYERS`` (default ``relu4_2``, Gatys et
+  al.'s content layer; Johnson et al. use ``relu2_2``) against the input photo's;
+* style: the mean over Gatys et al.'s layers ``relu1_1 .. relu4_1`` of the relative distance between the
+  output's Gram matrices (``gram_matrix``: divided by C*H*W) and the style image's.  ``relu5_1`` is left
+  out: on a 128-px training crop its Gram matrix is a statistic of 8 x 8 positions, and a photo's
+  distance there was 5x the other layers' (3.0 against 0.46-0.64 for Starry Night), so it would carry
+  more than half of the term again;
+* total variation: the mean squared difference between neighbouring pixels (values in [0, 1]).
+
+jcjohnson/fast-neural-style sums plain Gram MSEs over relu1_2, relu2_2, relu3_3, relu4_3 of VGG-16 with
+weights set for that network.  Carried over to VGG-19 (relu3_4, relu4_4) those weights let one layer,
+relu3_4, carry 96-97% of the style term, and the network learned one mid-scale texture that it spread
+over the whole photo (BENCHMARKS.md, "fast feed-forward networks").  Normalising each layer by its
+target's norm balances them by construction; the weights below were chosen by measured training runs
+(BENCHMARKS.md, "recipe").
 """
 
 from __future__ import annotations
@@ -30,16 +41,16 @@ import numpy as np
 
 from . import image as _image
 from .errors import NSTError
-from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .losses import gram_matrix, relative_distance, total_variation
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .vgg import _conv as _vgg_conv
 from .vgg import vgg19_features
 
-CONTENT_LAYERS = ("relu2_2",)
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 5.0
-TV_WEIGHT = 1e-6
+STYLE_WEIGHT = 30.0
+TV_WEIGHT = 1.0
 MULTIPLE = 4  # two stride-2 convolutions: sides are padded to a multiple of 4
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_PREFIX = "fast_"
@@ -157,19 +168,21 @@ def style_targets(vgg_params, style, layers=STYLE_LAYERS):
 
 def perceptual_loss(net_params, frozen, content, *, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
                     tv_weight=TV_WEIGHT, content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS):
-    """Johnson et al.'s loss for a batch of content images (NHWC, [0, 1]).
+    """The perceptual loss (see the module docstring) for a batch of content images (NHWC, [0, 1]).
 
     ``frozen``: ``{"vgg": VGG-19 params, "grams": style_targets(...)}``.  Returns ``(total, terms)`` with
     the unweighted terms.
     """
     vgg = frozen["vgg"]
     y = apply_net(net_params, content)
-    layers = tuple(dict.fromkeys(content_layers + style_layers))
+    layers = tuple(dict.fromkeys(tuple(content_layers) + tuple(style_layers)))
     fy = vgg19_features(vgg, y, layers)
-    fc = vgg19_features(vgg, content, content_layers)
-    c = sum(content_loss(fy[k], jax.lax.stop_gradient(fc[k])) for k in content_layers)
-    s = sum(style_loss(gram_matrix(fy[k]), frozen["grams"][k]) for k in style_layers)
-    tv = total_variation(y * 255.0, "l2")
+    fc = vgg19_features(vgg, content, tuple(content_layers))
+    c = sum(relative_distance(fy[k], jax.lax.stop_gradient(fc[k])) for k in content_layers)
+    c = c / len(content_layers)
+    s = sum(relative_distance(gram_matrix(fy[k]), frozen["grams"][k]) for k in style_layers)
+    s = s / len(style_layers)
+    tv = total_variation(y, "l2") / (y.shape[1] * y.shape[2] * y.shape[3])
     return content_weight * c + style_weight * s + tv_weight * tv, {"content": c, "style": s, "tv": tv}
 
 
@@ -269,10 +282,17 @@ class FastTask:
     def __init__(self, vgg_params, style_image, content_source, *, style_name: str = "style",
                  style_size: int | None = 512, crop: int = 256, resize: int = 256,
                  content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
-                 tv_weight: float = TV_WEIGHT, batch_size: int = 4, seed: int = 0, prefetch: int = 2):
+                 tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, batch_size: int = 4,
+                 seed: int = 0, prefetch: int = 2):
         from .data import check_crop
+        from .vgg import LAYERS
 
         check_crop(crop, resize)
+        content_layers = tuple(content_layers)
+        bad = [k for k in content_layers if k not in LAYERS]
+        if bad or not content_layers:
+            raise NSTError(f"unknown content layer(s) {', '.join(bad) or '(none given)'}; VGG-19 layers are "
+                           f"named like relu2_2, relu4_2")
         style = _image.resize_longest(np.asarray(style_image, np.float32), style_size)
         grams = jax.jit(style_targets)(vgg_params, jnp.asarray(style)[None])
         self.frozen = {"vgg": vgg_params, "grams": grams}
@@ -280,9 +300,13 @@ class FastTask:
         self.crop, self.resize, self.batch_size = crop, resize, batch_size
         self.seed, self.prefetch = seed, prefetch
         self.weights = {"content_weight": float(content_weight), "style_weight": float(style_weight),
-                        "tv_weight": float(tv_weight)}
+                        "tv_weight": float(tv_weight), "content_layers": content_layers}
         self.config = {"style": style_name, "style_shape": list(style.shape[:2]), "crop": crop,
-                       "resize": resize, "content": content_source.name, **self.weights}
+                       "resize": resize, "content": content_source.name, **self.weights,
+                       "content_layers": list(content_layers), "style_layers": list(STYLE_LAYERS),
+                       "loss": "relative-v2"}
+        if getattr(content_source, "excluded", None):
+            self.config["excluded"] = list(content_source.excluded)
 
     def init(self, key):
         return init_net(key)
@@ -319,16 +343,21 @@ class _Named:
 
 
 def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,
-               learning_rate: float = 1e-3, lr_decay: float = 0.0, content_weight: float = CONTENT_WEIGHT,
-               style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT, style_size: int | None = 512,
+               learning_rate: float = 1e-3, lr_decay: float = 0.0, warmup: int = 0,
+               content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
+               tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_size: int | None = 512,
                crop: int = 256, resize: int = 256, seed: int = 0, ckpt_every: int = 500, log_every: int = 10,
-               resume: bool = False, weights=None, tfds_data_dir=None, distributed: bool = False,
+               resume: bool = False, init_from=None, exclude=(), weights=None, tfds_data_dir=None,
+               distributed: bool = False,
                callback=None, log=None) -> dict:
     """Train a feed-forward network for one style (Johnson et al.'s recipe: Adam, learning rate 1e-3,
     batch 4, 256² crops, 40k steps = 2 epochs of COCO).
 
     ``style``: a path or an ``(H, W, 3)`` array; ``content``: an image folder, ``tfds:NAME[:SPLIT]`` or a
     source object.  Checkpoints, metrics, the loss curve and ``model.npz`` go to ``ckpt_dir``.
+    ``init_from``: a shipped model's name or a model ``.npz`` to start from (e.g. the previous session's
+    network, or another style's network), with a fresh optimiser state.  ``exclude``: glob patterns of
+    file names left out of the content folder (held back for evaluation).
     """
     from .data import open_source
     from .train import TrainConfig, train
@@ -339,13 +368,16 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
         style = _image.load_image(style)
     else:
         style_name = "style"
-    content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir)
+    init = None if init_from is None else load_model(init_from)
+    content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
     task = FastTask(vgg19_params(weights, log=log), style, content_src, style_name=style_name,
                     style_size=style_size, crop=crop, resize=resize, content_weight=content_weight,
-                    style_weight=style_weight, tv_weight=tv_weight, batch_size=batch_size, seed=seed)
+                    style_weight=style_weight, tv_weight=tv_weight, content_layers=content_layers,
+                    batch_size=batch_size, seed=seed)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-                      seed=seed, ckpt_every=ckpt_every, log_every=log_every)
-    return train(task, cfg, ckpt_dir, resume=resume, distributed=distributed, callback=callback, log=log)
+                      warmup=warmup, seed=seed, ckpt_every=ckpt_every, log_every=log_every)
+    return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
+                 log=log)
 
 
 __all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "count_params", "fast_stylize",

@@ -8,6 +8,9 @@ Normalisations follow jcjohnson/neural-style (and neural-style-pt), so that its 
 * ``total_variation`` = sum over pixels and channels of squared (``"l2"``) or absolute (``"l1"``)
   differences between horizontal and vertical neighbours, per image (mean over the batch).
 * ``mean_std`` / ``moment_loss``: per-channel statistics, for AdaIN's style loss (Huang & Belongie 2017).
+* ``relative_distance(x, target)`` = ||x - target||^2 / ||target||^2 per image (mean over the batch): a
+  scale-free error, so that layers with large activations do not outweigh the others.  The fast
+  networks' training loss and the quality yardstick (:mod:`nst_jax.metrics`) are built from it.
 
 The PyTorch tutorial's Gram divides by N*C*H*W instead and its weights differ accordingly; see the
 notes in :mod:`nst_jax.gatys` on how the defaults relate.
@@ -62,3 +65,12 @@ def moment_loss(features, target_mean, target_std, eps: float = 1e-5):
     """AdaIN's style loss for one layer: MSE of channel means + MSE of channel standard deviations."""
     mean, std = mean_std(features, eps)
     return jnp.mean((mean - target_mean) ** 2) + jnp.mean((std - target_std) ** 2)
+
+
+def relative_distance(x, target):
+    """||x - target||^2 / ||target||^2 for each image of a batch (all axes but the first), averaged over the
+    batch.  ``target`` may have batch size 1 (one style's Gram matrices against a batch)."""
+    axes = tuple(range(1, jnp.ndim(x)))
+    num = jnp.sum((x - target) ** 2, axis=axes)
+    den = jnp.sum(jnp.asarray(target) ** 2, axis=axes)
+    return jnp.mean(num / den)

@@ -17,7 +17,10 @@ resumed run must match).
   JSON record of the configuration); ``resume=True`` continues from the latest one exactly -- the data
   order is a pure function of ``(seed, step)`` (see :mod:`nst_jax.data`) and so is the step's randomness;
 * metrics as JSON lines in ``ckpt_dir/metrics.jsonl``, a loss curve ``ckpt_dir/loss_curve.png`` and the
-  exported model ``ckpt_dir/<task.export_name>`` refreshed at every checkpoint.
+  exported model ``ckpt_dir/<task.export_name>`` refreshed at every checkpoint;
+* training that accumulates across runs: ``init=(params, meta)`` starts a new run from an exported network
+  (a fresh optimiser state), and the exported file's ``cumulative`` record (steps, images seen, wall
+  seconds, runs) adds this run to the ones that made the starting network.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class TrainConfig:
     batch_size: int = 8
     learning_rate: float = 1e-4
     lr_decay: float = 5e-5  # inverse-time decay: lr / (1 + lr_decay * step), as pytorch-AdaIN
+    warmup: int = 0  # linear learning-rate warm-up over this many steps (for runs that start from a network)
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 10
@@ -62,7 +66,11 @@ class Progress:
 
 
 def schedule(cfg: TrainConfig):
-    return lambda step: cfg.learning_rate / (1.0 + cfg.lr_decay * step)
+    """Learning rate at a step: ``lr * min(1, (step + 1) / warmup) / (1 + lr_decay * step)``."""
+    def lr(step):
+        ramp = 1.0 if cfg.warmup <= 0 else jnp.minimum(1.0, (step + 1.0) / cfg.warmup)
+        return ramp * cfg.learning_rate / (1.0 + cfg.lr_decay * step)
+    return lr
 
 
 def optimizer(cfg: TrainConfig):
@@ -149,10 +157,29 @@ def _write_lines_atomic(path: Path, records: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def cumulative_record(meta: dict | None) -> dict:
+    """What made a network so far, from an exported file's metadata: ``{"steps", "images", "wall_seconds",
+    "runs"}`` (all zero for ``None``).  Files written before the record existed count as one run."""
+    if not meta:
+        return {"steps": 0, "images": 0, "wall_seconds": 0.0, "runs": []}
+    if "cumulative" in meta:
+        return dict(meta["cumulative"])
+    step = int(meta.get("step", 0))
+    batch = int(meta.get("train_config", {}).get("batch_size", 0))
+    wall = float(meta.get("wall_seconds", 0.0))
+    run = {"steps": step, "batch_size": batch, "wall_seconds": wall, "platform": meta.get("platform"),
+           "task_config": meta.get("task_config")}
+    return {"steps": step, "images": step * batch, "wall_seconds": wall, "runs": [run]}
+
+
 def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool = False,
-          distributed: bool = False, callback: Callable[[Progress], None] | None = None,
+          init: tuple[dict, dict] | None = None, distributed: bool = False,
+          callback: Callable[[Progress], None] | None = None,
           log: Callable[[str], None] | None = None) -> dict:
     """Train ``task`` for ``cfg.steps`` steps (in total, counting resumed ones).  Returns a summary dict.
+
+    ``init``: ``(params, meta)`` of an exported network to start from instead of ``task.init`` (ignored when
+    resuming from a checkpoint, which holds its own parameters).
 
     Ctrl-C (SIGINT) stops after the current step, saves a checkpoint and re-raises KeyboardInterrupt.
     """
@@ -164,6 +191,8 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
     ckpt_dir = Path(ckpt_dir).expanduser().absolute()
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.ckpt_every < 1 or cfg.log_every < 1:
         raise NSTError("steps, batch size, checkpoint interval and log interval must be positive")
+    if cfg.warmup < 0:
+        raise NSTError(f"warm-up must be 0 or more steps, not {cfg.warmup}")
     mesh = make_mesh()
     n_dev = mesh.devices.size
     if cfg.batch_size % n_dev:
@@ -171,6 +200,8 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
     data_sharding = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
     record = {"task": task.name, "task_config": task.config, "train_config": asdict(cfg)}
+    if init is not None:
+        record["init_cumulative"] = cumulative_record(init[1])
 
     ckpt_root = ckpt_dir / "checkpoints"
     if not resume and ckpt_root.exists() and any(ckpt_root.iterdir()):
@@ -182,7 +213,15 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
                                                           enable_async_checkpointing=False))
 
     opt = optimizer(cfg)
-    params = task.init(jax.random.key(cfg.seed))
+    if init is not None:
+        params = jax.tree_util.tree_map(jnp.asarray, init[0])
+        expected = jax.eval_shape(task.init, jax.random.key(cfg.seed))
+        leaves, wanted = jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(expected)
+        if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(expected)
+                or any(a.shape != b.shape for a, b in zip(leaves, wanted, strict=True))):
+            raise NSTError("the network to start from does not have this task's architecture")
+    else:
+        params = task.init(jax.random.key(cfg.seed))
     state = {"params": params, "opt": opt.init(params), "step": jnp.zeros((), jnp.int32)}
     start, wall_before = 0, 0.0
     if resume:
@@ -198,9 +237,11 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
                 if meta.get(key) != record[key]:
                     raise NSTError(f"cannot resume: the checkpoint in {ckpt_root} was made with "
                                    f"{key} {meta.get(key)}, this run asks for {record[key]}")
+            if "init_cumulative" in meta:  # the run that made this checkpoint started from a network
+                record["init_cumulative"] = meta["init_cumulative"]
             old = meta["train_config"]
-            for key in ("batch_size", "learning_rate", "lr_decay", "seed"):
-                if old[key] != getattr(cfg, key):
+            for key in ("batch_size", "learning_rate", "lr_decay", "warmup", "seed"):
+                if old.get(key, 0) != getattr(cfg, key):
                     raise NSTError(f"cannot resume: the checkpoint was trained with {key}={old[key]}, "
                                    f"this run asks for {getattr(cfg, key)}")
             state, start = restored["state"], int(latest)
@@ -232,7 +273,15 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
         manager.save(step_now, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                        meta=ocp.args.JsonSave(meta)), force=True)
         if jax.process_index() == 0:
-            export_meta = {**meta, "final_metrics": records[-1] if records else None}
+            before = record.get("init_cumulative") or cumulative_record(None)
+            this_run = {"steps": step_now, "batch_size": cfg.batch_size, "wall_seconds": wall,
+                        "platform": meta["platform"], "devices": n_dev, "task_config": task.config}
+            cumulative = {"steps": before["steps"] + step_now,
+                          "images": before["images"] + step_now * cfg.batch_size,
+                          "wall_seconds": before["wall_seconds"] + wall,
+                          "runs": list(before["runs"]) + [this_run]}
+            export_meta = {**meta, "final_metrics": records[-1] if records else None,
+                           "cumulative": cumulative}
             task.export(_local_copy(state["params"]), ckpt_dir / task.export_name, export_meta)
             _plot(records, ckpt_dir / "loss_curve.png", f"{task.name}: training loss")
 

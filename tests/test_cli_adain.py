@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nst_jax import adain as A
+
 from .helpers import gradient, png_bomb
 from .test_cli import PY, assert_clean_error, run
 
@@ -109,6 +111,28 @@ def test_train_adain_cli_then_resume_and_use(files, tmp_path):
     r = run("adain", files / "content.png", files / "style.png", "-o", tmp_path / "o.png",
             "--decoder", ck / "decoder.npz", "--quiet")
     assert r.returncode == 0, r.stderr
+
+
+def test_reconstruction_warm_up_then_adain_from_it(files, tmp_path):
+    """The warm-up needs no style images; the AdaIN run starts from its decoder and counts both runs."""
+    small = ["--batch-size", "2", "--crop", "32", "--resize", "36", "--log-every", "1"]
+    r = run("train", "adain", "--objective", "reconstruction", "--content-dir", files / "photos",
+            "--ckpt-dir", tmp_path / "warm", "--steps", "2", *small)
+    assert r.returncode == 0, r.stderr
+    r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
+            "--ckpt-dir", tmp_path / "ft", "--steps", "1", "--init-from", tmp_path / "warm" / "decoder.npz",
+            "--warmup", "10", *small)
+    assert r.returncode == 0, r.stderr
+    _, meta = A.load_decoder(tmp_path / "ft" / "decoder.npz")
+    assert meta["cumulative"]["steps"] == 3 and meta["cumulative"]["images"] == 6
+    assert [x["task_config"].get("objective", "adain") for x in meta["cumulative"]["runs"]] == \
+        ["reconstruction", "adain"]
+    r = run("train", "adain", "--content-dir", files / "photos", "--ckpt-dir", tmp_path / "x", "--steps", "1")
+    assert_clean_error(r, "needs --style-dir")
+    r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
+            "--ckpt-dir", tmp_path / "x", "--steps", "1", "--init-from", files / "style.png")
+    assert_clean_error(r, "not a readable")
+    assert not (tmp_path / "x").exists()
 
 
 def test_train_adain_bad_input(files, tmp_path):

@@ -102,6 +102,17 @@ def test_crops_and_short_side_resize():
         stream.close()
 
 
+def test_image_folder_excludes_held_back_names(folder):
+    src = ImageFolder(folder, exclude=("a1.png", "b.*"))
+    names = sorted(p.name for p in src.files)
+    assert "a1.png" not in names and "b.jpg" not in names and "a0.png" in names
+    assert len(src) == len(ImageFolder(folder)) - 2 and src.excluded == ["a1.png", "b.*"]
+    with pytest.raises(NSTError, match="after the exclusions"):
+        ImageFolder(folder, exclude=("*",))
+    with pytest.raises(NSTError, match="not to TFDS"):
+        open_source("tfds:mnist", exclude=("x",))
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(NSTError, match="does not exist"):
         ImageFolder(tmp_path / "nope")

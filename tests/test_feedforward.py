@@ -166,6 +166,28 @@ def test_train_fast_cli_and_resume(tmp_path):
     assert "resumed from step 2" in r.stderr
     params, meta = F.load_model(tmp_path / "run" / "model.npz")
     assert meta["step"] == 3 and meta["task_config"]["style"] == "style"
+    # training that accumulates: a new run from the exported network, with a learning-rate warm-up;
+    # its first step uses lr / warmup, and the cumulative record counts both runs
+    more = ["train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
+            tmp_path / "run2", "--batch-size", "2", "--crop", "32", "--resize", "32", "--style-size", "40",
+            "--steps", "2", "--warmup", "4", "--exclude", "0.jpg",
+            "--init-from", tmp_path / "run" / "model.npz"]
+    r = run(*more)
+    assert r.returncode == 0, r.stderr
+    _, meta2 = F.load_model(tmp_path / "run2" / "model.npz")
+    cum = meta2["cumulative"]
+    assert cum["steps"] == 5 and cum["images"] == 10 and len(cum["runs"]) == 2
+    assert cum["wall_seconds"] > meta["wall_seconds"]
+    assert meta2["task_config"]["excluded"] == ["0.jpg"]
+    for bad, message in ((["--init-from", tmp_path / "nope.npz"], "does not exist"),
+                         (["--init-from", tmp_path / "style.png"], "not a readable"),
+                         (["--content-layers", "relu9_9"], "unknown content layer"),
+                         (["--warmup", "-1"], "warm-up"),
+                         (["--exclude", "*.jpg"], "after the exclusions")):
+        r = run("train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
+                tmp_path / "bad", "--steps", "1", *bad)
+        assert_clean_error(r, message)
+        assert not (tmp_path / "bad" / "model.npz").exists()
     r = run("train", "fast", "--style", tmp_path / "missing.png", "--content-dir", photos,
             "--ckpt-dir", tmp_path / "x", "--steps", "1")
     assert_clean_error(r, "does not exist")
@@ -220,3 +242,41 @@ def test_shipped_starry_night_moves_a_held_back_photo_toward_its_style(params, p
     assert _gram_distance(params, out, grams) < 0.5 * _gram_distance(params, content, grams)
     control = im.resize(style, content.shape[:2])
     assert _content_distance(params, out, content) < 0.9 * _content_distance(params, control, content)
+
+
+def test_perceptual_loss_terms_match_float64_numpy(params):
+    """Content = relative error at the content layers, style = mean relative Gram distance over the style
+    layers, TV = mean squared neighbour difference: each written out in float64 from the VGG features."""
+    rng = np.random.default_rng(5)
+    style = rng.random((40, 36, 3)).astype(np.float32) ** 2
+    content = rng.random((2, 32, 32, 3)).astype(np.float32)
+    net = F.init_net(jax.random.key(2))
+    frozen = {"vgg": params, "grams": F.style_targets(params, jnp.asarray(style)[None])}
+    total, terms = F.perceptual_loss(net, frozen, jnp.asarray(content), content_weight=2.0, style_weight=3.0,
+                                     tv_weight=4.0)
+    y = np.asarray(F.apply_net(net, jnp.asarray(content)), np.float64)
+    layers = F.CONTENT_LAYERS + F.STYLE_LAYERS
+    fy = {k: np.asarray(v, np.float64) for k, v in F.vgg19_features(params, jnp.asarray(y, jnp.float32),
+                                                                      layers).items()}
+    fc = {k: np.asarray(v, np.float64)
+          for k, v in F.vgg19_features(params, jnp.asarray(content), layers).items()}
+    fs = {k: np.asarray(v, np.float64) for k, v in F.vgg19_features(params, jnp.asarray(style)[None],
+                                                                      layers).items()}
+
+    def gram(f):
+        n, h, w, c = f.shape
+        m = f.reshape(n, h * w, c)
+        return np.einsum("npc,npd->ncd", m, m) / (c * h * w)
+
+    def rel(a, b):
+        return np.mean([np.sum((a[i] - b[min(i, len(b) - 1)]) ** 2) / np.sum(b[min(i, len(b) - 1)] ** 2)
+                        for i in range(len(a))])
+
+    c = np.mean([rel(fy[k], fc[k]) for k in F.CONTENT_LAYERS])
+    s = np.mean([rel(gram(fy[k]), gram(fs[k])) for k in F.STYLE_LAYERS])
+    tv = np.mean([(np.sum(np.diff(im_, axis=0) ** 2) + np.sum(np.diff(im_, axis=1) ** 2)) / im_.size
+                  for im_ in y])
+    np.testing.assert_allclose(float(terms["content"]), c, rtol=1e-3)
+    np.testing.assert_allclose(float(terms["style"]), s, rtol=1e-3)
+    np.testing.assert_allclose(float(terms["tv"]), tv, rtol=1e-4)
+    np.testing.assert_allclose(float(total), 2 * c + 3 * s + 4 * tv, rtol=1e-3)

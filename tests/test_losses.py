@@ -92,3 +92,16 @@ def test_mean_std_and_moment_loss():
     mt, st = T.astype(np.float64).mean(axis=(1, 2)), T.astype(np.float64).std(axis=(1, 2))
     ref = np.mean((x.mean(axis=(1, 2)) - mt) ** 2) + np.mean((np.sqrt(x.var(axis=(1, 2)) + 1e-5) - st) ** 2)
     np.testing.assert_allclose(losses.moment_loss(F, mt, st), ref, rtol=1e-4)
+
+
+def test_relative_distance_matches_float64_numpy():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 5, 4, 2)).astype(np.float32)
+    t = rng.normal(size=(3, 5, 4, 2)).astype(np.float32)
+    x64, t64 = x.astype(np.float64), t.astype(np.float64)
+    ref = np.mean([np.sum((x64[i] - t64[i]) ** 2) / np.sum(t64[i] ** 2) for i in range(3)])
+    np.testing.assert_allclose(float(losses.relative_distance(x, t)), ref, rtol=1e-5)
+    one = t[:1]  # one target (a style's Gram matrices) against a batch
+    ref1 = np.mean([np.sum((x64[i] - t64[0]) ** 2) / np.sum(t64[0] ** 2) for i in range(3)])
+    np.testing.assert_allclose(float(losses.relative_distance(x, one)), ref1, rtol=1e-5)
+    assert float(losses.relative_distance(t, t)) == 0.0

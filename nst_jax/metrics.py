@@ -1,0 +1,64 @@
+"""The quality yardstick: how close a stylised image is to its photo's content and to its painting's style,
+measured with the ImageNet VGG-19 of :mod:`nst_jax.vgg` (the features Gatys et al. define style and
+content by).  Each distance is defined here once; the quality harness (``experiments/quality.py``) and the
+tests use these functions.
+
+* :func:`content_distance`: ``||F(x) - F(photo)||^2 / ||F(photo)||^2`` at ``relu4_2`` (Gatys et al.'s
+  content layer); ``x`` and ``photo`` have the same size.  0 = the photo's content exactly.
+* :func:`style_distance`: the mean over ``relu1_1 .. relu5_1`` (Gatys et al.'s style layers) of
+  ``||G_l(x) - G_l(s)||^2 / ||G_l(s)||^2``, with ``G`` the Gram matrix normalised by C*H*W (so images of
+  different sizes compare).  0 = the painting's Gram statistics exactly.
+
+Both are relative squared errors (:func:`nst_jax.losses.relative_distance`): scale-free, so no layer
+outweighs the others because its activations are larger.  They are a yardstick, not a verdict: the
+pictures are to be looked at next to them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .losses import gram_matrix, relative_distance
+from .vgg import vgg19_features
+
+CONTENT_LAYER = "relu4_2"
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+__all__ = ["CONTENT_LAYER", "STYLE_LAYERS", "content_distance", "style_distance", "style_grams"]
+
+
+@jax.jit
+def style_grams(vgg_params, style):
+    """Gram matrices of one ``(H, W, 3)`` painting at :data:`STYLE_LAYERS`: ``{layer: (1, C, C)}``."""
+    f = vgg19_features(vgg_params, jnp.asarray(style, jnp.float32)[None], STYLE_LAYERS)
+    return {k: gram_matrix(f[k]) for k in STYLE_LAYERS}
+
+
+@jax.jit
+def _style_distance(vgg_params, x, grams):
+    f = vgg19_features(vgg_params, x[None], STYLE_LAYERS)
+    return sum(relative_distance(gram_matrix(f[k]), grams[k]) for k in STYLE_LAYERS) / len(STYLE_LAYERS)
+
+
+@jax.jit
+def _content_distance(vgg_params, x, photo):
+    fx = vgg19_features(vgg_params, x[None], (CONTENT_LAYER,))[CONTENT_LAYER]
+    fp = vgg19_features(vgg_params, photo[None], (CONTENT_LAYER,))[CONTENT_LAYER]
+    return relative_distance(fx, fp)
+
+
+def style_distance(vgg_params, x, style) -> float:
+    """Mean relative Gram distance of ``x`` (``(H, W, 3)`` in [0, 1]) to the painting ``style`` (an image,
+    or its :func:`style_grams`)."""
+    grams = style if isinstance(style, dict) else style_grams(vgg_params, style)
+    return float(_style_distance(vgg_params, jnp.asarray(x, jnp.float32), grams))
+
+
+def content_distance(vgg_params, x, photo) -> float:
+    """Relative ``relu4_2`` error of ``x`` against ``photo`` (both ``(H, W, 3)`` in [0, 1], same size)."""
+    x, photo = np.asarray(x, np.float32), np.asarray(photo, np.float32)
+    if x.shape != photo.shape:
+        raise ValueError(f"content_distance needs equal shapes, got {x.shape} and {photo.shape}")
+    return float(_content_distance(vgg_params, jnp.asarray(x), jnp.asarray(photo)))

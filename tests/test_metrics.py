@@ -1,0 +1,39 @@
+"""The quality yardstick (nst_jax.metrics) against float64 NumPy written out from the VGG-19 features."""
+
+import numpy as np
+import pytest
+
+from nst_jax import metrics
+from nst_jax.vgg import vgg19_features
+
+
+def _np_gram(f):
+    f = np.asarray(f, np.float64)[0]
+    h, w, c = f.shape
+    m = f.reshape(h * w, c)
+    return m.T @ m / (c * h * w)
+
+
+def test_distances_match_float64_numpy(params):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:48] / 40.0
+    photo = np.stack([np.sin(5 * xx) * 0.5 + 0.5, yy, (xx * yy) % 1.0], -1).astype(np.float32)
+    x = np.clip(photo + rng.normal(0, 0.1, photo.shape), 0, 1).astype(np.float32)
+    style = rng.random((36, 44, 3)).astype(np.float32) ** 2
+
+    f = {k: vgg19_features(params, v[None], metrics.STYLE_LAYERS + (metrics.CONTENT_LAYER,))
+         for k, v in (("x", x), ("photo", photo), ("style", style))}
+    c = metrics.CONTENT_LAYER
+    a, b = np.asarray(f["x"][c], np.float64), np.asarray(f["photo"][c], np.float64)
+    np.testing.assert_allclose(metrics.content_distance(params, x, photo),
+                               np.sum((a - b) ** 2) / np.sum(b ** 2), rtol=1e-4)
+    ref = np.mean([np.sum((_np_gram(f["x"][k]) - _np_gram(f["style"][k])) ** 2)
+                   / np.sum(_np_gram(f["style"][k]) ** 2) for k in metrics.STYLE_LAYERS])
+    np.testing.assert_allclose(metrics.style_distance(params, x, style), ref, rtol=1e-4)
+    # the precomputed Gram matrices give the same number; an image is at distance 0 from itself
+    grams = metrics.style_grams(params, style)
+    assert metrics.style_distance(params, x, grams) == pytest.approx(ref, rel=1e-4)
+    assert metrics.style_distance(params, style, style) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.content_distance(params, photo, photo) == 0.0
+    with pytest.raises(ValueError, match="equal shapes"):
+        metrics.content_distance(params, x[:32], photo)
