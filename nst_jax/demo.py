@@ -1,14 +1,10 @@
-"""``make demo``: fetch the weights, stylise a photo with a style image, say where the result is.
+"""``make demo``: fetch the weights, stylise a photo with each method, say where the results are.
 
-Gatys et al. (L-BFGS over pixels) gives ``out/demo_stylised.png``; AdaIN with the shipped decoder gives
-``out/demo_adain.png``, with ``skimage.data.immunohistochemistry()`` (a stained tissue micrograph) as the
-style: the Hubble image is nearly black, and AdaIN, which transfers feature statistics, turns the photo
-nearly black with it.  The shipped Starry Night feed-forward network (Johnson et al.) gives
-``out/demo_fast.png`` in one pass.
-
-Both images ship with scikit-image (a dependency of the ``demo`` / ``dev`` extras), so the project
-redistributes nothing: the content is ``skimage.data.chelsea()`` (a photo of a cat) and the style is
-``skimage.data.hubble_deep_field()`` (Hubble Space Telescope image, public domain).
+The photo is ``skimage.data.chelsea()`` (a cat; it ships with scikit-image, a dependency of the ``demo`` /
+``dev`` extras) and the style is Van Gogh's *The Starry Night* (1889, public domain), which ships inside
+this package (``nst_jax/paintings/``, provenance beside it).  Gatys et al. (L-BFGS over pixels) gives
+``out/demo_stylised.png``, AdaIN with the shipped decoder ``out/demo_adain.png`` and the shipped Starry
+Night feed-forward network (Johnson et al.) ``out/demo_fast.png``, both in one forward pass at 512 px.
 """
 
 from __future__ import annotations
@@ -16,6 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+PAINTINGS = Path(__file__).parent / "paintings"
+
+
+def painting(name: str = "starry_night"):
+    """A painting shipped with the package, as float32 RGB in [0, 1] (see ``paintings/PROVENANCE.md``)."""
+    from . import image as im
+
+    return im.load_image(PAINTINGS / f"{name}.jpg")
 
 
 def main(argv=None) -> int:
@@ -44,16 +49,14 @@ def main(argv=None) -> int:
         print(f"VGG-19 weights: {path}", file=sys.stderr)
         enable_compilation_cache()
         content = np.asarray(data.chelsea(), np.float32) / 255.0
-        style = np.asarray(data.hubble_deep_field(), np.float32) / 255.0
+        style = painting("starry_night")
         im.save_image(out / "demo_content.png", im.resize_longest(content, a.size))
         im.save_image(out / "demo_style.png", im.resize_longest(style, a.size))
         result, report = gatys.stylize(content, style, size=a.size, iters=a.iters,
                                        callback=Progress())
         dst = im.save_image(out / "demo_stylised.png", result)
         print("AdaIN with the shipped decoder (one forward pass, 512 px):", file=sys.stderr)
-        stain = np.asarray(data.immunohistochemistry(), np.float32) / 255.0
-        im.save_image(out / "demo_adain_style.png", im.resize_longest(stain, 512))
-        fast, fast_report = adain.adain_stylize(content, stain, size=512, style_size=512)
+        fast, fast_report = adain.adain_stylize(content, style, size=512, style_size=512)
         dst_fast = im.save_image(out / "demo_adain.png", fast)
         johnson, johnson_report = feedforward.fast_stylize(content, "starry_night", size=512)
         dst_johnson = im.save_image(out / "demo_fast.png", johnson)
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
           f"({report['evaluations']} evaluations, {report['compile_seconds']:.1f}s compiling)")
     print(f"result: {dst.resolve()}  (inputs beside it: demo_content.png, demo_style.png)")
     print(f"AdaIN result ({fast_report['seconds']['total']:.1f}s including compilation): "
-          f"{dst_fast.resolve()}  (style: demo_adain_style.png)")
+          f"{dst_fast.resolve()}")
     print(f"Feed-forward Starry Night network ({johnson_report['seconds']['total']:.1f}s including "
           f"compilation): {dst_johnson.resolve()}")
     return 0

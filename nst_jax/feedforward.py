@@ -12,8 +12,9 @@ convolutions.  1,679,235 parameters.
 Loss (the perceptual loss), with every term scale-free so that no layer outweighs the others because its
 activations are larger (:func:`nst_jax.losses.relative_distance`, ``||a - b||^2 / ||b||^2``):
 
-* content: the relative error of VGG-19 features at ``CONTENT_LAYERS`` (default ``relu4_2``, Gatys et
-  al.'s content layer; Johnson et al. use ``relu2_2``) against the input photo's;
+* content: the mean over ``CONTENT_LAYERS`` of the relative error of the output's VGG-19 features against
+  the input photo's; the default pairs Johnson et al.'s ``relu2_2`` (edges, fine structure) with Gatys et
+  al.'s ``relu4_2`` (layout), which kept the photo better than either alone in measured runs;
 * style: the mean over Gatys et al.'s layers ``relu1_1 .. relu4_1`` of the relative distance between the
   output's Gram matrices (``gram_matrix``: divided by C*H*W) and the style image's.  ``relu5_1`` is left
   out: on a 128-px training crop its Gram matrix is a statistic of 8 x 8 positions, and a photo's
@@ -46,7 +47,7 @@ from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_
 from .vgg import _conv as _vgg_conv
 from .vgg import vgg19_features
 
-CONTENT_LAYERS = ("relu4_2",)
+CONTENT_LAYERS = ("relu2_2", "relu4_2")
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_WEIGHT = 1.0
 STYLE_WEIGHT = 30.0

@@ -94,3 +94,14 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
             assert (path.stat().st_mode & 0o777) == 0o644, oct(path.stat().st_mode)
     finally:
         os.umask(mask)
+
+
+def test_shipped_painting_with_its_provenance():
+    """The demo's style image ships inside the package (a few hundred KB), with its provenance beside it."""
+    from nst_jax import demo
+
+    path = demo.PAINTINGS / "starry_night.jpg"
+    assert path.stat().st_size < 400_000
+    assert "public domain" in (demo.PAINTINGS / "PROVENANCE.md").read_text()
+    img = demo.painting("starry_night")
+    assert img.dtype == np.float32 and img.shape == (640, 1024, 3) and 0.0 <= img.min() < img.max() <= 1.0
