@@ -278,7 +278,7 @@ def _cmd_train_fast(args):
     return _run_training(args, train_fast, args.style, _content_source(args), args.ckpt_dir,
                          content_weight=args.content_weight, style_weight=args.style_weight,
                          tv_weight=args.tv_weight, content_layers=args.content_layers,
-                         style_size=args.style_size)
+                         style_norm=args.style_norm, style_size=args.style_size)
 
 
 def progress_message(args):
@@ -537,6 +537,9 @@ def build_parser():
     f.add_argument("--content-weight", type=float, default=d["content_weight"])
     f.add_argument("--style-weight", type=float, default=d["style_weight"])
     f.add_argument("--tv-weight", type=float, default=d["tv_weight"])
+    f.add_argument("--style-norm", choices=("none", "photos"), default=d["style_norm"],
+                   help="'photos': divide the style term by the training photos' own style distance to the "
+                        "painting, so one --style-weight (about 21) suits near and far paintings alike")
     f.add_argument("--content-layers", nargs="+", default=list(d["content_layers"]), metavar="LAYER",
                    help="VGG-19 layers of the content term")
     f.add_argument("--style-size", type=_size_or_none, default=d["style_size"],

@@ -174,7 +174,7 @@ def test_train_fast_cli_and_resume(tmp_path):
     # its first step uses lr / warmup, and the cumulative record counts both runs
     more = ["train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
             tmp_path / "run2", "--batch-size", "2", "--crop", "32", "--resize", "32", "--style-size", "40",
-            "--steps", "2", "--warmup", "4", "--exclude", "0.jpg",
+            "--steps", "2", "--warmup", "4", "--exclude", "0.jpg", "--style-norm", "photos",
             "--init-from", tmp_path / "run" / "model.npz"]
     r = run(*more)
     assert r.returncode == 0, r.stderr
@@ -184,6 +184,7 @@ def test_train_fast_cli_and_resume(tmp_path):
     assert all(r["machine"] for r in cum["runs"]) and cum["runs"][1]["platform"] == "cpu"
     assert cum["wall_seconds"] > meta["wall_seconds"]
     assert meta2["task_config"]["excluded"] == ["0.jpg"]
+    assert meta2["task_config"]["style_norm"] == "photos" and meta2["task_config"]["style_norm_value"] > 0
     for bad, message in ((["--init-from", tmp_path / "nope.npz"], "does not exist"),
                          (["--init-from", tmp_path / "style.png"], "not a readable"),
                          (["--content-layers", "relu9_9"], "unknown content layer"),
@@ -277,3 +278,36 @@ def test_perceptual_loss_terms_match_float64_numpy(params):
     np.testing.assert_allclose(float(terms["style"]), s, rtol=1e-3)
     np.testing.assert_allclose(float(terms["tv"]), tv, rtol=1e-4)
     np.testing.assert_allclose(float(total), 2 * c + 3 * s + 4 * tv, rtol=1e-3)
+
+
+def test_style_norm_photos_divides_the_style_weight_by_the_photos_own_distance(params):
+    """``style_norm="photos"``: the style weight is divided by the mean over the normalising crops of each
+    crop's style distance to the painting, written out here in float64 from the VGG features."""
+    from nst_jax.data import Batches
+
+    rng = np.random.default_rng(11)
+    photos = ArraySource([rng.random((40, 44, 3)).astype(np.float32) for _ in range(5)])
+    style = rng.random((40, 36, 3)).astype(np.float32) ** 3
+    task = F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_weight=21.3,
+                      style_norm="photos")
+    stream = Batches(photos, F.STYLE_NORM_CROPS, 32, 32, seed=task.seed + 7919, prefetch=1)
+    crops = np.asarray(next(stream), np.float64) / 255.0
+    stream.close()
+
+    def gram(f):
+        m = f.reshape(-1, f.shape[-1])
+        return m.T @ m / f.size
+
+    fs = {k: np.asarray(v, np.float64)[0]
+          for k, v in F.vgg19_features(params, jnp.asarray(style)[None], F.STYLE_LAYERS).items()}
+    fx = {k: np.asarray(v, np.float64)
+          for k, v in F.vgg19_features(params, jnp.asarray(crops, jnp.float32), F.STYLE_LAYERS).items()}
+    d0 = np.mean([np.mean([np.sum((gram(fx[k][i]) - gram(fs[k])) ** 2) / np.sum(gram(fs[k]) ** 2)
+                           for k in F.STYLE_LAYERS]) for i in range(len(crops))])
+    np.testing.assert_allclose(task.config["style_norm_value"], d0, rtol=1e-3)
+    np.testing.assert_allclose(task.weights["style_weight"], 21.3 / d0, rtol=1e-3)
+    assert task.config["style_weight_per_norm"] == 21.3
+    plain = F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_weight=21.3)
+    assert plain.weights["style_weight"] == 21.3 and "style_norm" not in plain.config
+    with pytest.raises(NSTError, match="unknown style normalisation"):
+        F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_norm="painting")
