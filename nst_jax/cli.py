@@ -24,6 +24,11 @@ def _defaults(fn):
             if v.default is not inspect.Parameter.empty}
 
 
+# appended to a help text that states its default itself: formats to nothing, and tells argparse's
+# ArgumentDefaultsHelpFormatter not to add "(default: None)"
+_NO_DEFAULT = "%(default).0s"
+
+
 def _floats(text):
     try:
         return [float(t) for t in text.split(",") if t.strip()]
@@ -428,6 +433,7 @@ def _training_arguments(p, d, model_file, init_help):
 def build_parser():
     from .adain import adain_stylize, train_decoder
     from .gatys import stylize
+    from .solvers import SOLVERS, adam, lbfgs, lbfgsb
 
     d = _defaults(stylize)
     p = _Parser(prog="nst-jax", description="Neural style transfer in JAX.")
@@ -449,8 +455,11 @@ def build_parser():
     _image_arguments(s)
     s.add_argument("--size", type=_positive_int, default=d["size"], help="longest side in px")
     s.add_argument("--iters", type=_positive_int, default=d["iters"], help="iterations per scale")
-    s.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d["optimizer"])
-    s.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam only")
+    s.add_argument("--optimizer", choices=tuple(SOLVERS), default=d["optimizer"],
+                   help="lbfgs: L-BFGS as neural-style runs it; adam; lbfgsb: jaxopt's L-BFGS-B, pixels "
+                        "boxed to [0, 1]")
+    s.add_argument("--learning-rate", type=float, default=d["learning_rate"],
+                   help=f"Adam only (default: {_defaults(adam)['learning_rate']})" + _NO_DEFAULT)
     s.add_argument("--init", default=d["init"], help="content | noise | style | PATH")
     s.add_argument("--content-weight", type=float, default=d["content_weight"])
     s.add_argument("--style-weight", type=float, default=d["style_weight"])
@@ -473,7 +482,9 @@ def build_parser():
     s.add_argument("--save-every", type=_positive_int, default=d["save_every"],
                    help="also save OUT_<iteration> every K iterations")
     s.add_argument("--history", type=_positive_int, default=d["history"],
-                   help="L-BFGS memory: pairs kept (each 24 bytes per pixel)")
+                   help=f"L-BFGS memory: pairs kept, each 24 bytes per pixel (default: "
+                        f"{_defaults(lbfgs)['history']}; lbfgsb: {_defaults(lbfgsb)['history']})"
+                        + _NO_DEFAULT)
     s.add_argument("--remat", action="store_true",
                    help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],

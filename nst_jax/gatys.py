@@ -1,7 +1,8 @@
 """Gatys, Ecker & Bethge (2015): optimise the pixels of an image so that its VGG-19 features match a
 content image and the Gram matrices of its features match one or more style images.
 
-The objective is a plain function of the image (:func:`gatys_loss`); solvers run it compiled:
+The objective is a plain function of the image (:func:`gatys_loss`); any solver of
+:mod:`nst_jax.solvers` (an optax-style ``(init, step)`` pair) runs it compiled:
 
 * ``"lbfgs"`` (default): L-BFGS with unit steps and a history of 100 -- one function evaluation per
   iteration -- the algorithm of ``torch.optim.LBFGS`` without line search, which neural-style and
@@ -10,8 +11,9 @@ The objective is a plain function of the image (:func:`gatys_loss`); solvers run
   ~15x slower end to end here; ``jaxopt.LBFGS`` with a fixed step stores negative-curvature pairs
   and cannot shorten one step, and reached a much worse loss at 512 px (BENCHMARKS.md).
 * ``"adam"``: :func:`optax.adam` on the pixels.
+* ``"lbfgsb"``: ``jaxopt.LBFGSB`` with every pixel boxed to [0, 1] (BENCHMARKS.md compares it).
 
-Both run as ``lax.fori_loop`` chunks of iterations inside one compiled executable: no Python per
+Every solver runs as ``lax.fori_loop`` chunks of iterations inside one compiled executable: no Python per
 iteration.  Between chunks Python reports progress (a callback receiving an :class:`Iterate`), saves
 intermediate images, and can be interrupted (Ctrl-C) with the current iterate kept.
 
@@ -49,14 +51,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import image as im
-from . import lbfgs
+from . import solvers
 from .errors import NSTError
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .vgg import check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-HISTORY = 100
 CHUNK = 10  # iterations per compiled call between progress reports
 
 
@@ -132,10 +133,11 @@ def gatys_loss(params, x, targets, weights, cfg: Config):
 
 
 # --------------------------------------------------------------------------------------------------
-# solvers: compiled chunks of iterations
+# the driver: compiled chunks of any solver's iterations (nst_jax.solvers)
 # --------------------------------------------------------------------------------------------------
 
-PIXEL_SCALE = 255.0  # L-BFGS works on pixel values in 0..255, as neural-style(-pt) does
+PIXEL_SCALE = solvers.PIXEL_SCALE
+HISTORY = solvers.HISTORY
 # The safeguard (see nst_jax.lbfgs) does not take a trial point whose loss exceeds REJECT_FACTOR x the
 # current one; a non-finite loss is always refused.  math.inf (the default) takes every finite trial
 # point, as torch.optim.LBFGS does: wherever refusing finite rises acted, it made the median loss worse
@@ -143,47 +145,33 @@ PIXEL_SCALE = 255.0  # L-BFGS works on pixel values in 0..255, as neural-style(-
 REJECT_FACTOR = math.inf
 
 
-def _lbfgs_init(params, targets, weights, x, *, cfg, history, scale, reject):
+def _init(params, targets, weights, x, *, cfg, solver):
     """A solver state at ``x`` with nothing evaluated (no evaluation here, so the objective is
-    compiled once, in the chunk program); the chunk's first iteration evaluates at ``x``."""
-    del scale, reject
+    compiled once, in the chunk program); the chunk's first step evaluates at ``x``."""
     aux = jax.eval_shape(lambda: gatys_loss(params, x, targets, weights, cfg)[1])
-    return lbfgs.init(x, aux, history=history)
+    return solver.init(x * solver.scale, aux)
 
 
-def _lbfgs_chunk(params, targets, weights, x, state, n, *, cfg, history, scale, reject):
+def _chunk(params, targets, weights, x, state, n, *, cfg, solver):
+    scale = solver.scale
     vg = jax.value_and_grad(lambda y: gatys_loss(params, y * (1.0 / scale), targets, weights, cfg),
                             has_aux=True)
 
     def body(_, carry):
-        return lbfgs.step(vg, *carry, history=history, reject=reject)
+        return solver.step(vg, *carry)
 
     y, state = jax.lax.fori_loop(0, n, body, (x * scale, state))
-    return y * (1.0 / scale), state, state.value, state.aux, state.num_fun_eval
+    return y * (1.0 / scale), state
 
 
-def _adam_init(params, targets, weights, x, *, cfg, lr):
-    import optax
-
-    del params, targets, weights, cfg
-    return optax.adam(lr).init(x)
-
-
-def _adam_chunk(params, targets, weights, x, state, n, *, cfg, lr):
-    import optax
-
-    opt = optax.adam(lr)
-    vg = jax.value_and_grad(lambda x: gatys_loss(params, x, targets, weights, cfg), has_aux=True)
-
-    def body(_, carry):
-        x, state, _, _ = carry
-        (value, terms), g = vg(x)
-        updates, state = opt.update(g, state, x)
-        return jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, value, terms
-
-    terms0 = {k: jnp.zeros((), x.dtype) for k in ("content", "style", "tv")}
-    x, state, value, terms = jax.lax.fori_loop(0, n, body, (x, state, jnp.zeros((), x.dtype), terms0))
-    return x, state, value, terms, n  # one evaluation per iteration
+def solver_for(optimizer, learning_rate=None, history=None) -> solvers.Solver:
+    """``optimizer``: a :class:`nst_jax.solvers.Solver`, or a name with its settings."""
+    if isinstance(optimizer, solvers.Solver):
+        return optimizer
+    if optimizer == "lbfgs":
+        return solvers.make_solver("lbfgs", history=history, reject=REJECT_FACTOR,
+                                   learning_rate=learning_rate)
+    return solvers.make_solver(optimizer, history=history, learning_rate=learning_rate)
 
 
 class _Programs:
@@ -220,51 +208,37 @@ def _chunk_bounds(iters: int, save_every: int | None) -> list[int]:
     return sorted(ends)
 
 
-def optimize(params, x0, targets, weights, cfg: Config, iters: int, optimizer="lbfgs",
-             learning_rate=0.02, callback=None, save_every=None, scale=(1, 1), t0=None,
-             history=HISTORY):
-    """Run ``iters`` iterations of the chosen solver from ``x0`` (1, H, W, 3).
+def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solvers.Solver,
+             callback=None, save_every=None, scale=(1, 1), t0=None):
+    """Run ``iters`` iterations of ``solver`` (:mod:`nst_jax.solvers`) from ``x0`` (1, H, W, 3).
 
     Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations, compile and optimise seconds.
     On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
     """
     t0 = time.perf_counter() if t0 is None else t0
     x = jnp.asarray(x0, jnp.float32)
-    if optimizer == "lbfgs":
-        if history < 1:
-            raise NSTError(f"history must be at least 1, not {history}")
-        static = {"cfg": cfg, "history": int(history), "scale": float(PIXEL_SCALE),
-                  "reject": float(REJECT_FACTOR)}
-        init_fn, chunk_fn = _lbfgs_init, _lbfgs_chunk
-    elif optimizer == "adam":
-        static = {"cfg": cfg, "lr": float(learning_rate)}
-        init_fn, chunk_fn = _adam_init, _adam_chunk
-    else:
-        raise NSTError(f"optimizer must be 'lbfgs' or 'adam', not {optimizer!r}")
-
+    static = {"cfg": cfg, "solver": solver}
     tc = time.perf_counter()
-    init = PROGRAMS.get(init_fn, static, params, targets, weights, x)
+    init = PROGRAMS.get(_init, static, params, targets, weights, x)
     state = init(params, targets, weights, x)
     n0 = jnp.asarray(0, jnp.int32)
     # x and the solver state are donated: updated in place rather than copied on every call
     # (the L-BFGS history alone is 2 x 100 images).
-    chunk = PROGRAMS.get(chunk_fn, static, params, targets, weights, x, state, n0, donate=(3, 4))
+    chunk = PROGRAMS.get(_chunk, static, params, targets, weights, x, state, n0, donate=(3, 4))
     compile_s = time.perf_counter() - tc
 
     info = {"iterations": 0, "evaluations": 0, "compile_seconds": compile_s}
     done, value, terms = 0, float("nan"), {}
-    boot = 1 if optimizer == "lbfgs" else 0  # L-BFGS's first loop step only evaluates at x0
+    boot = 1  # every solver's first step only evaluates at x0
     topt = time.perf_counter()
     try:
         for end in _chunk_bounds(iters, save_every):
-            x, state, value, terms, nev = chunk(params, targets, weights, x, state,
-                                                jnp.asarray(end - done + boot, jnp.int32))
+            x, state = chunk(params, targets, weights, x, state, jnp.asarray(end - done + boot, jnp.int32))
             boot = 0
-            if optimizer == "lbfgs":
-                info["evaluations"] = int(nev)
+            value, terms = state.value, state.aux
+            info["evaluations"] = int(state.num_fun_eval)
+            if hasattr(state, "num_rejected"):
                 info["rejected_steps"] = int(state.num_rejected)
-            else:
-                info["evaluations"] += int(nev)
             done = end
             info["iterations"] = done
             value = float(value)
@@ -302,7 +276,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             style_layer_weights: Sequence[float] | None = None,
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
             preserve_color: str | None = None, scales: int = 1, seed: int = 0,
-            learning_rate: float = 0.02, history: int = HISTORY, remat: bool = False, weights=None,
+            learning_rate: float | None = None, history: int | None = None, remat: bool = False, weights=None,
             callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
     """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
 
@@ -311,7 +285,9 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       style: one (h, w, 3) image or a list of them.
       size: longest side of the result in pixels (``None``: the content's own size).
       iters: iterations per scale.
-      optimizer: ``"lbfgs"`` or ``"adam"`` (``learning_rate`` applies to Adam).
+      optimizer: ``"lbfgs"``, ``"adam"``, ``"lbfgsb"`` or a :class:`nst_jax.solvers.Solver`.
+      learning_rate: Adam's (default 0.02); history: L-BFGS(-B)'s memory (default 100 / 10).  A setting
+        the chosen solver does not take is an error.
       init: ``"content"``, ``"noise"`` (uniform white noise, seeded), ``"style"`` (the first style
         image resized to the content's shape), or an (H, W, 3) array.
       content_weight, style_weight, tv_weight: weights of the three terms (see module notes).
@@ -325,7 +301,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       scales: coarse-to-fine: ``scales`` sizes halving down from ``size``; each starts from the
         upsampled result of the previous one.
       seed: for ``init="noise"``.
-      history: L-BFGS memory (curvature pairs kept); each costs 2 x 12 bytes per pixel.
+        Each L-BFGS curvature pair costs 2 x 12 bytes per pixel.
       remat: recompute each VGG block's activations in the backward pass instead of storing them.
         Measured on XLA:CPU it does not lower the peak for this objective (see BENCHMARKS.md):
         the L-BFGS history and the first block's activations dominate.
@@ -348,6 +324,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         raise NSTError(f"style scale must be positive, not {style_scale}")
     if save_every is not None and save_every < 1:
         raise NSTError(f"save-every must be at least 1, not {save_every}")
+    solver = solver_for(optimizer, learning_rate, history)
     if preserve_color not in (None, "luminance", "histogram"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
     content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
@@ -379,7 +356,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     wts = {"content": jnp.float32(content_weight), "style": jnp.float32(style_weight),
            "tv": jnp.float32(tv_weight), "style_layers": jnp.asarray(style_layer_weights, jnp.float32)}
 
-    report = {"method": "gatys", "optimizer": optimizer, "iterations_per_scale": iters,
+    report = {"method": "gatys", "optimizer": solver.name, "solver_settings": dict(solver.settings),
+              "iterations_per_scale": iters,
               "scales": [], "evaluations": 0, "compile_seconds": 0.0, "optimize_seconds": 0.0}
     x = None
     for k, side in enumerate(sizes, 1):
@@ -396,8 +374,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         else:
             x0 = im.resize(np.asarray(x[0]), shape)[None]
         try:
-            x, info = optimize(params, x0, targets, wts, cfg, iters, optimizer, learning_rate,
-                               callback, save_every, (k, len(sizes)), t0, history)
+            x, info = optimize(params, x0, targets, wts, cfg, iters, solver, callback, save_every,
+                               (k, len(sizes)), t0)
         except StylizeInterrupted as e:
             out = im.preserve_color(preserve_color, content, stylised=e.image)
             raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None

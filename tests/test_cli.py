@@ -94,6 +94,10 @@ def test_bad_style_output_and_weights(files, tmp_path):
                        "unknown VGG-19 layer")
     assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--size", "8"), "smaller than")
     assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--iters", "zero"), "integer")
+    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--optimizer", "adam",
+                           "--history", "5"), "does not take history")
+    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--learning-rate", "0.1"),
+                       "does not take learning rate")
     assert not (tmp_path / "o.png").exists()
 
 

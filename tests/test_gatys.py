@@ -67,7 +67,8 @@ def own_vs_flipped(params, x, content):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_style_distance_falls_content_stays_bounded(params, images, optimizer):
     content, style = images
-    kw = dict(size=64, iters=30, optimizer=optimizer, weights=params, learning_rate=0.03)
+    kw = dict(size=64, iters=30, optimizer=optimizer, weights=params,
+              learning_rate=0.03 if optimizer == "adam" else None)
     out, report = nst_jax.stylize(content, style, **kw)
     strong, _ = nst_jax.stylize(content, style, content_weight=50.0, **kw)
     assert out.shape == content.shape and out.dtype == np.float32
@@ -84,6 +85,20 @@ def test_style_distance_falls_content_stays_bounded(params, images, optimizer):
     assert s0 > s2 > s1  # ... and less style
     assert report["evaluations"] >= 30 and report["iterations_per_scale"] == 30
     assert set(report["terms"]) == {"content", "style", "tv"}
+
+
+@needs_shared
+def test_lbfgsb_stylizes_inside_the_box(params, images):
+    """jaxopt's L-BFGS-B: the style moves, the layout survives, and no pixel ever leaves [0, 1] (the
+    report counts the unclipped result's values outside the range)."""
+    content, style = images
+    out, report = nst_jax.stylize(content, style, size=64, iters=30, optimizer="lbfgsb", weights=params)
+    c0, s0 = distances(params, content, content, style)
+    c1, s1 = distances(params, out, content, style)
+    assert s1 < 0.3 * s0, (s0, s1)
+    assert own_vs_flipped(params, out, content) < 0.9
+    assert report["pixels_outside_range"] == 0.0 and report["optimizer"] == "lbfgsb"
+    assert report["evaluations"] > 30  # at least one evaluation per iteration, plus the first
 
 
 def test_second_call_does_not_recompile(params, images):
