@@ -85,6 +85,7 @@ class Iterate:
     terms: dict
     seconds: float  # since the start of the run
     image: np.ndarray | None = None  # current image (HWC, clipped) when a save is due
+    evaluations: int = 0  # function evaluations at this scale so far (a line search spends several)
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -249,7 +250,7 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
                 due = bool(save_every) and (done % save_every == 0 or done == iters)
                 callback(Iterate(done, iters, scale[0], scale[1], value,
                                  {k: float(v) for k, v in terms.items()}, time.perf_counter() - t0,
-                                 np.clip(np.asarray(x[0]), 0, 1) if due else None))
+                                 np.clip(np.asarray(x[0]), 0, 1) if due else None, info["evaluations"]))
     except KeyboardInterrupt:
         info["optimize_seconds"] = time.perf_counter() - topt
         raise StylizeInterrupted(np.clip(np.asarray(x[0]), 0, 1), info) from None
