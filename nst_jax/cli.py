@@ -280,7 +280,8 @@ def _cmd_train_adain(args):
 def _cmd_train_fast(args):
     from .feedforward import train_fast
 
-    return _run_training(args, train_fast, args.style, _content_source(args), args.ckpt_dir,
+    style = args.style[0] if len(args.style) == 1 else args.style
+    return _run_training(args, train_fast, style, _content_source(args), args.ckpt_dir,
                          content_weight=args.content_weight, style_weight=args.style_weight,
                          tv_weight=args.tv_weight, content_layers=args.content_layers,
                          style_norm=args.style_norm, style_size=args.style_size)
@@ -329,22 +330,31 @@ def _cmd_adain(args):
 def _cmd_fast(args):
     from . import image as im
     from .compile_cache import enable_compilation_cache
-    from .feedforward import fast_stylize, load_model, shipped_models
+    from .feedforward import fast_stylize, load_model, model_styles, shipped_styles, style_mix
 
     if args.list:
-        if not shipped_models():
+        styles = shipped_styles()
+        if not styles:
             print("no feed-forward models are shipped in this version; train one with "
                   "`nst-jax train fast` and pass --model PATH", file=sys.stderr)
-        for name, path in shipped_models().items():
+        for name, (path, inside) in styles.items():
             meta = load_model(path)[1]
             steps = meta.get("cumulative", {}).get("steps", meta.get("step", "?"))  # all runs that made it
-            print(f"{name}\t{steps} steps\t{path}")
+            kind = f"\tone of {len(model_styles(meta))} styles of one network" if inside else ""
+            print(f"{name}\t{steps} steps\t{path}{kind}")
         return 0
     if not args.contents:
         raise NSTError("give one or more content images (or --list)")
     if args.output is None:
         raise NSTError("give -o OUT (a file for one image, a folder for several)")
-    params, _ = load_model(args.model)  # every input is checked before any work or output
+    params, meta = load_model(args.model)  # every input is checked before any work or output
+    style = None
+    if args.style:
+        style = _style_spec(args.style)
+        style_mix(model_styles(meta), style)
+    elif model_styles(meta) and "style" not in meta:
+        raise NSTError(f"{args.model} paints {len(model_styles(meta))} styles; choose with --style: "
+                       f"{', '.join(model_styles(meta))}")
     out = Path(args.output).expanduser()
     many = len(args.contents) > 1
     if many:
@@ -361,13 +371,25 @@ def _cmd_fast(args):
     if not args.no_compile_cache:
         enable_compilation_cache()
     say = progress_message(args) or (lambda msg: None)
-    results, report = fast_stylize(contents, params, size=args.size, preserve_color=args.preserve_color,
-                                   callback=say)
+    results, report = fast_stylize(contents, (params, meta), style=style, size=args.size,
+                                   preserve_color=args.preserve_color, callback=say)
     for path, img in zip(targets, results, strict=True):
         im.save_image(path, img)
         say(f"saved {path}")
     say(f"{len(results)} image(s) in {report['batches']} batch(es), {report['seconds']['total']:.1f}s")
     return 0
+
+
+def _style_spec(items) -> dict:
+    """``["a", "b=0.3"]`` -> ``{"a": 1.0, "b": 0.3}`` (a name alone weighs 1)."""
+    spec: dict = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        try:
+            spec[name] = spec.get(name, 0.0) + (float(weight) if weight else 1.0)
+        except ValueError:
+            raise NSTError(f"--style takes NAME or NAME=WEIGHT, not {item!r}") from None
+    return spec
 
 
 def _alpha(text):
@@ -400,8 +422,9 @@ def _run_arguments(p, report=True):
                    help="do not use the persistent XLA compilation cache")
 
 
-def _training_arguments(p, d, model_file, init_help):
-    """The options every ``train`` command shares, with the training function's defaults ``d``."""
+def _training_arguments(p, d, model_file, init_help, init_many=False):
+    """The options every ``train`` command shares, with the training function's defaults ``d``
+    (``init_many``: ``--init-from`` takes several networks)."""
     p.add_argument("--content-dir", help="folder of content photos (searched recursively)")
     p.add_argument("--tfds", help="content from a TFDS dataset instead, NAME[:SPLIT], e.g. coco/2017:train")
     p.add_argument("--tfds-data-dir", default=d["tfds_data_dir"], help="TFDS data_dir")
@@ -422,7 +445,7 @@ def _training_arguments(p, d, model_file, init_help):
     p.add_argument("--ckpt-every", type=_positive_int, default=d["ckpt_every"])
     p.add_argument("--log-every", type=_positive_int, default=d["log_every"])
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    p.add_argument("--init-from", default=d["init_from"], metavar="MODEL",
+    p.add_argument("--init-from", default=d["init_from"], metavar="MODEL", nargs="+" if init_many else None,
                    help=f"start from this trained network ({init_help}; a fresh optimiser), so that training "
                         "accumulates across runs")
     p.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
@@ -518,7 +541,11 @@ def build_parser():
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ff.add_argument("contents", nargs="*", metavar="CONTENT", help="one or more content images")
     ff.add_argument("-o", "--output", help="output image (one content) or folder (several)")
-    ff.add_argument("--model", default=d["model"], help="a shipped model's name (see --list) or a .npz")
+    ff.add_argument("--model", default=d["model"],
+                    help="a shipped model's or style's name (see --list) or a .npz")
+    ff.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]",
+                    help="with a network of several styles: which one, or a blend of some (weights "
+                         "normalised to sum 1), e.g. --style the_scream=0.7 shipwreck=0.3")
     ff.add_argument("--size", type=_size_or_none, default=d["size"],
                     help="longest side in px; 'none' keeps the original")
     ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
@@ -543,8 +570,12 @@ def build_parser():
     d = _defaults(train_fast)
     f = tsub.add_parser("fast", help="train a per-style feed-forward network (Johnson et al. 2016)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    f.add_argument("--style", required=True, help="the style image")
-    _training_arguments(f, d, "model.npz", "a shipped model's name or a model .npz")
+    f.add_argument("--style", required=True, nargs="+", metavar="IMAGE",
+                   help="the style image; several: one conditional network for all of them (Dumoulin et al. "
+                        "2017)")
+    _training_arguments(f, d, "model.npz", "a shipped model's name or a model .npz; for several styles also "
+                                           "one one-style network per style, in --style's order",
+                        init_many=True)
     f.add_argument("--content-weight", type=float, default=d["content_weight"])
     f.add_argument("--style-weight", type=float, default=d["style_weight"])
     f.add_argument("--tv-weight", type=float, default=d["tv_weight"])

@@ -39,6 +39,7 @@ target's norm balances them by construction; the weights below were chosen by me
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -49,7 +50,7 @@ import numpy as np
 
 from . import image as _image
 from .errors import NSTError
-from .losses import gram_matrix, relative_distance, total_variation
+from .losses import gram_matrix, relative_distance, relative_distances, total_variation
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .vgg import _conv as _vgg_conv
 from .vgg import vgg19_features
@@ -72,16 +73,24 @@ EPS = 1e-5
 # --- network ---------------------------------------------------------------------------------------------
 
 class InstanceNorm(nn.Module):
-    """Per-image, per-channel normalisation over H, W, with a learned scale and shift (Ulyanov et al.)."""
+    """Per-image, per-channel normalisation over H, W, with a learned scale and shift (Ulyanov et al.).
+
+    ``num_styles > 0``: conditional instance normalisation (Dumoulin, Shlens & Kudlur 2017): one scale
+    and shift per style, chosen (or mixed) per image by ``style``, an ``(N, num_styles)`` array of weights
+    (one-hot for one style; a convex combination blends styles)."""
+
+    num_styles: int = 0
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, style=None):
         c = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones_init(), (c,))
-        bias = self.param("bias", nn.initializers.zeros_init(), (c,))
-        mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-        var = jnp.var(x, axis=(1, 2), keepdims=True)
-        return (x - mean) * jax.lax.rsqrt(var + EPS) * scale + bias
+        shape = (self.num_styles, c) if self.num_styles else (c,)
+        scale = self.param("scale", nn.initializers.ones_init(), shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), shape)
+        if self.num_styles:
+            scale = (style @ scale)[:, None, None, :]
+            bias = (style @ bias)[:, None, None, :]
+        return instance_norm(x, scale, bias)
 
 
 def instance_norm(x, scale, bias, eps: float = EPS):
@@ -132,41 +141,65 @@ def _valid_conv(x, kernel, stride: int):
 
 class ResidualBlock(nn.Module):
     features: int = 128
+    num_styles: int = 0
 
     @nn.compact
-    def __call__(self, x):
-        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(self.features, 3, name="conv1")(x)))
-        y = InstanceNorm(name="in2")(ConvLayer(self.features, 3, name="conv2")(y))
+    def __call__(self, x, style=None):
+        n = self.num_styles
+        y = nn.relu(InstanceNorm(n, name="in1")(ConvLayer(self.features, 3, name="conv1")(x), style))
+        y = InstanceNorm(n, name="in2")(ConvLayer(self.features, 3, name="conv2")(y), style)
         return x + y
 
 
 class TransformNet(nn.Module):
     """Johnson et al.'s transformation network with instance norm; RGB in [0, 1] in and out (the output
-    is unclipped during training)."""
+    is unclipped during training).  ``num_styles > 0``: one network for several styles, with conditional
+    instance normalisation (Dumoulin et al. 2017); ``style`` is then an ``(N, num_styles)`` weight array."""
+
+    num_styles: int = 0
 
     @nn.compact
-    def __call__(self, x):
-        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(32, 9, name="conv1")(x)))
-        y = nn.relu(InstanceNorm(name="in2")(ConvLayer(64, 3, 2, name="conv2")(y)))
-        y = nn.relu(InstanceNorm(name="in3")(ConvLayer(128, 3, 2, name="conv3")(y)))
+    def __call__(self, x, style=None):
+        n = self.num_styles
+        y = nn.relu(InstanceNorm(n, name="in1")(ConvLayer(32, 9, name="conv1")(x), style))
+        y = nn.relu(InstanceNorm(n, name="in2")(ConvLayer(64, 3, 2, name="conv2")(y), style))
+        y = nn.relu(InstanceNorm(n, name="in3")(ConvLayer(128, 3, 2, name="conv3")(y), style))
         for i in range(1, 6):
-            y = ResidualBlock(128, name=f"res{i}")(y)
-        y = nn.relu(InstanceNorm(name="in4")(ConvLayer(64, 3, name="up1")(upsample_nearest(y))))
-        y = nn.relu(InstanceNorm(name="in5")(ConvLayer(32, 3, name="up2")(upsample_nearest(y))))
+            y = ResidualBlock(128, n, name=f"res{i}")(y, style)
+        y = nn.relu(InstanceNorm(n, name="in4")(ConvLayer(64, 3, name="up1")(upsample_nearest(y)), style))
+        y = nn.relu(InstanceNorm(n, name="in5")(ConvLayer(32, 3, name="up2")(upsample_nearest(y)), style))
         return ConvLayer(3, 9, name="out")(y)
 
 
-NET = TransformNet()
+@functools.lru_cache(maxsize=None)
+def _net(num_styles: int) -> TransformNet:
+    return TransformNet(num_styles)
 
 
-def init_net(key):
-    return NET.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))["params"]
+def init_net(key, num_styles: int = 0):
+    """Parameters of a one-style network, or of a ``num_styles``-style conditional one."""
+    style = jnp.ones((1, num_styles), jnp.float32) / num_styles if num_styles else None
+    return _net(num_styles).init(key, jnp.zeros((1, 16, 16, 3), jnp.float32), style)["params"]
 
 
-def apply_net(params, images):
-    """The network on NHWC images in [0, 1] of any size (padded to a multiple of 4, cropped back)."""
+def num_styles(params) -> int:
+    """0 for a one-style network; the number of styles of a conditional one."""
+    scale = params["in1"]["scale"]
+    return int(scale.shape[0]) if jnp.ndim(scale) == 2 else 0
+
+
+def apply_net(params, images, style=None):
+    """The network on NHWC images in [0, 1] of any size (padded to a multiple of 4, cropped back).
+
+    ``style`` (conditional networks only): weights over the styles, ``(num_styles,)`` for every image or
+    ``(N, num_styles)`` per image; see :func:`style_mix`."""
     h, w = images.shape[1:3]
-    return NET.apply({"params": params}, pad_to_multiple(images, MULTIPLE))[:, :h, :w]
+    n = num_styles(params)
+    if n:
+        if style is None:
+            raise NSTError(f"this network holds {n} styles: say which (a style name, or weights)")
+        style = jnp.broadcast_to(jnp.asarray(style, jnp.float32), (images.shape[0], n))
+    return _net(n).apply({"params": params}, pad_to_multiple(images, MULTIPLE), style)[:, :h, :w]
 
 
 # --- training objective ----------------------------------------------------------------------------------
@@ -189,24 +222,36 @@ def photo_style_distance(vgg_params, grams, photos, layers=STYLE_LAYERS) -> floa
     return float(np.mean([float(one(jnp.asarray(x))) for x in photos]))
 
 
-def perceptual_loss(net_params, frozen, content, *, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
-                    tv_weight=TV_WEIGHT, content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS):
+def perceptual_loss(net_params, frozen, content, *, style=None, content_weight=CONTENT_WEIGHT,
+                    style_weight=STYLE_WEIGHT, tv_weight=TV_WEIGHT, content_layers=CONTENT_LAYERS,
+                    style_layers=STYLE_LAYERS):
     """The perceptual loss (see the module docstring) for a batch of content images (NHWC, [0, 1]).
 
-    ``frozen``: ``{"vgg": VGG-19 params, "grams": style_targets(...)}``.  Returns ``(total, terms)`` with
-    the unweighted terms.
+    ``frozen``: ``{"vgg": VGG-19 params, "grams": {layer: (S, C, C)}}`` (:func:`style_targets` of each
+    style, stacked).  A conditional network (:func:`num_styles` > 0) takes ``style``, the index of each
+    image's style ``(N,)``, and ``style_weight`` may then be one weight per style ``(S,)``.  Returns
+    ``(total, terms)`` with the unweighted terms (the style term averaged over the batch).
     """
     vgg = frozen["vgg"]
-    y = apply_net(net_params, content)
+    n = num_styles(net_params)
+    if n:
+        y = apply_net(net_params, content, jax.nn.one_hot(style, n))
+        targets = {k: frozen["grams"][k][style] for k in style_layers}
+        weight = jnp.asarray(style_weight, jnp.float32)
+        weight = weight[style] if weight.ndim else weight
+    else:
+        y = apply_net(net_params, content)
+        targets, weight = frozen["grams"], style_weight
     layers = tuple(dict.fromkeys(tuple(content_layers) + tuple(style_layers)))
     fy = vgg19_features(vgg, y, layers)
     fc = vgg19_features(vgg, content, tuple(content_layers))
     c = sum(relative_distance(fy[k], jax.lax.stop_gradient(fc[k])) for k in content_layers)
     c = c / len(content_layers)
-    s = sum(relative_distance(gram_matrix(fy[k]), frozen["grams"][k]) for k in style_layers)
-    s = s / len(style_layers)
+    per_image = sum(relative_distances(gram_matrix(fy[k]), targets[k]) for k in style_layers)
+    per_image = per_image / len(style_layers)
     tv = total_variation(y, "l2") / (y.shape[1] * y.shape[2] * y.shape[3])
-    return content_weight * c + style_weight * s + tv_weight * tv, {"content": c, "style": s, "tv": tv}
+    total = content_weight * c + jnp.mean(weight * per_image) + tv_weight * tv
+    return total, {"content": c, "style": jnp.mean(per_image), "tv": tv}
 
 
 # --- model files -----------------------------------------------------------------------------------------
@@ -217,30 +262,101 @@ def save_model(path: str | os.PathLike, params, meta: dict | None = None, dtype=
 
 
 def shipped_models() -> dict[str, Path]:
-    """``{name: path}`` of the models inside the package."""
+    """``{name: path}`` of the model files inside the package."""
     return {p.stem[len(MODEL_PREFIX):]: p for p in sorted(MODELS_DIR.glob(f"{MODEL_PREFIX}*.npz"))}
+
+
+def model_styles(meta: dict) -> list[str]:
+    """The style names of a conditional network's file metadata (``[]`` for a one-style network)."""
+    return list(meta.get("styles", []))
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """A model file's metadata alone (no parameters are read); ``{}`` if it has none or is unreadable."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def shipped_styles() -> dict[str, tuple[Path, str | None]]:
+    """Every style the shipped files can paint: ``{name: (path, style)}``, ``style`` being the name inside
+    a conditional network (``None`` for a one-style file).  A one-style file wins over a conditional
+    network's style of the same name."""
+    singles: dict[str, tuple[Path, str | None]] = {}
+    inside: dict[str, tuple[Path, str | None]] = {}
+    for name, path in shipped_models().items():
+        styles = model_styles(read_meta(path))
+        if not styles:
+            singles[name] = (path, None)
+        for style in styles:
+            inside.setdefault(style, (path, style))
+    return dict(sorted({**inside, **singles}.items()))
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
     """A shipped model's name, or a path to a model ``.npz``."""
+    return _resolve(model)[0]
+
+
+def _resolve(model: str | os.PathLike) -> tuple[Path, str | None]:
     text = str(model)
-    shipped = shipped_models()
-    if text in shipped:
-        return shipped[text]
+    if text in shipped_models():
+        return shipped_models()[text], None
+    styles = shipped_styles()
+    if text in styles:
+        return styles[text]
     path = Path(text).expanduser()
     if path.suffix == ".npz" or os.sep in text or path.exists():
         if not path.exists():
             raise NSTError(f"model file {path} does not exist")
-        return path
-    names = ", ".join(shipped) or "none"
+        return path, None
+    names = ", ".join(styles) or "none"
     raise NSTError(f"no shipped model named {text!r} (shipped: {names}); or give a path to a .npz")
 
 
+def _expected_shapes(meta: dict) -> dict:
+    return flat_shapes(lambda: init_net(jax.random.key(0), len(model_styles(meta))))
+
+
 def load_model(model: str | os.PathLike):
-    """``(params, meta)`` from a shipped model name or a ``.npz`` written by :func:`save_model`."""
-    path = resolve_model(model)
-    expected = flat_shapes(lambda: init_net(jax.random.key(0)))
-    return load_params(path, MODEL_FORMAT, expected, "feed-forward model", "nst-jax train fast")
+    """``(params, meta)`` from a shipped model or style name, or a ``.npz`` written by :func:`save_model`.
+    A style name inside a shipped conditional network gives that network, with ``meta["style"]`` set."""
+    path, style = _resolve(model)
+    params, meta = load_params(path, MODEL_FORMAT, _expected_shapes, "feed-forward model",
+                               "nst-jax train fast")
+    if style is not None:
+        meta = {**meta, "style": style}
+    return params, meta
+
+
+def style_mix(styles: list[str], spec) -> np.ndarray:
+    """Weights over a conditional network's ``styles`` from ``spec``: a style name, an index, or a mapping
+    ``{name: weight}`` (non-negative, normalised to sum 1: Dumoulin et al.'s convex combination of the
+    styles' normalisation parameters)."""
+    if not styles:
+        raise NSTError("this network paints one style; it takes no style choice")
+    if isinstance(spec, (str, int)):
+        spec = {spec: 1.0}
+    if not isinstance(spec, dict) or not spec:
+        raise NSTError(f"choose one of the network's styles: {', '.join(styles)}")
+    w = np.zeros(len(styles), np.float32)
+    for key, value in spec.items():
+        if isinstance(key, int) and 0 <= key < len(styles):
+            i = key
+        elif key in styles:
+            i = styles.index(key)
+        else:
+            raise NSTError(f"this network has no style {key!r}; its styles: {', '.join(styles)}")
+        if not (value >= 0 and np.isfinite(value)):
+            raise NSTError(f"style weights must be non-negative numbers, not {value}")
+        w[i] += value
+    if w.sum() <= 0:
+        raise NSTError("style weights must not all be zero")
+    return w / w.sum()
 
 
 # --- inference -------------------------------------------------------------------------------------------
@@ -248,13 +364,15 @@ def load_model(model: str | os.PathLike):
 _apply_jit = jax.jit(apply_net)
 
 
-def fast_stylize(contents, model="starry_night", *, size: int | None = 512,
+def fast_stylize(contents, model="starry_night", *, style=None, size: int | None = 512,
                  preserve_color: str | None = None, callback=None):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
-    Images that have the same shape after resizing (``size``: longest side, ``None`` keeps it) run as one
-    batch.  Returns ``(images, report)``: a list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array
-    when a single array was given).
+    ``model``: a shipped model or style name, a ``.npz`` path, parameters, or ``(params, meta)``.
+    ``style`` (conditional networks): a style name, an index or ``{name: weight}`` (see :func:`style_mix`);
+    a shipped style name given as ``model`` chooses its style itself.  Images that have the same shape after
+    resizing (``size``: longest side, ``None`` keeps it) run as one batch.  Returns ``(images, report)``: a
+    list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a single array was given).
     """
     import time
 
@@ -266,7 +384,21 @@ def fast_stylize(contents, model="starry_night", *, size: int | None = 512,
         raise NSTError("no content images given")
     if preserve_color not in (None, "luminance", "histogram"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
-    params = model if isinstance(model, dict) else load_model(model)[0]
+    if isinstance(model, dict):
+        params, meta = model, {}
+    elif isinstance(model, tuple):
+        params, meta = model
+    else:
+        params, meta = load_model(model)
+    mix = None
+    if num_styles(params):
+        names = model_styles(meta) or [str(i) for i in range(num_styles(params))]
+        chosen = style if style is not None else meta.get("style")
+        if chosen is None:
+            raise NSTError(f"this network paints {len(names)} styles; choose one: {', '.join(names)}")
+        mix = jnp.asarray(style_mix(names, chosen))
+    elif style is not None:
+        raise NSTError("this network paints one style; it takes no style choice")
     resized = [_image.resize_longest(np.asarray(c, np.float32), size) for c in items]
     for r in resized:
         if min(r.shape[:2]) < MULTIPLE:
@@ -280,7 +412,7 @@ def fast_stylize(contents, model="starry_night", *, size: int | None = 512,
     for shape, idx in groups.items():
         say(f"stylising {len(idx)} image(s) of {shape[1]}x{shape[0]}")
         batch = jnp.asarray(np.stack([resized[i] for i in idx]))
-        y = np.clip(np.asarray(_apply_jit(params, batch)), 0.0, 1.0)
+        y = np.clip(np.asarray(_apply_jit(params, batch, mix)), 0.0, 1.0)
         for j, i in enumerate(idx):
             out = y[j]
             if preserve_color == "luminance":
@@ -297,12 +429,14 @@ def fast_stylize(contents, model="starry_night", *, size: int | None = 512,
 # --- training task (for nst_jax.train.train) -------------------------------------------------------------
 
 class FastTask:
-    """Train a transformation network for one style image on content images from a source."""
+    """Train a transformation network on content images from a source: for one style image, or for several
+    with conditional instance normalisation (one network, one scale and shift per style; each example of a
+    batch is given the next style in turn, so a batch of 4 with 4 styles holds each once)."""
 
     name = "fast"
     export_name = "model.npz"
 
-    def __init__(self, vgg_params, style_image, content_source, *, style_name: str = "style",
+    def __init__(self, vgg_params, style_image, content_source, *, style_name="style",
                  style_size: int | None = 512, crop: int = 256, resize: int = 256,
                  content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
                  tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_norm: str = "none",
@@ -319,29 +453,44 @@ class FastTask:
         if style_norm not in STYLE_NORMS:
             raise NSTError(f"unknown style normalisation {style_norm!r}; choose from "
                            f"{', '.join(STYLE_NORMS)}")
-        style = _image.resize_longest(np.asarray(style_image, np.float32), style_size)
-        grams = jax.jit(style_targets)(vgg_params, jnp.asarray(style)[None])
+        images = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
+        names = list(style_name) if isinstance(style_name, (list, tuple)) else [style_name]
+        if len(names) != len(images):
+            raise NSTError(f"{len(images)} style images but {len(names)} style names")
+        if len(set(names)) != len(names):
+            raise NSTError(f"two style images have the same name: {', '.join(names)}")
+        self.styles = names if len(names) > 1 else []  # a conditional network's style names
+        styles = [_image.resize_longest(np.asarray(im, np.float32), style_size) for im in images]
+        targets = jax.jit(style_targets)
+        per_style = [targets(vgg_params, jnp.asarray(st)[None]) for st in styles]
+        grams = {k: jnp.concatenate([g[k] for g in per_style]) for k in STYLE_LAYERS}
         self.frozen = {"vgg": vgg_params, "grams": grams}
         self.content_source = content_source
         self.crop, self.resize, self.batch_size = crop, resize, batch_size
         self.seed, self.prefetch = seed, prefetch
-        norm = 1.0
+        norms = [1.0] * len(styles)
         if style_norm == "photos":
-            norm = self.photos_distance(STYLE_NORM_CROPS)
-        self.weights = {"content_weight": float(content_weight), "style_weight": float(style_weight) / norm,
+            norms = self.photos_distance(STYLE_NORM_CROPS)
+        weights = [float(style_weight) / v for v in norms]
+        self.weights = {"content_weight": float(content_weight),
+                        "style_weight": weights if self.styles else weights[0],
                         "tv_weight": float(tv_weight), "content_layers": content_layers}
-        self.config = {"style": style_name, "style_shape": list(style.shape[:2]), "crop": crop,
+        self.config = {"style": names[0] if not self.styles else "+".join(names),
+                       "style_shape": list(styles[0].shape[:2]), "crop": crop,
                        "resize": resize, "content": content_source.name, **self.weights,
                        "content_layers": list(content_layers), "style_layers": list(STYLE_LAYERS),
                        "loss": "relative-v2"}
+        if self.styles:
+            self.config.update(styles=names, style_shapes=[list(st.shape[:2]) for st in styles],
+                               conditional="conditional instance normalisation (Dumoulin et al. 2017)")
         if style_norm != "none":
-            self.config.update(style_norm=style_norm, style_norm_value=norm,
+            self.config.update(style_norm=style_norm, style_norm_value=norms if self.styles else norms[0],
                                style_weight_per_norm=float(style_weight))
         if getattr(content_source, "excluded", None):
             self.config["excluded"] = list(content_source.excluded)
 
-    def photos_distance(self, n: int) -> float:
-        """The photos' own style distance to the painting, averaged over the first ``n`` training crops of
+    def photos_distance(self, n: int) -> list[float]:
+        """The photos' own style distance to each painting, averaged over the first ``n`` training crops of
         a stream seeded apart from training's (the same crops on every run and resume)."""
         from .data import Batches
 
@@ -350,33 +499,45 @@ class FastTask:
             crops = np.asarray(next(stream), np.float32) / 255.0
         finally:
             stream.close()
-        return photo_style_distance(self.frozen["vgg"], self.frozen["grams"], crops)
+        grams = self.frozen["grams"]
+        return [photo_style_distance(self.frozen["vgg"], {k: g[i:i + 1] for k, g in grams.items()}, crops)
+                for i in range(len(grams[STYLE_LAYERS[0]]))]
 
     def init(self, key):
-        return init_net(key)
+        return init_net(key, len(self.styles))
 
     def loss(self, params, frozen, batch):
-        return perceptual_loss(params, frozen, batch["content"], **self.weights)
+        return perceptual_loss(params, frozen, batch["content"], style=batch.get("style"), **self.weights)
 
     def batches(self, start_step: int, shard):
         from .data import Batches
 
-        return _Named(Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
-                              start_step=start_step, shard=shard, prefetch=self.prefetch))
+        stream = Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
+                         start_step=start_step, shard=shard, prefetch=self.prefetch)
+        return _Named(stream, len(self.styles), start_step)
 
     def export(self, params, path, meta):
-        save_model(path, params, meta)
+        save_model(path, params, {**meta, "styles": self.styles} if self.styles else meta)
 
 
 class _Named:
-    def __init__(self, stream):
-        self.stream = stream
+    """Batches as the task's dicts: ``content``, and for a conditional network ``style``, the style of each
+    example (global example ``step * batch + i`` gets style ``(step * batch + i) % num_styles``)."""
+
+    def __init__(self, stream, num_styles: int, start_step: int):
+        self.stream, self.num_styles, self.step = stream, num_styles, start_step
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        return {"content": next(self.stream)}
+        content = next(self.stream)
+        out = {"content": content}
+        if self.num_styles:
+            first = self.step * self.stream.batch_size + self.stream.offset
+            out["style"] = ((first + np.arange(len(content))) % self.num_styles).astype(np.int32)
+        self.step += 1
+        return out
 
     @property
     def skipped(self) -> int:
@@ -384,6 +545,31 @@ class _Named:
 
     def close(self):
         self.stream.close()
+
+
+def conditional_from(models: list, num: int):
+    """Starting parameters of a ``num``-style conditional network from trained networks: one one-style
+    network (its normalisation parameters given to every style), one conditional network of ``num`` styles,
+    or ``num`` one-style networks (the convolutions of the first, each style's normalisation parameters
+    from its own network)."""
+    params = [p for p, _ in models]
+    kinds = [num_styles(p) for p in params]
+    if len(params) == 1 and kinds[0] == num:
+        return params[0]
+    if any(kinds) or len(params) not in (1, num):
+        raise NSTError(f"a {num}-style network starts from one network, or from one one-style network per "
+                       f"style ({num}), not from {len(params)} network(s) of "
+                       f"{', '.join(str(k or 1) for k in kinds)} style(s)")
+
+    def stacked(path, *leaves):
+        names = [str(getattr(k, "key", k)) for k in path]
+        if names[-2].startswith("in") and names[-1] in ("scale", "bias"):  # an InstanceNorm's parameters
+            if len(leaves) == 1:
+                return jnp.broadcast_to(leaves[0], (num,) + leaves[0].shape)
+            return jnp.stack(leaves)
+        return leaves[0]
+
+    return jax.tree_util.tree_map_with_path(stacked, *params)
 
 
 def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,
@@ -396,36 +582,62 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
                distributed: bool = False,
                callback=None, log=None) -> dict:
     """Train a feed-forward network for one style (Johnson et al.'s recipe: Adam, learning rate 1e-3,
-    batch 4, 256² crops, 40k steps = 2 epochs of COCO).
+    batch 4, 256² crops, 40k steps = 2 epochs of COCO), or one conditional network for several.
 
-    ``style``: a path or an ``(H, W, 3)`` array; ``content``: an image folder, ``tfds:NAME[:SPLIT]`` or a
-    source object.  Checkpoints, metrics, the loss curve and ``model.npz`` go to ``ckpt_dir``.
-    ``init_from``: a shipped model's name or a model ``.npz`` to start from (e.g. the previous session's
-    network, or another style's network), with a fresh optimiser state.  ``exclude``: glob patterns of
-    file names left out of the content folder (held back for evaluation).  ``style_norm="photos"``:
-    the style term in units of the photos' own distance to the painting (use ``STYLE_WEIGHT_PHOTOS``).
+    ``style``: a path or an ``(H, W, 3)`` array, or a list of paths (a conditional network, Dumoulin et al.
+    2017: one set of instance-normalisation parameters per style); ``content``: an image folder,
+    ``tfds:NAME[:SPLIT]`` or a source object.  Checkpoints, metrics, the loss curve and ``model.npz`` go to
+    ``ckpt_dir``.  ``init_from``: a shipped model's name or a model ``.npz`` to start from (e.g. the
+    previous session's network, or another style's network), with a fresh optimiser state; for a
+    conditional network also one one-style network per style (see :func:`conditional_from`).  ``exclude``:
+    glob patterns of file names left out of the content folder (held back for evaluation).
+    ``style_norm="photos"``: the style term in units of the photos' own distance to the painting (use
+    ``STYLE_WEIGHT_PHOTOS``).
     """
     from .data import open_source
     from .train import TrainConfig, train
     from .vgg import vgg19_params
 
-    if isinstance(style, (str, os.PathLike)):
-        style_name = Path(style).stem
-        style = _image.load_image(style)
-    else:
-        style_name = "style"
-    init = None if init_from is None else load_model(init_from)
+    many = isinstance(style, (list, tuple))
+    paths = list(style) if many else [style]
+    if many and len(paths) < 2:
+        raise NSTError("a conditional network needs at least two styles")
+    images, names = [], []
+    for s in paths:
+        if isinstance(s, (str, os.PathLike)):
+            names.append(Path(s).stem)
+            images.append(_image.load_image(s))
+        else:
+            names.append("style" if not many else f"style{len(names)}")
+            images.append(s)
+    init = None
+    sources = [] if init_from is None else (list(init_from) if isinstance(init_from, (list, tuple))
+                                            else [init_from])
+    if sources:
+        loaded = [load_model(m) for m in sources]
+        if many:
+            init = (conditional_from(loaded, len(paths)), loaded[0][1])
+        elif len(loaded) > 1:
+            raise NSTError("a one-style network starts from one network")
+        else:
+            init = loaded[0]
     content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
-    task = FastTask(vgg19_params(weights, log=log), style, content_src, style_name=style_name,
-                    style_size=style_size, crop=crop, resize=resize, content_weight=content_weight,
-                    style_weight=style_weight, tv_weight=tv_weight, content_layers=content_layers,
-                    style_norm=style_norm, batch_size=batch_size, seed=seed)
+    task = FastTask(vgg19_params(weights, log=log), images if many else images[0], content_src,
+                    style_name=names if many else names[0], style_size=style_size, crop=crop, resize=resize,
+                    content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                    content_layers=content_layers, style_norm=style_norm, batch_size=batch_size, seed=seed)
+    if len(sources) > 1:  # what the starting point was made of, beyond the first network's own record
+        from .train import cumulative_record
+
+        task.config["init_from"] = [{"model": str(m), "steps": cumulative_record(meta)["steps"]}
+                                    for m, (_, meta) in zip(sources, loaded, strict=True)]
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
                       warmup=warmup, seed=seed, ckpt_every=ckpt_every, log_every=log_every)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)
 
 
-__all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "count_params", "fast_stylize",
-           "init_net", "instance_norm", "load_model", "perceptual_loss", "photo_style_distance", "save_model",
-           "shipped_models", "style_targets", "train_fast"]
+__all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "conditional_from", "count_params",
+           "fast_stylize", "init_net", "instance_norm", "load_model", "model_styles", "num_styles",
+           "perceptual_loss", "photo_style_distance", "save_model", "shipped_models", "shipped_styles",
+           "style_mix", "style_targets", "train_fast"]

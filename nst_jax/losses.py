@@ -67,10 +67,15 @@ def moment_loss(features, target_mean, target_std, eps: float = 1e-5):
     return jnp.mean((mean - target_mean) ** 2) + jnp.mean((std - target_std) ** 2)
 
 
-def relative_distance(x, target):
-    """||x - target||^2 / ||target||^2 for each image of a batch (all axes but the first), averaged over the
-    batch.  ``target`` may have batch size 1 (one style's Gram matrices against a batch)."""
+def relative_distances(x, target):
+    """||x - target||^2 / ||target||^2 for each image of a batch (all axes but the first): shape ``(N,)``.
+    ``target`` may have batch size 1 (one style's Gram matrices against a batch)."""
     axes = tuple(range(1, jnp.ndim(x)))
     num = jnp.sum((x - target) ** 2, axis=axes)
     den = jnp.sum(jnp.asarray(target) ** 2, axis=axes)
-    return jnp.mean(num / den)
+    return num / den
+
+
+def relative_distance(x, target):
+    """:func:`relative_distances` averaged over the batch."""
+    return jnp.mean(relative_distances(x, target))

@@ -66,10 +66,10 @@ def save_params(path: str | os.PathLike, params, fmt: str, meta: dict | None = N
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_params(path: Path, fmt: str, expected: dict[str, tuple[int, ...]], what: str, made_by: str):
+def load_params(path: Path, fmt: str, expected, what: str, made_by: str):
     """``(params, meta)`` from an ``.npz`` written by :func:`save_params`, checked against the expected
-    ``{key: shape}``; float32 JAX arrays.  ``what`` names the network and ``made_by`` the command that
-    writes such files, for the error messages."""
+    ``{key: shape}`` (or a function of the file's metadata returning it); float32 JAX arrays.  ``what``
+    names the network and ``made_by`` the command that writes such files, for the error messages."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if "__format__" not in z.files or str(z["__format__"]) != fmt:
@@ -81,6 +81,8 @@ def load_params(path: Path, fmt: str, expected: dict[str, tuple[int, ...]], what
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NSTError(f"{path} is not a readable {what} file ({reason})") from None
+    if callable(expected):
+        expected = expected(meta)
     if set(flat) != set(expected) or any(flat[k].shape != expected[k] for k in expected):
         raise NSTError(f"{path} does not hold a {what} of the expected architecture")
     tree: dict = {}

@@ -87,7 +87,8 @@ def make_train_step(task, opt, mesh: Mesh):
     replicated = NamedSharding(mesh, P())
 
     def step(state, frozen, batch):
-        batch = {k: v.astype(jnp.float32) / 255.0 for k, v in batch.items()}
+        # images come as uint8; anything else (e.g. a style index per example) as it is
+        batch = {k: v.astype(jnp.float32) / 255.0 if v.dtype == jnp.uint8 else v for k, v in batch.items()}
         (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state["params"], frozen, batch)
         updates, opt_state = opt.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)

@@ -311,3 +311,91 @@ def test_style_norm_photos_divides_the_style_weight_by_the_photos_own_distance(p
     assert plain.weights["style_weight"] == 21.3 and "style_norm" not in plain.config
     with pytest.raises(NSTError, match="unknown style normalisation"):
         F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_norm="painting")
+
+
+def _one_style_of(params4, weights):
+    """The one-style network whose instance-norm parameters are the ``weights``-mix of a conditional
+    network's (Dumoulin et al.'s definition of a style and of a blend)."""
+    def pick(path, leaf):
+        names = [str(getattr(k, "key", k)) for k in path]
+        if names[-2].startswith("in") and names[-1] in ("scale", "bias"):
+            return jnp.asarray(np.tensordot(np.asarray(weights, np.float64), np.asarray(leaf, np.float64), 1),
+                               jnp.float32)
+        return leaf
+    return jax.tree_util.tree_map_with_path(pick, params4)
+
+
+def test_conditional_network_is_a_one_style_network_per_style_and_blends_linearly():
+    params4 = F.init_net(jax.random.key(4), 4)
+    params4 = jax.tree_util.tree_map(  # distinct normalisation parameters per style
+        lambda a: a + 0.3 * jax.random.normal(jax.random.key(a.size), a.shape) if a.ndim == 2 else a, params4)
+    assert F.num_styles(params4) == 4 and F.num_styles(F.init_net(jax.random.key(0))) == 0
+    x = jnp.asarray(np.random.default_rng(2).random((2, 24, 20, 3), np.float32))
+    for w in ([0, 0, 1, 0], [0.25, 0, 0.75, 0]):
+        got = np.asarray(F.apply_net(params4, x, jnp.asarray(w, jnp.float32)))
+        want = np.asarray(F.apply_net(_one_style_of(params4, w), x))
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    per_image = np.asarray(F.apply_net(params4, x, jax.nn.one_hot(jnp.asarray([3, 1]), 4)))
+    np.testing.assert_allclose(per_image[1], np.asarray(F.apply_net(_one_style_of(params4, [0, 1, 0, 0]),
+                                                                     x[1:]))[0], atol=2e-5)
+    with pytest.raises(NSTError, match="holds 4 styles"):
+        F.apply_net(params4, x)
+    np.testing.assert_allclose(F.style_mix(["a", "b", "c"], {"a": 1, "c": 3}), [0.25, 0, 0.75])
+    for spec, match in (({"d": 1}, "no style 'd'"), ({"a": -1}, "non-negative"), ({"a": 0}, "all be zero")):
+        with pytest.raises(NSTError, match=match):
+            F.style_mix(["a", "b", "c"], spec)
+
+
+def test_conditional_loss_is_the_mean_of_each_example_against_its_own_style(params):
+    rng = np.random.default_rng(8)
+    styles = [rng.random((36, 40, 3)).astype(np.float32) ** k for k in (1, 2, 3)]
+    content = jnp.asarray(rng.random((3, 32, 32, 3)).astype(np.float32))
+    grams = [F.style_targets(params, jnp.asarray(s)[None]) for s in styles]
+    frozen = {"vgg": params, "grams": {k: jnp.concatenate([g[k] for g in grams]) for k in F.STYLE_LAYERS}}
+    net = F.conditional_from([(F.init_net(jax.random.key(5)), {})], 3)
+    net = jax.tree_util.tree_map(
+        lambda a: a + 0.2 * jax.random.normal(jax.random.key(7), a.shape) if a.ndim == 2 else a, net)
+    idx = jnp.asarray([2, 0, 2])
+    sw = [3.0, 5.0, 7.0]
+    total, terms = F.perceptual_loss(net, frozen, content, style=idx, style_weight=sw)
+    parts = []
+    for i, k in enumerate([2, 0, 2]):
+        one = _one_style_of(net, np.eye(3)[k])
+        t, tm = F.perceptual_loss(one, {"vgg": params, "grams": grams[k]}, content[i:i + 1],
+                                  style_weight=sw[k])
+        parts.append((float(t), float(tm["style"])))
+    np.testing.assert_allclose(float(total), np.mean([p[0] for p in parts]), rtol=2e-4)
+    np.testing.assert_allclose(float(terms["style"]), np.mean([p[1] for p in parts]), rtol=2e-4)
+
+
+def test_train_conditional_fast_network_cli(tmp_path, model_file):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(3):
+        Image.fromarray((np.random.default_rng(k).random((36, 40, 3)) * 255).astype(np.uint8)) \
+            .save(photos / f"{k}.jpg")
+    for k, name in enumerate(("wave", "sky")):
+        img = np.random.default_rng(20 + k).random((40, 40, 3)) ** (k + 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
+    r = run("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir", photos,
+            "--ckpt-dir", tmp_path / "run", "--batch-size", "2", "--crop", "32", "--resize", "32",
+            "--style-size", "40", "--steps", "2", "--warmup", "2", "--init-from", model_file, model_file)
+    assert r.returncode == 0, r.stderr
+    params, meta = F.load_model(tmp_path / "run" / "model.npz")
+    assert F.num_styles(params) == 2 and meta["styles"] == ["wave", "sky"]
+    assert [m["model"] for m in meta["task_config"]["init_from"]] == [str(model_file)] * 2
+    photo = photos / "0.jpg"
+    for style in (["sky"], ["wave=0.5", "sky=0.5"]):
+        r = run("fast", photo, "-o", tmp_path / "out.png", "--model", tmp_path / "run" / "model.npz",
+                "--style", *style, "--size", "32")
+        assert r.returncode == 0, r.stderr
+    for bad, match in ((["--model", tmp_path / "run" / "model.npz"], "choose with --style"),
+                       (["--model", tmp_path / "run" / "model.npz", "--style", "sea"], "no style 'sea'"),
+                       (["--model", tmp_path / "run" / "model.npz", "--style", "sky=x"], "NAME=WEIGHT"),
+                       (["--model", model_file, "--style", "sky"], "paints one style")):
+        r = run("fast", photo, "-o", tmp_path / "bad.png", "--size", "32", *bad)
+        assert_clean_error(r, match)
+        assert not (tmp_path / "bad.png").exists()
+    r = run("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir", photos,
+            "--ckpt-dir", tmp_path / "bad", "--steps", "1", "--init-from", model_file, model_file, model_file)
+    assert_clean_error(r, "one one-style network per style")
