@@ -260,9 +260,55 @@ def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask):
     return decode(decoder_params, t)[:, :h, :w]
 
 
+# --- tiled inference (nst_jax.tiling): the same result, a band of rows at a time ----------------------
+
+ENCODER_HALO = 64  # px above and below a band: VGG-19 up to relu4_1 sees 37 px around a pixel
+DECODER_HALO = 8  # feature rows (64 px): the decoder sees about 2.4 feature rows around one
+BYTES_PER_PIXEL = 1100  # whole-image peak: 4.87 GB at 2048 x 2048 on XLA:CPU (BENCHMARKS.md)
+FIXED_BYTES = 700 << 20  # Python, JAX, both networks' weights
+TILE_PIXELS = 2 << 20  # auto band height: about this many pixels per band
+
+
+@jax.jit
+def _encode_band(vgg_params, x):
+    return encode(vgg_params, x)[ENCODER_LAYER]
+
+
+@jax.jit
+def _adain_targets(f, s_mean, s_std, alpha, mask):
+    targets = jax.vmap(lambda m, s: adain_moments(f, m[None], s[None])[0])(s_mean, s_std)
+    t = jnp.sum(targets * mask[..., None], axis=0)[None]
+    return alpha * t + (1.0 - alpha) * f
+
+
+_decode_band = jax.jit(decode)
+
+
+def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, band: int):
+    """:func:`_transfer` a band of ``band`` rows at a time: the encoder's features band by band (each from
+    its rows and a halo), the content moments and AdaIN targets over the whole feature map, then the
+    decoder band by band.  Every band's own rows are exact: equal to the whole image's."""
+    from .tiling import bands
+
+    h, w = content.shape[1:3]
+    x = np.asarray(_pad_to_multiple(jnp.asarray(content)))
+    band = max(MULTIPLE, band // MULTIPLE * MULTIPLE)
+    feats = []
+    for start, stop, lo, hi in bands(x.shape[1], band, ENCODER_HALO, MULTIPLE):
+        f = np.asarray(_encode_band(vgg_params, jnp.asarray(x[:, lo:hi])))
+        feats.append(f[:, (start - lo) // MULTIPLE:(stop - lo) // MULTIPLE])
+    t = np.asarray(_adain_targets(jnp.asarray(np.concatenate(feats, axis=1)), s_mean, s_std, alpha, mask))
+    del feats
+    out = []
+    for start, stop, lo, hi in bands(t.shape[1], band // MULTIPLE, DECODER_HALO):
+        g = np.asarray(_decode_band(decoder_params, jnp.asarray(t[:, lo:hi])))
+        out.append(g[:, (start - lo) * MULTIPLE:(stop - lo) * MULTIPLE])
+    return np.concatenate(out, axis=1)[:, :h, :w]
+
+
 def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float] | None = None,
                   mask=None, preserve_color: str | None = None, size: int | None = 512,
-                  style_size: int | None = 512, decoder=None, vgg=None,
+                  style_size: int | None = 512, decoder=None, vgg=None, tile="auto",
                   callback: Callable[[str], None] | None = None):
     """Stylise one image with AdaIN.
 
@@ -282,6 +328,9 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         keeps the original size.
       decoder: decoder params, a path to a decoder ``.npz``, or ``None`` for the shipped decoder.
       vgg: VGG-19 params (default: the fetched ImageNet weights).
+      tile: ``"auto"`` (a band of rows at a time when the whole image would not fit in the memory
+        available), ``"none"``, or a band height in px; tiled results equal the whole image's
+        (:mod:`nst_jax.tiling`).
       callback: receives short progress messages.
 
     Returns:
@@ -311,6 +360,9 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
     if preserve_color not in (None, "histogram", "luminance"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    from .tiling import needs_tiling, parse_tile
+
+    tile = parse_tile(tile)
 
     content = _image.resize_longest(np.asarray(content, np.float32), size)
     if min(content.shape[:2]) < MULTIPLE:
@@ -347,16 +399,26 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         m = _image.resize(m[..., None], (fh, fw))[..., 0]  # pytorch-AdaIN: mask resized to the feature map
         inside = (m > 0.5).astype(np.float32)
         weights = np.stack([inside, 1.0 - inside])
-    say("stylising")
-    out = _transfer(vgg_params, decoder_params, jnp.asarray(content)[None], s_mean, s_std,
-                    jnp.float32(alpha), jnp.asarray(weights))
+    band = None
+    if needs_tiling(tile, h * w, BYTES_PER_PIXEL, FIXED_BYTES):
+        band = tile if isinstance(tile, int) else max(256, -(-TILE_PIXELS // w))
+    if band is None or band >= h:
+        say("stylising")
+        out = _transfer(vgg_params, decoder_params, jnp.asarray(content)[None], s_mean, s_std,
+                        jnp.float32(alpha), jnp.asarray(weights))
+        band = None
+    else:
+        say(f"stylising in bands of {band} rows")
+        out = _transfer_tiled(vgg_params, decoder_params, content[None], s_mean, s_std, jnp.float32(alpha),
+                              jnp.asarray(weights), band)
     out = np.clip(np.asarray(out[0]), 0.0, 1.0)
     t2 = time.perf_counter()
     if preserve_color == "luminance":
         out = _image.transfer_luminance(out, content)
     report = {"seconds": {"total": time.perf_counter() - t0, "load": t1 - t0, "stylise": t2 - t1},
               "image_size": [int(h), int(w)], "styles": k, "alpha": float(alpha),
-              "blend": blend, "mask": mask is not None, "preserve_color": preserve_color}
+              "blend": blend, "mask": mask is not None, "preserve_color": preserve_color,
+              "tile_rows": band}
     return out.astype(np.float32), report
 
 

@@ -296,7 +296,10 @@ def _cmd_adain(args):
     from .adain import adain_stylize, load_decoder
     from .compile_cache import enable_compilation_cache
 
+    from .tiling import parse_tile
+
     out = im.check_output(args.output)
+    parse_tile(args.tile)
     decoder, _ = load_decoder(args.decoder)  # every input is checked before any work or output
     if args.report:
         rp = Path(args.report).expanduser()
@@ -311,6 +314,7 @@ def _cmd_adain(args):
         enable_compilation_cache()
     say = progress_message(args) or (lambda msg: None)
     kwargs = dict(alpha=args.alpha, blend=args.style_blend, mask=mask, preserve_color=args.preserve_color,
+                  tile=args.tile,
                   size=args.size, style_size=args.style_size, decoder=decoder, vgg=args.weights)
     result, report = adain_stylize(content, styles, callback=say, **kwargs)
     im.save_image(out, result)
@@ -530,6 +534,9 @@ def build_parser():
     a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
+    a.add_argument("--tile", default=d["tile"],
+                   help="auto: a band of rows at a time when the whole image would not fit in memory (the "
+                        "same result); none; or a band height in px")
     a.add_argument("--weights", default=d["vgg"], help="VGG-19 weights file")
     _run_arguments(a)
     a.set_defaults(func=_cmd_adain)

@@ -63,7 +63,8 @@ def test_adain_options(files):
     report = json.loads(rep.read_text())
     assert report["blend"] == [0.25, 0.75] and report["alpha"] == 0.5 and report["image_size"] == [48, 40]
     r = run("adain", files / "content.png", files / "style.png", files / "style2.png", "-o", out,
-            "--decoder", dec, "--size", "32", "--mask", files / "mask.png", "--preserve-color", "luminance")
+            "--decoder", dec, "--size", "32", "--mask", files / "mask.png", "--preserve-color", "luminance",
+            "--tile", "16")
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (27, 32) and "saved" in r.stderr
 
@@ -77,6 +78,7 @@ def test_adain_options(files):
     (["content.png", "style.png", "--decoder", "missing.npz"], "does not exist"),
     (["content.png", "style.png", "--decoder", "notdecoder.npz"], "not a readable"),
     (["content.png", "style.png", "--style-blend", "1,2"], "blend weights"),
+    (["content.png", "style.png", "--tile", "huge"], "band height"),
 ])
 def test_adain_bad_input(files, args, match):
     argv = [files / a if a.endswith((".png", ".jpg", ".npz")) else a for a in args]

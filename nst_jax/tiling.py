@@ -1,0 +1,83 @@
+"""Row bands with halos: running a convolutional network on an image too big to hold at once, with exactly
+the whole image's result.
+
+A convolution's output row depends on a few input rows around it (its receptive field); a band of output
+rows therefore needs its input rows plus a *halo* above and below.  Rows of the halo near a cut are
+themselves wrong (the network pads there as if the image ended), and the wrongness spreads inwards by at
+most the receptive radius, so a halo at least that wide leaves the band's own rows exact.  Statistics
+over the whole image (instance normalisation, AdaIN's moments) are not local: they are gathered over every
+band first and the bands are then finished against them (see :func:`nst_jax.adain.adain_stylize`).
+
+``--tile auto`` tiles only when the whole image would not fit in the memory available
+(:func:`needs_tiling`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import NSTError
+
+
+def bands(height: int, band: int, halo: int, align: int = 1) -> list[tuple[int, int, int, int]]:
+    """Cover rows ``[0, height)`` with bands of ``band`` rows: ``(start, stop, lo, hi)`` = the band's own
+    rows and the rows to compute it from (the band widened by ``halo`` on each side, clipped to the image).
+    ``band`` and ``halo`` must be multiples of ``align`` (so that pooling grids line up)."""
+    if band < 1 or halo < 0:
+        raise NSTError(f"a band needs at least one row and a non-negative halo, not {band} / {halo}")
+    if band % align or halo % align:
+        raise NSTError(f"band ({band}) and halo ({halo}) must be multiples of {align}")
+    out = []
+    for start in range(0, height, band):
+        stop = min(height, start + band)
+        out.append((start, stop, max(0, start - halo), min(height, stop + halo)))
+    return out
+
+
+def available_bytes() -> int:
+    """Memory this process can still use: the device's free memory on an accelerator, else the host's
+    ``MemAvailable`` (Linux), else a conservative 4 GiB."""
+    import jax
+
+    dev = jax.devices()[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def parse_tile(text) -> str | int:
+    """``"auto"``, ``"none"`` or a band height in pixels (a positive integer)."""
+    if text in (None, "auto", "none"):
+        return text or "auto"
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise NSTError(f"tile must be 'auto', 'none' or a band height in pixels, not {text!r}") from None
+    if value < 1:
+        raise NSTError(f"a tile band needs at least 1 px, not {value}")
+    return value
+
+
+def needs_tiling(tile, pixels: int, bytes_per_pixel: float, fixed_bytes: float = 0.0) -> bool:
+    """Whether to tile: always for a band height, never for ``"none"``; for ``"auto"`` when the whole image's
+    estimated peak (``fixed + pixels * bytes_per_pixel``) exceeds half the memory available."""
+    if tile == "none":
+        return False
+    if tile == "auto":
+        return fixed_bytes + pixels * bytes_per_pixel > 0.5 * available_bytes()
+    return True
+
+
+__all__ = ["available_bytes", "bands", "needs_tiling", "parse_tile"]
