@@ -295,7 +295,6 @@ def _cmd_adain(args):
     from . import image as im
     from .adain import adain_stylize, load_decoder
     from .compile_cache import enable_compilation_cache
-
     from .tiling import parse_tile
 
     out = im.check_output(args.output)

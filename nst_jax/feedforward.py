@@ -604,8 +604,8 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
         raise NSTError("a conditional network needs at least two styles")
     images, names = [], []
     for s in paths:
-        if isinstance(s, (str, os.PathLike)):
-            names.append(Path(s).stem)
+        if isinstance(s, (str, os.PathLike)):  # a conditional network's styles are chosen by name: no spaces
+            names.append(Path(s).stem.replace(" ", "_").replace("-", "_") if many else Path(s).stem)
             images.append(_image.load_image(s))
         else:
             names.append("style" if not many else f"style{len(names)}")
