@@ -350,6 +350,9 @@ def _cmd_fast(args):
         raise NSTError("give one or more content images (or --list)")
     if args.output is None:
         raise NSTError("give -o OUT (a file for one image, a folder for several)")
+    from .tiling import parse_tile
+
+    parse_tile(args.tile)
     params, meta = load_model(args.model)  # every input is checked before any work or output
     style = None
     if args.style:
@@ -375,7 +378,7 @@ def _cmd_fast(args):
         enable_compilation_cache()
     say = progress_message(args) or (lambda msg: None)
     results, report = fast_stylize(contents, (params, meta), style=style, size=args.size,
-                                   preserve_color=args.preserve_color, callback=say)
+                                   preserve_color=args.preserve_color, tile=args.tile, callback=say)
     for path, img in zip(targets, results, strict=True):
         im.save_image(path, img)
         say(f"saved {path}")
@@ -555,6 +558,9 @@ def build_parser():
     ff.add_argument("--size", type=_size_or_none, default=d["size"],
                     help="longest side in px; 'none' keeps the original")
     ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
+    ff.add_argument("--tile", default=d["tile"],
+                    help="auto: one layer and a band of rows at a time when the whole image would not fit in "
+                         "memory (the same result); none; or a band height in px")
     ff.add_argument("--list", action="store_true", help="list the shipped models")
     _run_arguments(ff, report=False)
     ff.set_defaults(func=_cmd_fast)

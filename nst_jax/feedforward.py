@@ -363,18 +363,126 @@ def style_mix(styles: list[str], spec) -> np.ndarray:
 
 _apply_jit = jax.jit(apply_net)
 
+# --- tiled inference (nst_jax.tiling): one layer at a time over the whole image, a band of rows at a time
+
+BYTES_PER_PIXEL = 560  # whole-image peak: 2.7 GB at 2048 x 2048, 9.4 GB at 4096 x 4096 on XLA:CPU
+FIXED_BYTES = 500 << 20
+TILE_PIXELS = 2 << 20  # about this many output pixels per band
+
+
+def _reflect(idx: np.ndarray, n: int) -> np.ndarray:
+    """Reflection padding's row indices (``jnp.pad(mode="reflect")``) for rows ``idx`` of ``n``."""
+    idx = np.abs(idx)
+    return np.where(idx >= n, 2 * (n - 1) - idx, idx)
+
+
+@functools.partial(jax.jit, static_argnames=("stride", "up"))
+def _band_conv(x, kernel, bias, *, stride: int, up: bool):
+    """One ConvLayer on a band whose rows (with the row padding or halo) were gathered already: columns
+    upsampled if ``up``, reflection-padded, then the VALID convolution over rows and columns."""
+    if up:
+        x = jnp.repeat(x, 2, axis=2)
+    p = kernel.shape[0] // 2
+    x = jnp.pad(x, ((0, 0), (0, 0), (p, p), (0, 0)), mode="reflect")
+    return _valid_conv(x, kernel, stride) + bias
+
+
+def _conv_stage(x: np.ndarray, layer: dict, stride: int = 1, up: bool = False,
+                band_pixels: int = TILE_PIXELS) -> np.ndarray:
+    """``ConvLayer`` (after 2x nearest upsampling if ``up``) over a whole activation held in host memory,
+    a band of output rows at a time; each band gathers exactly the input rows its outputs see (reflected
+    at the image's edges), so every row equals the whole-image convolution's."""
+    kernel, bias = layer["kernel"], layer["bias"]
+    k = kernel.shape[0]
+    p = k // 2
+    rows = 2 * x.shape[1] if up else x.shape[1]
+    height = (rows + 2 * p - k) // stride + 1
+    width = 2 * x.shape[2] if up else (x.shape[2] + 2 * p - k) // stride + 1
+    n = min(height, max(8, band_pixels // max(1, width)))
+    out = None
+    starts = list(range(0, height - n, n)) + [height - n]  # equal bands: one compiled shape per layer
+    for a in starts:
+        if up:
+            idx = _reflect(np.arange(a - p, a + n + p), rows) // 2
+        else:
+            idx = _reflect(np.arange(a * stride - p, (a + n - 1) * stride + k - p), rows)
+        y = np.asarray(_band_conv(jnp.asarray(x[:, idx]), kernel, bias, stride=stride, up=up))
+        if out is None:
+            out = np.empty((x.shape[0], height) + y.shape[2:], np.float32)
+        out[:, a:a + n] = y
+    return out
+
+
+def _norm_stage(x: np.ndarray, scale, bias, relu: bool, skip: np.ndarray | None = None,
+                band_pixels: int = TILE_PIXELS) -> np.ndarray:
+    """Instance normalisation of a whole activation in place, its statistics over every row (float64),
+    then ReLU or a residual sum, a band at a time."""
+    n = max(1, band_pixels // max(1, x.shape[2]))
+    count = x.shape[1] * x.shape[2]
+    total = sum(x[:, a:a + n].sum(axis=(1, 2), dtype=np.float64) for a in range(0, x.shape[1], n))
+    mean = total / count
+    sq = sum(((x[:, a:a + n] - mean[:, None, None]) ** 2).sum(axis=(1, 2)) for a in range(0, x.shape[1], n))
+    var = sq / count
+    gain = (np.asarray(scale, np.float64) / np.sqrt(var + EPS))[:, None, None].astype(np.float32)
+    shift = (np.asarray(bias, np.float64) - mean * gain[:, 0, 0])[:, None, None].astype(np.float32)
+    for a in range(0, x.shape[1], n):
+        band = x[:, a:a + n] * gain + shift
+        if relu:
+            np.maximum(band, 0.0, out=band)
+        if skip is not None:
+            band += skip[:, a:a + n]
+        x[:, a:a + n] = band
+    return x
+
+
+def apply_net_tiled(params, images, style=None, band_rows: int | None = None) -> np.ndarray:
+    """:func:`apply_net` one layer at a time over the whole image (held in host memory), each layer a band
+    of rows at a time, each instance normalisation's statistics over the whole image: the same result
+    (up to float rounding) with a peak of about two layers' activations instead of the whole network's.
+    ``band_rows``: rows of the image per band (lower-resolution layers take as many pixels per band);
+    default: about ``TILE_PIXELS`` pixels."""
+    h, w = images.shape[1:3]
+    x = np.asarray(pad_to_multiple(jnp.asarray(images, jnp.float32), MULTIPLE))
+    px = TILE_PIXELS if band_rows is None else max(1, band_rows) * x.shape[2]
+    conv = functools.partial(_conv_stage, band_pixels=px)
+    mix = None
+    if num_styles(params):
+        mix = np.broadcast_to(np.asarray(style, np.float32), (len(x), num_styles(params)))
+
+    def norm(p, y, relu=True, skip=None):
+        scale, bias = np.asarray(p["scale"]), np.asarray(p["bias"])
+        if mix is not None:  # one (scale, bias) per image: the mix of its styles'
+            scale, bias = mix @ scale, mix @ bias
+        shape = (len(y), scale.shape[-1])
+        return _norm_stage(y, np.broadcast_to(scale, shape), np.broadcast_to(bias, shape), relu, skip, px)
+
+    y = norm(params["in1"], conv(x, params["conv1"]))
+    y = norm(params["in2"], conv(y, params["conv2"], stride=2))
+    y = norm(params["in3"], conv(y, params["conv3"], stride=2))
+    for i in range(1, 6):
+        r = params[f"res{i}"]
+        z = norm(r["in1"], conv(y, r["conv1"]))
+        y = norm(r["in2"], conv(z, r["conv2"]), relu=False, skip=y)
+    y = norm(params["in4"], conv(y, params["up1"], up=True))
+    y = norm(params["in5"], conv(y, params["up2"], up=True))
+    return conv(y, params["out"])[:, :h, :w]
+
 
 def fast_stylize(contents, model="starry_night", *, style=None, size: int | None = 512,
-                 preserve_color: str | None = None, callback=None):
+                 preserve_color: str | None = None, tile="auto", callback=None):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
     ``model``: a shipped model or style name, a ``.npz`` path, parameters, or ``(params, meta)``.
     ``style`` (conditional networks): a style name, an index or ``{name: weight}`` (see :func:`style_mix`);
     a shipped style name given as ``model`` chooses its style itself.  Images that have the same shape after
-    resizing (``size``: longest side, ``None`` keeps it) run as one batch.  Returns ``(images, report)``: a
-    list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a single array was given).
+    resizing (``size``: longest side, ``None`` keeps it) run as one batch.  ``tile``: ``"auto"`` (one layer
+    and a band of rows at a time, :func:`apply_net_tiled`, when the whole batch would not fit in half the
+    memory available), ``"none"``, or a band height in px.  Returns ``(images, report)``: a list of
+    ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a single array was given).
     """
     import time
+
+    from .tiling import needs_tiling, parse_tile
 
     t0 = time.perf_counter()
     say = callback or (lambda msg: None)
@@ -384,6 +492,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
         raise NSTError("no content images given")
     if preserve_color not in (None, "luminance", "histogram"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    tile = parse_tile(tile)
     if isinstance(model, dict):
         params, meta = model, {}
     elif isinstance(model, tuple):
@@ -408,11 +517,18 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     for i, r in enumerate(resized):
         groups.setdefault(r.shape, []).append(i)
     outs: list = [None] * len(items)
+    tiled = False
     t1 = time.perf_counter()
     for shape, idx in groups.items():
         say(f"stylising {len(idx)} image(s) of {shape[1]}x{shape[0]}")
-        batch = jnp.asarray(np.stack([resized[i] for i in idx]))
-        y = np.clip(np.asarray(_apply_jit(params, batch, mix)), 0.0, 1.0)
+        batch = np.stack([resized[i] for i in idx])
+        if needs_tiling(tile, batch.shape[0] * shape[0] * shape[1], BYTES_PER_PIXEL, FIXED_BYTES):
+            say(f"one layer at a time, in bands of {tile if isinstance(tile, int) else 'about 2 Mpx'}")
+            y = apply_net_tiled(params, batch, mix, tile if isinstance(tile, int) else None)
+            tiled = True
+        else:
+            y = _apply_jit(params, jnp.asarray(batch), mix)
+        y = np.clip(np.asarray(y), 0.0, 1.0)
         for j, i in enumerate(idx):
             out = y[j]
             if preserve_color == "luminance":
@@ -421,7 +537,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
                 out = _image.match_histogram(out, resized[i])
             outs[i] = out.astype(np.float32)
     report = {"seconds": {"total": time.perf_counter() - t0, "stylise": time.perf_counter() - t1},
-              "images": len(items), "batches": len(groups),
+              "images": len(items), "batches": len(groups), "tiled": tiled,
               "sizes": [list(o.shape[:2]) for o in outs]}
     return (outs[0] if single else outs), report
 
@@ -637,7 +753,7 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
                  log=log)
 
 
-__all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "conditional_from", "count_params",
-           "fast_stylize", "init_net", "instance_norm", "load_model", "model_styles", "num_styles",
-           "perceptual_loss", "photo_style_distance", "save_model", "shipped_models", "shipped_styles",
-           "style_mix", "style_targets", "train_fast"]
+__all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "apply_net_tiled", "conditional_from",
+           "count_params", "fast_stylize", "init_net", "instance_norm", "load_model", "model_styles",
+           "num_styles", "perceptual_loss", "photo_style_distance", "save_model", "shipped_models",
+           "shipped_styles", "style_mix", "style_targets", "train_fast"]

@@ -385,14 +385,15 @@ def test_train_conditional_fast_network_cli(tmp_path, model_file):
     assert F.num_styles(params) == 2 and meta["styles"] == ["wave", "sky"]
     assert [m["model"] for m in meta["task_config"]["init_from"]] == [str(model_file)] * 2
     photo = photos / "0.jpg"
-    for style in (["sky"], ["wave=0.5", "sky=0.5"]):
+    for style, tile in ((["sky"], "auto"), (["wave=0.5", "sky=0.5"], "8")):
         r = run("fast", photo, "-o", tmp_path / "out.png", "--model", tmp_path / "run" / "model.npz",
-                "--style", *style, "--size", "32")
+                "--style", *style, "--size", "32", "--tile", tile)
         assert r.returncode == 0, r.stderr
     for bad, match in ((["--model", tmp_path / "run" / "model.npz"], "choose with --style"),
                        (["--model", tmp_path / "run" / "model.npz", "--style", "sea"], "no style 'sea'"),
                        (["--model", tmp_path / "run" / "model.npz", "--style", "sky=x"], "NAME=WEIGHT"),
-                       (["--model", model_file, "--style", "sky"], "paints one style")):
+                       (["--model", model_file, "--style", "sky"], "paints one style"),
+                       (["--model", model_file, "--tile", "wide"], "band height")):
         r = run("fast", photo, "-o", tmp_path / "bad.png", "--size", "32", *bad)
         assert_clean_error(r, match)
         assert not (tmp_path / "bad.png").exists()
