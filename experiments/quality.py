@@ -75,7 +75,9 @@ def command(method, photo, painting, out, a):
             model = painting.replace("-", "_") if painting.replace("-", "_") in shipped_models() else None
         if model is None:
             return None
-        return nst + ["fast", p, "--model", model, "-o", out, "--size", size, "--quiet"]
+        model, _, style = model.partition("@")  # MODEL@STYLE: one style of a conditional network
+        extra = ["--style", style] if style else []
+        return nst + ["fast", p, "--model", model, "-o", out, "--size", size, "--quiet"] + extra
     if method == "gatys":
         if a.gatys_photos is not None and photo not in a.gatys_photos:
             return None
@@ -123,7 +125,7 @@ def main():
     ap.add_argument("--gatys-photos", nargs="+", default=None,
                     help="run Gatys (minutes per pair at 512 px on a CPU) on these photos only")
     ap.add_argument("--decoder", help="AdaIN decoder .npz (default: the shipped one)")
-    ap.add_argument("--fast-model", nargs="*", default=[], metavar="PAINTING=MODEL",
+    ap.add_argument("--fast-model", nargs="*", default=[], metavar="PAINTING=MODEL[@STYLE]",
                     help="fast network per painting (default: the shipped network of that name)")
     ap.add_argument("--out-dir", default="/tmp/nst_quality", help="full-size outputs")
     ap.add_argument("--reuse", action="store_true",
