@@ -182,6 +182,7 @@ def _cmd_stylize(args):
                   style_blend=args.style_blend, style_scale=args.style_scale,
                   preserve_color=args.preserve_color, scales=args.scales, seed=args.seed,
                   learning_rate=args.learning_rate, history=args.history, remat=args.remat,
+                  devices=args.devices,
                   weights=args.weights,
                   callback=callback, save_every=args.save_every)
     try:
@@ -514,6 +515,9 @@ def build_parser():
                    help=f"L-BFGS memory: pairs kept, each 24 bytes per pixel (default: "
                         f"{_defaults(lbfgs)['history']}; lbfgsb: {_defaults(lbfgsb)['history']})"
                         + _NO_DEFAULT)
+    s.add_argument("--devices", default=d["devices"],
+                   help="N or all: split the image (and the L-BFGS history) by rows across N devices; the "
+                        "same result, about 1/N of the memory on each (default: one device)" + _NO_DEFAULT)
     s.add_argument("--remat", action="store_true",
                    help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],

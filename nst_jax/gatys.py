@@ -146,23 +146,57 @@ HISTORY = solvers.HISTORY
 REJECT_FACTOR = math.inf
 
 
-def _init(params, targets, weights, x, *, cfg, solver):
+def _split_rows(tree, image_shape, rows):
+    """Every leaf shaped like the image (or a stack of images: the L-BFGS history) split by rows across
+    the devices of ``rows`` (a NamedSharding of the image); the rest left to XLA."""
+    if rows is None:
+        return tree
+
+    def constrain(a):
+        if a.ndim >= 4 and a.shape[-4:] == tuple(image_shape):
+            spec = jax.sharding.PartitionSpec(*([None] * (a.ndim - 3)), "rows")
+            return jax.lax.with_sharding_constraint(a, jax.sharding.NamedSharding(rows.mesh, spec))
+        return a
+
+    return jax.tree_util.tree_map(constrain, tree)
+
+
+def _init(params, targets, weights, x, *, cfg, solver, rows=None):
     """A solver state at ``x`` with nothing evaluated (no evaluation here, so the objective is
     compiled once, in the chunk program); the chunk's first step evaluates at ``x``."""
     aux = jax.eval_shape(lambda: gatys_loss(params, x, targets, weights, cfg)[1])
-    return solver.init(x * solver.scale, aux)
+    return _split_rows(solver.init(x * solver.scale, aux), x.shape, rows)
 
 
-def _chunk(params, targets, weights, x, state, n, *, cfg, solver):
+def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
     scale = solver.scale
     vg = jax.value_and_grad(lambda y: gatys_loss(params, y * (1.0 / scale), targets, weights, cfg),
                             has_aux=True)
 
     def body(_, carry):
-        return solver.step(vg, *carry)
+        return _split_rows(solver.step(vg, *carry), x.shape, rows)
 
     y, state = jax.lax.fori_loop(0, n, body, (x * scale, state))
     return y * (1.0 / scale), state
+
+
+def row_sharding(devices) -> jax.sharding.NamedSharding | None:
+    """``devices`` (``None``/1: one device; N; ``"all"``) as the sharding that splits an image's rows
+    across the first N devices (``None`` for one)."""
+    available = jax.devices()
+    if devices in (None, 1, "1"):
+        return None
+    n = len(available) if devices == "all" else devices
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise NSTError(f"devices must be a number or 'all', not {devices!r}") from None
+    if n < 1 or n > len(available):
+        raise NSTError(f"{n} devices asked for, {len(available)} available ({available[0].platform})")
+    if n == 1:
+        return None
+    mesh = jax.sharding.Mesh(np.asarray(available[:n]), ("rows",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "rows"))
 
 
 def solver_for(optimizer, learning_rate=None, history=None) -> solvers.Solver:
@@ -188,8 +222,9 @@ class _Programs:
         self.compiles = 0
 
     def get(self, fn, static: dict, *args, donate=()):
-        key = (fn.__name__, tuple(sorted(static.items())),
-               tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(args)),
+        key = (fn.__name__, tuple(sorted(static.items(), key=lambda kv: kv[0])),
+               tuple((a.shape, str(a.dtype), str(getattr(a, "sharding", "")))
+                     for a in jax.tree_util.tree_leaves(args)),
                str(jax.tree_util.tree_structure(args)))
         exe = self._cache.get(key)
         if exe is None:
@@ -210,15 +245,21 @@ def _chunk_bounds(iters: int, save_every: int | None) -> list[int]:
 
 
 def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solvers.Solver,
-             callback=None, save_every=None, scale=(1, 1), t0=None):
+             callback=None, save_every=None, scale=(1, 1), t0=None, rows=None):
     """Run ``iters`` iterations of ``solver`` (:mod:`nst_jax.solvers`) from ``x0`` (1, H, W, 3).
 
-    Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations, compile and optimise seconds.
-    On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
+    ``rows``: a :func:`row_sharding`: the image, and every solver array shaped like it, split by rows
+    across its devices; XLA partitions the convolutions (exchanging halo rows) and sums the Gram
+    matrices across devices.  Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations,
+    compile and optimise seconds.  On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
     """
     t0 = time.perf_counter() if t0 is None else t0
     x = jnp.asarray(x0, jnp.float32)
-    static = {"cfg": cfg, "solver": solver}
+    if rows is not None:
+        replicated = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
+        x = jax.device_put(x, rows)
+        params, targets, weights = jax.device_put((params, targets, weights), replicated)
+    static = {"cfg": cfg, "solver": solver, "rows": rows}
     tc = time.perf_counter()
     init = PROGRAMS.get(_init, static, params, targets, weights, x)
     state = init(params, targets, weights, x)
@@ -278,6 +319,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
             preserve_color: str | None = None, scales: int = 1, seed: int = 0,
             learning_rate: float | None = None, history: int | None = None, remat: bool = False, weights=None,
+            devices=None,
             callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
     """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
 
@@ -307,6 +349,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         Measured on XLA:CPU it does not lower the peak for this objective (see BENCHMARKS.md):
         the L-BFGS history and the first block's activations dominate.
       weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
+      devices: ``None`` or 1 (one device), N or ``"all"``: the image and the solver's history split by
+        rows across N devices (:func:`row_sharding`); each scale's height must be a multiple of N.
       callback: receives an :class:`Iterate` after every chunk of iterations.
       save_every: also pass the current image to the callback every this many iterations.
 
@@ -326,6 +370,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     if save_every is not None and save_every < 1:
         raise NSTError(f"save-every must be at least 1, not {save_every}")
     solver = solver_for(optimizer, learning_rate, history)
+    rows = row_sharding(devices)
     if preserve_color not in (None, "luminance", "histogram"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
     content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
@@ -358,6 +403,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
            "tv": jnp.float32(tv_weight), "style_layers": jnp.asarray(style_layer_weights, jnp.float32)}
 
     report = {"method": "gatys", "optimizer": solver.name, "solver_settings": dict(solver.settings),
+              "devices": 1 if rows is None else rows.mesh.size,
               "iterations_per_scale": iters,
               "scales": [], "evaluations": 0, "compile_seconds": 0.0, "optimize_seconds": 0.0}
     x = None
@@ -369,6 +415,10 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         if min(min(t.shape[1:3]) for t in s) < need:
             raise NSTError(f"a style image is too small after scaling; it needs at least {need} px "
                            "on its shorter side (raise --style-scale)")
+        if rows is not None and shape[0] % rows.mesh.size:
+            n = rows.mesh.size
+            raise NSTError(f"split across {n} devices, each scale's height must be a multiple of {n}; "
+                           f"this one is {shape[0]} px: choose another --size")
         targets = _targets_jit(params, c, s, blend, cfg)
         if x is None:
             x0 = _initial_image(init, c, s[0], seed)
@@ -376,7 +426,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             x0 = im.resize(np.asarray(x[0]), shape)[None]
         try:
             x, info = optimize(params, x0, targets, wts, cfg, iters, solver, callback, save_every,
-                               (k, len(sizes)), t0)
+                               (k, len(sizes)), t0, rows)
         except StylizeInterrupted as e:
             out = im.preserve_color(preserve_color, content, stylised=e.image)
             raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None

@@ -98,6 +98,8 @@ def test_bad_style_output_and_weights(files, tmp_path):
                            "--history", "5"), "does not take history")
     assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--learning-rate", "0.1"),
                        "does not take learning rate")
+    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--devices", "64"),
+                       "64 devices asked for")
     assert not (tmp_path / "o.png").exists()
 
 

@@ -1,0 +1,84 @@
+"""Gatys split by rows across devices (jax.sharding): 4 forced host devices in a subprocess, against the
+same run on one device."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import shared_image
+
+SCRIPT = r"""
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from nst_jax import gatys, image as im, solvers
+from nst_jax.errors import NSTError
+content, style = im.load_image(sys.argv[1]), im.load_image(sys.argv[2])
+out = {"devices": len(jax.devices())}
+runs = {}
+for d in (1, 4):
+    img, rep = gatys.stylize(content, style, size=128, iters=3, devices=d)
+    runs[d] = (img, rep)
+out["loss"] = [runs[1][1]["loss"], runs[4][1]["loss"]]
+out["max_diff"] = float(np.abs(runs[1][0] - runs[4][0]).max())
+out["report_devices"] = runs[4][1]["devices"]
+# the L-BFGS history is split by rows like the image
+rows = gatys.row_sharding(4)
+x = jax.device_put(jnp.zeros((1, 48, 64, 3)), rows)
+params = gatys.with_winograd(gatys.vgg19_params())
+c = jnp.asarray(im.resize(content, (48, 64)))[None]
+cfg = gatys.Config()
+targets = gatys._targets_jit(params, c, [c], [1.0], cfg)
+w = {"content": jnp.float32(5), "style": jnp.float32(100), "tv": jnp.float32(5e-4),
+     "style_layers": jnp.ones(5, jnp.float32)}
+rep = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
+params, targets, w = jax.device_put((params, targets, w), rep)
+init = gatys.PROGRAMS.get(gatys._init, {"cfg": cfg, "solver": solvers.lbfgs(history=3), "rows": rows},
+                          params, targets, w, x)
+state = init(params, targets, w, x)
+out["history_spec"] = str(state.s_history.sharding.spec)
+# the objective and its gradient at one point: split by rows, and whole
+xs = jax.device_put(c + 0.1 * jnp.sin(jnp.arange(64.0))[None, None, :, None], rows)
+vg = jax.jit(jax.value_and_grad(lambda y, p, t, w: gatys.gatys_loss(p, y, t, w, cfg)[0]))
+v4, g4 = vg(xs, params, targets, w)
+one = jax.devices()[0]
+v1, g1 = vg(*jax.device_put((xs, params, targets, w), one))
+out["grad_spec"] = str(g4.sharding.spec)
+out["value_rel"] = float(abs(float(v4) / float(v1) - 1))
+out["grad_rel"] = float(jnp.linalg.norm(jax.device_put(g4, one) - g1) / jnp.linalg.norm(g1))
+out["history_shard_rows"] = [s.data.shape[2] for s in state.s_history.addressable_shards]
+errors = []
+for kw in ({"devices": 8}, {"devices": "many"}, {"devices": 4, "size": 66}):
+    try:
+        gatys.stylize(content, style, iters=1, **{"size": 64, **kw})
+    except NSTError as e:
+        errors.append(str(e))
+out["errors"] = errors
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(shared_image("golden_gate.jpg") is None, reason="needs ../shared/images")
+def test_four_devices_give_the_one_device_result():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(shared_image("golden_gate.jpg")),
+                        str(shared_image("starry_night.jpg"))], capture_output=True, text=True, env=env,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 4 and out["report_devices"] == 4
+    # the objective and its gradient, split by rows: the whole image's (float32 summation order aside)
+    assert out["value_rel"] < 1e-5 and out["grad_rel"] < 1e-5, out
+    assert out["grad_spec"].endswith("(None, 'rows')"), out["grad_spec"]
+    # three L-BFGS iterations end to end (longer runs drift apart by float rounding amplified by the
+    # first, large L-BFGS steps: 5e-5 in loss after 10 iterations at 256 px, BENCHMARKS.md)
+    one, four = out["loss"]
+    assert abs(four / one - 1) < 1e-4, (one, four)
+    assert out["max_diff"] < 2 / 255, out["max_diff"]
+    assert out["history_spec"].endswith("(None, None, 'rows')"), out["history_spec"]
+    assert out["history_shard_rows"] == [12, 12, 12, 12]  # 48 rows, a quarter on each device
+    assert "8 devices asked for, 4 available" in out["errors"][0]
+    assert "a number or 'all'" in out["errors"][1]
+    assert "multiple of 4" in out["errors"][2]
