@@ -308,7 +308,7 @@ def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, m
 
 def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float] | None = None,
                   mask=None, preserve_color: str | None = None, size: int | None = 512,
-                  style_size: int | None = 512, decoder=None, vgg=None, tile="auto",
+                  style_size: int | None = 512, decoder=None, vgg=None, tile="auto", devices=None,
                   callback: Callable[[str], None] | None = None):
     """Stylise one image with AdaIN.
 
@@ -331,6 +331,8 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
       tile: ``"auto"`` (a band of rows at a time when the whole image would not fit in the memory
         available), ``"none"``, or a band height in px; tiled results equal the whole image's
         (:mod:`nst_jax.tiling`).
+      devices: N or ``"all"``: the content split by rows across N devices instead
+        (:func:`nst_jax.tiling.row_sharding`; its height after resizing must be a multiple of N).
       callback: receives short progress messages.
 
     Returns:
@@ -360,9 +362,10 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
     if preserve_color not in (None, "histogram", "luminance"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
-    from .tiling import needs_tiling, parse_tile
+    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows
 
     tile = parse_tile(tile)
+    rows = row_sharding(devices)
 
     content = _image.resize_longest(np.asarray(content, np.float32), size)
     if min(content.shape[:2]) < MULTIPLE:
@@ -400,13 +403,17 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         inside = (m > 0.5).astype(np.float32)
         weights = np.stack([inside, 1.0 - inside])
     band = None
-    if needs_tiling(tile, h * w, BYTES_PER_PIXEL, FIXED_BYTES):
+    if rows is None and needs_tiling(tile, h * w, BYTES_PER_PIXEL, FIXED_BYTES):
         band = tile if isinstance(tile, int) else max(256, -(-TILE_PIXELS // w))
-    if band is None or band >= h:
+        band = band if band < h else None
+    if rows is not None:
+        say(f"stylising across {rows.mesh.size} devices")
+        out = _transfer(*replicate((vgg_params, decoder_params), rows), shard_rows(content[None], rows),
+                        *replicate((s_mean, s_std, jnp.float32(alpha), jnp.asarray(weights)), rows))
+    elif band is None:
         say("stylising")
         out = _transfer(vgg_params, decoder_params, jnp.asarray(content)[None], s_mean, s_std,
                         jnp.float32(alpha), jnp.asarray(weights))
-        band = None
     else:
         say(f"stylising in bands of {band} rows")
         out = _transfer_tiled(vgg_params, decoder_params, content[None], s_mean, s_std, jnp.float32(alpha),
@@ -418,7 +425,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
     report = {"seconds": {"total": time.perf_counter() - t0, "load": t1 - t0, "stylise": t2 - t1},
               "image_size": [int(h), int(w)], "styles": k, "alpha": float(alpha),
               "blend": blend, "mask": mask is not None, "preserve_color": preserve_color,
-              "tile_rows": band}
+              "tile_rows": band, "devices": 1 if rows is None else rows.mesh.size}
     return out.astype(np.float32), report
 
 

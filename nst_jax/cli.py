@@ -314,7 +314,7 @@ def _cmd_adain(args):
         enable_compilation_cache()
     say = progress_message(args) or (lambda msg: None)
     kwargs = dict(alpha=args.alpha, blend=args.style_blend, mask=mask, preserve_color=args.preserve_color,
-                  tile=args.tile,
+                  tile=args.tile, devices=args.devices,
                   size=args.size, style_size=args.style_size, decoder=decoder, vgg=args.weights)
     result, report = adain_stylize(content, styles, callback=say, **kwargs)
     im.save_image(out, result)
@@ -379,7 +379,8 @@ def _cmd_fast(args):
         enable_compilation_cache()
     say = progress_message(args) or (lambda msg: None)
     results, report = fast_stylize(contents, (params, meta), style=style, size=args.size,
-                                   preserve_color=args.preserve_color, tile=args.tile, callback=say)
+                                   preserve_color=args.preserve_color, tile=args.tile, devices=args.devices,
+                                   callback=say)
     for path, img in zip(targets, results, strict=True):
         im.save_image(path, img)
         say(f"saved {path}")
@@ -540,6 +541,9 @@ def build_parser():
     a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
+    a.add_argument("--devices", default=d["devices"],
+                   help="N or all: split the picture by rows across N devices (default: one device)"
+                        + _NO_DEFAULT)
     a.add_argument("--tile", default=d["tile"],
                    help="auto: a band of rows at a time when the whole image would not fit in memory (the "
                         "same result); none; or a band height in px")
@@ -562,6 +566,9 @@ def build_parser():
     ff.add_argument("--size", type=_size_or_none, default=d["size"],
                     help="longest side in px; 'none' keeps the original")
     ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
+    ff.add_argument("--devices", default=d["devices"],
+                    help="N or all: split each batch by rows across N devices (default: one device)"
+                         + _NO_DEFAULT)
     ff.add_argument("--tile", default=d["tile"],
                     help="auto: one layer and a band of rows at a time when the whole image would not fit in "
                          "memory (the same result); none; or a band height in px")

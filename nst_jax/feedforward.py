@@ -471,7 +471,7 @@ def apply_net_tiled(params, images, style=None, band_rows: int | None = None) ->
 
 
 def fast_stylize(contents, model="starry_night", *, style=None, size: int | None = 512,
-                 preserve_color: str | None = None, tile="auto", callback=None):
+                 preserve_color: str | None = None, tile="auto", devices=None, callback=None):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
     ``model``: a shipped model or style name, a ``.npz`` path, parameters, or ``(params, meta)``.
@@ -479,12 +479,14 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     a shipped style name given as ``model`` chooses its style itself.  Images that have the same shape after
     resizing (``size``: longest side, ``None`` keeps it) run as one batch.  ``tile``: ``"auto"`` (one layer
     and a band of rows at a time, :func:`apply_net_tiled`, when the whole batch would not fit in half the
-    memory available), ``"none"``, or a band height in px.  Returns ``(images, report)``: a list of
+    memory available), ``"none"``, or a band height in px.  ``devices`` (N or ``"all"``): each batch split
+    by rows across N devices instead (:func:`nst_jax.tiling.row_sharding`; the height after resizing must
+    be a multiple of N).  Returns ``(images, report)``: a list of
     ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a single array was given).
     """
     import time
 
-    from .tiling import needs_tiling, parse_tile
+    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows
 
     t0 = time.perf_counter()
     say = callback or (lambda msg: None)
@@ -495,6 +497,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     if preserve_color not in (None, "luminance", "histogram"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
     tile = parse_tile(tile)
+    rows = row_sharding(devices)
     if isinstance(model, dict):
         params, meta = model, {}
     elif isinstance(model, tuple):
@@ -524,7 +527,9 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     for shape, idx in groups.items():
         say(f"stylising {len(idx)} image(s) of {shape[1]}x{shape[0]}")
         batch = np.stack([resized[i] for i in idx])
-        if needs_tiling(tile, batch.shape[0] * shape[0] * shape[1], BYTES_PER_PIXEL, FIXED_BYTES):
+        if rows is not None:
+            y = _apply_jit(replicate(params, rows), shard_rows(batch, rows), replicate(mix, rows))
+        elif needs_tiling(tile, batch.shape[0] * shape[0] * shape[1], BYTES_PER_PIXEL, FIXED_BYTES):
             rows = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
             say(f"one layer at a time, in bands of {rows} rows")
             y = apply_net_tiled(params, batch, mix, tile if isinstance(tile, int) else None)
@@ -541,6 +546,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
             outs[i] = out.astype(np.float32)
     report = {"seconds": {"total": time.perf_counter() - t0, "stylise": time.perf_counter() - t1},
               "images": len(items), "batches": len(groups), "tiled": tiled,
+              "devices": 1 if rows is None else rows.mesh.size,
               "sizes": [list(o.shape[:2]) for o in outs]}
     return (outs[0] if single else outs), report
 

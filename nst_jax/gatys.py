@@ -54,6 +54,7 @@ from . import image as im
 from . import solvers
 from .errors import NSTError
 from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .tiling import replicate, row_sharding
 from .vgg import check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
 CONTENT_LAYERS = ("relu4_2",)
@@ -180,25 +181,6 @@ def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
     return y * (1.0 / scale), state
 
 
-def row_sharding(devices) -> jax.sharding.NamedSharding | None:
-    """``devices`` (``None``/1: one device; N; ``"all"``) as the sharding that splits an image's rows
-    across the first N devices (``None`` for one)."""
-    available = jax.devices()
-    if devices in (None, 1, "1"):
-        return None
-    n = len(available) if devices == "all" else devices
-    try:
-        n = int(n)
-    except (TypeError, ValueError):
-        raise NSTError(f"devices must be a number or 'all', not {devices!r}") from None
-    if n < 1 or n > len(available):
-        raise NSTError(f"{n} devices asked for, {len(available)} available ({available[0].platform})")
-    if n == 1:
-        return None
-    mesh = jax.sharding.Mesh(np.asarray(available[:n]), ("rows",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "rows"))
-
-
 def solver_for(optimizer, learning_rate=None, history=None) -> solvers.Solver:
     """``optimizer``: a :class:`nst_jax.solvers.Solver`, or a name with its settings."""
     if isinstance(optimizer, solvers.Solver):
@@ -248,17 +230,16 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
              callback=None, save_every=None, scale=(1, 1), t0=None, rows=None):
     """Run ``iters`` iterations of ``solver`` (:mod:`nst_jax.solvers`) from ``x0`` (1, H, W, 3).
 
-    ``rows``: a :func:`row_sharding`: the image, and every solver array shaped like it, split by rows
-    across its devices; XLA partitions the convolutions (exchanging halo rows) and sums the Gram
+    ``rows``: a :func:`nst_jax.tiling.row_sharding`: the image, and every solver array shaped like it,
+    split by rows across its devices; XLA partitions the convolutions (exchanging halo rows) and sums the Gram
     matrices across devices.  Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations,
     compile and optimise seconds.  On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
     """
     t0 = time.perf_counter() if t0 is None else t0
     x = jnp.asarray(x0, jnp.float32)
     if rows is not None:
-        replicated = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
         x = jax.device_put(x, rows)
-        params, targets, weights = jax.device_put((params, targets, weights), replicated)
+        params, targets, weights = replicate((params, targets, weights), rows)
     static = {"cfg": cfg, "solver": solver, "rows": rows}
     tc = time.perf_counter()
     init = PROGRAMS.get(_init, static, params, targets, weights, x)
@@ -350,7 +331,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         the L-BFGS history and the first block's activations dominate.
       weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
       devices: ``None`` or 1 (one device), N or ``"all"``: the image and the solver's history split by
-        rows across N devices (:func:`row_sharding`); each scale's height must be a multiple of N.
+        rows across N devices (:func:`nst_jax.tiling.row_sharding`); each scale's height must be a
+        multiple of N.
       callback: receives an :class:`Iterate` after every chunk of iterations.
       save_every: also pass the current image to the callback every this many iterations.
 

@@ -9,7 +9,9 @@ over the whole image (instance normalisation, AdaIN's moments) are not local: th
 band first and the bands are then finished against them (see :func:`nst_jax.adain.adain_stylize`).
 
 ``--tile auto`` tiles only when the whole image would not fit in the memory available
-(:func:`needs_tiling`).
+(:func:`needs_tiling`).  ``--devices N`` splits an image by rows across N devices instead
+(:func:`row_sharding`): XLA's SPMD partitioner then exchanges the halo rows and reduces the statistics
+across devices itself.
 """
 
 from __future__ import annotations
@@ -32,6 +34,51 @@ def bands(height: int, band: int, halo: int, align: int = 1) -> list[tuple[int, 
         stop = min(height, start + band)
         out.append((start, stop, max(0, start - halo), min(height, stop + halo)))
     return out
+
+
+def row_sharding(devices):
+    """``devices`` (``None``/1: one device; N; ``"all"``) as the sharding that splits an image's rows
+    across the first N devices (``None`` for one)."""
+    import jax
+    import numpy as np
+
+    available = jax.devices()
+    if devices in (None, 1, "1"):
+        return None
+    n = len(available) if devices == "all" else devices
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise NSTError(f"devices must be a number or 'all', not {devices!r}") from None
+    if n < 1 or n > len(available):
+        raise NSTError(f"{n} devices asked for, {len(available)} available ({available[0].platform})")
+    if n == 1:
+        return None
+    mesh = jax.sharding.Mesh(np.asarray(available[:n]), ("rows",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "rows"))
+
+
+def shard_rows(x, rows):
+    """``x`` (N, H, W, C) placed split by rows across ``rows``' devices (unchanged for ``None``); H must be
+    a multiple of the number of devices."""
+    if rows is None:
+        return x
+    import jax
+
+    n = rows.mesh.size
+    if x.shape[1] % n:
+        raise NSTError(f"split across {n} devices, the image's height must be a multiple of {n}; it is "
+                       f"{x.shape[1]} px: choose another --size")
+    return jax.device_put(x, rows)
+
+
+def replicate(tree, rows):
+    """``tree`` copied to every device of ``rows`` (unchanged for ``None``)."""
+    if rows is None:
+        return tree
+    import jax
+
+    return jax.device_put(tree, jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec()))
 
 
 def available_bytes() -> int:
@@ -80,4 +127,5 @@ def needs_tiling(tile, pixels: int, bytes_per_pixel: float, fixed_bytes: float =
     return True
 
 
-__all__ = ["available_bytes", "bands", "needs_tiling", "parse_tile"]
+__all__ = ["available_bytes", "bands", "needs_tiling", "parse_tile", "replicate", "row_sharding",
+           "shard_rows"]

@@ -1,5 +1,5 @@
-"""Gatys split by rows across devices (jax.sharding): 4 forced host devices in a subprocess, against the
-same run on one device."""
+"""Split by rows across devices (jax.sharding): 4 forced host devices in a subprocess, against the same
+run on one device, for Gatys (objective, gradient, a few L-BFGS iterations), AdaIN and the fast networks."""
 
 import json
 import os
@@ -49,6 +49,15 @@ out["grad_spec"] = str(g4.sharding.spec)
 out["value_rel"] = float(abs(float(v4) / float(v1) - 1))
 out["grad_rel"] = float(jnp.linalg.norm(jax.device_put(g4, one) - g1) / jnp.linalg.norm(g1))
 out["history_shard_rows"] = [s.data.shape[2] for s in state.s_history.addressable_shards]
+# the feed-forward methods across devices: the one-device pictures
+from nst_jax import adain, feedforward as F
+a1, _ = adain.adain_stylize(content, style, size=128, style_size=128, tile="none")
+a4, ra = adain.adain_stylize(content, style, size=128, style_size=128, devices=4)
+f1, _ = F.fast_stylize(content, "starry_night", size=128, tile="none")
+f4, rf = F.fast_stylize(content, "starry_night", size=128, devices="all")
+out["adain_diff"] = float(np.abs(a1 - a4).max())
+out["fast_diff"] = float(np.abs(f1 - f4).max())
+out["ff_devices"] = [ra["devices"], rf["devices"]]
 errors = []
 for kw in ({"devices": 8}, {"devices": "many"}, {"devices": 4, "size": 66}):
     try:
@@ -82,3 +91,5 @@ def test_four_devices_give_the_one_device_result():
     assert "8 devices asked for, 4 available" in out["errors"][0]
     assert "a number or 'all'" in out["errors"][1]
     assert "multiple of 4" in out["errors"][2]
+    assert out["ff_devices"] == [4, 4]
+    assert out["adain_diff"] < 1e-3 / 255 and out["fast_diff"] < 1e-3 / 255, out
