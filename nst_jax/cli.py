@@ -430,6 +430,16 @@ def _run_arguments(p, report=True):
                    help="do not use the persistent XLA compilation cache")
 
 
+def _size_arguments(p, d):
+    """``--devices`` and ``--tile`` of the feed-forward commands (nst_jax.tiling), defaults from ``d``."""
+    p.add_argument("--devices", default=d["devices"],
+                   help="N or all: split the picture by rows across N devices (default: one device)"
+                        + _NO_DEFAULT)
+    p.add_argument("--tile", default=d["tile"],
+                   help="auto: a band of rows at a time when the whole picture would not fit in memory (the "
+                        "same result); none; or a band height in px")
+
+
 def _training_arguments(p, d, model_file, init_help, init_many=False):
     """The options every ``train`` command shares, with the training function's defaults ``d``
     (``init_many``: ``--init-from`` takes several networks)."""
@@ -541,12 +551,7 @@ def build_parser():
     a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
-    a.add_argument("--devices", default=d["devices"],
-                   help="N or all: split the picture by rows across N devices (default: one device)"
-                        + _NO_DEFAULT)
-    a.add_argument("--tile", default=d["tile"],
-                   help="auto: a band of rows at a time when the whole image would not fit in memory (the "
-                        "same result); none; or a band height in px")
+    _size_arguments(a, d)
     a.add_argument("--weights", default=d["vgg"], help="VGG-19 weights file")
     _run_arguments(a)
     a.set_defaults(func=_cmd_adain)
@@ -566,12 +571,7 @@ def build_parser():
     ff.add_argument("--size", type=_size_or_none, default=d["size"],
                     help="longest side in px; 'none' keeps the original")
     ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
-    ff.add_argument("--devices", default=d["devices"],
-                    help="N or all: split each batch by rows across N devices (default: one device)"
-                         + _NO_DEFAULT)
-    ff.add_argument("--tile", default=d["tile"],
-                    help="auto: one layer and a band of rows at a time when the whole image would not fit in "
-                         "memory (the same result); none; or a band height in px")
+    _size_arguments(ff, d)
     ff.add_argument("--list", action="store_true", help="list the shipped models")
     _run_arguments(ff, report=False)
     ff.set_defaults(func=_cmd_fast)
