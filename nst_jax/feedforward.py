@@ -530,8 +530,8 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
         if rows is not None:
             y = _apply_jit(replicate(params, rows), shard_rows(batch, rows), replicate(mix, rows))
         elif needs_tiling(tile, batch.shape[0] * shape[0] * shape[1], BYTES_PER_PIXEL, FIXED_BYTES):
-            rows = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
-            say(f"one layer at a time, in bands of {rows} rows")
+            band = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
+            say(f"one layer at a time, in bands of {band} rows")
             y = apply_net_tiled(params, batch, mix, tile if isinstance(tile, int) else None)
             tiled = True
         else:
