@@ -213,13 +213,12 @@ def style_targets(vgg_params, style, layers=STYLE_LAYERS):
 def photo_style_distance(vgg_params, grams, photos, layers=STYLE_LAYERS) -> float:
     """Mean over ``photos`` (NHWC, [0, 1]) and ``layers`` of each photo's relative Gram distance to the
     style targets ``grams``: how far the untouched photos are from the painting."""
+    f = _features_jit(vgg_params, jnp.asarray(photos), tuple(layers))
+    per_image = sum(relative_distances(gram_matrix(f[k]), grams[k]) for k in layers) / len(layers)
+    return float(jnp.mean(per_image))
 
-    @jax.jit
-    def one(x):
-        f = vgg19_features(vgg_params, x[None], layers)
-        return sum(relative_distance(gram_matrix(f[k]), grams[k]) for k in layers) / len(layers)
 
-    return float(np.mean([float(one(jnp.asarray(x))) for x in photos]))
+_features_jit = jax.jit(vgg19_features, static_argnums=(2,))
 
 
 def perceptual_loss(net_params, frozen, content, *, style=None, content_weight=CONTENT_WEIGHT,

@@ -152,9 +152,8 @@ def lbfgsb(history: int = LBFGSB_HISTORY, lower: float = 0.0, upper: float = 1.0
         return (jnp.full_like(x, lower * scale), jnp.full_like(x, upper * scale))
 
     def init(x, aux_like):
-        def dummy(y):
-            return (jnp.zeros((), y.dtype), jax.tree_util.tree_map(
-                lambda a: jnp.zeros(a.shape, a.dtype), aux_like)), y
+        def dummy(y):  # shapes only: the state is built without evaluating the objective
+            return (jnp.zeros((), y.dtype), _zeros_like_tree(aux_like)), y
 
         inner = _zeros_like_tree(jax.eval_shape(lambda: make(dummy).init_state(x, bounds(x))))
         return LBFGSBState(inner, jnp.asarray(jnp.inf, x.dtype), _zeros_like_tree(aux_like),
