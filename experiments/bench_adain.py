@@ -42,7 +42,8 @@ def main():
     batch = a.batch or (4 if a.quick else 8)
     params = vgg19_params()
     decoder, _ = A.load_decoder(a.decoder)
-    ref = tr.TorchAdaIN(W.cached_h5(), A.CHANNEL_MEANS_FILE, a.decoder)
+    ref = tr.TorchAdaIN(os.environ.get("NST_JAX_WEIGHTS") or W.cached_h5(), A.CHANNEL_MEANS_FILE,
+                        a.decoder).to(tr.DEVICE)
     rng = np.random.default_rng(0)
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     print(harness.row(["what", "JAX", "PyTorch", "PyTorch / JAX"]))
@@ -66,7 +67,7 @@ def main():
             return ref.stylize(ct, st)
 
     r = harness.compare({"jax": lambda: infer(params, decoder, cj, sj), "torch": t_infer}, a.repeats,
-                        sync=jax.block_until_ready)
+                        sync=harness.sync_all)
     results[f"inference {size}"] = r
     print(harness.row([f"inference {size}² (content + style → image)", harness.fmt(r["jax"]),
                        harness.fmt(r["torch"]), f"**{r['torch']['median'] / r['jax']['median']:.2f}×**"]),
@@ -101,13 +102,13 @@ def main():
         topt.step()
         return loss
 
-    r = harness.compare({"jax": j_step, "torch": t_step}, a.repeats, sync=jax.block_until_ready)
+    r = harness.compare({"jax": j_step, "torch": t_step}, a.repeats, sync=harness.sync_all)
     results[f"train {tsize} x{batch}"] = r
     ratio = r["torch"]["median"] / r["jax"]["median"]
     print(harness.row([f"training step {tsize}², batch {batch} (images/s: JAX "
                        f"{batch / r['jax']['median']:.2f}, PyTorch {batch / r['torch']['median']:.2f})",
                        harness.fmt(r["jax"]), harness.fmt(r["torch"]), f"**{ratio:.2f}×**"]), flush=True)
-    tag = "quick" if a.quick else "full"
+    tag = ("quick" if a.quick else "full") + harness.backend_tag()
     harness.save(os.path.join(os.path.dirname(__file__), "results", f"bench_adain_{tag}.json"), results)
 
 

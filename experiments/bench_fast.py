@@ -39,7 +39,7 @@ def main():
         model = os.path.join(tempfile.mkdtemp(), "init.npz")
         F.save_model(model, F.init_net(jax.random.key(0)))
     params, _ = F.load_model(model)
-    ref = tr.TorchTransformNet(model).eval()
+    ref = tr.TorchTransformNet(model).eval().to(tr.DEVICE)
     fn = jax.jit(F.apply_net)
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     print(harness.row(["what", "JAX", "PyTorch", "PyTorch / JAX"]))
@@ -54,13 +54,13 @@ def main():
                 return ref(xt)
 
         r = harness.compare({"jax": lambda: fn(params, xj), "torch": t_run}, a.repeats,
-                            sync=jax.block_until_ready)
+                            sync=harness.sync_all)
         results[f"{size} x{b}"] = r
         per_image = r["jax"]["median"] / b * 1e3
         print(harness.row([f"inference {size}², batch {b} (per image: JAX {per_image:.0f} ms)",
                            harness.fmt(r["jax"]), harness.fmt(r["torch"]),
                            f"**{r['torch']['median'] / r['jax']['median']:.2f}×**"]), flush=True)
-    tag = "quick" if a.quick else "full"
+    tag = ("quick" if a.quick else "full") + harness.backend_tag()
     harness.save(os.path.join(os.path.dirname(__file__), "results", f"bench_fast_{tag}.json"), results)
 
 

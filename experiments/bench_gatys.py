@@ -68,7 +68,8 @@ def main():
     a = ap.parse_args()
     sizes = a.sizes or ([256] if a.quick else [256, 512])
     params = vgg19_params()
-    vgg = tr.CaffeVGG19(W.cached_h5())
+    # PyTorch reads the same weights as JAX: the .h5 in nst_jax's cache, or NST_JAX_WEIGHTS' .npz
+    vgg = tr.CaffeVGG19(os.environ.get("NST_JAX_WEIGHTS") or W.cached_h5()).to(tr.DEVICE)
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     results = {}
     for size in sizes:
@@ -88,7 +89,8 @@ def main():
             return f
 
         refs = {"torch": None} if a.no_wolfe else {"torch": None, "torch_wolfe": "strong_wolfe"}
-        r = harness.compare({"jax": jax_fn, **{n: torch_fn(ls) for n, ls in refs.items()}}, a.repeats)
+        r = harness.compare({"jax": jax_fn, **{n: torch_fn(ls) for n, ls in refs.items()}}, a.repeats,
+                            sync=harness.sync_all)
         q = {"jax": evaluate(vgg, c, s, last["jax"][0])}
         ev = {"jax": last["jax"][1]["evaluations"]}
         per = {"jax": last["jax"][1]["optimize_seconds"] / ev["jax"]}
@@ -153,7 +155,7 @@ def main():
             q = evaluate(vgg, c, s, np.clip(np.asarray(out.params[0]), 0, 1))
             print(harness.row([name, int(out.state.num_fun_eval), f"{dt:.1f}", f"{q['total']:.4g}"]),
                   flush=True)
-    tag = "_".join(str(s) for s in sizes)
+    tag = "_".join(str(s) for s in sizes) + ("" if a.iters == 50 else f"_{a.iters}it") + harness.backend_tag()
     harness.save(os.path.join(HERE, "results", f"bench_gatys_{tag}.json"), results)
 
 

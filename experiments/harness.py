@@ -14,7 +14,9 @@ import statistics
 import subprocess
 import time
 
-IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "images")
+# NST_SHARED_IMAGES: where ../shared/images is not beside the checkout (a lent GPU machine; device_pack.py)
+IMAGES = os.environ.get("NST_SHARED_IMAGES") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "images")
 
 
 def load_pair(size, content="tubingen.jpg", style="starry_night.jpg"):
@@ -56,6 +58,28 @@ def versions() -> str:
         except metadata.PackageNotFoundError:
             pass
     return ", ".join(parts)
+
+
+def backend_tag() -> str:
+    """'' on the CPU, '_gpu' on a GPU: results files of the two never overwrite each other."""
+    import jax
+
+    return "" if jax.default_backend() == "cpu" else f"_{jax.default_backend()}"
+
+
+def sync_all(result):
+    """Wait for JAX's and PyTorch's queued device work (both are asynchronous on a GPU)."""
+    import jax
+
+    jax.block_until_ready(result)
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    except ImportError:
+        pass
+    return result
 
 
 def compare(fns: dict, repeats: int = 5, sync=None) -> dict:

@@ -12,6 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import os
+
+# where the reference runs: a CUDA GPU when there is one (the benchmarks on a lent GPU), else the CPU;
+# NST_TORCH_DEVICE overrides.  Tests run on machines without one, so they stay on the CPU.
+DEVICE = torch.device(os.environ.get("NST_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
 BLOCKS = (2, 2, 4, 4, 4)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -26,22 +32,18 @@ def layer_sequence():
 
 
 class CaffeVGG19(torch.nn.Module):
-    """VGG-19 features from the Keras 'notop' .h5 (Caffe VGG_ILSVRC_19 weights, BGR input)."""
+    """VGG-19 features from the Keras 'notop' .h5 (Caffe VGG_ILSVRC_19 weights, BGR input), or from an
+    nst_jax weights .npz holding the same Caffe weights (``convB_I.kernel`` HWIO, ``convB_I.bias``)."""
 
     def __init__(self, h5_path, pool="max"):
         super().__init__()
         self.pool = pool
         self.weights = torch.nn.ParameterDict()
-        with h5py.File(h5_path, "r") as f:
-            for b, n in enumerate(BLOCKS, 1):
-                for i in range(1, n + 1):
-                    g = f[f"block{b}_conv{i}"]
-                    k = np.asarray(g[f"block{b}_conv{i}_W_1:0"])  # HWIO
-                    bias = np.asarray(g[f"block{b}_conv{i}_b_1:0"])
-                    self.weights[f"conv{b}_{i}_w"] = torch.nn.Parameter(
-                        torch.from_numpy(k.transpose(3, 2, 0, 1).copy()), requires_grad=False)
-                    self.weights[f"conv{b}_{i}_b"] = torch.nn.Parameter(
-                        torch.from_numpy(bias.copy()), requires_grad=False)
+        for name, (k, bias) in _caffe_arrays(h5_path).items():
+            self.weights[f"{name}_w"] = torch.nn.Parameter(
+                torch.from_numpy(np.asarray(k, np.float32).transpose(3, 2, 0, 1).copy()), requires_grad=False)
+            self.weights[f"{name}_b"] = torch.nn.Parameter(
+                torch.from_numpy(np.asarray(bias, np.float32).copy()), requires_grad=False)
         self.register_buffer("mean", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))
 
     def forward(self, x_rgb01, layers):
@@ -60,6 +62,24 @@ class CaffeVGG19(torch.nn.Module):
             if name in layers:
                 out[name] = x
         return out
+
+
+def _caffe_arrays(path):
+    """{convB_I: (HWIO kernel, bias)} from the Keras .h5 or an nst_jax .npz (read with NumPy alone)."""
+    out = {}
+    if str(path).endswith(".npz"):
+        with np.load(path) as z:
+            for b, n in enumerate(BLOCKS, 1):
+                for i in range(1, n + 1):
+                    out[f"conv{b}_{i}"] = (z[f"conv{b}_{i}.kernel"], z[f"conv{b}_{i}.bias"])
+        return out
+    with h5py.File(path, "r") as f:
+        for b, n in enumerate(BLOCKS, 1):
+            for i in range(1, n + 1):
+                g = f[f"block{b}_conv{i}"]
+                out[f"conv{b}_{i}"] = (np.asarray(g[f"block{b}_conv{i}_W_1:0"]),
+                                       np.asarray(g[f"block{b}_conv{i}_b_1:0"]))
+    return out
 
 
 def torchvision_features(pool="max"):
@@ -91,11 +111,18 @@ def run_torchvision(features, x_rgb01, upto_index):
 
 
 def nhwc(t):
-    return t.detach().permute(0, 2, 3, 1).numpy()
+    return t.detach().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def nchw(a):
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(0, 3, 1, 2)))
+    """NumPy NHWC -> torch NCHW float32 on :data:`DEVICE`."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(0, 3, 1, 2))).to(DEVICE)
+
+
+def sync():
+    """Wait for queued GPU work (timing); nothing on the CPU."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 # ------------------------------------------------------------------------------------------------

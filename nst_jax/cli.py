@@ -253,7 +253,8 @@ def _run_training(args, fn, *positional, **options) -> int:
                   crop=args.crop, resize=args.resize, seed=args.seed, ckpt_every=args.ckpt_every,
                   log_every=args.log_every, resume=args.resume, init_from=args.init_from,
                   weights=args.weights,
-                  tfds_data_dir=args.tfds_data_dir, distributed=args.distributed)
+                  tfds_data_dir=args.tfds_data_dir, cache_images=args.cache_images,
+                  distributed=args.distributed)
     try:
         summary = fn(*positional, **common, **options, callback=TrainProgress(args.quiet),
                      log=progress_message(args))
@@ -467,6 +468,9 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
                    help=f"start from this trained network ({init_help}; a fresh optimiser), so that training "
                         "accumulates across runs")
     p.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
+    p.add_argument("--cache-images", action="store_true",
+                   help="keep the resized content photos in memory after their first read (same batches; for a "
+                        "GPU that trains faster than one thread decodes them)")
     p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
     p.add_argument("--quiet", action="store_true")
 

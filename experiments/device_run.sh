@@ -1,0 +1,66 @@
+#!/bin/bash
+# One prepared command for a lent GPU (the device tool): the GPU rows of BENCHMARKS.md, then training that
+# continues the shipped networks.  Inputs travel in .gpu/ (experiments/device_pack.py); what comes back is
+# written under $OUT (at most 8 files).
+#
+#   bash experiments/device_run.sh bench            # benchmarks + 40 s training smoke runs (img/s)
+#   bash experiments/device_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
+#
+# SMOKE=1 shrinks everything (a CPU dry run of the script itself).
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NST_JAX_HOME=/tmp/nst_jax_home
+OUT=${OUT:-/tmp/device_out}
+mkdir -p "$OUT" /tmp/nst_jax_home
+P=$PWD/.gpu
+PY=${PYTHON:-python3}
+LOG=$OUT/log_${1}.txt
+exec > >(tee -a "$LOG") 2>&1
+echo "== $(date -u) phase $1"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+"$PY" experiments/device_pack.py --unpack "$P" || exit 1
+export NST_JAX_WEIGHTS=$P/vgg19_full.npz NST_SHARED_IMAGES=$P/images
+"$PY" -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, torch.cuda.is_available())"
+HELD=(--exclude vincent-van-gogh-the-starry-night.jpg --exclude edvard-munch-the-scream.jpg
+      --exclude j-m-w-turner-the-shipwreck-of-the-minotaur.jpg --exclude henri-matisse-woman-with-a-hat.jpg)
+
+adain() {  # seconds, ckpt dir, extra
+    local t=$1 dir=$2; shift 2
+    timeout -s INT "$t" "$PY" -m nst_jax train adain --init-from shipped --content-dir "$P/photos" \
+        --style-dir "$P/styles" "${HELD[@]}" --crop "${CROP:-192}" --resize 256 --batch-size "${BATCH:-16}" \
+        --warmup 100 --cache-images --ckpt-dir "$dir" --steps 1000000 --ckpt-every 1000 --log-every 50 "$@"
+}
+cin() {
+    local t=$1 dir=$2; shift 2
+    timeout -s INT "$t" "$PY" -m nst_jax train fast --style "$P/images/starry_night.jpg" \
+        "$P/images/the_scream.jpg" "$P/images/shipwreck.jpg" "$P/images/woman-with-hat-matisse.jpg" \
+        --init-from "$P/cin4.npz" --style-norm photos --style-weight 21.3 --tv-weight 1 \
+        --content-layers relu2_2 relu4_2 --content-dir "$P/photos" --crop "${FCROP:-256}" --resize 384 \
+        --batch-size "${FBATCH:-16}" --warmup 100 --cache-images --ckpt-dir "$dir" --steps 1000000 \
+        --ckpt-every 500 --log-every 50 "$@"
+}
+
+if [ "$1" = bench ]; then
+    R=experiments/results
+    if [ -n "${SMOKE:-}" ]; then
+        timeout 300 "$PY" experiments/bench_gatys.py --sizes 64 --iters 5 --repeats 1 --no-wolfe
+        timeout 300 "$PY" experiments/bench_adain.py --quick --repeats 1
+        timeout 300 "$PY" experiments/bench_fast.py --quick --repeats 1
+    else
+        timeout 170 "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats 3 --no-wolfe
+        timeout 90 "$PY" experiments/bench_adain.py --repeats 10
+        timeout 60 "$PY" experiments/bench_fast.py --repeats 10
+    fi
+    tar czf "$OUT/bench_results.tgz" $R/*_gpu.json 2>/dev/null
+    adain "${SMOKE_T:-45}" /tmp/smoke_adain --steps "${SMOKE_STEPS:-1000000}"
+    cin "${SMOKE_T:-45}" /tmp/smoke_cin --steps "${SMOKE_STEPS:-1000000}"
+    tail -n 3 /tmp/smoke_adain/metrics.jsonl /tmp/smoke_cin/metrics.jsonl
+elif [ "$1" = train ]; then
+    adain "$2" /tmp/adain
+    cp /tmp/adain/decoder.npz "$OUT/adain_decoder.npz"
+    cp /tmp/adain/metrics.jsonl "$OUT/adain_metrics.jsonl"
+    cin "$3" /tmp/cin
+    cp /tmp/cin/model.npz "$OUT/cin4_model.npz"
+    cp /tmp/cin/metrics.jsonl "$OUT/cin4_metrics.jsonl"
+fi
+echo "== $(date -u) done"
