@@ -136,7 +136,8 @@ def test_fast_cli(model_file, tmp_path):
     assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)
     r = run("fast", "--list")
     assert r.returncode == 0, r.stderr
-    for name, path in F.shipped_models().items():  # steps of every run that made the network
+    assert F.shipped_styles()
+    for name, (path, _) in F.shipped_styles().items():  # steps of every run that made the network
         meta = F.load_model(path)[1]
         steps = meta["cumulative"]["steps"] if "cumulative" in meta else meta["step"]
         assert f"{name}\t{steps} steps" in r.stdout
@@ -229,7 +230,7 @@ def test_shipped_network_moves_a_held_back_photo_toward_its_style(params, model)
     from nst_jax import image as im
     from nst_jax import metrics
 
-    if model not in F.shipped_models():
+    if model not in F.shipped_styles():  # a one-style file or a style inside the shipped conditional network
         pytest.skip(f"{model} is not shipped in this version")
     style = im.resize_longest(im.load_image(shared_image(SHIPPED_STYLES[model])), 512)  # as in training
     grams = metrics.style_grams(params, style)

@@ -26,6 +26,23 @@ def test_gram_matrix(f):
 
 
 @pytest.mark.parametrize("f", [F, F[:1]], ids=["batch2", "batch1"])
+def test_gram_matrix_asks_for_full_float32_products(f):
+    """XLA:CPU computes float32 products exactly whatever the precision, so the numbers above cannot show
+    it: on a GPU the default is TensorFloat-32.  The compiled program (forward and gradient) must carry
+    HIGHEST precision on every product, or GPU Gram matrices lose ~3 decimal digits."""
+    import re
+
+    import jax
+
+    fwd = jax.jit(losses.gram_matrix).lower(f).as_text()
+    bwd = jax.jit(jax.grad(lambda x: losses.gram_matrix(x).sum())).lower(f).as_text()
+    for text in (fwd, bwd):
+        dots = re.findall(r"stablehlo\.dot_general[^\n]*", text)
+        assert dots, text
+        assert all("precision = [HIGHEST, HIGHEST]" in d for d in dots), dots
+
+
+@pytest.mark.parametrize("f", [F, F[:1]], ids=["batch2", "batch1"])
 def test_gram_matrix_gradient(f):
     """d/dF sum(G * M) = F (M + M^T) / (C H W), per image."""
     import jax
