@@ -14,7 +14,8 @@ Held back from every training folder:
 For every pair it writes the outputs to ``--out-dir`` (full size, to look at), and to experiments/results/:
 
 * ``quality_<size>.json``: per pair and method, the yardstick of :mod:`nst_jax.metrics` (content distance
-  at relu4_2, style distance = mean relative Gram distance over relu1_1..relu5_1) and the whole command's
+  at relu4_2, style distance = mean relative Gram distance over relu1_1..relu5_1, edge correlation with the
+  photo: what the two VGG distances do not see, blur and ghosting) and the whole command's
   wall time (a fresh process each, after one untimed warm-up run per method so that the XLA compilation
   cache is warm, as for a user's second command);
 * ``quality_adain_<size>.jpg`` and ``quality_fast_<size>.jpg``: one grid per method pair, rows = pairs,
@@ -179,6 +180,7 @@ def main():
             images[(p, s, method)] = out
             row[method] = {"style": metrics.style_distance(vgg, out, grams),
                            "content": metrics.content_distance(vgg, out, photo),
+                           "edges": metrics.edge_correlation(out, photo),
                            "seconds": times[f"{method}/{p}__{s}"]}
         table.append(row)
         print(json.dumps(row), flush=True)

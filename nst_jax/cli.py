@@ -144,7 +144,10 @@ def _cmd_stylize(args):
     from . import image as im
     from .compile_cache import enable_compilation_cache
 
+    from .tiling import parse_tile
+
     out = im.check_output(args.output)
+    parse_tile(args.tile)
     if args.report:
         rp = Path(args.report).expanduser()
         if not rp.parent.is_dir():
@@ -182,7 +185,7 @@ def _cmd_stylize(args):
                   style_blend=args.style_blend, style_scale=args.style_scale,
                   preserve_color=args.preserve_color, scales=args.scales, seed=args.seed,
                   learning_rate=args.learning_rate, history=args.history, remat=args.remat,
-                  devices=args.devices,
+                  devices=args.devices, tile=args.tile,
                   weights=args.weights,
                   callback=callback, save_every=args.save_every)
     try:
@@ -533,6 +536,9 @@ def build_parser():
     s.add_argument("--devices", default=d["devices"],
                    help="N or all: split the image (and the L-BFGS history) by rows across N devices; the "
                         "same result, about 1/N of the memory on each (default: one device)" + _NO_DEFAULT)
+    s.add_argument("--tile", default=d["tile"],
+                   help="auto: evaluate the objective a band of rows at a time when the whole image would not "
+                        "fit in memory (the same loss and gradient); none; or a band height in px")
     s.add_argument("--remat", action="store_true",
                    help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],

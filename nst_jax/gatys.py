@@ -53,9 +53,9 @@ import numpy as np
 from . import image as im
 from . import solvers
 from .errors import NSTError
-from .losses import content_loss, gram_matrix, style_loss, total_variation
-from .tiling import replicate, row_sharding
-from .vgg import check_layers, min_size, vgg19_features, vgg19_params, with_winograd
+from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
+from .tiling import bands, needs_tiling, parse_tile, replicate, row_sharding
+from .vgg import LAYERS, check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -72,6 +72,7 @@ class Config:
     tv_kind: str = "l2"
     remat: bool = False
     conv: str = "auto"
+    band: int = 0  # > 0: evaluate the objective a band of this many rows at a time (gatys_value_and_grad_banded)
 
 
 @dataclasses.dataclass
@@ -134,6 +135,113 @@ def gatys_loss(params, x, targets, weights, cfg: Config):
     return terms["content"] + terms["style"] + terms["tv"], terms
 
 
+def band_halo(layers) -> tuple[int, int]:
+    """``(halo, align)`` for exact features at ``layers`` from a band of rows: every 3x3 convolution reaches
+    one row further at its resolution and every pooling up to one stride further, so a band computed with
+    ``halo`` extra rows on each side (rounded up to the pooling grid, ``align`` rows) has its own rows'
+    features exactly as the whole image has them.  Band starts must be multiples of ``align``."""
+    deepest = max(LAYERS.index(name) for name in check_layers(layers))
+    stride, reach = 1, 0
+    for name in LAYERS[: deepest + 1]:
+        if name.startswith(("conv", "pool")):
+            reach += stride
+        if name.startswith("pool"):
+            stride *= 2
+    align = min_size(layers)
+    return -(-reach // align) * align, align
+
+
+def _gram_norm(shape) -> int:
+    """C * H * W of an (N, H, W, C) feature map: :func:`nst_jax.losses.gram_matrix`'s normalisation."""
+    return shape.shape[1] * shape.shape[2] * shape.shape[3]
+
+
+def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config):
+    """``((loss, terms), gradient)`` of :func:`gatys_loss` at ``x`` (N, H, W, 3), equal to
+    ``jax.value_and_grad(gatys_loss, has_aux=True)`` but computed ``cfg.band`` rows at a time, so that the
+    network's activations are held for one band (plus its halo, :func:`band_halo`) instead of the image.
+
+    The objective is a sum over pixel positions (content) plus functions of Gram matrices, which are
+    themselves sums over positions.  Pass 1 runs the network band by band and adds up each band's own rows'
+    squared content errors and Gram sums; the loss follows from the whole-image Gram matrices, and so
+    does dL/dG.  Pass 2 runs each band again and back-propagates, into the band and its halo, the
+    band's content error and ``<dL/dG, G_band>``; the gradients add up over bands to the whole image's
+    gradient (each position's features counted once).  The TV term is taken on the whole image.  Bands
+    of equal geometry run in one ``lax.scan`` (a loop: one band's activations at a time)."""
+    n, height = x.shape[0], x.shape[1]
+    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
+    halo, align = band_halo(layers)
+    band = -(-cfg.band // align) * align
+    shapes = jax.eval_shape(lambda: vgg19_features(params, x, layers, cfg.pool, conv=cfg.conv))
+    strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool")) for k in layers}
+    groups: dict[tuple, list[int]] = {}
+    for start, stop, lo, hi in bands(height, band, halo, align):
+        # the last band's own rows end where the feature maps end (floor on odd sizes): keyed by its start
+        groups.setdefault((hi - lo, start - lo, stop - start, start if stop == height else None), []).append(lo)
+
+    def own_rows(f, name, key, lo):
+        """The band's own rows of feature map ``f`` (local), and where they sit in the whole map."""
+        length, offset, rows, last_start = key
+        s = strides[name]
+        first = offset // s
+        count = rows // s if last_start is None else shapes[name].shape[1] - last_start // s
+        return jax.lax.slice_in_dim(f, first, first + count, axis=1), (lo + offset) // s
+
+    def band_terms(xb, key, lo, dgram):
+        """This band's content error sum (weighted, normalised as the whole image's mean) and, with
+        ``dgram``, ``<dL/dG, G_band>``; without it, the raw Gram sums."""
+        f = vgg19_features(params, xb, layers, cfg.pool, conv=cfg.conv)
+        content = 0.0
+        for name in cfg.content_layers:
+            own, at = own_rows(f[name], name, key, lo)
+            target = jax.lax.dynamic_slice_in_dim(targets["content"][name], at, own.shape[1], axis=1)
+            content = content + jnp.sum((own - target) ** 2) / shapes[name].size
+        grams = {}
+        for name in cfg.style_layers:
+            own, _ = own_rows(f[name], name, key, lo)
+            m = own.reshape(n, -1, own.shape[-1])
+            grams[name] = jnp.einsum("npc,npd->ncd", m, m, precision=GRAM_PRECISION)
+        if dgram is None:
+            return content, grams
+        style = sum(jnp.sum(dgram[k] * grams[k]) / _gram_norm(shapes[k]) for k in cfg.style_layers)
+        return weights["content"] * content + style
+
+    # pass 1: content error and Gram sums over all bands
+    content_sum = jnp.zeros((), jnp.float32)
+    gram_sum = {k: jnp.zeros((n, shapes[k].shape[-1], shapes[k].shape[-1]), jnp.float32)
+                for k in cfg.style_layers}
+    for key, los in groups.items():
+        def gather(carry, lo, key=key):
+            xb = jax.lax.dynamic_slice_in_dim(x, lo, key[0], axis=1)
+            c, g = band_terms(xb, key, lo, None)
+            return (carry[0] + c, {k: carry[1][k] + g[k] for k in g}), None
+
+        (content_sum, gram_sum), _ = jax.lax.scan(gather, (content_sum, gram_sum), jnp.asarray(los, jnp.int32))
+    grams = {k: gram_sum[k] / _gram_norm(shapes[k]) for k in cfg.style_layers}
+
+    def style_of(g):
+        return sum(weights["style_layers"][i] * style_loss(g[k], targets["style"][k])
+                   for i, k in enumerate(cfg.style_layers))
+
+    style, dstyle = jax.value_and_grad(style_of)(grams)
+    dgram = {k: weights["style"] * v for k, v in dstyle.items()}
+    tv, dtv = jax.value_and_grad(lambda y: total_variation(y * 255.0, cfg.tv_kind))(x)
+
+    # pass 2: each band's share of the gradient, added into the band and its halo
+    grad = weights["tv"] * dtv
+    for key, los in groups.items():
+        def scatter(g, lo, key=key):
+            xb = jax.lax.dynamic_slice_in_dim(x, lo, key[0], axis=1)
+            gb = jax.grad(lambda v: band_terms(v, key, lo, dgram))(xb)
+            old = jax.lax.dynamic_slice_in_dim(g, lo, key[0], axis=1)
+            return jax.lax.dynamic_update_slice_in_dim(g, old + gb, lo, axis=1), None
+
+        grad, _ = jax.lax.scan(scatter, grad, jnp.asarray(los, jnp.int32))
+    terms = {"content": weights["content"] * content_sum, "style": weights["style"] * style,
+             "tv": weights["tv"] * tv}
+    return (terms["content"] + terms["style"] + terms["tv"], terms), grad
+
+
 # --------------------------------------------------------------------------------------------------
 # the driver: compiled chunks of any solver's iterations (nst_jax.solvers)
 # --------------------------------------------------------------------------------------------------
@@ -171,8 +279,13 @@ def _init(params, targets, weights, x, *, cfg, solver, rows=None):
 
 def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
     scale = solver.scale
-    vg = jax.value_and_grad(lambda y: gatys_loss(params, y * (1.0 / scale), targets, weights, cfg),
-                            has_aux=True)
+    if cfg.band:
+        def vg(y):
+            (value, terms), g = gatys_value_and_grad_banded(params, y * (1.0 / scale), targets, weights, cfg)
+            return (value, terms), g * (1.0 / scale)
+    else:
+        vg = jax.value_and_grad(lambda y: gatys_loss(params, y * (1.0 / scale), targets, weights, cfg),
+                                has_aux=True)
 
     def body(_, carry):
         return _split_rows(solver.step(vg, *carry), x.shape, rows)
@@ -286,6 +399,35 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
 # the user-facing entry point
 # --------------------------------------------------------------------------------------------------
 
+# Peak memory of one evaluation (forward + backward through VGG-19 to relu5_1) per pixel, measured on
+# XLA:CPU (BENCHMARKS.md "Gatys memory": 5.72 kB/px with a 100-pair history, of which 2.4 kB is the history).
+ACTIVATION_BYTES_PER_PIXEL = 3320
+
+
+def band_rows(tile, shape, layers, history: int, rows=None) -> int:
+    """The band height :func:`stylize` evaluates the objective in for an image of ``shape`` (0: the whole
+    image).  ``tile``: ``"none"``; a band height in px (rounded up to the pooling grid); ``"auto"``: the
+    whole image when its estimated peak fits in half the memory available, else the tallest band that
+    does, next to the image-sized arrays (the solver's ``history`` pairs among them)."""
+    height, width = shape
+    if tile == "none" or rows is not None:
+        return 0
+    halo, align = band_halo(layers)
+    pixels = height * width
+    fixed = pixels * (24 * history + 64)  # the iterate, gradient, history pairs, targets
+    if tile == "auto":
+        if not needs_tiling("auto", pixels, ACTIVATION_BYTES_PER_PIXEL, fixed):
+            return 0
+        from .tiling import available_bytes
+
+        room = 0.5 * available_bytes() - fixed
+        band = int(room // (width * ACTIVATION_BYTES_PER_PIXEL)) - 2 * halo
+        band = max(align, band // align * align)
+    else:
+        band = -(-int(tile) // align) * align
+    return 0 if band >= height else band
+
+
 def _scale_sizes(size: int, scales: int, smallest: int) -> list[int]:
     sizes = [max(smallest, int(round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
     return sizes
@@ -300,7 +442,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
             preserve_color: str | None = None, scales: int = 1, seed: int = 0,
             learning_rate: float | None = None, history: int | None = None, remat: bool = False, weights=None,
-            devices=None,
+            devices=None, tile="auto",
             callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
     """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
 
@@ -333,6 +475,10 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       devices: ``None`` or 1 (one device), N or ``"all"``: the image and the solver's history split by
         rows across N devices (:func:`nst_jax.tiling.row_sharding`); each scale's height must be a
         multiple of N.
+      tile: ``"auto"`` (default), ``"none"`` or a band height in px: evaluate the objective a band of rows
+        at a time (:func:`gatys_value_and_grad_banded`: the same loss and gradient, the network's
+        activations held for one band); ``"auto"`` only when the whole image would not fit
+        (:func:`band_rows`).  Not with ``devices``.
       callback: receives an :class:`Iterate` after every chunk of iterations.
       save_every: also pass the current image to the callback every this many iterations.
 
@@ -352,7 +498,15 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     if save_every is not None and save_every < 1:
         raise NSTError(f"save-every must be at least 1, not {save_every}")
     solver = solver_for(optimizer, learning_rate, history)
+    settings = dict(solver.settings)
+    if solver.name == "lbfgs" and settings["history"] > iters:
+        # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
+        # iterates with less memory (2 images per pair; at 2048 px, 100 pairs would be ~7 GB)
+        solver = solvers.make_solver("lbfgs", **{**settings, "history": iters})
     rows = row_sharding(devices)
+    tile = parse_tile(tile)
+    if rows is not None and tile not in ("auto", "none"):
+        raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
     if preserve_color not in (None, "luminance", "histogram"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
     content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
@@ -406,9 +560,12 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             x0 = _initial_image(init, c, s[0], seed)
         else:
             x0 = im.resize(np.asarray(x[0]), shape)[None]
+        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers,
+                         dict(solver.settings).get("history", 0), rows)
         try:
-            x, info = optimize(params, x0, targets, wts, cfg, iters, solver, callback, save_every,
-                               (k, len(sizes)), t0, rows)
+            x, info = optimize(params, x0, targets, wts, dataclasses.replace(cfg, band=band), iters, solver,
+                               callback, save_every, (k, len(sizes)), t0, rows)
+            info["band_rows"] = band
         except StylizeInterrupted as e:
             out = im.preserve_color(preserve_color, content, stylised=e.image)
             raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None

@@ -171,3 +171,88 @@ def test_bad_options_are_clear_errors(params, images, kwargs, match):
     content, style = images
     with pytest.raises(NSTError, match=match):
         nst_jax.stylize(content, style, **{"size": 64, "iters": 1, "weights": params, **kwargs})
+
+
+# --- the objective a band of rows at a time (issue 14) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tall_case(params, images):
+    """A 304 x 40 image (taller than two halos and a band, so that middle bands are cut on both sides;
+    304 = 19 x 16, and band 48 leaves a shorter last band) with a black/white edge on a band boundary
+    (row 144 = 3 x 48), against the small painting."""
+    _, style = images
+    rng = np.random.default_rng(7)
+    content = rng.random((304, 40, 3)).astype(np.float32) * 0.3
+    content[144:] += 0.7
+    x = np.clip(content + rng.normal(0, 0.1, content.shape), 0, 1).astype(np.float32)
+    cfg = gatys.Config()
+    targets = gatys.compute_targets(params, content[None], [style[None]], [1.0], cfg)
+    w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.asarray([1, 0.5, 1, 2, 1], np.float32)}
+    return content, style, x, cfg, targets, w
+
+
+def test_band_halo_covers_the_receptive_reach():
+    # relu5_1: 2 + 2x2 + 4x4 + 4x8 + 16 rows of convolutions, 1 + 2 + 4 + 8 of pooling = 85 -> 96 (grid 16)
+    assert gatys.band_halo(("relu5_1",)) == (96, 16)
+    assert gatys.band_halo(("relu1_1",)) == (1, 1)
+    assert gatys.band_halo(("relu2_1",)) == (6, 2)  # 1 + 1 + pool 1 + 2 (conv2_1 at stride 2) = 5 -> 6
+
+
+@pytest.mark.parametrize("band", [48, 96])
+def test_banded_loss_and_gradient_equal_the_whole_image(params, tall_case, band):
+    """Issue 14: relative error at most 1e-5 in float32, for the loss, each term and the gradient."""
+    import dataclasses
+
+    import jax
+
+    content, style, x, cfg, targets, w = tall_case
+    (value, terms), grad = jax.jit(jax.value_and_grad(
+        lambda y: gatys.gatys_loss(params, y, targets, w, cfg), has_aux=True))(x[None])
+    banded = dataclasses.replace(cfg, band=band)
+    (bvalue, bterms), bgrad = jax.jit(
+        lambda y: gatys.gatys_value_and_grad_banded(params, y, targets, w, banded))(x[None])
+    assert float(bvalue) == pytest.approx(float(value), rel=1e-5)
+    for k in terms:
+        assert float(bterms[k]) == pytest.approx(float(terms[k]), rel=1e-5), k
+    err = np.abs(np.asarray(bgrad) - np.asarray(grad))
+    assert err.max() <= 1e-5 * np.abs(np.asarray(grad)).max(), err.max()
+    # no seam: the rows around the edge on a band boundary (row 144) are as exact as any other
+    assert err[0, 136:152].max() <= 1e-5 * np.abs(np.asarray(grad)).max()
+
+
+def test_banded_objective_matches_pytorch(params, torch_vgg, tall_case):
+    import dataclasses
+
+    content, style, x, cfg, targets, w = tall_case
+    (_, terms), _ = gatys.gatys_value_and_grad_banded(params, x[None], targets, w,
+                                                      dataclasses.replace(cfg, band=48))
+    ref = tr.GatysObjective(torch_vgg("max"), tr.nchw(content[None]), tr.nchw(style[None]))
+    weights = {"content": 5.0, "style": 100.0, "tv": 5e-4}
+    xt = tr.nchw(x[None])
+    with torch.no_grad():
+        f = ref.vgg(xt, set(ref.cl + ref.sl))
+        content_ref = sum(torch.nn.functional.mse_loss(f[n], ref.ct[n]) for n in ref.cl)
+        style_ref = sum(float(wl) * torch.nn.functional.mse_loss(tr.gram(f[n]), ref.st[n])
+                        for wl, n in zip(w["style_layers"], ref.sl, strict=True))
+    assert float(terms["content"]) == pytest.approx(weights["content"] * float(content_ref), rel=1e-4)
+    assert float(terms["style"]) == pytest.approx(weights["style"] * float(style_ref), rel=1e-4)
+
+
+def test_stylize_tiled_equals_untiled(params, tall_case):
+    """The whole command's path: ``tile=48`` runs banded (reported), ``"none"`` does not, and both end at
+    the same loss and picture.  With Adam: L-BFGS's first curvature pair comes from a ~1e-8 step, so it
+    amplifies any rounding difference in the gradient (a summation order: bands, devices, threads) about
+    a millionfold at its second step (measured: 1e-7 in the gradient, 1.7/255 in the image), which would
+    test the algorithm's conditioning, not the bands."""
+    content, style, *_ = tall_case
+    kw = dict(size=None, iters=4, weights=params, optimizer="adam")
+    a, ra = nst_jax.stylize(content, style, tile="none", **kw)
+    b, rb = nst_jax.stylize(content, style, tile=48, **kw)
+    assert ra["scales"][-1]["band_rows"] == 0 and rb["scales"][-1]["band_rows"] == 48
+    assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5)
+    assert np.abs(a - b).max() <= 1e-3 / 255
+    assert gatys.band_rows("auto", (304, 40), gatys.CONTENT_LAYERS + gatys.STYLE_LAYERS, 4) == 0
+    assert gatys.band_rows(50, (304, 40), gatys.CONTENT_LAYERS + gatys.STYLE_LAYERS, 4) == 64
+    assert gatys.band_rows(400, (304, 40), gatys.CONTENT_LAYERS + gatys.STYLE_LAYERS, 4) == 0
+    with pytest.raises(NSTError, match="tile must be"):
+        nst_jax.stylize(content, style, tile="x", **kw)

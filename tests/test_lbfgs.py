@@ -111,3 +111,18 @@ def test_non_finite_trial_points_are_refused_even_without_a_factor():
     assert int(state.num_rejected) >= 1
     assert all(math.isfinite(v) for v in values)
     np.testing.assert_allclose(points[-1], [1.0], atol=1e-8)
+
+
+def test_a_memory_longer_than_the_iterations_changes_nothing():
+    """stylize caps the L-BFGS history at the iteration count (one pair per iteration at most): the
+    iterates must be bit-identical to those of the full 100-pair memory."""
+    x0 = np.linspace(-1.5, 1.5, 40).astype(np.float32)
+    fn = jax.jit(jax.value_and_grad(lambda x: (rosenbrock(x, jnp), ()), has_aux=True))
+    runs = {}
+    for history in (8, 100):
+        x, state = x0, lbfgs.init(jnp.asarray(x0), (), history=history)
+        for _ in range(8):
+            x, state = lbfgs.step(fn, x, state, history=history)
+        runs[history] = np.asarray(x)
+    np.testing.assert_array_equal(runs[8], runs[100])
+    assert not np.array_equal(runs[8], x0)

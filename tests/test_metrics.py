@@ -37,3 +37,32 @@ def test_distances_match_float64_numpy(params):
     assert metrics.content_distance(params, photo, photo) == 0.0
     with pytest.raises(ValueError, match="equal shapes"):
         metrics.content_distance(params, x[:32], photo)
+
+
+def test_edge_correlation_matches_scipy_and_sees_blur():
+    """Against scipy.ndimage.sobel (an independent Sobel, borders 'nearest') in float64; 1 for the photo
+    itself and for any brightness/contrast change of it; a blurred or shifted copy scores lower."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    photo = np.zeros((48, 64, 3))
+    photo[10:30, 12:40] = [0.9, 0.5, 0.2]  # a block with sharp edges, and noise
+    photo = np.clip(photo + 0.05 * rng.random(photo.shape), 0, 1)
+    out = np.clip(photo[..., ::-1] * 0.7 + 0.1 * rng.random(photo.shape), 0, 1)
+
+    def ref(x, p):
+        mags = []
+        for img in (x, p):
+            lum = img @ np.array([0.299, 0.587, 0.114])
+            mags.append(np.hypot(ndimage.sobel(lum, 0, mode="nearest"), ndimage.sobel(lum, 1, mode="nearest")))
+        return np.corrcoef(mags[0].ravel(), mags[1].ravel())[0, 1]
+
+    assert metrics.edge_correlation(out, photo) == pytest.approx(ref(out, photo), abs=1e-12)
+    assert metrics.edge_correlation(photo, photo) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.edge_correlation(0.5 * photo + 0.2, photo) == pytest.approx(1.0, abs=1e-12)
+    blurred = ndimage.uniform_filter(photo, size=(5, 5, 1), mode="nearest")
+    shifted = np.roll(photo, 3, axis=1)
+    assert metrics.edge_correlation(blurred, photo) < 0.9
+    assert metrics.edge_correlation(shifted, photo) < 0.7  # the vertical edges move off their place
+    with pytest.raises(ValueError, match="equal shapes"):
+        metrics.edge_correlation(photo[:40], photo)
