@@ -1,8 +1,8 @@
 """Pack what a lent accelerator machine needs into one folder that travels with the working tree (the
 device tool sends the repository and at most 64 MiB; ../shared and the weights cache stay behind).
 
-    python experiments/device_pack.py .gpu            # writes .gpu/{vgg19_to_conv5_1.npz, images/, photos/, styles/}
-    python experiments/device_pack.py --unpack .gpu   # (on the device) .gpu/vgg19_full.npz for NST_JAX_WEIGHTS
+    python experiments/device_pack.py .gpu           # .gpu/{vgg19_to_conv5_1.npz, images/, photos/, styles/}
+    python experiments/device_pack.py --unpack .gpu  # (on the device) .gpu/vgg19_full.npz, NST_JAX_WEIGHTS
 
 * VGG-19: the layers every method uses (conv1_1 .. conv5_1) in float16 (24.6 MiB instead of 80 MB). The
   unpacked file is a complete nst_jax .npz, float32, with conv5_2 .. conv5_4 zero (no method reads them:

@@ -7,12 +7,12 @@ the BGR mean).  The Gatys objective and L-BFGS run follow neural-style-pt / the 
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-import os
 
 # where the reference runs: a CUDA GPU when there is one (the benchmarks on a lent GPU), else the CPU;
 # NST_TORCH_DEVICE overrides.  Tests run on machines without one, so they stay on the CPU.

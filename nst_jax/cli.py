@@ -143,7 +143,6 @@ def _cmd_stylize(args):
     from . import gatys
     from . import image as im
     from .compile_cache import enable_compilation_cache
-
     from .tiling import parse_tile
 
     out = im.check_output(args.output)
@@ -472,8 +471,8 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
                         "accumulates across runs")
     p.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
     p.add_argument("--cache-images", action="store_true",
-                   help="keep the resized content photos in memory after their first read (same batches; for a "
-                        "GPU that trains faster than one thread decodes them)")
+                   help="keep the resized content photos in memory after their first read (same batches; "
+                        "for a GPU that trains faster than one thread decodes them)")
     p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
     p.add_argument("--quiet", action="store_true")
 
@@ -537,8 +536,8 @@ def build_parser():
                    help="N or all: split the image (and the L-BFGS history) by rows across N devices; the "
                         "same result, about 1/N of the memory on each (default: one device)" + _NO_DEFAULT)
     s.add_argument("--tile", default=d["tile"],
-                   help="auto: evaluate the objective a band of rows at a time when the whole image would not "
-                        "fit in memory (the same loss and gradient); none; or a band height in px")
+                   help="auto: evaluate the objective a band of rows at a time when the whole image would "
+                        "not fit in memory (the same loss and gradient); none; or a band height in px")
     s.add_argument("--remat", action="store_true",
                    help="recompute VGG activations in the backward pass (jax.checkpoint)")
     s.add_argument("--weights", default=d["weights"],

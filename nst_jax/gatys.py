@@ -54,7 +54,7 @@ from . import image as im
 from . import solvers
 from .errors import NSTError
 from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
-from .tiling import bands, needs_tiling, parse_tile, replicate, row_sharding
+from .tiling import needs_tiling, parse_tile, replicate, row_sharding
 from .vgg import LAYERS, check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
 CONTENT_LAYERS = ("relu4_2",)
@@ -72,7 +72,7 @@ class Config:
     tv_kind: str = "l2"
     remat: bool = False
     conv: str = "auto"
-    band: int = 0  # > 0: evaluate the objective a band of this many rows at a time (gatys_value_and_grad_banded)
+    band: int = 0  # > 0: the objective a band of this many rows at a time (gatys_value_and_grad_banded)
 
 
 @dataclasses.dataclass
@@ -156,67 +156,84 @@ def _gram_norm(shape) -> int:
     return shape.shape[1] * shape.shape[2] * shape.shape[3]
 
 
+def band_slices(height: int, band: int, halo: int, align: int) -> tuple[int, list[tuple[int, int, int]]]:
+    """``(length, [(start, stop, lo), ...])``: bands of ``band`` own rows, each computed from the ``length``
+    rows from ``lo`` -- one length for every band (one compiled band program, one loop), at least the band
+    plus ``halo`` on each side, with ``lo`` on the pooling grid and the last slice ending at the image's
+    last row.  ``length >= height`` means one band: the whole image."""
+    length = band + 2 * halo
+    length += (height - length) % align  # so that the bottom slice, ending at `height`, starts on the grid
+    if length >= height:
+        return height, [(0, height, 0)]
+    slices = []
+    for start in range(0, height, band):
+        stop = min(height, start + band)
+        slices.append((start, stop, min(max(0, start - halo), height - length)))
+    return length, slices
+
+
 def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config):
     """``((loss, terms), gradient)`` of :func:`gatys_loss` at ``x`` (N, H, W, 3), equal to
     ``jax.value_and_grad(gatys_loss, has_aux=True)`` but computed ``cfg.band`` rows at a time, so that the
     network's activations are held for one band (plus its halo, :func:`band_halo`) instead of the image.
 
     The objective is a sum over pixel positions (content) plus functions of Gram matrices, which are
-    themselves sums over positions.  Pass 1 runs the network band by band and adds up each band's own rows'
-    squared content errors and Gram sums; the loss follows from the whole-image Gram matrices, and so
-    does dL/dG.  Pass 2 runs each band again and back-propagates, into the band and its halo, the
-    band's content error and ``<dL/dG, G_band>``; the gradients add up over bands to the whole image's
-    gradient (each position's features counted once).  The TV term is taken on the whole image.  Bands
-    of equal geometry run in one ``lax.scan`` (a loop: one band's activations at a time)."""
+    themselves sums over positions.  Pass 1 runs the network band by band and adds up the squared content
+    errors and the Gram sums over each band's own rows (a row mask: every band has the same shape,
+    :func:`band_slices`); the loss follows from the whole-image Gram matrices, and so does dL/dG.  Pass 2
+    runs each band again and back-propagates, into the band and its halo, the band's content error and
+    ``<dL/dG, G_band>``; these add up over bands to the whole image's gradient (each position's features
+    counted once).  The TV term is taken on the whole image.  Each pass is one ``lax.scan``: one band's
+    activations at a time."""
     n, height = x.shape[0], x.shape[1]
     layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
     halo, align = band_halo(layers)
     band = -(-cfg.band // align) * align
+    length, slices = band_slices(height, band, halo, align)
     shapes = jax.eval_shape(lambda: vgg19_features(params, x, layers, cfg.pool, conv=cfg.conv))
     strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool")) for k in layers}
-    groups: dict[tuple, list[int]] = {}
-    for start, stop, lo, hi in bands(height, band, halo, align):
-        # the last band's own rows end where the feature maps end (floor on odd sizes): keyed by its start
-        groups.setdefault((hi - lo, start - lo, stop - start, start if stop == height else None), []).append(lo)
+    geometry = jnp.asarray(slices, jnp.int32)  # (bands, 3): start, stop, lo
 
-    def own_rows(f, name, key, lo):
-        """The band's own rows of feature map ``f`` (local), and where they sit in the whole map."""
-        length, offset, rows, last_start = key
+    def masked(f, name, start, stop, lo):
+        """``f`` (the band's map at layer ``name``) with rows outside the band's own set to zero, and the
+        band's rows' offset in the whole map."""
         s = strides[name]
-        first = offset // s
-        count = rows // s if last_start is None else shapes[name].shape[1] - last_start // s
-        return jax.lax.slice_in_dim(f, first, first + count, axis=1), (lo + offset) // s
+        rows = lo // s + jnp.arange(f.shape[1])
+        end = jnp.where(stop == height, shapes[name].shape[1], stop // s)
+        keep = (rows >= start // s) & (rows < end)
+        return f * keep[None, :, None, None].astype(f.dtype), lo // s
 
-    def band_terms(xb, key, lo, dgram):
-        """This band's content error sum (weighted, normalised as the whole image's mean) and, with
-        ``dgram``, ``<dL/dG, G_band>``; without it, the raw Gram sums."""
+    def band_terms(xb, g, dgram):
+        """For band ``g`` (start, stop, lo) computed from ``xb`` (its ``length`` rows from ``lo``): its
+        content error sum (normalised as the whole image's mean) and raw Gram sums; with ``dgram``, the
+        weighted content error plus ``<dL/dG, G_band>``."""
+        start, stop, lo = g[0], g[1], g[2]
         f = vgg19_features(params, xb, layers, cfg.pool, conv=cfg.conv)
         content = 0.0
         for name in cfg.content_layers:
-            own, at = own_rows(f[name], name, key, lo)
-            target = jax.lax.dynamic_slice_in_dim(targets["content"][name], at, own.shape[1], axis=1)
-            content = content + jnp.sum((own - target) ** 2) / shapes[name].size
+            target = jax.lax.dynamic_slice_in_dim(targets["content"][name], lo // strides[name],
+                                                  f[name].shape[1], axis=1)
+            err, _ = masked(f[name] - target, name, start, stop, lo)
+            content = content + jnp.sum(err ** 2) / shapes[name].size
         grams = {}
         for name in cfg.style_layers:
-            own, _ = own_rows(f[name], name, key, lo)
-            m = own.reshape(n, -1, own.shape[-1])
-            grams[name] = jnp.einsum("npc,npd->ncd", m, m, precision=GRAM_PRECISION)
+            own, _ = masked(f[name], name, start, stop, lo)
+            a = own.reshape(n, -1, own.shape[-1])
+            grams[name] = jnp.einsum("npc,npd->ncd", a, f[name].reshape(a.shape), precision=GRAM_PRECISION)
         if dgram is None:
             return content, grams
         style = sum(jnp.sum(dgram[k] * grams[k]) / _gram_norm(shapes[k]) for k in cfg.style_layers)
         return weights["content"] * content + style
 
     # pass 1: content error and Gram sums over all bands
-    content_sum = jnp.zeros((), jnp.float32)
-    gram_sum = {k: jnp.zeros((n, shapes[k].shape[-1], shapes[k].shape[-1]), jnp.float32)
-                for k in cfg.style_layers}
-    for key, los in groups.items():
-        def gather(carry, lo, key=key):
-            xb = jax.lax.dynamic_slice_in_dim(x, lo, key[0], axis=1)
-            c, g = band_terms(xb, key, lo, None)
-            return (carry[0] + c, {k: carry[1][k] + g[k] for k in g}), None
+    def gather(carry, g):
+        c, grams = band_terms(jax.lax.dynamic_slice_in_dim(x, g[2], length, axis=1), g, None)
+        return (carry[0] + c, {k: carry[1][k] + grams[k] for k in grams}), None
 
-        (content_sum, gram_sum), _ = jax.lax.scan(gather, (content_sum, gram_sum), jnp.asarray(los, jnp.int32))
+    zero = (jnp.zeros((), jnp.float32),
+            {k: jnp.zeros((n, shapes[k].shape[-1], shapes[k].shape[-1]), jnp.float32)
+             for k in cfg.style_layers})
+    (content_sum, gram_sum), _ = jax.lax.scan(gather, zero, geometry)
     grams = {k: gram_sum[k] / _gram_norm(shapes[k]) for k in cfg.style_layers}
 
     def style_of(g):
@@ -228,15 +245,14 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config):
     tv, dtv = jax.value_and_grad(lambda y: total_variation(y * 255.0, cfg.tv_kind))(x)
 
     # pass 2: each band's share of the gradient, added into the band and its halo
-    grad = weights["tv"] * dtv
-    for key, los in groups.items():
-        def scatter(g, lo, key=key):
-            xb = jax.lax.dynamic_slice_in_dim(x, lo, key[0], axis=1)
-            gb = jax.grad(lambda v: band_terms(v, key, lo, dgram))(xb)
-            old = jax.lax.dynamic_slice_in_dim(g, lo, key[0], axis=1)
-            return jax.lax.dynamic_update_slice_in_dim(g, old + gb, lo, axis=1), None
+    def scatter(grad, g):
+        lo = g[2]
+        xb = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
+        gb = jax.grad(lambda v: band_terms(v, g, dgram))(xb)
+        old = jax.lax.dynamic_slice_in_dim(grad, lo, length, axis=1)
+        return jax.lax.dynamic_update_slice_in_dim(grad, old + gb, lo, axis=1), None
 
-        grad, _ = jax.lax.scan(scatter, grad, jnp.asarray(los, jnp.int32))
+    grad, _ = jax.lax.scan(scatter, weights["tv"] * dtv, geometry)
     terms = {"content": weights["content"] * content_sum, "style": weights["style"] * style,
              "tv": weights["tv"] * tv}
     return (terms["content"] + terms["style"] + terms["tv"], terms), grad

@@ -21,7 +21,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-
 # Gram matrices in full float32 on every backend.  JAX's default on recent NVIDIA GPUs is TensorFloat-32
 # (10-bit mantissa inputs) for float32 products; PyTorch computes its Gram matrices (torch.bmm / mm) in
 # full float32 by default.  The style loss is a small difference of large Gram matrices, so TF32 rounding
@@ -32,7 +31,8 @@ GRAM_PRECISION = jax.lax.Precision.HIGHEST
 
 
 def gram_matrix(features):
-    """(N, H, W, C) -> (N, C, C), normalised by C * H * W; products in full float32 (:data:`GRAM_PRECISION`)."""
+    """(N, H, W, C) -> (N, C, C), normalised by C * H * W; products in full float32
+    (:data:`GRAM_PRECISION`)."""
     n, h, w, c = features.shape
     if n == 1:  # a plain 2-D product: its gradient is 1.1-1.4x faster on XLA:CPU than the batched one
         f = features.reshape(h * w, c)

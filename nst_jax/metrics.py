@@ -14,8 +14,8 @@ tests use these functions.
   can score closer to the photo at relu4_2 than a crisp one); this does: 1 = the photo's edges where the
   photo has them, lower when edges are smeared, doubled or missing.  Higher is better.
 
-The two VGG distances are relative squared errors (:func:`nst_jax.losses.relative_distance`): scale-free, so no layer
-outweighs the others because its activations are larger.  They are a yardstick, not a verdict: the
+The two VGG distances are relative squared errors (:func:`nst_jax.losses.relative_distance`): scale-free,
+so no layer outweighs the others because its activations are larger.  They are a yardstick, not a verdict: the
 pictures are to be looked at next to them.
 """
 

@@ -187,7 +187,8 @@ def tall_case(params, images):
     x = np.clip(content + rng.normal(0, 0.1, content.shape), 0, 1).astype(np.float32)
     cfg = gatys.Config()
     targets = gatys.compute_targets(params, content[None], [style[None]], [1.0], cfg)
-    w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.asarray([1, 0.5, 1, 2, 1], np.float32)}
+    w = {"content": 5.0, "style": 100.0, "tv": 5e-4,
+         "style_layers": np.asarray([1, 0.5, 1, 2, 1], np.float32)}
     return content, style, x, cfg, targets, w
 
 

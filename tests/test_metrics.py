@@ -54,7 +54,8 @@ def test_edge_correlation_matches_scipy_and_sees_blur():
         mags = []
         for img in (x, p):
             lum = img @ np.array([0.299, 0.587, 0.114])
-            mags.append(np.hypot(ndimage.sobel(lum, 0, mode="nearest"), ndimage.sobel(lum, 1, mode="nearest")))
+            mags.append(np.hypot(ndimage.sobel(lum, 0, mode="nearest"),
+                                 ndimage.sobel(lum, 1, mode="nearest")))
         return np.corrcoef(mags[0].ravel(), mags[1].ravel())[0, 1]
 
     assert metrics.edge_correlation(out, photo) == pytest.approx(ref(out, photo), abs=1e-12)
