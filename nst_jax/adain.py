@@ -29,8 +29,16 @@ import numpy as np
 from . import image as _image
 from .errors import NSTError
 from .losses import mean_std
-from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
-from .vgg import _conv as _vgg_conv
+from .nets import (
+    count_params,
+    flat_shapes,
+    load_params,
+    pad_to_multiple,
+    reflect_pad,
+    save_params,
+    upsample_nearest,
+    valid_conv,
+)
 from .vgg import vgg19_features
 
 ENCODER_LAYER = "relu4_1"
@@ -115,20 +123,15 @@ def encode(vgg_params, images, layers=(ENCODER_LAYER,)):
 # --- decoder -------------------------------------------------------------------------------------------
 
 class Conv3x3(nn.Module):
-    """A 3x3 convolution on an already padded input (``VALID``), with ``nn.Conv``'s parameters and init.
-
-    Computed as the VGG's convolution (:func:`nst_jax.vgg._conv`: Winograd for >= 256 output channels on
-    CPU, an explicit input-gradient rule otherwise) on the padded input, keeping the valid interior: the
-    same numbers as ``lax.conv(..., "VALID")``, and on XLA:CPU about 2x faster for the decoder's
-    training step (its VALID convolutions and their gradients take a slow path there).
-    """
+    """A 3x3 convolution on an already padded input (``VALID``, :func:`nst_jax.nets.valid_conv`: XLA:CPU's
+    fast path), with ``nn.Conv``'s parameters and init."""
     features: int
 
     @nn.compact
     def __call__(self, x):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return _vgg_conv(x, {"kernel": kernel, "bias": bias})[:, 1:-1, 1:-1]
+        return valid_conv(x, kernel) + bias
 
 
 class ReflectConv(nn.Module):
@@ -137,8 +140,7 @@ class ReflectConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        return Conv3x3(self.features, name="Conv_0")(x)
+        return Conv3x3(self.features, name="Conv_0")(reflect_pad(x, 1))
 
 
 DECODER_PLAN = (  # (name, output channels), "up" = 2x nearest-neighbour upsampling; mirrors VGG-19

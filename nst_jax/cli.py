@@ -60,39 +60,38 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------------------------------
 
 class Progress:
-    """A one-line progress bar on stderr: iteration, loss, elapsed and ETA."""
+    """The ``stylize`` progress bar on stderr (tqdm): iterations of the current scale, loss, elapsed and
+    remaining time; one bar per scale.  Updated between compiled chunks of iterations."""
 
     def __init__(self, quiet=False, stream=sys.stderr):
         self.quiet, self.stream = quiet, stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self._scale_start = None
-        self._last_line = 0.0
+        self.bar, self.scale = None, None
 
     def __call__(self, it):
         if self.quiet:
             return
-        now = time.perf_counter()
-        if it.iteration <= 10 or self._scale_start is None or self._scale_start[0] != it.scale:
-            self._scale_start = (it.scale, now, it.iteration)
-        _, t_start, i_start = self._scale_start
-        rate = (now - t_start) / max(1, it.iteration - i_start) if it.iteration > i_start else None
-        eta = rate * (it.iterations - it.iteration) if rate else None
-        width = 24
-        filled = int(width * it.iteration / it.iterations)
-        scale = f" scale {it.scale}/{it.scales}" if it.scales > 1 else ""
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {it.iteration}/{it.iterations}{scale} "
-                f"loss {it.loss:.4g}  {it.seconds:.0f}s" + (f"  ETA {eta:.0f}s" if eta else ""))
-        if self.tty:
-            self.stream.write("\r" + line.ljust(78))
-            if it.iteration == it.iterations and it.scale == it.scales:
-                self.stream.write("\n")
-        elif now - self._last_line > 2.0 or it.iteration == it.iterations:  # logs: not every chunk
-            self.stream.write(line + "\n")
-            self._last_line = now
-        self.stream.flush()
+        if self.bar is None or self.scale != it.scale:
+            from tqdm import tqdm
+
+            self.close()
+            self.scale = it.scale
+            desc = f"scale {it.scale}/{it.scales}" if it.scales > 1 else None
+            self.bar = tqdm(total=it.iterations, desc=desc, unit="it", file=self.stream, dynamic_ncols=True,
+                            mininterval=0.5)
+        # the bar's own clock starts after the first chunk (which compiles): the run's time is given too
+        self.bar.set_postfix_str(f"loss {it.loss:.4g}, {it.seconds:.0f}s in all", refresh=False)
+        self.bar.update(it.iteration - self.bar.n)
+        if it.iteration >= it.iterations:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def message(self, text):
         if not self.quiet:
+            self.close()
             self.stream.write(text + "\n")
             self.stream.flush()
 
@@ -190,6 +189,7 @@ def _cmd_stylize(args):
     try:
         result, report = gatys.stylize(content, styles, **kwargs)
     except gatys.StylizeInterrupted as e:
+        progress.close()
         im.save_image(out, e.image)
         print(f"nst-jax: interrupted; saved the current image ({e.report.get('iterations', '?')} "
               f"iterations at the last scale) to {out}", file=sys.stderr)

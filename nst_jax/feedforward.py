@@ -51,8 +51,18 @@ import numpy as np
 from . import image as _image
 from .errors import NSTError
 from .losses import gram_matrix, relative_distance, relative_distances, total_variation
-from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
-from .vgg import _conv as _vgg_conv
+from .nets import (
+    EPS,
+    count_params,
+    flat_shapes,
+    instance_norm,
+    load_params,
+    pad_to_multiple,
+    reflect_pad,
+    save_params,
+    upsample_nearest,
+    valid_conv,
+)
 from .vgg import vgg19_features
 
 CONTENT_LAYERS = ("relu2_2", "relu4_2")
@@ -67,7 +77,6 @@ MULTIPLE = 4  # two stride-2 convolutions: sides are padded to a multiple of 4
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_PREFIX = "fast_"
 MODEL_FORMAT = "nst_jax-fast-v1"
-EPS = 1e-5
 
 
 # --- network ---------------------------------------------------------------------------------------------
@@ -93,13 +102,6 @@ class InstanceNorm(nn.Module):
         return instance_norm(x, scale, bias)
 
 
-def instance_norm(x, scale, bias, eps: float = EPS):
-    """The pure function behind :class:`InstanceNorm` (for tests and users)."""
-    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-    var = jnp.var(x, axis=(1, 2), keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias
-
-
 class ConvLayer(nn.Module):
     """Reflection-padded k x k convolution, stride 1 or 2."""
     features: int
@@ -111,32 +113,8 @@ class ConvLayer(nn.Module):
         k = self.kernel
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        p = k // 2
-        x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
-        return _valid_conv(x, kernel, self.stride) + bias
+        return valid_conv(reflect_pad(x, k // 2), kernel, self.stride) + bias
 
-
-def _valid_conv(x, kernel, stride: int):
-    """``lax.conv(x, kernel, stride, "VALID")`` for odd square kernels, computed through XLA:CPU's fast path.
-
-    XLA:CPU runs ``"SAME"`` convolutions through its fast (Eigen) kernels but ``"VALID"`` and explicit
-    padding through a generic one, up to 20x slower for this network's 9x9 output layer.  So: stride 1 is
-    the ``"SAME"`` convolution of the (already padded) input cropped to its valid interior (3x3 kernels
-    through the VGG's convolution, with its fast input-gradient rule); stride 2 on an even size is exactly
-    ``"SAME"`` (whose padding is then 0 before and 1 after, so its windows are ``"VALID"``'s plus one more).
-    """
-    k = kernel.shape[0]
-    p = k // 2
-    dn = ("NHWC", "HWIO", "NHWC")
-    if stride == 1:
-        if k == 3:
-            return _vgg_conv(x, {"kernel": kernel, "bias": jnp.zeros(kernel.shape[-1], kernel.dtype)})[
-                :, 1:-1, 1:-1]
-        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=dn)[:, p:-p, p:-p]
-    if stride == 2 and k == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
-        h, w = (x.shape[1] - k) // 2 + 1, (x.shape[2] - k) // 2 + 1  # VALID's size: one less than SAME's
-        return jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=dn)[:, :h, :w]
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=dn)
 
 
 class ResidualBlock(nn.Module):
@@ -385,7 +363,7 @@ def _band_conv(x, kernel, bias, *, stride: int, up: bool):
         x = jnp.repeat(x, 2, axis=2)
     p = kernel.shape[0] // 2
     x = jnp.pad(x, ((0, 0), (0, 0), (p, p), (0, 0)), mode="reflect")
-    return _valid_conv(x, kernel, stride) + bias
+    return valid_conv(x, kernel, stride) + bias
 
 
 def _conv_stage(x: np.ndarray, layer: dict, stride: int = 1, up: bool = False,

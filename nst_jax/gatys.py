@@ -119,6 +119,58 @@ def compute_targets(params, content, styles, blend, cfg: Config):
 _targets_jit = jax.jit(compute_targets, static_argnums=(4,))
 
 
+def _banded_features(params, image, content_layers, style_layers, cfg: Config, band: int):
+    """``({layer: whole feature map}, {layer: raw Gram sum})`` of one image (1, H, W, 3) computed ``band``
+    rows at a time (:func:`band_slices`, one ``lax.scan``): each band writes its own rows' features
+    into the whole maps (content layers) and adds its own rows' Gram sums (style layers)."""
+    layers = tuple(dict.fromkeys(tuple(content_layers) + tuple(style_layers)))
+    halo, align = band_halo(layers)
+    height = image.shape[1]
+    length, slices = band_slices(height, -(-band // align) * align, halo, align)
+    shapes = jax.eval_shape(lambda: vgg19_features(params, image, layers, cfg.pool, conv=cfg.conv))
+    strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool")) for k in layers}
+
+    def step(carry, g):
+        maps, grams = carry
+        start, stop, lo = g[0], g[1], g[2]
+        f = vgg19_features(params, jax.lax.dynamic_slice_in_dim(image, lo, length, axis=1), layers, cfg.pool,
+                           conv=cfg.conv)
+        own = {}
+        for k in layers:
+            s = strides[k]
+            rows = lo // s + jnp.arange(f[k].shape[1])
+            end = jnp.where(stop == height, shapes[k].shape[1], stop // s)
+            own[k] = f[k] * ((rows >= start // s) & (rows < end))[None, :, None, None].astype(f[k].dtype)
+        at = {k: lo // strides[k] for k in maps}
+        maps = {k: jax.lax.dynamic_update_slice_in_dim(
+            maps[k], own[k] + jax.lax.dynamic_slice_in_dim(maps[k], at[k], own[k].shape[1], axis=1), at[k],
+            axis=1) for k in maps}
+        grams = {k: grams[k] + jnp.einsum("npc,npd->ncd", own[k].reshape(1, -1, own[k].shape[-1]),
+                                          f[k].reshape(1, -1, f[k].shape[-1]), precision=GRAM_PRECISION)
+                 for k in grams}
+        return (maps, grams), None
+
+    zero = ({k: jnp.zeros(shapes[k].shape, jnp.float32) for k in content_layers},
+            {k: jnp.zeros((1, shapes[k].shape[-1], shapes[k].shape[-1]), jnp.float32) for k in style_layers})
+    (maps, grams), _ = jax.lax.scan(step, zero, jnp.asarray(slices, jnp.int32))
+    return maps, {k: (v, shapes[k]) for k, v in grams.items()}
+
+
+def compute_targets_banded(params, content, styles, blend, cfg: Config):
+    """:func:`compute_targets`, each image ``cfg.band`` rows at a time (the same targets; the network's
+    activations held for one band)."""
+    maps, _ = _banded_features(params, content, cfg.content_layers, (), cfg, cfg.band)
+    grams = {name: 0.0 for name in cfg.style_layers}
+    for s, w in zip(styles, blend, strict=True):
+        _, sums = _banded_features(params, s, (), cfg.style_layers, cfg, cfg.band)
+        for name, (g, shape) in sums.items():
+            grams[name] = grams[name] + w * g / _gram_norm(shape)
+    return {"content": maps, "style": grams}
+
+
+_targets_banded_jit = jax.jit(compute_targets_banded, static_argnums=(4,))
+
+
 def gatys_loss(params, x, targets, weights, cfg: Config):
     """Total loss and its terms for images ``x`` (N, H, W, 3).
 
@@ -571,13 +623,15 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             n = rows.mesh.size
             raise NSTError(f"split across {n} devices, each scale's height must be a multiple of {n}; "
                            f"this one is {shape[0]} px: choose another --size")
-        targets = _targets_jit(params, c, s, blend, cfg)
+        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers,
+                         dict(solver.settings).get("history", 0), rows)
+        # the targets in bands too when the image is: the style image is as large as the content
+        targets = (_targets_banded_jit(params, c, s, blend, dataclasses.replace(cfg, band=band)) if band
+                   else _targets_jit(params, c, s, blend, cfg))
         if x is None:
             x0 = _initial_image(init, c, s[0], seed)
         else:
             x0 = im.resize(np.asarray(x[0]), shape)[None]
-        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers,
-                         dict(solver.settings).get("history", 0), rows)
         try:
             x, info = optimize(params, x0, targets, wts, dataclasses.replace(cfg, band=band), iters, solver,
                                callback, save_every, (k, len(sizes)), t0, rows)

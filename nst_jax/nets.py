@@ -1,5 +1,6 @@
-"""What the trained feed-forward networks (AdaIN decoder, Johnson et al. transform nets) share: layout
-helpers and the ``.npz`` parameter files they ship in.
+"""What the trained feed-forward networks (AdaIN decoder, Johnson et al. transform nets) share: their
+layers as pure functions (:func:`valid_conv`, :func:`reflect_pad`, :func:`instance_norm`), layout helpers
+and the ``.npz`` parameter files they ship in.
 
 A parameter file holds one array per leaf of the flax parameter pytree, keyed by its path
 (``"conv4_1/Conv_0/kernel"``), float16 by default, plus ``__format__`` (which kind of network) and
@@ -20,6 +21,53 @@ import numpy as np
 
 from .errors import NSTError
 from .fileio import atomic_write
+from .vgg import _conv as _vgg_conv
+
+EPS = 1e-5  # instance normalisation's (PyTorch's InstanceNorm2d default)
+
+
+# --- layers -----------------------------------------------------------------------------------------------
+
+def reflect_pad(x, p: int):
+    """NHWC ``x`` padded by ``p`` rows and columns on each side, mirrored at the border (no edge repeat)."""
+    return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+
+
+def valid_conv(x, kernel, stride: int = 1):
+    """``lax.conv(x, kernel, stride, "VALID")`` (NHWC, HWIO) for odd square kernels, computed through
+    XLA:CPU's fast path: the same numbers.
+
+    XLA:CPU runs ``"SAME"`` convolutions through its fast (Eigen) kernels but ``"VALID"`` and explicit
+    padding through a generic one, up to 20x slower for the 9x9 output layer of Johnson et al.'s network
+    and about 2x for the AdaIN decoder's training step.  So: stride 1 is the ``"SAME"`` convolution of the
+    (already padded) input cropped to its valid interior (3x3 kernels through the VGG's convolution: Winograd
+    for >= 256 output channels on CPU, and its fast input-gradient rule); stride 2 on an even size is
+    exactly ``"SAME"`` (whose padding is then 0 before and 1 after, so its windows are ``"VALID"``'s plus
+    one more).
+    """
+    k = kernel.shape[0]
+    p = k // 2
+    dn = ("NHWC", "HWIO", "NHWC")
+    if stride == 1:
+        if k == 3:
+            zero = jnp.zeros(kernel.shape[-1], kernel.dtype)
+            return _vgg_conv(x, {"kernel": kernel, "bias": zero})[:, 1:-1, 1:-1]
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=dn)[:, p:-p, p:-p]
+    if stride == 2 and k == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+        h, w = (x.shape[1] - k) // 2 + 1, (x.shape[2] - k) // 2 + 1  # VALID's size: one less than SAME's
+        return jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=dn)[:, :h, :w]
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=dn)
+
+
+def instance_norm(x, scale, bias, eps: float = EPS):
+    """Instance normalisation (Ulyanov et al. 2016) of NHWC ``x``: each image's channel normalised over
+    its positions (biased variance, ``eps`` inside the root), then ``* scale + bias``."""
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    var = jnp.var(x, axis=(1, 2), keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias
+
+
+# --- layout and parameter files ---------------------------------------------------------------------------
 
 
 def pad_to_multiple(x, multiple: int):

@@ -257,3 +257,21 @@ def test_stylize_tiled_equals_untiled(params, tall_case):
     assert gatys.band_rows(400, (304, 40), gatys.CONTENT_LAYERS + gatys.STYLE_LAYERS, 4) == 0
     with pytest.raises(NSTError, match="tile must be"):
         nst_jax.stylize(content, style, tile="x", **kw)
+
+
+def test_banded_targets_equal_the_whole_image(params, tall_case):
+    """The targets of a tiled run (content features assembled from bands, Gram matrices summed over
+    bands; a style taller than a band and one smaller than it, blended) equal the whole images'."""
+    import dataclasses
+
+    content, style, *_ = tall_case
+    tall_style = np.ascontiguousarray(np.concatenate([style] * 5, axis=0)[:272, :56])
+    styles = [tall_style[None], style[None]]
+    cfg = gatys.Config()
+    whole = gatys.compute_targets(params, content[None], styles, [0.3, 0.7], cfg)
+    banded = gatys.compute_targets_banded(params, content[None], styles, [0.3, 0.7],
+                                          dataclasses.replace(cfg, band=48))
+    for kind in ("content", "style"):
+        for k, v in whole[kind].items():
+            v, b = np.asarray(v), np.asarray(banded[kind][k])
+            assert np.abs(b - v).max() <= 1e-5 * np.abs(v).max(), (kind, k)
