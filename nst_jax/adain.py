@@ -27,18 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import image as _image
+from . import nets
 from .errors import NSTError
 from .losses import mean_std
-from .nets import (
-    count_params,
-    flat_shapes,
-    load_params,
-    pad_to_multiple,
-    reflect_pad,
-    save_params,
-    upsample_nearest,
-    valid_conv,
-)
+from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .vgg import vgg19_features
 
 ENCODER_LAYER = "relu4_1"
@@ -131,7 +123,7 @@ class Conv3x3(nn.Module):
     def __call__(self, x):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return valid_conv(x, kernel) + bias
+        return nets.valid_conv(x, kernel) + bias
 
 
 class ReflectConv(nn.Module):
@@ -140,7 +132,7 @@ class ReflectConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return Conv3x3(self.features, name="Conv_0")(reflect_pad(x, 1))
+        return Conv3x3(self.features, name="Conv_0")(nets.reflect_pad(x, 1))
 
 
 DECODER_PLAN = (  # (name, output channels), "up" = 2x nearest-neighbour upsampling; mirrors VGG-19

@@ -674,6 +674,28 @@ def conditional_from(models: list, num: int):
     return jax.tree_util.tree_map_with_path(stacked, *params)
 
 
+def one_style_of(params, meta: dict):
+    """``(params, meta)`` of a one-style network: unchanged for one; for a conditional network whose style
+    was chosen by name (``load_model("starry_night")`` of the shipped four-painting network), that style's
+    normalisation parameters with the shared convolutions -- the same network as the conditional one
+    painting that style alone."""
+    if not num_styles(params):
+        return params, meta
+    style = meta.get("style")
+    if style is None:
+        raise NSTError(f"this network paints {num_styles(params)} styles; start a one-style network from one "
+                       f"of them by name ({', '.join(model_styles(meta))}) or from a one-style network")
+    index = model_styles(meta).index(style)
+
+    def pick(path, leaf):
+        names = [str(getattr(k, "key", k)) for k in path]
+        if names[-2].startswith("in") and names[-1] in ("scale", "bias"):
+            return leaf[index]
+        return leaf
+
+    return jax.tree_util.tree_map_with_path(pick, params), meta
+
+
 def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,
                learning_rate: float = 1e-3, lr_decay: float = 0.0, warmup: int = 0,
                content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
@@ -723,7 +745,7 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
         elif len(loaded) > 1:
             raise NSTError("a one-style network starts from one network")
         else:
-            init = loaded[0]
+            init = one_style_of(*loaded[0])
     content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
     task = FastTask(vgg19_params(weights, log=log), images if many else images[0], content_src,
                     style_name=names if many else names[0], style_size=style_size, crop=crop, resize=resize,
@@ -743,5 +765,5 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
 
 __all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "apply_net_tiled", "conditional_from",
            "count_params", "fast_stylize", "init_net", "instance_norm", "load_model", "model_styles",
-           "num_styles", "perceptual_loss", "photo_style_distance", "save_model", "shipped_models",
-           "shipped_styles", "style_mix", "style_targets", "train_fast"]
+           "num_styles", "one_style_of", "perceptual_loss", "photo_style_distance", "save_model",
+           "shipped_models", "shipped_styles", "style_mix", "style_targets", "train_fast"]

@@ -401,3 +401,21 @@ def test_train_conditional_fast_network_cli(tmp_path, model_file):
     r = run("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir", photos,
             "--ckpt-dir", tmp_path / "bad", "--steps", "1", "--init-from", model_file, model_file, model_file)
     assert_clean_error(r, "one one-style network per style")
+
+
+def test_one_style_of_a_conditional_network_paints_as_it_does():
+    """A shipped style name gives the four-painting network with that style chosen; one_style_of makes a
+    one-style network of it (what `train fast --init-from starry_night` starts from) that paints the same
+    picture as the conditional network with that style, and is refused without a chosen style."""
+    names = [n for n, (_, inner) in F.shipped_styles().items() if inner is not None]
+    if not names:
+        pytest.skip("no conditional network is shipped in this version")
+    params, meta = F.load_model(names[0])
+    single, _ = F.one_style_of(params, meta)
+    assert F.num_styles(single) == 0 and F.num_styles(params) > 1
+    x = jnp.asarray(np.random.default_rng(4).random((1, 32, 40, 3)), jnp.float32)
+    onehot = jnp.asarray(F.style_mix(F.model_styles(meta), meta["style"]))[None]
+    np.testing.assert_allclose(np.asarray(F.apply_net(single, x)),
+                               np.asarray(F.apply_net(params, x, style=onehot)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(NSTError, match="paints 4 styles"):
+        F.one_style_of(params, {k: v for k, v in meta.items() if k != "style"})
