@@ -362,14 +362,15 @@ def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
     return y * (1.0 / scale), state
 
 
-def solver_for(optimizer, learning_rate=None, history=None) -> solvers.Solver:
+def solver_for(optimizer, learning_rate=None, history=None, history_dtype=None) -> solvers.Solver:
     """``optimizer``: a :class:`nst_jax.solvers.Solver`, or a name with its settings."""
     if isinstance(optimizer, solvers.Solver):
         return optimizer
     if optimizer == "lbfgs":
         return solvers.make_solver("lbfgs", history=history, reject=REJECT_FACTOR,
-                                   learning_rate=learning_rate)
-    return solvers.make_solver(optimizer, history=history, learning_rate=learning_rate)
+                                   learning_rate=learning_rate, history_dtype=history_dtype)
+    return solvers.make_solver(optimizer, history=history, learning_rate=learning_rate,
+                               history_dtype=history_dtype)
 
 
 class _Programs:
@@ -509,8 +510,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             style_layer_weights: Sequence[float] | None = None,
             style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
             preserve_color: str | None = None, scales: int = 1, seed: int = 0,
-            learning_rate: float | None = None, history: int | None = None, remat: bool = False, weights=None,
-            devices=None, tile="auto",
+            learning_rate: float | None = None, history: int | None = None, history_dtype: str | None = None,
+            remat: bool = False, weights=None, devices=None, tile="auto",
             callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
     """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
 
@@ -520,8 +521,9 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       size: longest side of the result in pixels (``None``: the content's own size).
       iters: iterations per scale.
       optimizer: ``"lbfgs"``, ``"adam"``, ``"lbfgsb"`` or a :class:`nst_jax.solvers.Solver`.
-      learning_rate: Adam's (default 0.02); history: L-BFGS(-B)'s memory (default 100 / 10).  A setting
-        the chosen solver does not take is an error.
+      learning_rate: Adam's (default 0.02); history: L-BFGS(-B)'s memory (default 100 / 10);
+        history_dtype: L-BFGS's storage of the pairs, ``"float32"`` (default) or ``"bfloat16"`` (half the
+        memory; BENCHMARKS.md measures the loss).  A setting the chosen solver does not take is an error.
       init: ``"content"``, ``"noise"`` (uniform white noise, seeded), ``"style"`` (the first style
         image resized to the content's shape), or an (H, W, 3) array.
       content_weight, style_weight, tv_weight: weights of the three terms (see module notes).
@@ -565,7 +567,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         raise NSTError(f"style scale must be positive, not {style_scale}")
     if save_every is not None and save_every < 1:
         raise NSTError(f"save-every must be at least 1, not {save_every}")
-    solver = solver_for(optimizer, learning_rate, history)
+    solver = solver_for(optimizer, learning_rate, history, history_dtype)
     settings = dict(solver.settings)
     if solver.name == "lbfgs" and settings["history"] > iters:
         # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
@@ -623,8 +625,10 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             n = rows.mesh.size
             raise NSTError(f"split across {n} devices, each scale's height must be a multiple of {n}; "
                            f"this one is {shape[0]} px: choose another --size")
-        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers,
-                         dict(solver.settings).get("history", 0), rows)
+        pairs = dict(solver.settings).get("history", 0)
+        if dict(solver.settings).get("history_dtype") == "bfloat16":
+            pairs = pairs / 2  # half the bytes a pair
+        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers, pairs, rows)
         # the targets in bands too when the image is: the style image is as large as the content
         targets = (_targets_banded_jit(params, c, s, blend, dataclasses.replace(cfg, band=band)) if band
                    else _targets_jit(params, c, s, blend, cfg))

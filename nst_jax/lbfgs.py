@@ -55,20 +55,23 @@ class LBFGSState(NamedTuple):
     num_rejected: jax.Array  # trial points the safeguard did not take
 
 
-def init(x, aux_like=None, *, history: int = 100) -> LBFGSState:
+def init(x, aux_like=None, *, history: int = 100, history_dtype=None) -> LBFGSState:
     """A state at ``x`` with nothing evaluated yet; the first :func:`step` evaluates at ``x``.
 
     ``aux_like``: a pytree of arrays (or ShapeDtypeStructs) shaped like the objective's aux output.
+    ``history_dtype``: the curvature pairs' storage type (default ``x``'s; ``bfloat16`` halves the largest
+    part of the memory at big sizes).  Products with them are computed in ``x``'s type.
     """
     if history < 1:
         raise ValueError(f"history must be at least 1, not {history}")
     dt = x.dtype
+    hdt = dt if history_dtype is None else jnp.dtype(history_dtype)
     zeros = jnp.zeros_like(x)
     aux = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), aux_like)
     return LBFGSState(value=jnp.asarray(jnp.inf, dt), aux=aux, grad=zeros, direction=zeros,
                       stepsize=jnp.zeros((), dt),
-                      s_history=jnp.zeros((history,) + x.shape, dt),
-                      y_history=jnp.zeros((history,) + x.shape, dt),
+                      s_history=jnp.zeros((history,) + x.shape, hdt),
+                      y_history=jnp.zeros((history,) + x.shape, hdt),
                       rho_history=jnp.zeros((history,), dt), gamma=jnp.ones((), dt),
                       pairs=jnp.zeros((), jnp.int32), num_fun_eval=jnp.zeros((), jnp.int32),
                       num_rejected=jnp.zeros((), jnp.int32))
@@ -85,16 +88,16 @@ def inverse_hessian_product(v, state: LBFGSState, history: int):
     def newest_first(i, carry):
         q, alpha = carry
         k = (state.pairs - 1 - i) % history
-        a = state.rho_history[k] * _vdot(state.s_history[k], q)
-        return q - a * state.y_history[k], alpha.at[k].set(a)
+        a = state.rho_history[k] * _vdot(state.s_history[k].astype(q.dtype), q)
+        return q - a * state.y_history[k].astype(q.dtype), alpha.at[k].set(a)
 
     q, alpha = jax.lax.fori_loop(0, n, newest_first,
                                  (v, jnp.zeros((history,), state.rho_history.dtype)))
 
     def oldest_first(i, r):
         k = (state.pairs - n + i) % history
-        b = state.rho_history[k] * _vdot(state.y_history[k], r)
-        return r + (alpha[k] - b) * state.s_history[k]
+        b = state.rho_history[k] * _vdot(state.y_history[k].astype(r.dtype), r)
+        return r + (alpha[k] - b) * state.s_history[k].astype(r.dtype)
 
     return jax.lax.fori_loop(0, n, oldest_first, state.gamma * q)
 
@@ -119,8 +122,10 @@ def step(value_and_grad: Callable, x, state: LBFGSState, *, history: int = 100,
     store = ok & (sy > CURVATURE_EPS)
     slot = state.pairs % history
     hist = state._replace(
-        s_history=state.s_history.at[slot].set(jnp.where(store, s, state.s_history[slot])),
-        y_history=state.y_history.at[slot].set(jnp.where(store, y, state.y_history[slot])),
+        s_history=state.s_history.at[slot].set(
+            jnp.where(store, s.astype(state.s_history.dtype), state.s_history[slot])),
+        y_history=state.y_history.at[slot].set(
+            jnp.where(store, y.astype(state.y_history.dtype), state.y_history[slot])),
         rho_history=state.rho_history.at[slot].set(
             jnp.where(store, 1.0 / jnp.where(store, sy, 1.0), state.rho_history[slot])),
         gamma=jnp.where(store, sy / jnp.where(store, _vdot(y, y), 1.0), state.gamma),

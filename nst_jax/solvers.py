@@ -61,22 +61,32 @@ def _zeros_like_tree(tree):
 
 # --- L-BFGS without line search (torch.optim.LBFGS's algorithm) -------------------------------------------
 
-def lbfgs(history: int = HISTORY, reject: float = math.inf) -> Solver:
+HISTORY_DTYPES = ("float32", "bfloat16")
+
+
+def lbfgs(history: int = HISTORY, reject: float = math.inf, history_dtype: str = "float32") -> Solver:
     """Our L-BFGS (:mod:`nst_jax.lbfgs`): ``history`` curvature pairs; ``reject``: the safeguard's factor
-    (``inf``: take every finite trial point, as PyTorch does)."""
+    (``inf``: take every finite trial point, as PyTorch does); ``history_dtype``: how the pairs are stored
+    (``"bfloat16"``: half the memory of the largest part at big sizes, products still in float32)."""
     history = int(history)
     if history < 1:
         raise NSTError(f"history must be at least 1, not {history}")
     if not reject > 1:
         raise NSTError(f"the rejection factor must be above 1, not {reject}")
+    if history_dtype not in HISTORY_DTYPES:
+        raise NSTError(f"history dtype must be one of {', '.join(HISTORY_DTYPES)}, not {history_dtype!r}")
 
     def init(x, aux_like):
-        return _lbfgs.init(x, aux_like, history=history)
+        return _lbfgs.init(x, aux_like, history=history,
+                           history_dtype=None if history_dtype == "float32" else history_dtype)
 
     def step(value_and_grad, x, state):
         return _lbfgs.step(value_and_grad, x, state, history=history, reject=reject)
 
-    return Solver("lbfgs", (("history", history), ("reject", float(reject))), init, step, PIXEL_SCALE)
+    settings = (("history", history), ("reject", float(reject)))
+    if history_dtype != "float32":  # reports and compiled-program keys of float32 runs stay as they were
+        settings += (("history_dtype", history_dtype),)
+    return Solver("lbfgs", settings, init, step, PIXEL_SCALE)
 
 
 # --- Adam (optax) -------------------------------------------------------------------------------------------

@@ -126,3 +126,25 @@ def test_a_memory_longer_than_the_iterations_changes_nothing():
         runs[history] = np.asarray(x)
     np.testing.assert_array_equal(runs[8], runs[100])
     assert not np.array_equal(runs[8], x0)
+
+
+def test_bfloat16_history_stores_half_and_still_converges():
+    """history_dtype=bfloat16: the pairs are stored in bfloat16 (half the bytes), products stay in float32;
+    on a convex quadratic (minimum A^-1 b, closed form) it converges as the float32 memory does."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+    a = (q * np.linspace(1, 50, 40)) @ q.T
+    b = rng.normal(size=40)
+    solution = np.linalg.solve(a, b)
+    a32, b32 = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+    fn = jax.value_and_grad(lambda x: (0.5 * x @ a32 @ x - b32 @ x, ()), has_aux=True)
+    ends = {}
+    for dtype in (None, jnp.bfloat16):
+        state0 = lbfgs.init(jnp.zeros(40, jnp.float32), (), history=10, history_dtype=dtype)
+        run = jax.jit(lambda x, st: jax.lax.fori_loop(
+            0, 60, lambda i, c: lbfgs.step(fn, *c, history=10), (x, st)))
+        x, state = run(jnp.zeros(40, jnp.float32), state0)
+        ends[dtype] = (np.asarray(x), state.s_history.dtype)
+    assert ends[jnp.bfloat16][1] == jnp.bfloat16 and ends[None][1] == jnp.float32
+    for dtype, (x, _) in ends.items():
+        np.testing.assert_allclose(x, solution, atol=1e-3 * np.abs(solution).max(), err_msg=str(dtype))
