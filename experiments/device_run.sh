@@ -7,6 +7,12 @@
 #   bash experiments/device_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
 #
 # SMOKE=1 shrinks everything (a CPU dry run of the script itself).
+#
+# What travels is the tracked tree plus .gpu (carry: [".gpu"]), 64 MiB at most: .gpu is ~46 MiB, so keep
+# experiments/results (~16 MiB of grids and logs) off the transfer for the call, then restore the index:
+#   git rm -r -q --cached experiments/results && echo /experiments/results/ >> .git/info/exclude
+#   ... the device calls ...
+#   git reset -q && sed -i '\|^/experiments/results/$|d' .git/info/exclude
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NST_JAX_HOME=/tmp/nst_jax_home
