@@ -116,7 +116,6 @@ class ConvLayer(nn.Module):
         return valid_conv(reflect_pad(x, k // 2), kernel, self.stride) + bias
 
 
-
 class ResidualBlock(nn.Module):
     features: int = 128
     num_styles: int = 0
@@ -649,6 +648,13 @@ class _Named:
         self.stream.close()
 
 
+def _is_norm_param(path) -> bool:
+    """Whether a parameter-tree path is an instance normalisation's scale or shift (one per style in a
+    conditional network)."""
+    names = [str(getattr(k, "key", k)) for k in path]
+    return names[-2].startswith("in") and names[-1] in ("scale", "bias")
+
+
 def conditional_from(models: list, num: int):
     """Starting parameters of a ``num``-style conditional network from trained networks: one one-style
     network (its normalisation parameters given to every style), one conditional network of ``num`` styles,
@@ -664,8 +670,7 @@ def conditional_from(models: list, num: int):
                        f"{', '.join(str(k or 1) for k in kinds)} style(s)")
 
     def stacked(path, *leaves):
-        names = [str(getattr(k, "key", k)) for k in path]
-        if names[-2].startswith("in") and names[-1] in ("scale", "bias"):  # an InstanceNorm's parameters
+        if _is_norm_param(path):
             if len(leaves) == 1:
                 return jnp.broadcast_to(leaves[0], (num,) + leaves[0].shape)
             return jnp.stack(leaves)
@@ -687,13 +692,8 @@ def one_style_of(params, meta: dict):
                        f"of them by name ({', '.join(model_styles(meta))}) or from a one-style network")
     index = model_styles(meta).index(style)
 
-    def pick(path, leaf):
-        names = [str(getattr(k, "key", k)) for k in path]
-        if names[-2].startswith("in") and names[-1] in ("scale", "bias"):
-            return leaf[index]
-        return leaf
-
-    return jax.tree_util.tree_map_with_path(pick, params), meta
+    return jax.tree_util.tree_map_with_path(lambda path, leaf: leaf[index] if _is_norm_param(path) else leaf,
+                                            params), meta
 
 
 def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,

@@ -119,41 +119,61 @@ def compute_targets(params, content, styles, blend, cfg: Config):
 _targets_jit = jax.jit(compute_targets, static_argnums=(4,))
 
 
+class _Bands:
+    """The geometry of evaluating VGG-19 at ``layers`` on images of ``shape`` (N, H, W, 3) ``band`` rows
+    at a time: the band slices (:func:`band_slices`, one length for all), the whole image's feature-map
+    shapes and each layer's stride, and the row mask that keeps a band's own rows of a feature map."""
+
+    def __init__(self, params, shape, layers, cfg: Config, band: int):
+        self.layers = tuple(dict.fromkeys(layers))
+        halo, align = band_halo(self.layers)
+        self.height = shape[1]
+        self.length, slices = band_slices(self.height, -(-band // align) * align, halo, align)
+        self.geometry = jnp.asarray(slices, jnp.int32)  # (bands, 3): start, stop, lo
+        def features(y):
+            return vgg19_features(params, y, self.layers, cfg.pool, conv=cfg.conv)
+
+        self.shapes = jax.eval_shape(features, jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
+        self.strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool"))
+                        for k in self.layers}
+
+    def own(self, f, name, g):
+        """``f`` (band ``g``'s map at layer ``name``) with rows outside the band's own set to zero."""
+        start, stop, lo = g[0], g[1], g[2]
+        s = self.strides[name]
+        rows = lo // s + jnp.arange(f.shape[1])
+        end = jnp.where(stop == self.height, self.shapes[name].shape[1], stop // s)
+        return f * ((rows >= start // s) & (rows < end))[None, :, None, None].astype(f.dtype)
+
+    def gram_sum(self, f, name, g):
+        """Band ``g``'s own rows' contribution to the (unnormalised) Gram matrix at layer ``name``."""
+        own = self.own(f, name, g)
+        a = own.reshape(own.shape[0], -1, own.shape[-1])
+        return jnp.einsum("npc,npd->ncd", a, f.reshape(a.shape), precision=GRAM_PRECISION)
+
+
 def _banded_features(params, image, content_layers, style_layers, cfg: Config, band: int):
-    """``({layer: whole feature map}, {layer: raw Gram sum})`` of one image (1, H, W, 3) computed ``band``
-    rows at a time (:func:`band_slices`, one ``lax.scan``): each band writes its own rows' features
-    into the whole maps (content layers) and adds its own rows' Gram sums (style layers)."""
-    layers = tuple(dict.fromkeys(tuple(content_layers) + tuple(style_layers)))
-    halo, align = band_halo(layers)
-    height = image.shape[1]
-    length, slices = band_slices(height, -(-band // align) * align, halo, align)
-    shapes = jax.eval_shape(lambda: vgg19_features(params, image, layers, cfg.pool, conv=cfg.conv))
-    strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool")) for k in layers}
+    """``({layer: whole feature map}, {layer: Gram matrix})`` of images (N, H, W, 3) computed ``band`` rows
+    at a time (one ``lax.scan``): each band writes its own rows' features into the whole maps (content
+    layers) and adds its own rows' Gram sums (style layers)."""
+    b = _Bands(params, image.shape, tuple(content_layers) + tuple(style_layers), cfg, band)
 
     def step(carry, g):
         maps, grams = carry
-        start, stop, lo = g[0], g[1], g[2]
-        f = vgg19_features(params, jax.lax.dynamic_slice_in_dim(image, lo, length, axis=1), layers, cfg.pool,
-                           conv=cfg.conv)
-        own = {}
-        for k in layers:
-            s = strides[k]
-            rows = lo // s + jnp.arange(f[k].shape[1])
-            end = jnp.where(stop == height, shapes[k].shape[1], stop // s)
-            own[k] = f[k] * ((rows >= start // s) & (rows < end))[None, :, None, None].astype(f[k].dtype)
-        at = {k: lo // strides[k] for k in maps}
+        f = vgg19_features(params, jax.lax.dynamic_slice_in_dim(image, g[2], b.length, axis=1), b.layers,
+                           cfg.pool, conv=cfg.conv)
+        at = {k: g[2] // b.strides[k] for k in maps}
         maps = {k: jax.lax.dynamic_update_slice_in_dim(
-            maps[k], own[k] + jax.lax.dynamic_slice_in_dim(maps[k], at[k], own[k].shape[1], axis=1), at[k],
-            axis=1) for k in maps}
-        grams = {k: grams[k] + jnp.einsum("npc,npd->ncd", own[k].reshape(1, -1, own[k].shape[-1]),
-                                          f[k].reshape(1, -1, f[k].shape[-1]), precision=GRAM_PRECISION)
-                 for k in grams}
-        return (maps, grams), None
+            maps[k], b.own(f[k], k, g) + jax.lax.dynamic_slice_in_dim(maps[k], at[k], f[k].shape[1], axis=1),
+            at[k], axis=1) for k in maps}
+        return (maps, {k: grams[k] + b.gram_sum(f[k], k, g) for k in grams}), None
 
-    zero = ({k: jnp.zeros(shapes[k].shape, jnp.float32) for k in content_layers},
-            {k: jnp.zeros((1, shapes[k].shape[-1], shapes[k].shape[-1]), jnp.float32) for k in style_layers})
-    (maps, grams), _ = jax.lax.scan(step, zero, jnp.asarray(slices, jnp.int32))
-    return maps, {k: (v, shapes[k]) for k, v in grams.items()}
+    n = image.shape[0]
+    zero = ({k: jnp.zeros(b.shapes[k].shape, jnp.float32) for k in content_layers},
+            {k: jnp.zeros((n, b.shapes[k].shape[-1], b.shapes[k].shape[-1]), jnp.float32)
+             for k in style_layers})
+    (maps, grams), _ = jax.lax.scan(step, zero, b.geometry)
+    return maps, {k: v / _gram_norm(b.shapes[k]) for k, v in grams.items()}
 
 
 def compute_targets_banded(params, content, styles, blend, cfg: Config):
@@ -162,9 +182,9 @@ def compute_targets_banded(params, content, styles, blend, cfg: Config):
     maps, _ = _banded_features(params, content, cfg.content_layers, (), cfg, cfg.band)
     grams = {name: 0.0 for name in cfg.style_layers}
     for s, w in zip(styles, blend, strict=True):
-        _, sums = _banded_features(params, s, (), cfg.style_layers, cfg, cfg.band)
-        for name, (g, shape) in sums.items():
-            grams[name] = grams[name] + w * g / _gram_norm(shape)
+        _, style_grams = _banded_features(params, s, (), cfg.style_layers, cfg, cfg.band)
+        for name, g in style_grams.items():
+            grams[name] = grams[name] + w * g
     return {"content": maps, "style": grams}
 
 
@@ -230,63 +250,31 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config):
     network's activations are held for one band (plus its halo, :func:`band_halo`) instead of the image.
 
     The objective is a sum over pixel positions (content) plus functions of Gram matrices, which are
-    themselves sums over positions.  Pass 1 runs the network band by band and adds up the squared content
-    errors and the Gram sums over each band's own rows (a row mask: every band has the same shape,
-    :func:`band_slices`); the loss follows from the whole-image Gram matrices, and so does dL/dG.  Pass 2
-    runs each band again and back-propagates, into the band and its halo, the band's content error and
+    themselves sums over positions.  Pass 1 runs the network band by band, assembling the content layers'
+    maps from each band's own rows and adding up their Gram sums (a row mask: every band has the same
+    shape, :func:`band_slices`); the loss follows as :func:`gatys_loss` computes it, and so does dL/dG.
+    Pass 2 runs each band again and back-propagates, into the band and its halo, the band's content error and
     ``<dL/dG, G_band>``; these add up over bands to the whole image's gradient (each position's features
     counted once).  The TV term is taken on the whole image.  Each pass is one ``lax.scan``: one band's
     activations at a time."""
-    n, height = x.shape[0], x.shape[1]
-    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
-    halo, align = band_halo(layers)
-    band = -(-cfg.band // align) * align
-    length, slices = band_slices(height, band, halo, align)
-    shapes = jax.eval_shape(lambda: vgg19_features(params, x, layers, cfg.pool, conv=cfg.conv))
-    strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool")) for k in layers}
-    geometry = jnp.asarray(slices, jnp.int32)  # (bands, 3): start, stop, lo
-
-    def masked(f, name, start, stop, lo):
-        """``f`` (the band's map at layer ``name``) with rows outside the band's own set to zero, and the
-        band's rows' offset in the whole map."""
-        s = strides[name]
-        rows = lo // s + jnp.arange(f.shape[1])
-        end = jnp.where(stop == height, shapes[name].shape[1], stop // s)
-        keep = (rows >= start // s) & (rows < end)
-        return f * keep[None, :, None, None].astype(f.dtype), lo // s
+    b = _Bands(params, x.shape, cfg.content_layers + cfg.style_layers, cfg, cfg.band)
 
     def band_terms(xb, g, dgram):
-        """For band ``g`` (start, stop, lo) computed from ``xb`` (its ``length`` rows from ``lo``): its
-        content error sum (normalised as the whole image's mean) and raw Gram sums; with ``dgram``, the
-        weighted content error plus ``<dL/dG, G_band>``."""
-        start, stop, lo = g[0], g[1], g[2]
-        f = vgg19_features(params, xb, layers, cfg.pool, conv=cfg.conv)
+        """Band ``g`` (start, stop, lo), computed from ``xb`` (its ``length`` rows from ``lo``): the weighted
+        content error of its own rows (normalised as the whole image's mean) plus ``<dL/dG, G_band>``."""
+        f = vgg19_features(params, xb, b.layers, cfg.pool, conv=cfg.conv)
         content = 0.0
         for name in cfg.content_layers:
-            target = jax.lax.dynamic_slice_in_dim(targets["content"][name], lo // strides[name],
+            target = jax.lax.dynamic_slice_in_dim(targets["content"][name], g[2] // b.strides[name],
                                                   f[name].shape[1], axis=1)
-            err, _ = masked(f[name] - target, name, start, stop, lo)
-            content = content + jnp.sum(err ** 2) / shapes[name].size
-        grams = {}
-        for name in cfg.style_layers:
-            own, _ = masked(f[name], name, start, stop, lo)
-            a = own.reshape(n, -1, own.shape[-1])
-            grams[name] = jnp.einsum("npc,npd->ncd", a, f[name].reshape(a.shape), precision=GRAM_PRECISION)
-        if dgram is None:
-            return content, grams
-        style = sum(jnp.sum(dgram[k] * grams[k]) / _gram_norm(shapes[k]) for k in cfg.style_layers)
+            content = content + jnp.sum(b.own(f[name] - target, name, g) ** 2) / b.shapes[name].size
+        style = sum(jnp.sum(dgram[k] * b.gram_sum(f[k], k, g)) / _gram_norm(b.shapes[k])
+                    for k in cfg.style_layers)
         return weights["content"] * content + style
 
-    # pass 1: content error and Gram sums over all bands
-    def gather(carry, g):
-        c, grams = band_terms(jax.lax.dynamic_slice_in_dim(x, g[2], length, axis=1), g, None)
-        return (carry[0] + c, {k: carry[1][k] + grams[k] for k in grams}), None
-
-    zero = (jnp.zeros((), jnp.float32),
-            {k: jnp.zeros((n, shapes[k].shape[-1], shapes[k].shape[-1]), jnp.float32)
-             for k in cfg.style_layers})
-    (content_sum, gram_sum), _ = jax.lax.scan(gather, zero, geometry)
-    grams = {k: gram_sum[k] / _gram_norm(shapes[k]) for k in cfg.style_layers}
+    # pass 1: the content layers' maps and the Gram matrices, band by band
+    maps, grams = _banded_features(params, x, cfg.content_layers, cfg.style_layers, cfg, cfg.band)
+    content = sum(content_loss(maps[n], targets["content"][n]) for n in cfg.content_layers)
 
     def style_of(g):
         return sum(weights["style_layers"][i] * style_loss(g[k], targets["style"][k])
@@ -298,14 +286,13 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config):
 
     # pass 2: each band's share of the gradient, added into the band and its halo
     def scatter(grad, g):
-        lo = g[2]
-        xb = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
+        xb = jax.lax.dynamic_slice_in_dim(x, g[2], b.length, axis=1)
         gb = jax.grad(lambda v: band_terms(v, g, dgram))(xb)
-        old = jax.lax.dynamic_slice_in_dim(grad, lo, length, axis=1)
-        return jax.lax.dynamic_update_slice_in_dim(grad, old + gb, lo, axis=1), None
+        old = jax.lax.dynamic_slice_in_dim(grad, g[2], b.length, axis=1)
+        return jax.lax.dynamic_update_slice_in_dim(grad, old + gb, g[2], axis=1), None
 
-    grad, _ = jax.lax.scan(scatter, weights["tv"] * dtv, geometry)
-    terms = {"content": weights["content"] * content_sum, "style": weights["style"] * style,
+    grad, _ = jax.lax.scan(scatter, weights["tv"] * dtv, b.geometry)
+    terms = {"content": weights["content"] * content, "style": weights["style"] * style,
              "tv": weights["tv"] * tv}
     return (terms["content"] + terms["style"] + terms["tv"], terms), grad
 
@@ -473,17 +460,17 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
 ACTIVATION_BYTES_PER_PIXEL = 3320
 
 
-def band_rows(tile, shape, layers, history: int, rows=None) -> int:
+def band_rows(tile, shape, layers, history_bytes: float, rows=None) -> int:
     """The band height :func:`stylize` evaluates the objective in for an image of ``shape`` (0: the whole
     image).  ``tile``: ``"none"``; a band height in px (rounded up to the pooling grid); ``"auto"``: the
     whole image when its estimated peak fits in half the memory available, else the tallest band that
-    does, next to the image-sized arrays (the solver's ``history`` pairs among them)."""
+    does, next to the image-sized arrays (the solver's history, ``history_bytes`` a pixel, among them)."""
     height, width = shape
     if tile == "none" or rows is not None:
         return 0
     halo, align = band_halo(layers)
     pixels = height * width
-    fixed = pixels * (24 * history + 64)  # the iterate, gradient, history pairs, targets
+    fixed = pixels * (history_bytes + 64)  # the solver's history, the iterate, gradient, targets
     if tile == "auto":
         if not needs_tiling("auto", pixels, ACTIVATION_BYTES_PER_PIXEL, fixed):
             return 0
@@ -573,6 +560,9 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
         # iterates with less memory (2 images per pair; at 2048 px, 100 pairs would be ~7 GB)
         solver = solvers.make_solver("lbfgs", **{**settings, "history": iters})
+    # two images a curvature pair, float32 (bfloat16: half); Adam holds none
+    history_bytes = dict(solver.settings).get("history", 0) * (
+        12 if dict(solver.settings).get("history_dtype") == "bfloat16" else 24)
     rows = row_sharding(devices)
     tile = parse_tile(tile)
     if rows is not None and tile not in ("auto", "none"):
@@ -625,10 +615,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             n = rows.mesh.size
             raise NSTError(f"split across {n} devices, each scale's height must be a multiple of {n}; "
                            f"this one is {shape[0]} px: choose another --size")
-        pairs = dict(solver.settings).get("history", 0)
-        if dict(solver.settings).get("history_dtype") == "bfloat16":
-            pairs = pairs / 2  # half the bytes a pair
-        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers, pairs, rows)
+        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers, history_bytes, rows)
         # the targets in bands too when the image is: the style image is as large as the content
         targets = (_targets_banded_jit(params, c, s, blend, dataclasses.replace(cfg, band=band)) if band
                    else _targets_jit(params, c, s, blend, cfg))

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .image import rgb_to_yiq
 from .losses import gram_matrix, relative_distance
 from .vgg import vgg19_features
 
@@ -70,9 +71,6 @@ def content_distance(vgg_params, x, photo) -> float:
     return float(_content_distance(vgg_params, jnp.asarray(x), jnp.asarray(photo)))
 
 
-_LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601
-
-
 def _sobel_magnitude(lum: np.ndarray) -> np.ndarray:
     """|Sobel gradient| of a 2-D float64 array, borders extended by repetition."""
     p = np.pad(lum, 1, mode="edge")
@@ -89,7 +87,7 @@ def edge_correlation(x, photo) -> float:
     x, photo = np.asarray(x, np.float64), np.asarray(photo, np.float64)
     if x.shape != photo.shape:
         raise ValueError(f"edge_correlation needs equal shapes, got {x.shape} and {photo.shape}")
-    a, b = _sobel_magnitude(x @ _LUMA).ravel(), _sobel_magnitude(photo @ _LUMA).ravel()
+    a, b = (_sobel_magnitude(rgb_to_yiq(v)[..., 0]).ravel() for v in (x, photo))
     a, b = a - a.mean(), b - b.mean()
     denom = np.sqrt((a @ a) * (b @ b))
     return float(a @ b / denom) if denom > 0 else 0.0
