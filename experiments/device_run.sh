@@ -4,6 +4,7 @@
 # written under $OUT (at most 8 files).
 #
 #   bash experiments/device_run.sh bench            # benchmarks + 40 s training smoke runs (img/s)
+#   bash experiments/device_run.sh gatys            # only the Gatys row (JAX vs PyTorch, 512 px / 300 iterations)
 #   bash experiments/device_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
 #
 # SMOKE=1 shrinks everything (a CPU dry run of the script itself).
@@ -61,6 +62,9 @@ if [ "$1" = bench ]; then
     adain "${SMOKE_T:-45}" /tmp/smoke_adain --steps "${SMOKE_STEPS:-1000000}"
     cin "${SMOKE_T:-45}" /tmp/smoke_cin --steps "${SMOKE_STEPS:-1000000}"
     tail -n 3 /tmp/smoke_adain/metrics.jsonl /tmp/smoke_cin/metrics.jsonl
+elif [ "$1" = gatys ]; then
+    timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
+    tar czf "$OUT/gatys_results.tgz" experiments/results/bench_gatys*_gpu.json 2>/dev/null
 elif [ "$1" = train ]; then
     adain "$2" /tmp/adain
     cp /tmp/adain/decoder.npz "$OUT/adain_decoder.npz"
