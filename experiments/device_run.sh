@@ -65,6 +65,9 @@ if [ "$1" = bench ]; then
 elif [ "$1" = gatys ]; then
     timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
     tar czf "$OUT/gatys_results.tgz" experiments/results/bench_gatys*_gpu.json 2>/dev/null
+elif [ "$1" = cin ]; then
+    cin "$2" /tmp/cin2
+    cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
 elif [ "$1" = train ]; then
     adain "$2" /tmp/adain
     cp /tmp/adain/decoder.npz "$OUT/adain_decoder.npz"

@@ -356,7 +356,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
     if preserve_color not in (None, "histogram", "luminance"):
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
-    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows
+    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
 
     tile = parse_tile(tile)
     rows = row_sharding(devices)
@@ -412,7 +412,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         say(f"stylising in bands of {band} rows")
         out = _transfer_tiled(vgg_params, decoder_params, content[None], s_mean, s_std, jnp.float32(alpha),
                               jnp.asarray(weights), band)
-    out = np.clip(np.asarray(out[0]), 0.0, 1.0)
+    out = np.clip(to_host(out)[0], 0.0, 1.0)
     t2 = time.perf_counter()
     if preserve_color == "luminance":
         out = _image.transfer_luminance(out, content)

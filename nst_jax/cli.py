@@ -173,7 +173,7 @@ def _cmd_stylize(args):
         if stop:
             raise KeyboardInterrupt
         progress(it)
-        if it.image is not None and args.save_every:
+        if it.image is not None and args.save_every and is_main_process():
             im.save_image(_intermediate_path(out, it.iteration, it.scale, it.scales), it.image)
 
     kwargs = dict(size=args.size, iters=args.iters, optimizer=args.optimizer, init=init,
@@ -191,10 +191,13 @@ def _cmd_stylize(args):
         result, report = gatys.stylize(content, styles, **kwargs)
     except gatys.StylizeInterrupted as e:
         progress.close()
-        im.save_image(out, e.image)
+        if is_main_process():
+            im.save_image(out, e.image)
         print(f"nst-jax: interrupted; saved the current image ({e.report.get('iterations', '?')} "
               f"iterations at the last scale) to {out}", file=sys.stderr)
         return 130
+    if not is_main_process():
+        return 0
     im.save_image(out, result)
     if args.report:
         import jax
@@ -321,6 +324,8 @@ def _cmd_adain(args):
                   tile=args.tile, devices=args.devices,
                   size=args.size, style_size=args.style_size, decoder=decoder, vgg=args.weights)
     result, report = adain_stylize(content, styles, callback=say, **kwargs)
+    if not is_main_process():
+        return 0
     im.save_image(out, result)
     if args.report:
         import jax
@@ -385,6 +390,8 @@ def _cmd_fast(args):
     results, report = fast_stylize(contents, (params, meta), style=style, size=args.size,
                                    preserve_color=args.preserve_color, tile=args.tile, devices=args.devices,
                                    callback=say)
+    if not is_main_process():
+        return 0
     for path, img in zip(targets, results, strict=True):
         im.save_image(path, img)
         say(f"saved {path}")
@@ -432,6 +439,19 @@ def _run_arguments(p, report=True):
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-compile-cache", action="store_true",
                    help="do not use the persistent XLA compilation cache")
+    _distributed_arguments(p)
+
+
+def _distributed_arguments(p):
+    g = p.add_argument_group("several processes (hosts), one program (jax.distributed)")
+    g.add_argument("--distributed", action="store_true",
+                   help="join the other processes of a multi-host run first (jax.distributed.initialize); "
+                        "on a Cloud TPU slice, SLURM or Open MPI they are found from the environment. Start "
+                        "the same command in every process; --devices all then spans every host's devices, "
+                        "and process 0 writes the files")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="elsewhere: process 0's address")
+    g.add_argument("--num-processes", type=_positive_int, metavar="N", help="elsewhere: how many processes")
+    g.add_argument("--process-id", type=int, metavar="I", help="elsewhere: this process's number, 0..N-1")
 
 
 def _size_arguments(p, d):
@@ -474,7 +494,7 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
     p.add_argument("--cache-images", action="store_true",
                    help="keep the resized content photos in memory after their first read (same batches; "
                         "for a GPU that trains faster than one thread decodes them)")
-    p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
+    _distributed_arguments(p)
     p.add_argument("--quiet", action="store_true")
 
 
@@ -631,10 +651,30 @@ def _is_oom(e: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
 
 
+def _start_distributed(args):
+    given = [getattr(args, k, None) is not None for k in ("coordinator", "num_processes", "process_id")]
+    if not getattr(args, "distributed", False):
+        if any(given):
+            raise NSTError("--coordinator, --num-processes and --process-id go with --distributed")
+        return
+    from .tiling import initialize_distributed
+
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    if not is_main_process():
+        args.quiet = True  # one progress report: process 0's
+
+
+def is_main_process() -> bool:
+    from .tiling import is_main_process as main_process
+
+    return main_process()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _start_distributed(args)
         rc = args.func(args)
     except NSTError as e:
         print(f"nst-jax: error: {e}", file=sys.stderr)

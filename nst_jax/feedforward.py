@@ -462,7 +462,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     """
     import time
 
-    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows
+    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
 
     t0 = time.perf_counter()
     say = callback or (lambda msg: None)
@@ -512,7 +512,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
             tiled = True
         else:
             y = _apply_jit(params, jnp.asarray(batch), mix)
-        y = np.clip(np.asarray(y), 0.0, 1.0)
+        y = np.clip(to_host(y), 0.0, 1.0)
         for j, i in enumerate(idx):
             out = y[j]
             if preserve_color == "luminance":

@@ -54,7 +54,7 @@ from . import image as im
 from . import solvers
 from .errors import NSTError
 from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
-from .tiling import needs_tiling, parse_tile, replicate, row_sharding
+from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
 from .vgg import LAYERS, check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
 CONTENT_LAYERS = ("relu4_2",)
@@ -405,9 +405,8 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
     compile and optimise seconds.  On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
     """
     t0 = time.perf_counter() if t0 is None else t0
-    x = jnp.asarray(x0, jnp.float32)
+    x = jnp.asarray(x0, jnp.float32) if rows is None else shard_rows(np.asarray(x0, np.float32), rows)
     if rows is not None:
-        x = jax.device_put(x, rows)
         params, targets, weights = replicate((params, targets, weights), rows)
     static = {"cfg": cfg, "solver": solver, "rows": rows}
     tc = time.perf_counter()
@@ -441,10 +440,10 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
                 due = bool(save_every) and (done % save_every == 0 or done == iters)
                 callback(Iterate(done, iters, scale[0], scale[1], value,
                                  {k: float(v) for k, v in terms.items()}, time.perf_counter() - t0,
-                                 np.clip(np.asarray(x[0]), 0, 1) if due else None, info["evaluations"]))
+                                 np.clip(to_host(x)[0], 0, 1) if due else None, info["evaluations"]))
     except KeyboardInterrupt:
         info["optimize_seconds"] = time.perf_counter() - topt
-        raise StylizeInterrupted(np.clip(np.asarray(x[0]), 0, 1), info) from None
+        raise StylizeInterrupted(np.clip(to_host(x)[0], 0, 1), info) from None
     info["optimize_seconds"] = time.perf_counter() - topt
     info["loss"] = value
     info["terms"] = {k: float(v) for k, v in terms.items()}
@@ -622,7 +621,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         if x is None:
             x0 = _initial_image(init, c, s[0], seed)
         else:
-            x0 = im.resize(np.asarray(x[0]), shape)[None]
+            x0 = im.resize(to_host(x)[0], shape)[None]
         try:
             x, info = optimize(params, x0, targets, wts, dataclasses.replace(cfg, band=band), iters, solver,
                                callback, save_every, (k, len(sizes)), t0, rows)
@@ -631,7 +630,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
             out = im.preserve_color(preserve_color, content, stylised=e.image)
             raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None
         _finish(report, info, shape, t0)
-    raw = np.asarray(x[0])
+    raw = to_host(x)[0]
     report["pixels_outside_range"] = float(np.mean((raw < -1 / 255) | (raw > 1 + 1 / 255)))
     result = im.preserve_color(preserve_color, content, stylised=np.clip(raw, 0, 1))
     report["loss"], report["terms"] = report["scales"][-1]["loss"], report["scales"][-1]["terms"]

@@ -11,7 +11,9 @@ band first and the bands are then finished against them (see :func:`nst_jax.adai
 ``--tile auto`` tiles only when the whole image would not fit in the memory available
 (:func:`needs_tiling`).  ``--devices N`` splits an image by rows across N devices instead
 (:func:`row_sharding`): XLA's SPMD partitioner then exchanges the halo rows and reduces the statistics
-across devices itself.
+across devices itself.  The devices may belong to several processes on several hosts
+(:func:`initialize_distributed`, ``--distributed``): every process runs the same program on the same inputs,
+holds only its own devices' rows, and the finished picture is gathered to every process (:func:`to_host`).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def shard_rows(x, rows):
     if x.shape[1] % n:
         raise NSTError(f"split across {n} devices, the image's height must be a multiple of {n}; it is "
                        f"{x.shape[1]} px: choose another --size")
-    return jax.device_put(x, rows)
+    return jax.device_put(_host_if_multiprocess(x), rows)
 
 
 def replicate(tree, rows):
@@ -78,7 +80,64 @@ def replicate(tree, rows):
         return tree
     import jax
 
-    return jax.device_put(tree, jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec()))
+    return jax.device_put(_host_if_multiprocess(tree),
+                          jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec()))
+
+
+def _host_if_multiprocess(tree):
+    """Across processes an array is placed from a host (NumPy) value that every process holds equally;
+    a single-device array of this process cannot be."""
+    import jax
+    import numpy as np
+
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def to_host(x):
+    """``x`` whole, as a NumPy array, in every process: an array split across processes' devices is
+    gathered (a collective: every process must call it at the same point)."""
+    import numpy as np
+
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Join the processes of a multi-host run (``jax.distributed.initialize``) before any other JAX call.
+
+    On a Cloud TPU slice, under SLURM or Open MPI every argument is found from the environment; elsewhere
+    give all three (the coordinator is process 0's ``host:port``, reachable from every process).  On CPUs
+    the processes exchange data with gloo.  After it, ``jax.devices()`` lists every process's devices and
+    ``--devices all`` splits an image across all of them."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    given = [v is not None for v in (coordinator, num_processes, process_id)]
+    if any(given) and not all(given):
+        raise NSTError("a distributed run outside TPU/SLURM/MPI needs the coordinator address, the number of "
+                       "processes and this process's id together")
+    if num_processes is not None and not 0 <= process_id < num_processes:
+        raise NSTError(f"process id must be in 0..{num_processes - 1}, not {process_id}")
+    try:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NSTError(f"could not start the distributed run: {first}") from None
+
+
+def is_main_process() -> bool:
+    """True in the process that writes files (process 0; the only one outside a distributed run)."""
+    import jax
+
+    return jax.process_index() == 0
 
 
 def available_bytes() -> int:

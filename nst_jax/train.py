@@ -200,7 +200,9 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
 
     say = log or (lambda msg: None)
     if distributed:
-        jax.distributed.initialize()
+        from .tiling import initialize_distributed
+
+        initialize_distributed()
     ckpt_dir = Path(ckpt_dir).expanduser().absolute()
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.ckpt_every < 1 or cfg.log_every < 1:
         raise NSTError("steps, batch size, checkpoint interval and log interval must be positive")
