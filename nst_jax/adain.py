@@ -6,7 +6,7 @@ features; :func:`adain` gives the content features the style features' per-chann
 deviation; a trained :class:`Decoder` (flax.linen) maps the result back to an image.  One forward pass,
 any style.
 
-Pure functions here: :func:`mean_std`, :func:`adain`, :func:`coral`, :func:`encode`, :func:`adain_loss`.
+Pure functions here: :func:`mean_std`, :func:`adain`, :func:`encode`, :func:`adain_loss`.
 :func:`adain_stylize` is the NumPy-in/NumPy-out entry point with the paper's controls: ``alpha``
 (content-style trade-off), style interpolation (``blend``), colour preservation and a spatial ``mask``.
 
@@ -43,7 +43,7 @@ DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "reconstruction_loss", "adain_stylize", "coral",
+__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "reconstruction_loss", "adain_stylize",
            "count_params", "decode",
            "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder", "train_decoder"]
 
@@ -66,28 +66,6 @@ def adain_moments(content_features, s_mean, s_std, eps: float = EPS):
     c_mean, c_std = mean_std(content_features, eps)
     normalised = (content_features - c_mean[:, None, None]) / c_std[:, None, None]
     return normalised * s_std[:, None, None] + s_mean[:, None, None]
-
-
-def coral(source, target, eps: float = EPS):
-    """CORAL colour alignment: an affine map of ``source``'s RGB values that gives them ``target``'s mean and
-    covariance (``(H, W, 3)`` images in [0, 1]).  pytorch-AdaIN applies it to the style image, with the
-    content image as target, to preserve the content's colours."""
-    src = jnp.asarray(source, jnp.float32).reshape(-1, 3)
-    tgt = jnp.asarray(target, jnp.float32).reshape(-1, 3)
-
-    def moments(x):
-        mu = x.mean(0)
-        d = x - mu
-        return mu, d.T @ d / (x.shape[0] - 1) + eps * jnp.eye(3)
-
-    def sqrtm(c, power):
-        vals, vecs = jnp.linalg.eigh(c)
-        return (vecs * jnp.maximum(vals, eps) ** power) @ vecs.T
-
-    mu_s, cov_s = moments(src)
-    mu_t, cov_t = moments(tgt)
-    out = (src - mu_s) @ (sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)).T + mu_t
-    return jnp.clip(out, 0.0, 1.0).reshape(jnp.shape(source))
 
 
 def _load_channel_means() -> dict[str, np.ndarray]:
@@ -354,8 +332,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
     blend = [b / sum(blend) for b in blend]
     if mask is not None and k != 2:
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
-    if preserve_color not in (None, "histogram", "luminance"):
-        raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    _image.check_preserve_color(preserve_color)
     from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
 
     tile = parse_tile(tile)
@@ -370,8 +347,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
         if min(s.shape[:2]) < MULTIPLE:
             raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
                            f"least {MULTIPLE} px")
-    if preserve_color == "histogram":
-        styles = [np.asarray(coral(s, content)) for s in styles]
+    styles = _image.preserve_color(preserve_color, content, styles=styles)
 
     say("loading networks")
     vgg_params = vgg if isinstance(vgg, dict) else vgg19_params(vgg)
@@ -414,8 +390,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
                               jnp.asarray(weights), band)
     out = np.clip(to_host(out)[0], 0.0, 1.0)
     t2 = time.perf_counter()
-    if preserve_color == "luminance":
-        out = _image.transfer_luminance(out, content)
+    out = _image.preserve_color(preserve_color, content, stylised=out)
     report = {"seconds": {"total": time.perf_counter() - t0, "load": t1 - t0, "stylise": t2 - t1},
               "image_size": [int(h), int(w)], "styles": k, "alpha": float(alpha),
               "blend": blend, "mask": mask is not None, "preserve_color": preserve_color,

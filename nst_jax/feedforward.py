@@ -470,8 +470,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     items = [contents] if single else list(contents)
     if not items:
         raise NSTError("no content images given")
-    if preserve_color not in (None, "luminance", "histogram"):
-        raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    _image.check_preserve_color(preserve_color)
     tile = parse_tile(tile)
     rows = row_sharding(devices)
     if isinstance(model, dict):
@@ -515,10 +514,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
         y = np.clip(to_host(y), 0.0, 1.0)
         for j, i in enumerate(idx):
             out = y[j]
-            if preserve_color == "luminance":
-                out = _image.transfer_luminance(out, resized[i])
-            elif preserve_color == "histogram":
-                out = _image.match_histogram(out, resized[i])
+            out = _image.preserve_color(preserve_color, resized[i], stylised=out, fixed_style=True)
             outs[i] = out.astype(np.float32)
     report = {"seconds": {"total": time.perf_counter() - t0, "stylise": time.perf_counter() - t1},
               "images": len(items), "batches": len(groups), "tiled": tiled,

@@ -566,8 +566,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     tile = parse_tile(tile)
     if rows is not None and tile not in ("auto", "none"):
         raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
-    if preserve_color not in (None, "luminance", "histogram"):
-        raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {preserve_color!r}")
+    im.check_preserve_color(preserve_color)
     content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
     if style_layer_weights is None:
         style_layer_weights = [1.0] * len(style_layers)

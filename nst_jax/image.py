@@ -168,7 +168,8 @@ def transfer_luminance(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 def match_histogram(source: np.ndarray, target: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     """Colour histogram matching: an affine map giving ``source``'s colours ``target``'s mean and
-    covariance (the "image analogies" square-root variant of Gatys et al. 2016, section 2.1)."""
+    covariance (the "image analogies" square-root variant of Gatys et al. 2016, section 2.1; the same map
+    is pytorch-AdaIN's CORAL, Sun et al. 2016).  Computed in float64."""
     src = np.asarray(source, np.float64).reshape(-1, 3)
     tgt = np.asarray(target, np.float64).reshape(-1, 3)
     mu_s, mu_t = src.mean(0), tgt.mean(0)
@@ -185,17 +186,36 @@ def match_histogram(source: np.ndarray, target: np.ndarray, eps: float = 1e-5) -
     return np.clip(out, 0, 1).reshape(np.shape(source)).astype(np.float32)
 
 
-def preserve_color(mode: str | None, content: np.ndarray, styles=None, stylised=None):
-    """Apply a colour-preservation mode.
+PRESERVE_COLOR = ("luminance", "histogram")
 
-    ``histogram`` works before stylisation (returns the style images recoloured to the content's
-    colour statistics); ``luminance`` works after it (returns the stylised image with the content's
-    chroma).  ``None`` is a no-op.
-    """
-    if mode is None:
-        return styles if stylised is None else stylised
-    if mode not in ("luminance", "histogram"):
+
+def check_preserve_color(mode: str | None) -> None:
+    """``None``, ``"luminance"`` or ``"histogram"``; anything else is one clear error."""
+    if mode is not None and mode not in PRESERVE_COLOR:
         raise NSTError(f"preserve-color must be 'luminance' or 'histogram', not {mode!r}")
+
+
+def preserve_color(mode: str | None, content: np.ndarray, styles=None, stylised=None, fixed_style=False):
+    """Colour preservation (Gatys et al. 2016, "Preserving color in neural artistic style transfer"), one
+    meaning per mode for every method:
+
+    * ``"histogram"``: the style's colours are given the content's mean and covariance
+      (:func:`match_histogram`).  Methods that read style images recolour them *before* stylising (pass
+      ``styles``: returns them recoloured); a network whose style is fixed (``fixed_style=True``) cannot,
+      so its output is recoloured instead (pass ``stylised``).
+    * ``"luminance"``: the stylised luminance with the content's chroma (:func:`transfer_luminance`), after
+      stylising (pass ``stylised``).
+    * ``None``: nothing.
+
+    Called once with ``styles`` before and once with ``stylised`` after, it does each mode's part at the
+    right time and passes the rest through.
+    """
+    check_preserve_color(mode)
     if stylised is None:
-        return [match_histogram(s, content) for s in styles] if mode == "histogram" else styles
-    return transfer_luminance(stylised, content) if mode == "luminance" else stylised
+        return [match_histogram(s, content) for s in styles] if mode == "histogram" and not fixed_style \
+            else styles
+    if mode == "luminance":
+        return transfer_luminance(stylised, content)
+    if mode == "histogram" and fixed_style:
+        return match_histogram(stylised, content)
+    return stylised

@@ -47,7 +47,8 @@ def _free_port() -> int:
 
 
 def _env(devices):
-    return {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return {**os.environ, "PYTHONPATH": str(ROOT),
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
 
 
 def _images(tmp_path):
@@ -99,15 +100,16 @@ def test_cli_two_processes_write_once(tmp_path):
     port = _free_port()
 
     def argv(out, *extra):
-        return [sys.executable, "-m", "nst_jax", "fast", str(photo), "-o", str(out), "--model", "starry_night",
-                "--size", "128", "--quiet", *extra]
+        return [sys.executable, "-m", "nst_jax", "fast", str(photo), "-o", str(out), "--model",
+                "starry_night", "--size", "128", "--quiet", *extra]
 
     procs = [subprocess.Popen(argv(tmp_path / f"out{rank}.png", "--devices", "all", "--distributed",
                                    "--coordinator", f"localhost:{port}", "--num-processes", "2",
                                    "--process-id", str(rank)),
                               env=_env(2), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for rank in (0, 1)]
-    r = subprocess.run(argv(tmp_path / "single.png"), env=_env(1), text=True, capture_output=True, timeout=600)
+    r = subprocess.run(argv(tmp_path / "single.png"), env=_env(1), text=True, capture_output=True,
+                       timeout=600)
     for p in procs:
         _, stderr = p.communicate(timeout=600)
         assert p.returncode == 0, stderr[-3000:]

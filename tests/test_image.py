@@ -105,3 +105,43 @@ def test_shipped_painting_with_its_provenance():
     assert "public domain" in (demo.PAINTINGS / "PROVENANCE.md").read_text()
     img = demo.painting("starry_night")
     assert img.dtype == np.float32 and img.shape == (640, 1024, 3) and 0.0 <= img.min() < img.max() <= 1.0
+
+
+def test_match_histogram_matches_scipy_sqrtm():
+    """The colour map of every method's "histogram" mode (Gatys's image analogies variant, pytorch-AdaIN's
+    CORAL) against an independent one built from scipy's matrix square root."""
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    from nst_jax.image import match_histogram
+
+    rng = np.random.default_rng(1)
+    src = np.clip(rng.normal(0.5, 0.15, (20, 30, 3)) @ np.array([[1, .3, 0], [0, 1, .2], [.1, 0, .8]]), 0, 1)
+    tgt = np.clip(rng.normal([0.3, 0.5, 0.7], 0.1, (25, 17, 3)), 0, 1)
+    out = match_histogram(src.astype(np.float32), tgt.astype(np.float32)).astype(np.float64)
+    s, t = src.reshape(-1, 3), tgt.reshape(-1, 3)
+    cs, ct = np.cov(s, rowvar=False) + 1e-5 * np.eye(3), np.cov(t, rowvar=False) + 1e-5 * np.eye(3)
+    a = np.real(scipy_linalg.sqrtm(ct)) @ np.linalg.inv(np.real(scipy_linalg.sqrtm(cs)))
+    ref = np.clip((s - s.mean(0)) @ a.T + t.mean(0), 0, 1).reshape(src.shape)
+    np.testing.assert_allclose(out, ref, atol=2e-4)
+
+
+def test_preserve_color_one_meaning_per_mode():
+    from nst_jax.errors import NSTError
+    from nst_jax.image import match_histogram, preserve_color, transfer_luminance
+
+    rng = np.random.default_rng(2)
+    content, style, out = (rng.random((12, 10, 3)).astype(np.float32) ** p for p in (1, 2, 3))
+    # histogram: the styles recoloured before; a fixed-style network's output recoloured after
+    np.testing.assert_array_equal(preserve_color("histogram", content, styles=[style])[0],
+                                  match_histogram(style, content))
+    assert preserve_color("histogram", content, stylised=out) is out
+    assert preserve_color("histogram", content, styles=[style], fixed_style=True)[0] is style
+    np.testing.assert_array_equal(preserve_color("histogram", content, stylised=out, fixed_style=True),
+                                  match_histogram(out, content))
+    # luminance: after, for every method
+    for fixed in (False, True):
+        assert preserve_color("luminance", content, styles=[style], fixed_style=fixed)[0] is style
+        np.testing.assert_array_equal(preserve_color("luminance", content, stylised=out, fixed_style=fixed),
+                                      transfer_luminance(out, content))
+    assert preserve_color(None, content, stylised=out) is out
+    with pytest.raises(NSTError, match="'luminance' or 'histogram'"):
+        preserve_color("hue", content, stylised=out)
