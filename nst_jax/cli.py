@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -113,18 +112,6 @@ def _cmd_weights_convert(args):
     print(weights.convert(args.src, args.dst))
 
 
-def _versions():
-    from importlib import metadata
-
-    out = {}
-    for dist in ("nst_jax", "jax", "jaxlib", "optax", "flax", "numpy", "pillow"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _write_json_atomic(path, data):
 
     path = Path(path).expanduser()
@@ -142,6 +129,7 @@ def _cmd_stylize(args):
     from . import gatys
     from . import image as im
     from .compile_cache import enable_compilation_cache
+    from .runinfo import DeferredInterrupt
     from .tiling import parse_tile
 
     out = im.check_output(args.output)
@@ -158,20 +146,12 @@ def _cmd_stylize(args):
     if not args.no_compile_cache:
         enable_compilation_cache()
     progress = Progress(args.quiet)
-    # Ctrl-C sets a flag that the callback (run between compiled chunks) turns into the interrupt,
-    # so it never lands inside JAX's own code; a second Ctrl-C aborts at once.
-    stop = []
-
-    def on_sigint(signum, frame):
-        if stop:
-            raise KeyboardInterrupt
-        stop.append(True)
-
-    signal.signal(signal.SIGINT, on_sigint)
+    # Ctrl-C is honoured by the callback, between compiled chunks (never inside JAX's own code): the
+    # current image is saved; a second Ctrl-C aborts at once.
+    interrupt = DeferredInterrupt()
 
     def callback(it):
-        if stop:
-            raise KeyboardInterrupt
+        interrupt.check()
         progress(it)
         if it.image is not None and args.save_every and is_main_process():
             im.save_image(_intermediate_path(out, it.iteration, it.scale, it.scales), it.image)
@@ -188,7 +168,8 @@ def _cmd_stylize(args):
                   weights=args.weights,
                   callback=callback, save_every=args.save_every)
     try:
-        result, report = gatys.stylize(content, styles, **kwargs)
+        with interrupt:
+            result, report = gatys.stylize(content, styles, **kwargs)
     except gatys.StylizeInterrupted as e:
         progress.close()
         if is_main_process():
@@ -200,11 +181,10 @@ def _cmd_stylize(args):
         return 0
     im.save_image(out, result)
     if args.report:
-        import jax
+        from .runinfo import run_metadata
 
         report.update(content=str(args.content), styles=[str(s) for s in args.styles],
-                      output=str(out), device=str(jax.devices()[0].device_kind),
-                      platform=jax.default_backend(), versions=_versions(),
+                      output=str(out), **run_metadata(),
                       options={k: v for k, v in kwargs.items() if k not in ("callback", "init")},
                       init=args.init)
         _write_json_atomic(args.report, report)
@@ -328,12 +308,10 @@ def _cmd_adain(args):
         return 0
     im.save_image(out, result)
     if args.report:
-        import jax
+        from .runinfo import run_metadata
 
         report.update(content=str(args.content), styles=[str(s) for s in args.styles], output=str(out),
-                      mask_file=args.mask, decoder=args.decoder or "shipped",
-                      device=str(jax.devices()[0].device_kind), platform=jax.default_backend(),
-                      versions=_versions())
+                      mask_file=args.mask, decoder=args.decoder or "shipped", **run_metadata())
         _write_json_atomic(args.report, report)
     say(f"saved {out} ({report['image_size'][1]}x{report['image_size'][0]}, "
         f"{report['seconds']['total']:.1f}s)")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .errors import NSTError
+from .runinfo import DeferredInterrupt, machine
 
 
 @dataclass(frozen=True)
@@ -158,18 +158,6 @@ def _write_lines_atomic(path: Path, records: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def machine() -> str:
-    """The hardware a run trained on, for its record: the device kind and count, and the CPU model."""
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    devices = jax.devices()
-    return f"{len(devices)} x {devices[0].device_kind}" + (f", {cpu}, {os.cpu_count()} cores" if cpu else "")
-
-
 def cumulative_record(meta: dict | None) -> dict:
     """What made a network so far, from an exported file's metadata: ``{"steps", "images", "wall_seconds",
     "runs"}`` (all zero for ``None``).  Files written before the record existed count as one run."""
@@ -274,13 +262,8 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
     if jax.process_index() == 0:
         _write_lines_atomic(metrics_path, records)
 
-    stop = {"flag": False}
-    previous = None
-    if hasattr(signal, "SIGINT") and jax.process_index() == 0:
-        try:
-            previous = signal.signal(signal.SIGINT, lambda *a: stop.__setitem__("flag", True))
-        except ValueError:  # not the main thread
-            previous = None
+    # Ctrl-C: finish the current step, save a checkpoint, stop
+    interrupt = DeferredInterrupt(second_aborts=False, enabled=jax.process_index() == 0).install()
 
     def save(step_now: int, wall: float):
         meta = {**record, "step": step_now, "wall_seconds": wall, "devices": n_dev,
@@ -340,7 +323,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
                 window, t_window = [], time.perf_counter()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 save(step, wall)
-            if stop["flag"]:
+            if interrupt.requested:
                 interrupted = True
                 break
         if interrupted and step % cfg.ckpt_every and step != cfg.steps:
@@ -350,8 +333,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
         if hasattr(batches, "close"):
             batches.close()
         manager.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        interrupt.restore()
     summary = {"start_step": start, "step": step, "compile_seconds": t_compile,
                "wall_seconds": wall_before + time.perf_counter() - t_run, "devices": n_dev,
                "final": records[-1] if records else None, "ckpt_dir": str(ckpt_dir),
