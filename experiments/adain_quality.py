@@ -72,8 +72,8 @@ def main():
         content = im.resize_longest(im.load_image(root / p), a.size)
         for s in PAINTINGS:
             style = im.resize_longest(im.load_image(root / s), a.size)
-            out, _ = A.adain_stylize(content, style, decoder=decoder, vgg=vgg, size=None, style_size=None)
-            half, _ = A.adain_stylize(content, style, alpha=0.5, decoder=decoder, vgg=vgg, size=None,
+            out, _ = A.stylize(content, style, decoder=decoder, weights=vgg, size=None, style_size=None)
+            half, _ = A.stylize(content, style, alpha=0.5, decoder=decoder, weights=vgg, size=None,
                                       style_size=None)
             d = distances(vgg, out, content, style)
             rows.append({"photo": p, "painting": s, **d})

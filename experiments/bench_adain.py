@@ -9,9 +9,6 @@ VGG-19 weights, same decoder weights (the shipped decoder), same inputs, same ma
 
 import argparse
 import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
 
 import harness  # noqa: E402
 import jax  # noqa: E402

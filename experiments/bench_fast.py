@@ -9,10 +9,7 @@ weights, same input, same machine, alternated runs.
 
 import argparse
 import os
-import sys
 import tempfile
-
-sys.path.insert(0, os.path.dirname(__file__))
 
 import harness  # noqa: E402
 import jax  # noqa: E402

@@ -15,11 +15,9 @@ evaluator, and each reference's loss after as many iterations as it completes in
 
 import argparse
 import os
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import jax  # noqa: E402

@@ -9,9 +9,6 @@ weights, same input, same machine, alternated runs.
 
 import argparse
 import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
 
 import harness  # noqa: E402
 import jax  # noqa: E402

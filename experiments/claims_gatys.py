@@ -25,11 +25,9 @@ relu1_1..relu5_1 of ||G(x) - G(s)||^2 / ||G(s)||^2 (G: Gram matrix).
 import argparse
 import json
 import os
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import jax  # noqa: E402

@@ -19,10 +19,8 @@ same direction retried with a shorter step; ``inf`` takes every finite one, as t
 import argparse
 import os
 import statistics
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import numpy as np  # noqa: E402

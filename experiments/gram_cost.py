@@ -12,10 +12,8 @@ plots time against C^2 HW.  The claim holds if p is close to 2 and q close to 1.
 import argparse
 import json
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import jax  # noqa: E402

@@ -16,10 +16,8 @@ right through the M x N kernel sums, which never form a Gram matrix.  3 photos x
 import argparse
 import json
 import os
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -9,16 +9,13 @@ einsum; and PyTorch's ``bmm`` (the reference's gram).  "forward / forward+grad" 
 """
 
 import os
-import sys
 import time
 
+import harness  # noqa: E402
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
 
 
 def g_einsum(f):

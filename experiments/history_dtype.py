@@ -12,9 +12,6 @@ comparison is of medians.  Memory: each pair costs 24 bytes a pixel in float32, 
 import argparse
 import os
 import statistics
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 import numpy as np  # noqa: E402

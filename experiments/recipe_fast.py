@@ -42,7 +42,7 @@ def main():
             subprocess.run(command("magenta", p, a.painting, str(out), a), check=True, capture_output=True)
             outs = {"photo": photo, "magenta": im.resize(im.load_image(out), photo.shape[:2])}
             for name, model in models.items():
-                outs[name] = F.fast_stylize(photo, model, size=None)[0]
+                outs[name] = F.stylize(photo, model, size=None)[0]
             for name, x in outs.items():
                 table.setdefault(name, []).append({"photo": p, "style": metrics.style_distance(vgg, x, grams),
                                                    "content": metrics.content_distance(vgg, x, photo)})

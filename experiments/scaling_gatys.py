@@ -19,7 +19,6 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import jax  # noqa: E402

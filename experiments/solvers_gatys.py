@@ -20,11 +20,9 @@ time that torch.optim.LBFGS without line search took.
 
 import argparse
 import os
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import numpy as np  # noqa: E402

@@ -11,14 +11,11 @@ resampling of float images (as nst_jax.image.resize).
 """
 
 import argparse
-import os
 import sys
 
 import numpy as np
-from PIL import Image
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_reference as tr  # noqa: E402
+from PIL import Image
 
 
 def load(path, longest):

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +5,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT / "experiments"))  # torch_reference: the independent PyTorch implementation
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +51,7 @@ def photo():
 @pytest.fixture(scope="session")
 def torch_vgg(h5_path):
     """The independent PyTorch VGG-19 (built from the .h5 with h5py), one per pooling kind."""
-    import torch_reference as tr
+    from experiments import torch_reference as tr
 
     cache = {}
 

@@ -107,18 +107,18 @@ def test_model_file_roundtrip_and_errors(model_file, tmp_path):
 def test_fast_stylize_batches_same_shapes(model_file):
     rng = np.random.default_rng(4)
     a, b, c = rng.random((40, 60, 3)), rng.random((20, 30, 3)), rng.random((30, 30, 3))
-    outs, report = F.fast_stylize([a, b, c], model_file, size=32)
+    outs, report = F.stylize([a, b, c], model_file, size=32)
     assert [o.shape for o in outs] == [(21, 32, 3), (21, 32, 3), (32, 32, 3)]
     assert report["batches"] == 2  # a and b share a shape after resizing
     a = a.astype(np.float32)
-    single, _ = F.fast_stylize(a, model_file, size=None, preserve_color="luminance")
+    single, _ = F.stylize(a, model_file, size=None, preserve_color="luminance")
     assert single.shape == (40, 60, 3)
     # colour preservation is the tested image.transfer_luminance / match_histogram on the raw output
     from nst_jax.image import match_histogram, transfer_luminance
 
-    raw, _ = F.fast_stylize(a, model_file, size=None)
+    raw, _ = F.stylize(a, model_file, size=None)
     np.testing.assert_allclose(single, transfer_luminance(raw, a), atol=1e-6)
-    hist, _ = F.fast_stylize(a, model_file, size=None, preserve_color="histogram")
+    hist, _ = F.stylize(a, model_file, size=None, preserve_color="histogram")
     np.testing.assert_allclose(hist, match_histogram(raw, a), atol=1e-6)
 
 
@@ -203,7 +203,8 @@ def test_train_fast_cli_and_resume(tmp_path):
 def test_network_matches_pytorch_fast_neural_style(model_file):
     """The same weights in the PyTorch example's architecture (experiments/torch_reference.py)."""
     import torch
-    import torch_reference as tr
+
+    from experiments import torch_reference as tr
 
     ref = tr.TorchTransformNet(model_file).eval()
     params, _ = F.load_model(model_file)
@@ -235,7 +236,7 @@ def test_shipped_network_moves_a_held_back_photo_toward_its_style(params, model)
     style = im.resize_longest(im.load_image(shared_image(SHIPPED_STYLES[model])), 512)  # as in training
     grams = metrics.style_grams(params, style)
     content = im.resize_longest(im.load_image(shared_image("golden_gate.jpg")), 384)
-    out, _ = F.fast_stylize(content, model, size=None)
+    out, _ = F.stylize(content, model, size=None)
     assert out.shape == content.shape
     assert metrics.style_distance(params, out, grams) < 0.6 * metrics.style_distance(params, content, grams)
     control = im.resize(style, content.shape[:2])

@@ -4,9 +4,9 @@ at small sizes."""
 import numpy as np
 import pytest
 import torch
-import torch_reference as tr
 
 import nst_jax
+from experiments import torch_reference as tr
 from nst_jax import NSTError, gatys
 from nst_jax import image as im
 from nst_jax.losses import content_loss, gram_matrix, style_loss

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 import torch
-import torch_reference as tr
 
 import nst_jax
+from experiments import torch_reference as tr
 from nst_jax import NSTError, vgg
 from nst_jax import weights as W
 
