@@ -14,10 +14,11 @@ from .errors import NSTError
 from .gatys import Iterate, StylizeInterrupted, gatys_loss, stylize
 from .image import load_image, save_image
 from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .runinfo import Event
 from .vgg import LAYERS, vgg19_features, vgg19_params
 
 __version__ = "0.1.0"
-__all__ = ["LAYERS", "Iterate", "NSTError", "StylizeInterrupted", "content_loss",
+__all__ = ["LAYERS", "Event", "Iterate", "NSTError", "StylizeInterrupted", "content_loss",
            "enable_compilation_cache", "gatys_loss", "gram_matrix", "load_image", "save_image",
            "style_loss", "stylize", "total_variation", "vgg19_features", "vgg19_params",
            "__version__"]

@@ -7,7 +7,7 @@ deviation; a trained :class:`Decoder` (flax.linen) maps the result back to an im
 any style.
 
 Pure functions here: :func:`mean_std`, :func:`adain`, :func:`encode`, :func:`adain_loss`.
-:func:`adain_stylize` is the NumPy-in/NumPy-out entry point with the paper's controls: ``alpha``
+:func:`stylize` is the NumPy-in/NumPy-out entry point with the paper's controls: ``alpha``
 (content-style trade-off), style interpolation (``blend``), colour preservation and a spatial ``mask``.
 
 Conventions (as naoto0804/pytorch-AdaIN, the reference implementation): ``eps = 1e-5`` is added to the
@@ -31,6 +31,8 @@ from . import nets
 from .errors import NSTError
 from .losses import mean_std
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
+from .runinfo import Event, emitter
+from .runinfo import report as make_report
 from .vgg import vgg19_features
 
 ENCODER_LAYER = "relu4_1"
@@ -43,7 +45,7 @@ DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "reconstruction_loss", "adain_stylize",
+__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "reconstruction_loss", "stylize", "adain_stylize",
            "count_params", "decode",
            "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder", "train_decoder"]
 
@@ -278,10 +280,10 @@ def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, m
     return np.concatenate(out, axis=1)[:, :h, :w]
 
 
-def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float] | None = None,
-                  mask=None, preserve_color: str | None = None, size: int | None = 512,
-                  style_size: int | None = 512, decoder=None, vgg=None, tile="auto", devices=None,
-                  callback: Callable[[str], None] | None = None):
+def stylize(content, styles, *, alpha: float = 1.0, style_blend: Sequence[float] | None = None,
+            mask=None, preserve_color: str | None = None, size: int | None = 512,
+            style_size: int | None = 512, decoder=None, weights=None, tile="auto", devices=None,
+            callback: Callable[[Event], None] | None = None):
     """Stylise one image with AdaIN.
 
     Args:
@@ -289,7 +291,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
       styles: one ``(H, W, 3)`` style image or a list of them.
       alpha: content-style trade-off in [0, 1]: the decoder sees ``alpha * AdaIN(f(c), f(s)) +
         (1 - alpha) * f(c)``; 0 reconstructs the content through the decoder.
-      blend: style interpolation weights, one per style (normalised to sum 1; default equal).  The
+      style_blend: style interpolation weights, one per style (normalised to sum 1; default equal).  The
         styles' feature moments are mixed as in the paper (a convex combination of the AdaIN targets).
       mask: spatial control, an ``(H, W)`` array in [0, 1] (values > 0.5 are inside) with exactly two
         styles: the first is applied inside the mask, the second outside.
@@ -299,32 +301,31 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
       size, style_size: longest side in px for the content (the output size) and the styles; ``None``
         keeps the original size.
       decoder: decoder params, a path to a decoder ``.npz``, or ``None`` for the shipped decoder.
-      vgg: VGG-19 params (default: the fetched ImageNet weights).
+      weights: VGG-19 params or weights file (default: the fetched ImageNet weights).
       tile: ``"auto"`` (a band of rows at a time when the whole image would not fit in the memory
         available), ``"none"``, or a band height in px; tiled results equal the whole image's
         (:mod:`nst_jax.tiling`).
       devices: N or ``"all"``: the content split by rows across N devices instead
         (:func:`nst_jax.tiling.row_sharding`; its height after resizing must be a multiple of N).
-      callback: receives short progress messages.
+      callback: receives an :class:`nst_jax.runinfo.Event` per stage (``str(event)``: a short message).
 
     Returns:
-      ``(image, report)``: ``(H, W, 3)`` float32 in [0, 1] and a dict of timings and sizes.
+      ``(image, report)``: ``(H, W, 3)`` float32 in [0, 1] and the report every method returns
+      (:func:`nst_jax.runinfo.report`).
     """
     import time
 
     from .vgg import vgg19_params
 
     t0 = time.perf_counter()
-    say = callback or (lambda msg: None)
+    say = emitter("adain", callback)
     styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
     if not styles:
         raise NSTError("at least one style image is needed")
     if not 0.0 <= float(alpha) <= 1.0:
         raise NSTError(f"alpha must be in [0, 1], not {alpha}")
     k = len(styles)
-    if blend is None:
-        blend = [1.0 / k] * k
-    blend = [float(b) for b in blend]
+    blend = [1.0 / k] * k if style_blend is None else [float(b) for b in style_blend]
     if len(blend) != k:
         raise NSTError(f"{len(blend)} blend weights for {k} style images")
     if any(b < 0 for b in blend) or sum(blend) <= 0:
@@ -350,7 +351,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
     styles = _image.preserve_color(preserve_color, content, styles=styles)
 
     say("loading networks")
-    vgg_params = vgg if isinstance(vgg, dict) else vgg19_params(vgg)
+    vgg_params = weights if isinstance(weights, dict) else vgg19_params(weights)
     decoder_params = decoder if isinstance(decoder, dict) else load_decoder(decoder)[0]
 
     t1 = time.perf_counter()
@@ -362,7 +363,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
     h, w = content.shape[:2]
     fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
     if mask is None:
-        weights = np.broadcast_to(np.asarray(blend, np.float32)[:, None, None], (k, fh, fw))
+        mix = np.broadcast_to(np.asarray(blend, np.float32)[:, None, None], (k, fh, fw))
     else:
         m = np.asarray(mask, np.float32)
         if m.ndim == 3:
@@ -371,7 +372,7 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
             raise NSTError(f"mask must be a 2-D (grey) image, got shape {m.shape}")
         m = _image.resize(m[..., None], (fh, fw))[..., 0]  # pytorch-AdaIN: mask resized to the feature map
         inside = (m > 0.5).astype(np.float32)
-        weights = np.stack([inside, 1.0 - inside])
+        mix = np.stack([inside, 1.0 - inside])
     band = None
     if rows is None and needs_tiling(tile, h * w, BYTES_PER_PIXEL, FIXED_BYTES):
         band = tile if isinstance(tile, int) else max(256, -(-TILE_PIXELS // w))
@@ -379,23 +380,25 @@ def adain_stylize(content, styles, *, alpha: float = 1.0, blend: Sequence[float]
     if rows is not None:
         say(f"stylising across {rows.mesh.size} devices")
         out = _transfer(*replicate((vgg_params, decoder_params), rows), shard_rows(content[None], rows),
-                        *replicate((s_mean, s_std, jnp.float32(alpha), jnp.asarray(weights)), rows))
+                        *replicate((s_mean, s_std, jnp.float32(alpha), jnp.asarray(mix)), rows))
     elif band is None:
         say("stylising")
         out = _transfer(vgg_params, decoder_params, jnp.asarray(content)[None], s_mean, s_std,
-                        jnp.float32(alpha), jnp.asarray(weights))
+                        jnp.float32(alpha), jnp.asarray(mix))
     else:
         say(f"stylising in bands of {band} rows")
         out = _transfer_tiled(vgg_params, decoder_params, content[None], s_mean, s_std, jnp.float32(alpha),
-                              jnp.asarray(weights), band)
+                              jnp.asarray(mix), band)
     out = np.clip(to_host(out)[0], 0.0, 1.0)
     t2 = time.perf_counter()
     out = _image.preserve_color(preserve_color, content, stylised=out)
-    report = {"seconds": {"total": time.perf_counter() - t0, "load": t1 - t0, "stylise": t2 - t1},
-              "image_size": [int(h), int(w)], "styles": k, "alpha": float(alpha),
-              "blend": blend, "mask": mask is not None, "preserve_color": preserve_color,
-              "tile_rows": band, "devices": 1 if rows is None else rows.mesh.size}
+    report = make_report("adain", t0, {"load": t1 - t0, "stylise": t2 - t1}, (h, w),
+                         1 if rows is None else rows.mesh.size, band, preserve_color,
+                         styles=k, alpha=float(alpha), style_blend=blend, mask=mask is not None)
     return out.astype(np.float32), report
+
+
+adain_stylize = stylize  # the name before the three methods had parallel entry points
 
 
 # --- training task (for nst_jax.train.train) -----------------------------------------------------------

@@ -58,9 +58,10 @@ class _Parser(argparse.ArgumentParser):
 # progress
 # --------------------------------------------------------------------------------------------------
 
-class Progress:
-    """The ``stylize`` progress bar on stderr (tqdm): iterations of the current scale, loss, elapsed and
-    remaining time; one bar per scale.  Updated between compiled chunks of iterations."""
+class ProgressBar:
+    """Every command's progress on stderr, from the methods' :class:`nst_jax.runinfo.Event`s: a tqdm bar
+    per scale for iterations (loss, elapsed and remaining time; updated between compiled chunks), one
+    line per stage message otherwise."""
 
     def __init__(self, quiet=False, stream=sys.stderr):
         self.quiet, self.stream = quiet, stream
@@ -68,6 +69,9 @@ class Progress:
 
     def __call__(self, it):
         if self.quiet:
+            return
+        if not it.iterations:
+            self.message(str(it))
             return
         if self.bar is None or self.scale != it.scale:
             from tqdm import tqdm
@@ -145,7 +149,7 @@ def _cmd_stylize(args):
         init = im.load_image(init)
     if not args.no_compile_cache:
         enable_compilation_cache()
-    progress = Progress(args.quiet)
+    progress = ProgressBar(args.quiet)
     # Ctrl-C is honoured by the callback, between compiled chunks (never inside JAX's own code): the
     # current image is saved; a second Ctrl-C aborts at once.
     interrupt = DeferredInterrupt()
@@ -281,7 +285,8 @@ def progress_message(args):
 
 def _cmd_adain(args):
     from . import image as im
-    from .adain import adain_stylize, load_decoder
+    from .adain import load_decoder
+    from .adain import stylize as adain_stylize
     from .compile_cache import enable_compilation_cache
     from .tiling import parse_tile
 
@@ -299,11 +304,11 @@ def _cmd_adain(args):
         mask = im.load_image(args.mask).mean(axis=-1)
     if not args.no_compile_cache:
         enable_compilation_cache()
-    say = progress_message(args) or (lambda msg: None)
-    kwargs = dict(alpha=args.alpha, blend=args.style_blend, mask=mask, preserve_color=args.preserve_color,
-                  tile=args.tile, devices=args.devices,
-                  size=args.size, style_size=args.style_size, decoder=decoder, vgg=args.weights)
-    result, report = adain_stylize(content, styles, callback=say, **kwargs)
+    progress = ProgressBar(args.quiet)
+    kwargs = dict(alpha=args.alpha, style_blend=args.style_blend, mask=mask,
+                  preserve_color=args.preserve_color, tile=args.tile, devices=args.devices,
+                  size=args.size, style_size=args.style_size, decoder=decoder, weights=args.weights)
+    result, report = adain_stylize(content, styles, callback=progress, **kwargs)
     if not is_main_process():
         return 0
     im.save_image(out, result)
@@ -313,15 +318,15 @@ def _cmd_adain(args):
         report.update(content=str(args.content), styles=[str(s) for s in args.styles], output=str(out),
                       mask_file=args.mask, decoder=args.decoder or "shipped", **run_metadata())
         _write_json_atomic(args.report, report)
-    say(f"saved {out} ({report['image_size'][1]}x{report['image_size'][0]}, "
-        f"{report['seconds']['total']:.1f}s)")
+    progress.message(f"saved {out} ({report['width']}x{report['height']}, {report['seconds']:.1f}s)")
     return 0
 
 
 def _cmd_fast(args):
     from . import image as im
     from .compile_cache import enable_compilation_cache
-    from .feedforward import fast_stylize, load_model, model_styles, shipped_styles, style_mix
+    from .feedforward import load_model, model_styles, shipped_styles, style_mix
+    from .feedforward import stylize as fast_stylize
 
     if args.list:
         styles = shipped_styles()
@@ -364,16 +369,16 @@ def _cmd_fast(args):
     contents = [im.load_image(c) for c in args.contents]
     if not args.no_compile_cache:
         enable_compilation_cache()
-    say = progress_message(args) or (lambda msg: None)
+    progress = ProgressBar(args.quiet)
     results, report = fast_stylize(contents, (params, meta), style=style, size=args.size,
                                    preserve_color=args.preserve_color, tile=args.tile, devices=args.devices,
-                                   callback=say)
+                                   callback=progress)
     if not is_main_process():
         return 0
     for path, img in zip(targets, results, strict=True):
         im.save_image(path, img)
-        say(f"saved {path}")
-    say(f"{len(results)} image(s) in {report['batches']} batch(es), {report['seconds']['total']:.1f}s")
+        progress.message(f"saved {path}")
+    progress.message(f"{len(results)} image(s) in {report['batches']} batch(es), {report['seconds']:.1f}s")
     return 0
 
 
@@ -477,7 +482,8 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
 
 
 def build_parser():
-    from .adain import adain_stylize, train_decoder
+    from .adain import stylize as adain_stylize
+    from .adain import train_decoder
     from .gatys import stylize
     from .solvers import SOLVERS, adam, lbfgs, lbfgsb
 
@@ -553,7 +559,7 @@ def build_parser():
     _image_arguments(a)
     a.add_argument("--alpha", type=_alpha, default=d["alpha"],
                    help="content-style trade-off: 0 = content, 1 = full style")
-    a.add_argument("--style-blend", type=_floats, default=d["blend"],
+    a.add_argument("--style-blend", type=_floats, default=d["style_blend"],
                    help="comma-separated interpolation weights, one per style (default: equal)")
     a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
     a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
@@ -563,11 +569,12 @@ def build_parser():
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
     _size_arguments(a, d)
-    a.add_argument("--weights", default=d["vgg"], help="VGG-19 weights file")
+    a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
     _run_arguments(a)
     a.set_defaults(func=_cmd_adain)
 
-    from .feedforward import fast_stylize, train_fast
+    from .feedforward import stylize as fast_stylize
+    from .feedforward import train_fast
 
     d = _defaults(fast_stylize)
     ff = sub.add_parser("fast", help="Johnson et al.: a trained per-style network, one forward pass",

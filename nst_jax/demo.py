@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
     from . import adain, feedforward, gatys, weights
     from . import image as im
-    from .cli import Progress
+    from .cli import ProgressBar
     from .compile_cache import enable_compilation_cache
     from .errors import NSTError
 
@@ -53,12 +53,12 @@ def main(argv=None) -> int:
         im.save_image(out / "demo_content.png", im.resize_longest(content, a.size))
         im.save_image(out / "demo_style.png", im.resize_longest(style, a.size))
         result, report = gatys.stylize(content, style, size=a.size, iters=a.iters,
-                                       callback=Progress())
+                                       callback=ProgressBar())
         dst = im.save_image(out / "demo_stylised.png", result)
         print("AdaIN with the shipped decoder (one forward pass, 512 px):", file=sys.stderr)
-        fast, fast_report = adain.adain_stylize(content, style, size=512, style_size=512)
+        fast, fast_report = adain.stylize(content, style, size=512, style_size=512)
         dst_fast = im.save_image(out / "demo_adain.png", fast)
-        johnson, johnson_report = feedforward.fast_stylize(content, "starry_night", size=512)
+        johnson, johnson_report = feedforward.stylize(content, "starry_night", size=512)
         dst_johnson = im.save_image(out / "demo_fast.png", johnson)
     except NSTError as e:
         print(f"demo: error: {e}", file=sys.stderr)
@@ -66,9 +66,9 @@ def main(argv=None) -> int:
     print(f"stylised {report['width']}x{report['height']} in {report['seconds']:.1f}s "
           f"({report['evaluations']} evaluations, {report['compile_seconds']:.1f}s compiling)")
     print(f"result: {dst.resolve()}  (inputs beside it: demo_content.png, demo_style.png)")
-    print(f"AdaIN result ({fast_report['seconds']['total']:.1f}s including compilation): "
+    print(f"AdaIN result ({fast_report['seconds']:.1f}s including compilation): "
           f"{dst_fast.resolve()}")
-    print(f"Feed-forward Starry Night network ({johnson_report['seconds']['total']:.1f}s including "
+    print(f"Feed-forward Starry Night network ({johnson_report['seconds']:.1f}s including "
           f"compilation): {dst_johnson.resolve()}")
     return 0
 

@@ -446,7 +446,7 @@ def apply_net_tiled(params, images, style=None, band_rows: int | None = None) ->
     return conv(y, params["out"])[:, :h, :w]
 
 
-def fast_stylize(contents, model="starry_night", *, style=None, size: int | None = 512,
+def stylize(contents, model="starry_night", *, style=None, size: int | None = 512,
                  preserve_color: str | None = None, tile="auto", devices=None, callback=None):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
@@ -457,15 +457,20 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     and a band of rows at a time, :func:`apply_net_tiled`, when the whole batch would not fit in half the
     memory available), ``"none"``, or a band height in px.  ``devices`` (N or ``"all"``): each batch split
     by rows across N devices instead (:func:`nst_jax.tiling.row_sharding`; the height after resizing must
-    be a multiple of N).  Returns ``(images, report)``: a list of
-    ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a single array was given).
+    be a multiple of N).  ``preserve_color``: as for every method (:func:`nst_jax.image.preserve_color`;
+    the network's style is fixed, so ``"histogram"`` recolours its output).  ``callback``: receives an
+    :class:`nst_jax.runinfo.Event` per stage.  Returns ``(images, report)``: a list of ``(H, W, 3)``
+    float32 arrays in [0, 1] (a single array when a single array was given) and the report every method
+    returns (:func:`nst_jax.runinfo.report`).
     """
     import time
 
     from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
 
     t0 = time.perf_counter()
-    say = callback or (lambda msg: None)
+    from .runinfo import emitter
+
+    say = emitter("fast", callback)
     single = isinstance(contents, np.ndarray) and contents.ndim == 3
     items = [contents] if single else list(contents)
     if not items:
@@ -497,7 +502,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
     for i, r in enumerate(resized):
         groups.setdefault(r.shape, []).append(i)
     outs: list = [None] * len(items)
-    tiled = False
+    tile_rows = None
     t1 = time.perf_counter()
     for shape, idx in groups.items():
         say(f"stylising {len(idx)} image(s) of {shape[1]}x{shape[0]}")
@@ -508,7 +513,7 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
             band = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
             say(f"one layer at a time, in bands of {band} rows")
             y = apply_net_tiled(params, batch, mix, tile if isinstance(tile, int) else None)
-            tiled = True
+            tile_rows = band
         else:
             y = _apply_jit(params, jnp.asarray(batch), mix)
         y = np.clip(to_host(y), 0.0, 1.0)
@@ -516,11 +521,15 @@ def fast_stylize(contents, model="starry_night", *, style=None, size: int | None
             out = y[j]
             out = _image.preserve_color(preserve_color, resized[i], stylised=out, fixed_style=True)
             outs[i] = out.astype(np.float32)
-    report = {"seconds": {"total": time.perf_counter() - t0, "stylise": time.perf_counter() - t1},
-              "images": len(items), "batches": len(groups), "tiled": tiled,
-              "devices": 1 if rows is None else rows.mesh.size,
-              "sizes": [list(o.shape[:2]) for o in outs]}
+    from .runinfo import report as make_report
+
+    report = make_report("fast", t0, {"load": t1 - t0, "stylise": time.perf_counter() - t1}, outs[0].shape,
+                         1 if rows is None else rows.mesh.size, tile_rows, preserve_color,
+                         images=len(items), batches=len(groups), sizes=[list(o.shape[:2]) for o in outs])
     return (outs[0] if single else outs), report
+
+
+fast_stylize = stylize  # the name before the three methods had parallel entry points
 
 
 # --- training task (for nst_jax.train.train) -------------------------------------------------------------
@@ -760,6 +769,6 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
 
 
 __all__ = ["FastTask", "InstanceNorm", "TransformNet", "apply_net", "apply_net_tiled", "conditional_from",
-           "count_params", "fast_stylize", "init_net", "instance_norm", "load_model", "model_styles",
-           "num_styles", "one_style_of", "perceptual_loss", "photo_style_distance", "save_model",
-           "shipped_models", "shipped_styles", "style_mix", "style_targets", "train_fast"]
+           "count_params", "stylize", "fast_stylize", "init_net", "instance_norm", "load_model",
+           "model_styles", "num_styles", "one_style_of", "perceptual_loss", "photo_style_distance",
+           "save_model", "shipped_models", "shipped_styles", "style_mix", "style_targets", "train_fast"]

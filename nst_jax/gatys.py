@@ -44,7 +44,7 @@ import dataclasses
 import math
 import time
 from functools import partial
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +54,8 @@ from . import image as im
 from . import solvers
 from .errors import NSTError
 from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
+from .runinfo import Event
+from .runinfo import report as make_report
 from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
 from .vgg import LAYERS, check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
@@ -75,19 +77,28 @@ class Config:
     band: int = 0  # > 0: the objective a band of this many rows at a time (gatys_value_and_grad_banded)
 
 
-@dataclasses.dataclass
-class Iterate:
-    """What a progress callback receives, after every chunk of iterations."""
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The dynamic part of the objective, a pytree (changing it does not recompile): the content, style
+    and TV weights and one weight per style layer (``None``: all 1).  The class attributes are the
+    defaults every entry point and the CLI use (neural-style's, see the module notes)."""
 
-    iteration: int  # iterations done at this scale
-    iterations: int  # iterations planned at this scale
-    scale: int  # 1-based
-    scales: int
-    loss: float
-    terms: dict
-    seconds: float  # since the start of the run
-    image: np.ndarray | None = None  # current image (HWC, clipped) when a save is due
-    evaluations: int = 0  # function evaluations at this scale so far (a line search spends several)
+    content: Any = 5.0
+    style: Any = 100.0
+    tv: Any = 5e-4
+    style_layers: Any = None
+
+    def __getitem__(self, name):  # weights["content"], as for the plain dict the objective also takes
+        return getattr(self, name)
+
+    def as_arrays(self, n_style_layers: int) -> LossWeights:
+        layers = np.ones(n_style_layers) if self.style_layers is None else self.style_layers
+        return LossWeights(jnp.float32(self.content), jnp.float32(self.style), jnp.float32(self.tv),
+                           jnp.asarray(layers, jnp.float32))
+
+
+Iterate = Event  # what the callback receives (nst_jax.runinfo.Event; the name it had before)
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -194,7 +205,7 @@ _targets_banded_jit = jax.jit(compute_targets_banded, static_argnums=(4,))
 def gatys_loss(params, x, targets, weights, cfg: Config):
     """Total loss and its terms for images ``x`` (N, H, W, 3).
 
-    ``weights``: ``{"content": scalar, "style": scalar, "tv": scalar, "style_layers": (L,)}``.
+    ``weights``: a :class:`LossWeights` (or a dict with its four entries), ``style_layers`` of shape (L,).
     """
     layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
     f = vgg19_features(params, x, layers, cfg.pool, remat=cfg.remat, conv=cfg.conv)
@@ -438,9 +449,10 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
                                "TV weight, or use --optimizer adam")
             if callback is not None:
                 due = bool(save_every) and (done % save_every == 0 or done == iters)
-                callback(Iterate(done, iters, scale[0], scale[1], value,
-                                 {k: float(v) for k, v in terms.items()}, time.perf_counter() - t0,
-                                 np.clip(to_host(x)[0], 0, 1) if due else None, info["evaluations"]))
+                callback(Event("gatys", f"iteration {done}/{iters}, loss {value:.4g}", done, iters, scale[0],
+                               scale[1], value, {k: float(v) for k, v in terms.items()},
+                               time.perf_counter() - t0, np.clip(to_host(x)[0], 0, 1) if due else None,
+                               info["evaluations"]))
     except KeyboardInterrupt:
         info["optimize_seconds"] = time.perf_counter() - topt
         raise StylizeInterrupted(np.clip(to_host(x)[0], 0, 1), info) from None
@@ -489,8 +501,8 @@ def _scale_sizes(size: int, scales: int, smallest: int) -> list[int]:
 
 
 def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimizer: str = "lbfgs",
-            init: str = "content", content_weight: float = 5.0, style_weight: float = 100.0,
-            tv_weight: float = 5e-4, pool: str = "max",
+            init: str = "content", content_weight: float = LossWeights.content,
+            style_weight: float = LossWeights.style, tv_weight: float = LossWeights.tv, pool: str = "max",
             content_layers: Sequence[str] = CONTENT_LAYERS,
             style_layers: Sequence[str] = STYLE_LAYERS,
             style_layer_weights: Sequence[float] | None = None,
@@ -535,7 +547,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         at a time (:func:`gatys_value_and_grad_banded`: the same loss and gradient, the network's
         activations held for one band); ``"auto"`` only when the whole image would not fit
         (:func:`band_rows`).  Not with ``devices``.
-      callback: receives an :class:`Iterate` after every chunk of iterations.
+      callback: receives an :class:`Iterate` (:class:`nst_jax.runinfo.Event`, as every method's callback)
+        after every chunk of iterations.
       save_every: also pass the current image to the callback every this many iterations.
 
     Returns:
@@ -593,8 +606,8 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
                        f"chosen VGG-19 layers need; use a larger --size")
     longest = max(full)
     sizes = _scale_sizes(longest, scales, longest * need // smallest_side + 1)
-    wts = {"content": jnp.float32(content_weight), "style": jnp.float32(style_weight),
-           "tv": jnp.float32(tv_weight), "style_layers": jnp.asarray(style_layer_weights, jnp.float32)}
+    wts = LossWeights(content_weight, style_weight, tv_weight, style_layer_weights)
+    wts = wts.as_arrays(len(style_layers))
 
     report = {"method": "gatys", "optimizer": solver.name, "solver_settings": dict(solver.settings),
               "devices": 1 if rows is None else rows.mesh.size,
@@ -633,8 +646,13 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     report["pixels_outside_range"] = float(np.mean((raw < -1 / 255) | (raw > 1 + 1 / 255)))
     result = im.preserve_color(preserve_color, content, stylised=np.clip(raw, 0, 1))
     report["loss"], report["terms"] = report["scales"][-1]["loss"], report["scales"][-1]["terms"]
-    report["seconds"] = time.perf_counter() - t0
-    return result, report
+    # the report every method returns (nst_jax.runinfo.report), then Gatys's own entries
+    core = make_report("gatys", t0, {"targets_and_setup": report["seconds"] - report["compile_seconds"]
+                                     - report["optimize_seconds"], "compile": report["compile_seconds"],
+                                     "optimize": report["optimize_seconds"]},
+                       (report["height"], report["width"]), report["devices"],
+                       report["scales"][-1].get("band_rows") or None, preserve_color)
+    return result, {**core, **{k: v for k, v in report.items() if k not in core}}
 
 
 def _finish(report, info, shape, t0):

@@ -9,9 +9,11 @@ Ctrl-C, when the loop allows it, interrupts at once.  Gatys's stylize (through i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
+from typing import Any
 
 
 class DeferredInterrupt:
@@ -89,3 +91,47 @@ def run_metadata() -> dict:
 
     return {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
             "processes": jax.process_count(), "machine": machine(), "versions": versions()}
+
+
+def report(method: str, t0: float, timings: dict, shape, devices: int, tile_rows, preserve_color,
+           **extra) -> dict:
+    """The report every method's ``stylize`` returns, beside its picture: ``method``, ``seconds`` (the
+    whole call, from ``t0``), ``timings`` (seconds per stage), ``height``/``width`` of the picture,
+    ``devices`` it was split across, ``tile_rows`` (band height when tiled, else ``None``),
+    ``preserve_color``, and the method's own entries."""
+    import time
+
+    return {"method": method, "seconds": time.perf_counter() - t0,
+            "timings": {k: float(v) for k, v in timings.items()},
+            "height": int(shape[0]), "width": int(shape[1]), "devices": int(devices),
+            "tile_rows": tile_rows, "preserve_color": preserve_color, **extra}
+
+
+@dataclasses.dataclass
+class Event:
+    """What every method's ``callback`` receives: a one-line ``message`` (``str(event)``), and for an
+    iterative method (Gatys) the state after each chunk of iterations: ``iteration`` of ``iterations`` at
+    ``scale`` of ``scales``, ``loss`` and its ``terms``, ``seconds`` since the start, ``evaluations`` of the
+    objective, and the current ``image`` when a save is due."""
+
+    method: str
+    message: str = ""
+    iteration: int = 0
+    iterations: int = 0  # 0: not an iteration event
+    scale: int = 1
+    scales: int = 1
+    loss: float = float("nan")
+    terms: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    image: Any = None
+    evaluations: int = 0
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def emitter(method: str, callback):
+    """``say(message)`` for a method's stages: each message as an :class:`Event` to ``callback``."""
+    if callback is None:
+        return lambda message: None
+    return lambda message: callback(Event(method, message))

@@ -6,7 +6,7 @@ rows therefore needs its input rows plus a *halo* above and below.  Rows of the 
 themselves wrong (the network pads there as if the image ended), and the wrongness spreads inwards by at
 most the receptive radius, so a halo at least that wide leaves the band's own rows exact.  Statistics
 over the whole image (instance normalisation, AdaIN's moments) are not local: they are gathered over every
-band first and the bands are then finished against them (see :func:`nst_jax.adain.adain_stylize`).
+band first and the bands are then finished against them (see :func:`nst_jax.adain.stylize`).
 
 ``--tile auto`` tiles only when the whole image would not fit in the memory available
 (:func:`needs_tiling`).  ``--devices N`` splits an image by rows across N devices instead

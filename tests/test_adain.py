@@ -55,10 +55,10 @@ def test_stylize_keeps_odd_sizes(params, decoder, hw):
     rng = np.random.default_rng(0)
     content = rng.random(hw + (3,)).astype(np.float32)
     style = rng.random((40, 30, 3)).astype(np.float32)
-    out, report = A.adain_stylize(content, style, decoder=decoder, vgg=params, size=None, style_size=None)
+    out, report = A.stylize(content, style, decoder=decoder, weights=params, size=None, style_size=None)
     assert out.shape == hw + (3,) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
-    assert report["image_size"] == list(hw)
+    assert [report["height"], report["width"]] == list(hw)
 
 
 def _direct(params, decoder, content, targets):
@@ -73,42 +73,42 @@ def test_alpha_and_blend_are_the_papers_convex_combinations(params, decoder):
     rng = np.random.default_rng(2)
     c = rng.random((48, 40, 3)).astype(np.float32)
     s1, s2 = rng.random((32, 32, 3)).astype(np.float32) ** 2, rng.random((40, 24, 3)).astype(np.float32)
-    kw = dict(decoder=decoder, vgg=params, size=None, style_size=None)
+    kw = dict(decoder=decoder, weights=params, size=None, style_size=None)
 
     def enc(s):
         return A.encode(params, A._pad_to_multiple(jnp.asarray(s)[None]))[A.ENCODER_LAYER]
 
     # alpha = 0: the content's own features through the decoder, whatever the style
-    out0, _ = A.adain_stylize(c, s1, alpha=0.0, **kw)
+    out0, _ = A.stylize(c, s1, alpha=0.0, **kw)
     np.testing.assert_allclose(out0, _direct(params, decoder, c, lambda f: [(1.0, f)]), atol=1e-5)
-    np.testing.assert_allclose(out0, A.adain_stylize(c, s2, alpha=0.0, **kw)[0], atol=1e-6)
+    np.testing.assert_allclose(out0, A.stylize(c, s2, alpha=0.0, **kw)[0], atol=1e-6)
     # alpha = 0.3
-    out3, _ = A.adain_stylize(c, s1, alpha=0.3, **kw)
+    out3, _ = A.stylize(c, s1, alpha=0.3, **kw)
     ref3 = _direct(params, decoder, c, lambda f: [(0.3, A.adain(f, enc(s1))), (0.7, f)])
     np.testing.assert_allclose(out3, ref3, atol=1e-5)
     # blend 1:3 of two styles
-    outb, rep = A.adain_stylize(c, [s1, s2], blend=[1, 3], **kw)
-    assert rep["blend"] == [0.25, 0.75]
+    outb, rep = A.stylize(c, [s1, s2], style_blend=[1, 3], **kw)
+    assert rep["style_blend"] == [0.25, 0.75]
     refb = _direct(params, decoder, c, lambda f: [(0.25, A.adain(f, enc(s1))), (0.75, A.adain(f, enc(s2)))])
     np.testing.assert_allclose(outb, refb, atol=1e-5)
     # blend weights (1, 0) are the first style alone
-    np.testing.assert_allclose(A.adain_stylize(c, [s1, s2], blend=[1, 0], **kw)[0],
-                               A.adain_stylize(c, s1, **kw)[0], atol=1e-5)
+    np.testing.assert_allclose(A.stylize(c, [s1, s2], style_blend=[1, 0], **kw)[0],
+                               A.stylize(c, s1, **kw)[0], atol=1e-5)
 
 
 def test_mask_applies_one_style_inside_and_the_other_outside(params, decoder):
     rng = np.random.default_rng(3)
     c = rng.random((64, 64, 3)).astype(np.float32)
     s1, s2 = np.full((32, 32, 3), 0.9, np.float32) * rng.random((32, 32, 3)), rng.random((32, 32, 3)) * 0.3
-    kw = dict(decoder=decoder, vgg=params, size=None, style_size=None)
-    only1, _ = A.adain_stylize(c, s1, **kw)
-    only2, _ = A.adain_stylize(c, s2, **kw)
+    kw = dict(decoder=decoder, weights=params, size=None, style_size=None)
+    only1, _ = A.stylize(c, s1, **kw)
+    only2, _ = A.stylize(c, s2, **kw)
     ones = np.ones((64, 64), np.float32)
-    np.testing.assert_allclose(A.adain_stylize(c, [s1, s2], mask=ones, **kw)[0], only1, atol=1e-5)
-    np.testing.assert_allclose(A.adain_stylize(c, [s1, s2], mask=0 * ones, **kw)[0], only2, atol=1e-5)
+    np.testing.assert_allclose(A.stylize(c, [s1, s2], mask=ones, **kw)[0], only1, atol=1e-5)
+    np.testing.assert_allclose(A.stylize(c, [s1, s2], mask=0 * ones, **kw)[0], only2, atol=1e-5)
     half = ones.copy()
     half[:, 32:] = 0
-    out, _ = A.adain_stylize(c, [s1, s2], mask=half, **kw)
+    out, _ = A.stylize(c, [s1, s2], mask=half, **kw)
     # away from the boundary (the decoder's receptive field), each side is its own style's result
     left, right = out[:, :16], out[:, 48:]
     assert np.abs(left - only1[:, :16]).mean() < 0.2 * np.abs(left - only2[:, :16]).mean()
@@ -117,15 +117,15 @@ def test_mask_applies_one_style_inside_and_the_other_outside(params, decoder):
 
 def test_bad_arguments(params, decoder):
     c = np.zeros((16, 16, 3), np.float32)
-    kw = dict(decoder=decoder, vgg=params, size=None, style_size=None)
+    kw = dict(decoder=decoder, weights=params, size=None, style_size=None)
     with pytest.raises(NSTError, match="alpha"):
-        A.adain_stylize(c, c, alpha=1.5, **kw)
+        A.stylize(c, c, alpha=1.5, **kw)
     with pytest.raises(NSTError, match="exactly two"):
-        A.adain_stylize(c, c, mask=np.ones((16, 16)), **kw)
+        A.stylize(c, c, mask=np.ones((16, 16)), **kw)
     with pytest.raises(NSTError, match="blend weights for"):
-        A.adain_stylize(c, [c, c], blend=[1.0], **kw)
+        A.stylize(c, [c, c], style_blend=[1.0], **kw)
     with pytest.raises(NSTError, match="too small"):
-        A.adain_stylize(np.zeros((4, 30, 3), np.float32), c, **kw)
+        A.stylize(np.zeros((4, 30, 3), np.float32), c, **kw)
 
 
 def test_decoder_file_roundtrip_and_errors(tmp_path, decoder):
@@ -153,7 +153,7 @@ def test_decoder_file_roundtrip_and_errors(tmp_path, decoder):
 @pytest.fixture(scope="module")
 def torch_adain(h5_path, tmp_path_factory):
     """The independent PyTorch AdaIN (experiments/torch_reference.py) with the same decoder file."""
-    import torch_reference as tr
+    from experiments import torch_reference as tr
 
     path = tmp_path_factory.mktemp("torch_adain") / "decoder.npz"
     A.save_decoder(path, A.init_decoder(jax.random.key(5)))
@@ -162,7 +162,8 @@ def torch_adain(h5_path, tmp_path_factory):
 
 def test_stylize_matches_pytorch_reference(params, torch_adain):
     import torch
-    import torch_reference as tr
+
+    from experiments import torch_reference as tr
 
     ref, path = torch_adain
     decoder, _ = A.load_decoder(path)
@@ -170,7 +171,7 @@ def test_stylize_matches_pytorch_reference(params, torch_adain):
     content = rng.random((44, 61, 3)).astype(np.float32)  # odd sizes: padding and cropping agree
     style = rng.random((35, 40, 3)).astype(np.float32) ** 2
     for alpha in (1.0, 0.4):
-        out, _ = A.adain_stylize(content, style, alpha=alpha, decoder=decoder, vgg=params, size=None,
+        out, _ = A.stylize(content, style, alpha=alpha, decoder=decoder, weights=params, size=None,
                                  style_size=None)
         with torch.no_grad():
             expect = tr.nhwc(ref.stylize(tr.nchw(content[None]), tr.nchw(style[None]), alpha))[0]
@@ -179,7 +180,8 @@ def test_stylize_matches_pytorch_reference(params, torch_adain):
 
 def test_training_loss_matches_pytorch_reference(params, torch_adain):
     import torch
-    import torch_reference as tr
+
+    from experiments import torch_reference as tr
 
     ref, path = torch_adain
     decoder, _ = A.load_decoder(path)
@@ -198,7 +200,8 @@ def test_reconstruction_loss_matches_pytorch_reference_and_trains(params, torch_
     """The warm-up objective: pixel MSE of decoder(encoder(c)) against c, as the PyTorch network computes
     it; a few steps lower it; it needs no style images."""
     import torch
-    import torch_reference as tr
+
+    from experiments import torch_reference as tr
 
     ref, path = torch_adain
     decoder, _ = A.load_decoder(path)
@@ -251,7 +254,7 @@ def test_shipped_decoder_moves_an_unseen_photo_toward_the_painting(params, photo
 
     content = im.resize_longest(im.load_image(SHARED_IMAGES / photo), 256)
     style = im.resize_longest(im.load_image(SHARED_IMAGES / painting), 256)
-    out, _ = A.adain_stylize(content, style, vgg=params, size=None, style_size=None)
+    out, _ = A.stylize(content, style, weights=params, size=None, style_size=None)
     assert _style_distance(params, out, style) < 0.5 * _style_distance(params, content, style)
     control = im.resize(style, content.shape[:2])
     assert _content_distance(params, out, content) < 0.9 * _content_distance(params, control, content)

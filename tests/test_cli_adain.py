@@ -61,7 +61,8 @@ def test_adain_options(files):
     assert r.stderr == ""
     assert Image.open(out).size == (40, 48)
     report = json.loads(rep.read_text())
-    assert report["blend"] == [0.25, 0.75] and report["alpha"] == 0.5 and report["image_size"] == [48, 40]
+    assert report["style_blend"] == [0.25, 0.75] and report["alpha"] == 0.5
+    assert (report["method"], report["height"], report["width"]) == ("adain", 48, 40)
     r = run("adain", files / "content.png", files / "style.png", files / "style2.png", "-o", out,
             "--decoder", dec, "--size", "32", "--mask", files / "mask.png", "--preserve-color", "luminance",
             "--tile", "16")

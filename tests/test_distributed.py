@@ -30,8 +30,8 @@ from nst_jax import adain, feedforward as F, gatys, image as im
 content, painting = im.load_image(photo), im.load_image(style)
 devices = "all" if mode == "multi" else 1
 g, rg = gatys.stylize(content, painting, size=128, iters=3, devices=devices)
-a, ra = adain.adain_stylize(content, painting, size=128, style_size=128, devices=devices, tile="none")
-f, rf = F.fast_stylize(content, "starry_night", size=128, devices=devices, tile="none")
+a, ra = adain.stylize(content, painting, size=128, style_size=128, devices=devices, tile="none")
+f, rf = F.stylize(content, "starry_night", size=128, devices=devices, tile="none")
 rank = jax.process_index()
 np.savez(f"{out_dir}/{mode}_{rank}.npz", gatys=g, adain=a, fast=f[0])
 print(json.dumps({"processes": jax.process_count(), "devices": len(jax.devices()),

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from nst_jax.runinfo import DeferredInterrupt, run_metadata
+from nst_jax.runinfo import DeferredInterrupt, Event, run_metadata
 
 
 def _ctrl_c():
@@ -46,3 +46,36 @@ def test_run_metadata():
     assert meta["platform"] == jax.default_backend() and meta["processes"] == 1
     assert meta["machine"].startswith(f"{len(jax.devices())} x ")
     assert meta["versions"]["jax"] == jax.__version__
+
+
+def test_three_methods_one_shape(params):
+    """Parallel entry points with the same argument names, and the same report beside each picture."""
+    import inspect
+
+    import numpy as np
+
+    from nst_jax import adain, feedforward, gatys
+
+    shared = {"size", "preserve_color", "tile", "devices", "callback"}
+    sigs = {m: set(inspect.signature(m.stylize).parameters) for m in (gatys, adain, feedforward)}
+    assert all(shared <= s for s in sigs.values()), sigs
+    assert {"weights", "style_blend"} <= sigs[gatys] & sigs[adain]
+    rng = np.random.default_rng(0)
+    content, style = rng.random((48, 64, 3)).astype(np.float32), rng.random((40, 40, 3)).astype(np.float32)
+    events = []
+    reports = [gatys.stylize(content, style, size=None, iters=2, weights=params, callback=events.append,
+                             preserve_color="luminance")[1],
+               adain.stylize(content, style, size=None, style_size=None, weights=params,
+                             callback=events.append, preserve_color="luminance")[1],
+               feedforward.stylize(content, "starry_night", size=None, callback=events.append,
+                                   preserve_color="luminance")[1]]
+    # one callback type: every method's events are Events with a message
+    assert all(isinstance(e, Event) and str(e) for e in events)
+    assert {e.method for e in events} == {"gatys", "adain", "fast"}
+    last = [e for e in events if e.method == "gatys"][-1]
+    assert (last.iteration, last.iterations) == (2, 2) and np.isfinite(last.loss)
+    for method, r in zip(("gatys", "adain", "fast"), reports, strict=True):
+        assert r["method"] == method
+        assert (r["height"], r["width"], r["devices"], r["tile_rows"]) == (48, 64, 1, None), r
+        assert r["preserve_color"] == "luminance"
+        assert isinstance(r["seconds"], float) and r["seconds"] >= sum(r["timings"].values()) - 1e-6, r

@@ -50,10 +50,10 @@ out["grad_rel"] = float(jnp.linalg.norm(jax.device_put(g4, one) - g1) / jnp.lina
 out["history_shard_rows"] = [s.data.shape[2] for s in state.s_history.addressable_shards]
 # the feed-forward methods across devices: the one-device pictures
 from nst_jax import adain, feedforward as F
-a1, _ = adain.adain_stylize(content, style, size=128, style_size=128, tile="none")
-a4, ra = adain.adain_stylize(content, style, size=128, style_size=128, devices=4)
-f1, _ = F.fast_stylize(content, "starry_night", size=128, tile="none")
-f4, rf = F.fast_stylize(content, "starry_night", size=128, devices="all")
+a1, _ = adain.stylize(content, style, size=128, style_size=128, tile="none")
+a4, ra = adain.stylize(content, style, size=128, style_size=128, devices=4)
+f1, _ = F.stylize(content, "starry_night", size=128, tile="none")
+f4, rf = F.stylize(content, "starry_night", size=128, devices="all")
 out["adain_diff"] = float(np.abs(a1 - a4).max())
 out["fast_diff"] = float(np.abs(f1 - f4).max())
 out["ff_devices"] = [ra["devices"], rf["devices"]]
