@@ -2,6 +2,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from .helpers import gradient, png_bomb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -61,3 +64,50 @@ def torch_vgg(h5_path):
         return cache[pool]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    import jax
+
+    from nst_jax import feedforward
+
+    path = tmp_path_factory.mktemp("ff") / "net.npz"
+    return feedforward.save_model(path, feedforward.init_net(jax.random.key(3)), {"step": 0})
+
+
+@pytest.fixture(scope="session")
+def adain_cli_files(tmp_path_factory):
+    """Images, a decoder and a tiny training set for the `adain` and `train adain` commands."""
+    import jax
+
+    from nst_jax.adain import init_decoder, save_decoder
+
+    d = tmp_path_factory.mktemp("adain_cli")
+    Image.fromarray((gradient(48, 40) * 255).astype(np.uint8)).save(d / "content.png")
+    yy, xx = np.mgrid[0:40, 0:40] / 40.0
+    Image.fromarray((np.stack([np.sin(25 * (xx + yy)) * .5 + .5, xx, 1 - yy], -1) * 255).astype(np.uint8)) \
+        .save(d / "style.png")
+    Image.fromarray((np.stack([xx, xx, yy], -1) * 255).astype(np.uint8)).save(d / "style2.png")
+    mask = np.zeros((48, 40), np.uint8)
+    mask[:, :20] = 255
+    Image.fromarray(mask).save(d / "mask.png")
+    (d / "text.jpg").write_text("not an image\n")
+    (d / "truncated.png").write_bytes((d / "content.png").read_bytes()[:100])
+    png_bomb(d / "bomb.png")
+    (d / "existing.png").write_bytes(b"keep me")
+    save_decoder(d / "decoder.npz", init_decoder(jax.random.key(0)))
+    (d / "notdecoder.npz").write_bytes(b"PK\x03\x04 broken zip")
+    # a tiny training set: a nested folder with an unreadable file in it
+    for k in range(3):
+        sub = d / "photos" / ("a" if k else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((np.random.default_rng(k).random((40, 44, 3)) * 255).astype(np.uint8)) \
+            .save(sub / f"{k}.jpg")
+    (d / "photos" / "broken.jpg").write_text("no")
+    (d / "paintings").mkdir()
+    for k in range(2):
+        Image.fromarray((np.random.default_rng(9 + k).random((36, 36, 3)) ** 2 * 255).astype(np.uint8)) \
+            .save(d / "paintings" / f"{k}.png")
+    return d
+

@@ -1,6 +1,8 @@
 """Builders for awkward input files."""
 
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -109,3 +111,20 @@ def loss_before_after(task, steps, learning_rate=1e-4):
     for _ in range(steps):
         state, _ = step(state, frozen, batch)
     return before, float(loss(jax.device_get(state["params"]), task.frozen, as_float)[0])
+
+
+# --- the command line as a user runs it: a real subprocess ---
+
+PY = [sys.executable, "-m", "nst_jax"]
+
+
+def run(*args, timeout=600):
+    return subprocess.run(PY + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clean_error(r, match):
+    assert r.returncode != 0, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert match in lines[0], lines[0]

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 
 from nst_jax import feedforward as F
 from nst_jax.data import ArraySource
@@ -12,7 +11,6 @@ from nst_jax.errors import NSTError
 
 from .conftest import shared_image
 from .helpers import loss_before_after
-from .test_cli import assert_clean_error, run
 
 
 def test_parameter_count_closed_form():
@@ -85,12 +83,6 @@ def test_a_few_steps_lower_the_loss(params):
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ff") / "net.npz"
-    return F.save_model(path, F.init_net(jax.random.key(3)), {"step": 0})
-
-
 def test_model_file_roundtrip_and_errors(model_file, tmp_path):
     params, meta = F.load_model(model_file)
     assert meta == {"step": 0} and F.count_params(params) == 1_679_235
@@ -120,84 +112,6 @@ def test_fast_stylize_batches_same_shapes(model_file):
     np.testing.assert_allclose(single, transfer_luminance(raw, a), atol=1e-6)
     hist, _ = F.stylize(a, model_file, size=None, preserve_color="histogram")
     np.testing.assert_allclose(hist, match_histogram(raw, a), atol=1e-6)
-
-
-def test_fast_cli(model_file, tmp_path):
-    for k in range(2):
-        Image.fromarray((np.random.default_rng(k).random((30, 40, 3)) * 255).astype(np.uint8)) \
-            .save(tmp_path / f"c{k}.png")
-    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "outdir", "--model",
-            model_file, "--size", "32")
-    assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["c0_net.png", "c1_net.png"]
-    assert "1 batch" in r.stderr
-    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "one.png", "--model", model_file, "--quiet",
-            "--size", "none")
-    assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)
-    r = run("fast", "--list")
-    assert r.returncode == 0, r.stderr
-    assert F.shipped_styles()
-    for name, (path, _) in F.shipped_styles().items():  # steps of every run that made the network
-        meta = F.load_model(path)[1]
-        steps = meta["cumulative"]["steps"] if "cumulative" in meta else meta["step"]
-        assert f"{name}\t{steps} steps" in r.stdout
-    (tmp_path / "existing.png").write_bytes(b"keep")
-    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "existing.png", "--model", "no_such_style")
-    assert_clean_error(r, "no shipped model named")
-    (tmp_path / "trunc.png").write_bytes((tmp_path / "c0.png").read_bytes()[:80])
-    r = run("fast", tmp_path / "trunc.png", "-o", tmp_path / "existing.png", "--model", model_file)
-    assert_clean_error(r, "damaged or truncated")
-    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "existing.png",
-            "--model", model_file)
-    assert_clean_error(r, "must be a folder")
-    assert (tmp_path / "existing.png").read_bytes() == b"keep"
-
-
-def test_train_fast_cli_and_resume(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for k in range(3):
-        Image.fromarray((np.random.default_rng(k).random((36, 40, 3)) * 255).astype(np.uint8)) \
-            .save(photos / f"{k}.jpg")
-    Image.fromarray((np.random.default_rng(9).random((40, 40, 3)) ** 2 * 255).astype(np.uint8)) \
-        .save(tmp_path / "style.png")
-    common = ["train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
-              tmp_path / "run", "--batch-size", "2", "--crop", "32", "--resize", "32", "--style-size", "40",
-              "--log-every", "1", "--ckpt-every", "2"]
-    r = run(*common, "--steps", "2")
-    assert r.returncode == 0, r.stderr
-    r = run(*common, "--steps", "3", "--resume")
-    assert r.returncode == 0, r.stderr
-    assert "resumed from step 2" in r.stderr
-    params, meta = F.load_model(tmp_path / "run" / "model.npz")
-    assert meta["step"] == 3 and meta["task_config"]["style"] == "style"
-    # training that accumulates: a new run from the exported network, with a learning-rate warm-up;
-    # its first step uses lr / warmup, and the cumulative record counts both runs
-    more = ["train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
-            tmp_path / "run2", "--batch-size", "2", "--crop", "32", "--resize", "32", "--style-size", "40",
-            "--steps", "2", "--warmup", "4", "--exclude", "0.jpg", "--style-norm", "photos",
-            "--init-from", tmp_path / "run" / "model.npz"]
-    r = run(*more)
-    assert r.returncode == 0, r.stderr
-    _, meta2 = F.load_model(tmp_path / "run2" / "model.npz")
-    cum = meta2["cumulative"]
-    assert cum["steps"] == 5 and cum["images"] == 10 and len(cum["runs"]) == 2
-    assert all(r["machine"] for r in cum["runs"]) and cum["runs"][1]["platform"] == "cpu"
-    assert cum["wall_seconds"] > meta["wall_seconds"]
-    assert meta2["task_config"]["excluded"] == ["0.jpg"]
-    assert meta2["task_config"]["style_norm"] == "photos" and meta2["task_config"]["style_norm_value"] > 0
-    for bad, message in ((["--init-from", tmp_path / "nope.npz"], "does not exist"),
-                         (["--init-from", tmp_path / "style.png"], "not a readable"),
-                         (["--content-layers", "relu9_9"], "unknown content layer"),
-                         (["--warmup", "-1"], "warm-up"),
-                         (["--exclude", "*.jpg"], "after the exclusions")):
-        r = run("train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
-                tmp_path / "bad", "--steps", "1", *bad)
-        assert_clean_error(r, message)
-        assert not (tmp_path / "bad" / "model.npz").exists()
-    r = run("train", "fast", "--style", tmp_path / "missing.png", "--content-dir", photos,
-            "--ckpt-dir", tmp_path / "x", "--steps", "1")
-    assert_clean_error(r, "does not exist")
 
 
 def test_network_matches_pytorch_fast_neural_style(model_file):
@@ -368,40 +282,6 @@ def test_conditional_loss_is_the_mean_of_each_example_against_its_own_style(para
         parts.append((float(t), float(tm["style"])))
     np.testing.assert_allclose(float(total), np.mean([p[0] for p in parts]), rtol=2e-4)
     np.testing.assert_allclose(float(terms["style"]), np.mean([p[1] for p in parts]), rtol=2e-4)
-
-
-def test_train_conditional_fast_network_cli(tmp_path, model_file):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for k in range(3):
-        Image.fromarray((np.random.default_rng(k).random((36, 40, 3)) * 255).astype(np.uint8)) \
-            .save(photos / f"{k}.jpg")
-    for k, name in enumerate(("wave", "sky")):
-        img = np.random.default_rng(20 + k).random((40, 40, 3)) ** (k + 1)
-        Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
-    r = run("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir", photos,
-            "--ckpt-dir", tmp_path / "run", "--batch-size", "2", "--crop", "32", "--resize", "32",
-            "--style-size", "40", "--steps", "2", "--warmup", "2", "--init-from", model_file, model_file)
-    assert r.returncode == 0, r.stderr
-    params, meta = F.load_model(tmp_path / "run" / "model.npz")
-    assert F.num_styles(params) == 2 and meta["styles"] == ["wave", "sky"]
-    assert [m["model"] for m in meta["task_config"]["init_from"]] == [str(model_file)] * 2
-    photo = photos / "0.jpg"
-    for style, tile in ((["sky"], "auto"), (["wave=0.5", "sky=0.5"], "8")):
-        r = run("fast", photo, "-o", tmp_path / "out.png", "--model", tmp_path / "run" / "model.npz",
-                "--style", *style, "--size", "32", "--tile", tile)
-        assert r.returncode == 0, r.stderr
-    for bad, match in ((["--model", tmp_path / "run" / "model.npz"], "choose with --style"),
-                       (["--model", tmp_path / "run" / "model.npz", "--style", "sea"], "no style 'sea'"),
-                       (["--model", tmp_path / "run" / "model.npz", "--style", "sky=x"], "NAME=WEIGHT"),
-                       (["--model", model_file, "--style", "sky"], "paints one style"),
-                       (["--model", model_file, "--tile", "wide"], "band height")):
-        r = run("fast", photo, "-o", tmp_path / "bad.png", "--size", "32", *bad)
-        assert_clean_error(r, match)
-        assert not (tmp_path / "bad.png").exists()
-    r = run("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir", photos,
-            "--ckpt-dir", tmp_path / "bad", "--steps", "1", "--init-from", model_file, model_file, model_file)
-    assert_clean_error(r, "one one-style network per style")
 
 
 def test_one_style_of_a_conditional_network_paints_as_it_does():

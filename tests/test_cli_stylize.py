@@ -5,28 +5,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from .helpers import gradient, png_bomb, write_variants
-
-PY = [sys.executable, "-m", "nst_jax"]
-
-
-def run(*args, timeout=600):
-    return subprocess.run(PY + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-
-
-def assert_clean_error(r, match):
-    assert r.returncode != 0, r.stderr
-    assert "Traceback" not in r.stderr, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    assert match in lines[0], lines[0]
+from .helpers import PY, assert_clean_error, gradient, png_bomb, run, write_variants
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +86,6 @@ def test_bad_style_output_and_weights(files, tmp_path):
     assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--devices", "64"),
                        "64 devices asked for")
     assert not (tmp_path / "o.png").exists()
-
-
-def test_weights_commands(tmp_path):
-    r = run("weights", "fetch")
-    assert r.returncode == 0 and r.stdout.strip().endswith(".npz"), r.stderr
-    assert_clean_error(run("weights", "convert", tmp_path / "missing.h5", tmp_path / "x.npz"),
-                       "does not exist")
 
 
 def test_ctrl_c_saves_the_current_iterate(files, tmp_path):

@@ -1,0 +1,40 @@
+"""`nst-jax fast` as a real subprocess."""
+
+
+import numpy as np
+from PIL import Image
+
+from nst_jax import feedforward as F
+
+from .helpers import assert_clean_error, run
+
+
+def test_fast_cli(model_file, tmp_path):
+    for k in range(2):
+        Image.fromarray((np.random.default_rng(k).random((30, 40, 3)) * 255).astype(np.uint8)) \
+            .save(tmp_path / f"c{k}.png")
+    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "outdir", "--model",
+            model_file, "--size", "32")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["c0_net.png", "c1_net.png"]
+    assert "1 batch" in r.stderr
+    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "one.png", "--model", model_file, "--quiet",
+            "--size", "none")
+    assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)
+    r = run("fast", "--list")
+    assert r.returncode == 0, r.stderr
+    assert F.shipped_styles()
+    for name, (path, _) in F.shipped_styles().items():  # steps of every run that made the network
+        meta = F.load_model(path)[1]
+        steps = meta["cumulative"]["steps"] if "cumulative" in meta else meta["step"]
+        assert f"{name}\t{steps} steps" in r.stdout
+    (tmp_path / "existing.png").write_bytes(b"keep")
+    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "existing.png", "--model", "no_such_style")
+    assert_clean_error(r, "no shipped model named")
+    (tmp_path / "trunc.png").write_bytes((tmp_path / "c0.png").read_bytes()[:80])
+    r = run("fast", tmp_path / "trunc.png", "-o", tmp_path / "existing.png", "--model", model_file)
+    assert_clean_error(r, "damaged or truncated")
+    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "existing.png",
+            "--model", model_file)
+    assert_clean_error(r, "must be a folder")
+    assert (tmp_path / "existing.png").read_bytes() == b"keep"
