@@ -488,7 +488,8 @@ class _Zip:
 
 def train_decoder(content, style, ckpt_dir, *, steps: int = 160_000, batch_size: int = 8,
                   learning_rate: float = 1e-4, lr_decay: float = 5e-5, warmup: int = 0,
-                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
+                  clip_grad_norm: float = 0.0, style_weight: float = STYLE_WEIGHT,
+                  content_weight: float = CONTENT_WEIGHT,
                   objective: str = "adain", crop: int = 256, resize: int = 512, seed: int = 0,
                   ckpt_every: int = 500,
                   log_every: int = 10, resume: bool = False, init_from=None, exclude=(), weights=None,
@@ -518,6 +519,7 @@ def train_decoder(content, style, ckpt_dir, *, steps: int = 160_000, batch_size:
                      style_weight=style_weight, content_weight=content_weight, batch_size=batch_size,
                      seed=seed, objective=objective, cache_images=cache_images)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-                      warmup=warmup, seed=seed, ckpt_every=ckpt_every, log_every=log_every)
+                      warmup=warmup, clip_grad_norm=clip_grad_norm, seed=seed, ckpt_every=ckpt_every,
+                      log_every=log_every)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)

@@ -239,7 +239,7 @@ def _run_training(args, fn, *positional, **options) -> int:
 
     enable_compilation_cache()
     common = dict(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
-                  warmup=args.warmup, exclude=tuple(args.exclude),
+                  warmup=args.warmup, clip_grad_norm=args.clip_grad_norm, exclude=tuple(args.exclude),
                   crop=args.crop, resize=args.resize, seed=args.seed, ckpt_every=args.ckpt_every,
                   log_every=args.log_every, resume=args.resume, init_from=args.init_from,
                   weights=args.weights,
@@ -464,6 +464,9 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
     p.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
     p.add_argument("--warmup", type=int, default=d["warmup"],
                    help="linear learning-rate warm-up steps (useful with --init-from)")
+    p.add_argument("--clip-grad-norm", type=float, default=d["clip_grad_norm"], metavar="NORM",
+                   help="clip each gradient to this global norm before Adam (0: off); keeps one bad batch "
+                        "from throwing a trained network off its minimum. Resume with the same value")
     p.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
     p.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
     p.add_argument("--seed", type=int, default=d["seed"])

@@ -703,7 +703,8 @@ def one_style_of(params, meta: dict):
 
 def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,
                learning_rate: float = 1e-3, lr_decay: float = 0.0, warmup: int = 0,
-               content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
+               clip_grad_norm: float = 0.0, content_weight: float = CONTENT_WEIGHT,
+               style_weight: float = STYLE_WEIGHT,
                tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_norm: str = "none",
                style_size: int | None = 512,
                crop: int = 256, resize: int = 256, seed: int = 0, ckpt_every: int = 500, log_every: int = 10,
@@ -763,7 +764,8 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
         task.config["init_from"] = [{"model": str(m), "steps": cumulative_record(meta)["steps"]}
                                     for m, (_, meta) in zip(sources, loaded, strict=True)]
     cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-                      warmup=warmup, seed=seed, ckpt_every=ckpt_every, log_every=log_every)
+                      warmup=warmup, clip_grad_norm=clip_grad_norm, seed=seed, ckpt_every=ckpt_every,
+                      log_every=log_every)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)
 

@@ -50,6 +50,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     lr_decay: float = 5e-5  # inverse-time decay: lr / (1 + lr_decay * step), as pytorch-AdaIN
     warmup: int = 0  # linear learning-rate warm-up over this many steps (for runs that start from a network)
+    clip_grad_norm: float = 0.0  # > 0: gradients clipped to this global norm before Adam (0: off)
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 10
@@ -74,7 +75,11 @@ def schedule(cfg: TrainConfig):
 
 
 def optimizer(cfg: TrainConfig):
-    return optax.adam(schedule(cfg))
+    """Adam on :func:`schedule`; with ``clip_grad_norm`` > 0 the gradient is first scaled down to that global
+    norm when it is longer (optax.clip_by_global_norm), which keeps one bad batch from throwing a trained
+    network off its minimum."""
+    adam = optax.adam(schedule(cfg))
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), adam) if cfg.clip_grad_norm else adam
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -196,6 +201,8 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
         raise NSTError("steps, batch size, checkpoint interval and log interval must be positive")
     if cfg.warmup < 0:
         raise NSTError(f"warm-up must be 0 or more steps, not {cfg.warmup}")
+    if not cfg.clip_grad_norm >= 0:
+        raise NSTError(f"the gradient clipping norm must be positive (or 0: off), not {cfg.clip_grad_norm}")
     mesh = make_mesh()
     n_dev = mesh.devices.size
     if cfg.batch_size % n_dev:

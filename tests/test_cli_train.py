@@ -77,6 +77,9 @@ def test_train_adain_bad_input(files, tmp_path):
     r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
             "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "64", "--resize", "32")
     assert_clean_error(r, "must be at least the crop size")
+    r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
+            "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "32", "--clip-grad-norm", "-1")
+    assert_clean_error(r, "clipping norm must be positive")
     assert not (tmp_path / "c").exists()  # nothing written before the error
 
 

@@ -108,3 +108,29 @@ def test_fresh_run_refuses_a_used_directory_and_resume_checks_config(tmp_path, p
     other = A.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2, style_weight=1.0)
     with pytest.raises(NSTError, match="task_config"):
         train(other, TrainConfig(steps=2, batch_size=2), tmp_path, resume=True)
+
+
+def test_gradient_clipping_comes_before_adam():
+    """``clip_grad_norm``: a spike gradient enters Adam's moments scaled down to the clipping norm (closed
+    form of Adam's first and second moments after two steps), and 0 leaves plain Adam."""
+    import jax
+    import jax.numpy as jnp
+
+    from nst_jax.train import TrainConfig, optimizer
+
+    rng = np.random.default_rng(0)
+    g1 = rng.normal(size=5).astype(np.float32)
+    g1 /= np.linalg.norm(g1)  # norm 1: not clipped at 2
+    g2 = 1000 * rng.normal(size=5).astype(np.float32)  # a spike
+    params = {"w": jnp.zeros(5)}
+    for clip, expect2 in ((2.0, g2 * 2.0 / np.linalg.norm(g2)), (0.0, g2)):
+        opt = optimizer(TrainConfig(steps=10, clip_grad_norm=clip))
+        state = opt.init(params)
+        for g in (g1, g2):
+            _, state = opt.update({"w": jnp.asarray(g)}, state, params)
+        adam = [s for s in jax.tree_util.tree_leaves(state, is_leaf=lambda x: hasattr(x, "mu"))
+                if hasattr(s, "mu")][0]
+        mu = 0.9 * (0.1 * g1) + 0.1 * expect2
+        nu = 0.999 * (0.001 * g1 ** 2) + 0.001 * expect2 ** 2
+        np.testing.assert_allclose(np.asarray(adam.mu["w"]), mu, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(adam.nu["w"]), nu, rtol=1e-5)
