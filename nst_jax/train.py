@@ -30,7 +30,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,25 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 10
     keep: int = 3  # checkpoints kept
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class TrainState:
+    """What a training step carries and a checkpoint holds: the network's ``params``, the optimiser's
+    state ``opt`` and the ``step`` count (a pytree).  Checkpoints store it as the dict :meth:`as_dict`, the
+    layout they always had."""
+
+    params: Any
+    opt: Any
+    step: Any
+
+    @classmethod
+    def create(cls, params, opt) -> TrainState:
+        return cls(params, opt.init(params), jnp.zeros((), jnp.int32))
+
+    def as_dict(self) -> dict:
+        return {"params": self.params, "opt": self.opt, "step": self.step}
 
 
 @dataclass
@@ -88,17 +107,17 @@ def make_mesh(devices=None) -> Mesh:
 
 
 def make_train_step(task, opt, mesh: Mesh):
-    """The compiled step: ``(state, frozen, batch) -> (state, metrics)``; ``state`` is donated."""
+    """The compiled step: ``(state, frozen, batch) -> (state, metrics)`` on a :class:`TrainState`, which is
+    donated."""
     replicated = NamedSharding(mesh, P())
 
     def step(state, frozen, batch):
         # images come as uint8; anything else (e.g. a style index per example) as it is
         batch = {k: v.astype(jnp.float32) / 255.0 if v.dtype == jnp.uint8 else v for k, v in batch.items()}
-        (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state["params"], frozen, batch)
-        updates, opt_state = opt.update(grads, state["opt"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        return ({"params": params, "opt": opt_state, "step": state["step"] + 1},
-                {"loss": loss, **metrics})
+        (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, frozen, batch)
+        updates, opt_state = opt.update(grads, state.opt, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1), {"loss": loss, **metrics}
 
     return jax.jit(step, donate_argnums=(0,), out_shardings=(replicated, replicated))
 
@@ -232,14 +251,14 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
             raise NSTError("the network to start from does not have this task's architecture")
     else:
         params = task.init(jax.random.key(cfg.seed))
-    state = {"params": params, "opt": opt.init(params), "step": jnp.zeros((), jnp.int32)}
+    state = TrainState.create(params, opt)
     start, wall_before = 0, 0.0
     if resume:
         latest = manager.latest_step()
         if latest is None:
             say(f"no checkpoint in {ckpt_root}: starting from step 0")
         else:
-            abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+            abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state.as_dict())
             restored = manager.restore(latest, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
             meta = restored["meta"]
@@ -250,11 +269,11 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
             if "init_cumulative" in meta:  # the run that made this checkpoint started from a network
                 record["init_cumulative"] = meta["init_cumulative"]
             old = meta["train_config"]
-            for key in ("batch_size", "learning_rate", "lr_decay", "warmup", "seed"):
+            for key in ("batch_size", "learning_rate", "lr_decay", "warmup", "clip_grad_norm", "seed"):
                 if old.get(key, 0) != getattr(cfg, key):
-                    raise NSTError(f"cannot resume: the checkpoint was trained with {key}={old[key]}, "
+                    raise NSTError(f"cannot resume: the checkpoint was trained with {key}={old.get(key, 0)}, "
                                    f"this run asks for {getattr(cfg, key)}")
-            state, start = restored["state"], int(latest)
+            state, start = TrainState(**restored["state"]), int(latest)
             wall_before = float(meta.get("wall_seconds", 0.0))
             say(f"resumed from step {start} in {ckpt_root}")
     if start >= cfg.steps:
@@ -275,7 +294,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
     def save(step_now: int, wall: float):
         meta = {**record, "step": step_now, "wall_seconds": wall, "devices": n_dev,
                 "platform": jax.devices()[0].platform, "processes": jax.process_count()}
-        manager.save(step_now, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+        manager.save(step_now, args=ocp.args.Composite(state=ocp.args.StandardSave(state.as_dict()),
                                                        meta=ocp.args.JsonSave(meta)), force=True)
         if jax.process_index() == 0:
             before = record.get("init_cumulative") or cumulative_record(None)
@@ -288,7 +307,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
                           "runs": list(before["runs"]) + [this_run]}
             export_meta = {**meta, "final_metrics": records[-1] if records else None,
                            "cumulative": cumulative}
-            task.export(_local_copy(state["params"]), ckpt_dir / task.export_name, export_meta)
+            task.export(_local_copy(state.params), ckpt_dir / task.export_name, export_meta)
             _plot(records, ckpt_dir / "loss_curve.png", f"{task.name}: training loss")
 
     batches = task.batches(start, (jax.process_index(), jax.process_count()))
@@ -344,7 +363,7 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
     summary = {"start_step": start, "step": step, "compile_seconds": t_compile,
                "wall_seconds": wall_before + time.perf_counter() - t_run, "devices": n_dev,
                "final": records[-1] if records else None, "ckpt_dir": str(ckpt_dir),
-               "model": str(ckpt_dir / task.export_name), "params": _local_copy(state["params"])}
+               "model": str(ckpt_dir / task.export_name), "params": _local_copy(state.params)}
     if interrupted:
         raise KeyboardInterrupt(summary)
     return summary

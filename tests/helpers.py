@@ -87,16 +87,15 @@ def loss_before_after(task, steps, learning_rate=1e-4):
     frozen replicated, the batch sharded over the mesh), so the step compiles once, not again when its
     own replicated output comes back as input."""
     import jax
-    import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer
+    from nst_jax.train import TrainConfig, TrainState, make_mesh, make_train_step, optimizer
 
     opt = optimizer(TrainConfig(steps=steps, batch_size=task.batch_size, learning_rate=learning_rate))
     mesh = make_mesh()
     replicated = NamedSharding(mesh, PartitionSpec())
     p0 = jax.device_get(task.init(jax.random.key(0)))
-    state = jax.device_put({"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}, replicated)
+    state = jax.device_put(TrainState.create(p0, opt), replicated)
     frozen = jax.device_put(task.frozen, replicated)
     step = make_train_step(task, opt, mesh)
     stream = task.batches(0, (0, 1))
@@ -110,7 +109,7 @@ def loss_before_after(task, steps, learning_rate=1e-4):
     before = float(loss(p0, task.frozen, as_float)[0])
     for _ in range(steps):
         state, _ = step(state, frozen, batch)
-    return before, float(loss(jax.device_get(state["params"]), task.frozen, as_float)[0])
+    return before, float(loss(jax.device_get(state.params), task.frozen, as_float)[0])
 
 
 # --- the command line as a user runs it: a real subprocess ---
