@@ -124,6 +124,21 @@ def _write_json_atomic(path, data):
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, default=float) + "\n"), binary=False)
 
 
+def _image_inputs(args):
+    """What ``stylize`` and ``adain`` check and read before any work: the output path, ``--tile``, the
+    report's folder; then the content and style images.  Returns ``(output, content, styles)``."""
+    from . import image as im
+    from .tiling import parse_tile
+
+    out = im.check_output(args.output)
+    parse_tile(args.tile)
+    if args.report:
+        rp = Path(args.report).expanduser()
+        if not rp.parent.is_dir():
+            raise NSTError(f"report folder {rp.parent} does not exist")
+    return out, im.load_image(args.content), [im.load_image(s) for s in args.styles]
+
+
 def _intermediate_path(out: Path, iteration: int, scale: int, scales: int) -> Path:
     tag = f"_s{scale}" if scales > 1 else ""
     return out.with_name(f"{out.stem}{tag}_{iteration:05d}{out.suffix}")
@@ -134,16 +149,8 @@ def _cmd_stylize(args):
     from . import image as im
     from .compile_cache import enable_compilation_cache
     from .runinfo import DeferredInterrupt
-    from .tiling import parse_tile
 
-    out = im.check_output(args.output)
-    parse_tile(args.tile)
-    if args.report:
-        rp = Path(args.report).expanduser()
-        if not rp.parent.is_dir():
-            raise NSTError(f"report folder {rp.parent} does not exist")
-    content = im.load_image(args.content)
-    styles = [im.load_image(s) for s in args.styles]
+    out, content, styles = _image_inputs(args)
     init = args.init
     if init not in ("content", "noise", "style"):
         init = im.load_image(init)
@@ -288,17 +295,9 @@ def _cmd_adain(args):
     from .adain import load_decoder
     from .adain import stylize as adain_stylize
     from .compile_cache import enable_compilation_cache
-    from .tiling import parse_tile
 
-    out = im.check_output(args.output)
-    parse_tile(args.tile)
     decoder, _ = load_decoder(args.decoder)  # every input is checked before any work or output
-    if args.report:
-        rp = Path(args.report).expanduser()
-        if not rp.parent.is_dir():
-            raise NSTError(f"report folder {rp.parent} does not exist")
-    content = im.load_image(args.content)
-    styles = [im.load_image(s) for s in args.styles]
+    out, content, styles = _image_inputs(args)
     mask = None
     if args.mask:
         mask = im.load_image(args.mask).mean(axis=-1)
