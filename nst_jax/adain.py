@@ -33,6 +33,7 @@ from .losses import mean_std
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .runinfo import Event, emitter
 from .runinfo import report as make_report
+from .train import TrainConfig
 from .vgg import vgg19_features
 
 ENCODER_LAYER = "relu4_1"
@@ -486,15 +487,16 @@ class _Zip:
             s.close()
 
 
-def train_decoder(content, style, ckpt_dir, *, steps: int = 160_000, batch_size: int = 8,
-                  learning_rate: float = 1e-4, lr_decay: float = 5e-5, warmup: int = 0,
-                  clip_grad_norm: float = 0.0, style_weight: float = STYLE_WEIGHT,
-                  content_weight: float = CONTENT_WEIGHT,
-                  objective: str = "adain", crop: int = 256, resize: int = 512, seed: int = 0,
-                  ckpt_every: int = 500,
-                  log_every: int = 10, resume: bool = False, init_from=None, exclude=(), weights=None,
+# the paper's schedule: Adam, lr 1e-4 with inverse-time decay 5e-5, batch 8, 160k steps
+TRAIN_CONFIG = TrainConfig(steps=160_000, batch_size=8, learning_rate=1e-4, lr_decay=5e-5)
+
+
+def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
+                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
+                  objective: str = "adain", crop: int = 256, resize: int = 512,
+                  resume: bool = False, init_from=None, exclude=(), weights=None,
                   tfds_data_dir=None, cache_images: bool = False,
-                  distributed: bool = False, callback=None, log=None) -> dict:
+                  distributed: bool = False, callback=None, log=None, **config_fields) -> dict:
     """Train an AdaIN decoder with the paper's recipe (Adam, lr 1e-4 with inverse-time decay 5e-5, batch
     8, shorter side 512 then random 256 crops, style weight 10; 160k steps on COCO + WikiArt).
 
@@ -506,20 +508,21 @@ def train_decoder(content, style, ckpt_dir, *, steps: int = 160_000, batch_size:
     ``objective="reconstruction"``: the warm-up of :func:`reconstruction_loss` (``style`` may be ``None``).
     ``cache_images``: keep every resized content photo in memory after its first read (the same batches;
     for an accelerator that trains faster than one thread decodes JPEGs).
+    ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
+    arguments named as its fields (``steps=1000``) replace those fields.
     """
     from .data import open_source
-    from .train import TrainConfig, train
+    from .train import train, with_fields
     from .vgg import vgg19_params
+
+    cfg = with_fields(config, config_fields)
 
     init = None if init_from is None else load_decoder(None if str(init_from) == "shipped" else init_from)
     content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
     style_src = (style if style is None or hasattr(style, "load")
                  else open_source(style, tfds_data_dir, exclude))
     task = AdaINTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,
-                     style_weight=style_weight, content_weight=content_weight, batch_size=batch_size,
-                     seed=seed, objective=objective, cache_images=cache_images)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-                      warmup=warmup, clip_grad_norm=clip_grad_norm, seed=seed, ckpt_every=ckpt_every,
-                      log_every=log_every)
+                     style_weight=style_weight, content_weight=content_weight, batch_size=cfg.batch_size,
+                     seed=cfg.seed, objective=objective, cache_images=cache_images)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)

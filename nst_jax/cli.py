@@ -23,6 +23,14 @@ def _defaults(fn):
             if v.default is not inspect.Parameter.empty}
 
 
+def _training_defaults(fn):
+    """A trainer's defaults: its keywords' and its default TrainConfig's fields."""
+    from dataclasses import asdict
+
+    d = _defaults(fn)
+    return {**asdict(d.pop("config")), **d}
+
+
 # appended to a help text that states its default itself: formats to nothing, and tells argparse's
 # ArgumentDefaultsHelpFormatter not to add "(default: None)"
 _NO_DEFAULT = "%(default).0s"
@@ -245,10 +253,13 @@ def _run_training(args, fn, *positional, **options) -> int:
     from .compile_cache import enable_compilation_cache
 
     enable_compilation_cache()
-    common = dict(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
-                  warmup=args.warmup, clip_grad_norm=args.clip_grad_norm, exclude=tuple(args.exclude),
-                  crop=args.crop, resize=args.resize, seed=args.seed, ckpt_every=args.ckpt_every,
-                  log_every=args.log_every, resume=args.resume, init_from=args.init_from,
+    from .train import TrainConfig
+
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                         lr_decay=args.lr_decay, warmup=args.warmup, clip_grad_norm=args.clip_grad_norm,
+                         seed=args.seed, ckpt_every=args.ckpt_every, log_every=args.log_every)
+    common = dict(config=config, exclude=tuple(args.exclude),
+                  crop=args.crop, resize=args.resize, resume=args.resume, init_from=args.init_from,
                   weights=args.weights,
                   tfds_data_dir=args.tfds_data_dir, cache_images=args.cache_images,
                   distributed=args.distributed)
@@ -598,7 +609,7 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network)")
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=_Parser)
-    d = _defaults(train_decoder)
+    d = _training_defaults(train_decoder)
     a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a.add_argument("--style-dir", help="folder of style images (searched recursively); not used by "
@@ -610,7 +621,7 @@ def build_parser():
                    help="the paper's loss, or a cheaper warm-up: reconstruct photos from their own features")
     a.set_defaults(func=_cmd_train_adain)
 
-    d = _defaults(train_fast)
+    d = _training_defaults(train_fast)
     f = tsub.add_parser("fast", help="train a per-style feed-forward network (Johnson et al. 2016)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     f.add_argument("--style", required=True, nargs="+", metavar="IMAGE",

@@ -63,6 +63,7 @@ from .nets import (
     upsample_nearest,
     valid_conv,
 )
+from .train import TrainConfig
 from .vgg import vgg19_features
 
 CONTENT_LAYERS = ("relu2_2", "relu4_2")
@@ -701,16 +702,17 @@ def one_style_of(params, meta: dict):
                                             params), meta
 
 
-def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int = 4,
-               learning_rate: float = 1e-3, lr_decay: float = 0.0, warmup: int = 0,
-               clip_grad_norm: float = 0.0, content_weight: float = CONTENT_WEIGHT,
-               style_weight: float = STYLE_WEIGHT,
+# Johnson et al.'s schedule: Adam, learning rate 1e-3, batch 4, 40k steps (2 epochs of COCO)
+TRAIN_CONFIG = TrainConfig(steps=40_000, batch_size=4, learning_rate=1e-3, lr_decay=0.0)
+
+
+def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
+               content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
                tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_norm: str = "none",
-               style_size: int | None = 512,
-               crop: int = 256, resize: int = 256, seed: int = 0, ckpt_every: int = 500, log_every: int = 10,
+               style_size: int | None = 512, crop: int = 256, resize: int = 256,
                resume: bool = False, init_from=None, exclude=(), weights=None, tfds_data_dir=None,
                cache_images: bool = False, distributed: bool = False,
-               callback=None, log=None) -> dict:
+               callback=None, log=None, **config_fields) -> dict:
     """Train a feed-forward network for one style (Johnson et al.'s recipe: Adam, learning rate 1e-3,
     batch 4, 256² crops, 40k steps = 2 epochs of COCO), or one conditional network for several.
 
@@ -724,10 +726,14 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
     ``style_norm="photos"``: the style term in units of the photos' own distance to the painting (use
     ``STYLE_WEIGHT_PHOTOS``).  ``cache_images``: keep every resized content photo in memory after its first
     read (the same batches, for an accelerator that trains faster than one thread decodes JPEGs).
+    ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
+    arguments named as its fields (``steps=1000``) replace those fields.
     """
     from .data import open_source
-    from .train import TrainConfig, train
+    from .train import train, with_fields
     from .vgg import vgg19_params
+
+    cfg = with_fields(config, config_fields)
 
     many = isinstance(style, (list, tuple))
     paths = list(style) if many else [style]
@@ -756,16 +762,13 @@ def train_fast(style, content, ckpt_dir, *, steps: int = 40_000, batch_size: int
     task = FastTask(vgg19_params(weights, log=log), images if many else images[0], content_src,
                     style_name=names if many else names[0], style_size=style_size, crop=crop, resize=resize,
                     content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-                    content_layers=content_layers, style_norm=style_norm, batch_size=batch_size, seed=seed,
-                    cache_images=cache_images)
+                    content_layers=content_layers, style_norm=style_norm, batch_size=cfg.batch_size,
+                    seed=cfg.seed, cache_images=cache_images)
     if len(sources) > 1:  # what the starting point was made of, beyond the first network's own record
         from .train import cumulative_record
 
         task.config["init_from"] = [{"model": str(m), "steps": cumulative_record(meta)["steps"]}
                                     for m, (_, meta) in zip(sources, loaded, strict=True)]
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, lr_decay=lr_decay,
-                      warmup=warmup, clip_grad_norm=clip_grad_norm, seed=seed, ckpt_every=ckpt_every,
-                      log_every=log_every)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)
 

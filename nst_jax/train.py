@@ -35,7 +35,6 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -55,6 +54,17 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 10
     keep: int = 3  # checkpoints kept
+
+
+def with_fields(config: TrainConfig, fields: dict) -> TrainConfig:
+    """``config`` with some fields replaced by name (a trainer's ``steps=...`` keywords); an unknown name
+    is a one-line error."""
+    import dataclasses
+
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise NSTError(f"unknown training setting(s): {', '.join(unknown)}")
+    return dataclasses.replace(config, **fields)
 
 
 @jax.tree_util.register_dataclass
@@ -97,6 +107,8 @@ def optimizer(cfg: TrainConfig):
     """Adam on :func:`schedule`; with ``clip_grad_norm`` > 0 the gradient is first scaled down to that global
     norm when it is longer (optax.clip_by_global_norm), which keeps one bad batch from throwing a trained
     network off its minimum."""
+    import optax  # here, not at import: the inference commands import this module for TrainConfig
+
     adam = optax.adam(schedule(cfg))
     return optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), adam) if cfg.clip_grad_norm else adam
 
@@ -110,6 +122,8 @@ def make_train_step(task, opt, mesh: Mesh):
     """The compiled step: ``(state, frozen, batch) -> (state, metrics)`` on a :class:`TrainState`, which is
     donated."""
     replicated = NamedSharding(mesh, P())
+
+    import optax
 
     def step(state, frozen, batch):
         # images come as uint8; anything else (e.g. a style index per example) as it is

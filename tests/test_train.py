@@ -134,3 +134,25 @@ def test_gradient_clipping_comes_before_adam():
         nu = 0.999 * (0.001 * g1 ** 2) + 0.001 * expect2 ** 2
         np.testing.assert_allclose(np.asarray(adam.mu["w"]), mu, rtol=1e-5)
         np.testing.assert_allclose(np.asarray(adam.nu["w"]), nu, rtol=1e-5)
+
+
+def test_trainers_take_the_training_config_whole():
+    """Each trainer's schedule is one TrainConfig (default: the paper's); keywords replace fields by name."""
+    import inspect
+
+    from nst_jax import adain, feedforward
+    from nst_jax.errors import NSTError
+    from nst_jax.train import TrainConfig, with_fields
+
+    for fn, cfg in ((adain.train_decoder, adain.TRAIN_CONFIG),
+                    (feedforward.train_fast, feedforward.TRAIN_CONFIG)):
+        assert inspect.signature(fn).parameters["config"].default is cfg
+    a, f = adain.TRAIN_CONFIG, feedforward.TRAIN_CONFIG
+    assert (a.learning_rate, a.lr_decay, a.batch_size) == (1e-4, 5e-5, 8)  # Huang & Belongie
+    assert (f.learning_rate, f.batch_size) == (1e-3, 4)  # Johnson et al.
+    c = with_fields(adain.TRAIN_CONFIG, {"steps": 7})
+    assert c.steps == 7 and c.learning_rate == 1e-4 and adain.TRAIN_CONFIG.steps == 160_000
+    with pytest.raises(NSTError, match="unknown training setting"):
+        with_fields(TrainConfig(steps=1), {"stepz": 3})
+    with pytest.raises(NSTError, match="unknown training setting"):
+        adain.train_decoder("x", "y", "z", stepz=3)
