@@ -6,6 +6,10 @@
 #   bash experiments/device_run.sh bench            # benchmarks + 40 s training smoke runs (img/s)
 #   bash experiments/device_run.sh gatys            # only the Gatys row (JAX vs PyTorch, 512 px / 300 iterations)
 #   bash experiments/device_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
+#   bash experiments/device_run.sh cin F            # only the 4-style network, F seconds
+#
+# ADAIN_EXTRA / CIN_EXTRA: more training options, e.g. what session 4 proposes (unmeasured) after the
+# four-painting network's loss spike at lr 1e-3: CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50".
 #
 # SMOKE=1 shrinks everything (a CPU dry run of the script itself).
 #
@@ -66,13 +70,13 @@ elif [ "$1" = gatys ]; then
     timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
     tar czf "$OUT/gatys_results.tgz" experiments/results/bench_gatys*_gpu.json 2>/dev/null
 elif [ "$1" = cin ]; then
-    cin "$2" /tmp/cin2
+    cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
     cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
 elif [ "$1" = train ]; then
-    adain "$2" /tmp/adain
+    adain "$2" /tmp/adain ${ADAIN_EXTRA:-}
     cp /tmp/adain/decoder.npz "$OUT/adain_decoder.npz"
     cp /tmp/adain/metrics.jsonl "$OUT/adain_metrics.jsonl"
-    cin "$3" /tmp/cin
+    cin "$3" /tmp/cin ${CIN_EXTRA:-}
     cp /tmp/cin/model.npz "$OUT/cin4_model.npz"
     cp /tmp/cin/metrics.jsonl "$OUT/cin4_metrics.jsonl"
 fi

@@ -475,8 +475,8 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
     p.add_argument("--warmup", type=int, default=d["warmup"],
                    help="linear learning-rate warm-up steps (useful with --init-from)")
     p.add_argument("--clip-grad-norm", type=float, default=d["clip_grad_norm"], metavar="NORM",
-                   help="clip each gradient to this global norm before Adam (0: off); keeps one bad batch "
-                        "from throwing a trained network off its minimum. Resume with the same value")
+                   help="clip each gradient to this global norm before Adam (0: off); metrics.jsonl logs "
+                        "each step's grad_norm to choose it. Resume with the same value")
     p.add_argument("--crop", type=_positive_int, default=d["crop"], help="random crop side")
     p.add_argument("--resize", type=_positive_int, default=d["resize"], help="shorter side before cropping")
     p.add_argument("--seed", type=int, default=d["seed"])

@@ -105,8 +105,7 @@ def schedule(cfg: TrainConfig):
 
 def optimizer(cfg: TrainConfig):
     """Adam on :func:`schedule`; with ``clip_grad_norm`` > 0 the gradient is first scaled down to that global
-    norm when it is longer (optax.clip_by_global_norm), which keeps one bad batch from throwing a trained
-    network off its minimum."""
+    norm when it is longer (optax.clip_by_global_norm)."""
     import optax  # here, not at import: the inference commands import this module for TrainConfig
 
     adam = optax.adam(schedule(cfg))
@@ -116,6 +115,10 @@ def optimizer(cfg: TrainConfig):
 def make_mesh(devices=None) -> Mesh:
     devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), ("data",))
+
+
+def _global_norm(tree):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(tree)))
 
 
 def make_train_step(task, opt, mesh: Mesh):
@@ -131,7 +134,9 @@ def make_train_step(task, opt, mesh: Mesh):
         (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, frozen, batch)
         updates, opt_state = opt.update(grads, state.opt, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), {"loss": loss, **metrics}
+        # the gradient's global norm before any clipping: spikes show here first (--clip-grad-norm)
+        return (TrainState(params, opt_state, state.step + 1),
+                {"loss": loss, **metrics, "grad_norm": _global_norm(grads)})
 
     return jax.jit(step, donate_argnums=(0,), out_shardings=(replicated, replicated))
 

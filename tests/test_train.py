@@ -156,3 +156,22 @@ def test_trainers_take_the_training_config_whole():
         with_fields(TrainConfig(steps=1), {"stepz": 3})
     with pytest.raises(NSTError, match="unknown training setting"):
         adain.train_decoder("x", "y", "z", stepz=3)
+
+
+def test_step_reports_the_gradient_norm_before_clipping():
+    """``grad_norm`` in every step's metrics: the global norm of the raw gradient (closed form: the
+    gradient of |w|^2 / 2 is w, |(3, 4)| = 5), whatever the clipping."""
+    import jax.numpy as jnp
+
+    from nst_jax.train import TrainConfig, TrainState, make_mesh, make_train_step, optimizer
+
+    class Toy:
+        @staticmethod
+        def loss(params, frozen, batch):
+            return 0.5 * jnp.sum(params["w"] ** 2), {}
+
+    for clip in (0.0, 1.0):
+        opt = optimizer(TrainConfig(steps=1, clip_grad_norm=clip))
+        step = make_train_step(Toy, opt, make_mesh())
+        _, metrics = step(TrainState.create({"w": jnp.asarray([3.0, 4.0])}, opt), {}, {})
+        assert float(metrics["grad_norm"]) == pytest.approx(5.0)
