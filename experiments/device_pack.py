@@ -19,7 +19,6 @@ device tool sends the repository and at most 64 MiB; ../shared and the weights c
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,6 @@ KEEP = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3
 
 
 def pack(dst: Path, photos_max: int | None):
-    sys.path.insert(0, str(HERE))
     from quality import HELD_BACK_STYLES
 
     from nst_jax import image as im
