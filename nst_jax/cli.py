@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import NSTError
 from .fileio import atomic_write
+from .tiling import is_main_process
 
 
 def _defaults(fn):
@@ -660,12 +661,6 @@ def _start_distributed(args):
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     if not is_main_process():
         args.quiet = True  # one progress report: process 0's
-
-
-def is_main_process() -> bool:
-    from .tiling import is_main_process as main_process
-
-    return main_process()
 
 
 def main(argv=None) -> int:
