@@ -65,13 +65,22 @@ class CaffeVGG19(torch.nn.Module):
 
 
 def _caffe_arrays(path):
-    """{convB_I: (HWIO kernel, bias)} from the Keras .h5 or an nst_jax .npz (read with NumPy alone)."""
+    """{convB_I: (HWIO kernel, bias)} in Caffe's layout (conv1_1 reads BGR) from the Keras .h5 or an nst_jax
+    .npz (read with NumPy alone).
+
+    nst_jax's .npz stores conv1_1 with its input channels in RGB order (and the Caffe mean as an RGB
+    ``preprocess`` record), so they are put back in BGR order here; an .npz of torchvision weights is refused.
+    """
     out = {}
     if str(path).endswith(".npz"):
         with np.load(path) as z:
+            mean, std = np.asarray(z["preprocess.mean"], np.float64), np.asarray(z["preprocess.std"], np.float64)
+            if not (np.allclose(mean * 255.0, CAFFE_MEAN_BGR[::-1], atol=1e-3) and np.allclose(std * 255.0, 1.0)):
+                raise ValueError(f"{path} does not hold Caffe VGG-19 weights (preprocess mean {mean}, std {std})")
             for b, n in enumerate(BLOCKS, 1):
                 for i in range(1, n + 1):
-                    out[f"conv{b}_{i}"] = (z[f"conv{b}_{i}.kernel"], z[f"conv{b}_{i}.bias"])
+                    k = np.asarray(z[f"conv{b}_{i}.kernel"])
+                    out[f"conv{b}_{i}"] = (k[:, :, ::-1, :] if (b, i) == (1, 1) else k, z[f"conv{b}_{i}.bias"])
         return out
     with h5py.File(path, "r") as f:
         for b, n in enumerate(BLOCKS, 1):

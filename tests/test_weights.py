@@ -101,3 +101,24 @@ def test_concurrent_first_fetches_do_not_corrupt_the_cache(tmp_path):
     assert W.verify_h5(tmp_path / W.H5_NAME)
     assert p["conv5_4"]["kernel"].shape == (3, 3, 512, 512)
     assert sorted(x.name for x in tmp_path.iterdir()) == sorted([W.CACHE_NAME, W.H5_NAME])
+
+
+def test_torch_reference_reads_our_npz_as_it_reads_the_h5(h5_path, tmp_path, photo):
+    """The PyTorch reference (experiments/torch_reference.py) built from nst_jax's .npz, whose conv1_1 takes
+    RGB, must compute the features it computes from the original Caffe .h5 (conv1_1 takes BGR).  Until
+    session 5 it fed BGR into the RGB kernel: every GPU comparison (the device reads the weights from an
+    .npz) scored both libraries with a different objective than the one JAX optimised."""
+    from experiments import torch_reference as tr
+
+    npz = W.convert(h5_path, tmp_path / "vgg.npz")
+    x = tr.nchw(photo[None, :64, :96])
+    with torch.no_grad():
+        a = tr.CaffeVGG19(h5_path)(x, ["relu1_1", "relu3_1"])
+        b = tr.CaffeVGG19(npz)(x, ["relu1_1", "relu3_1"])
+    for name in a:
+        np.testing.assert_allclose(b[name].numpy(), a[name].numpy(), rtol=1e-6, atol=1e-4)
+    tv = {k: np.asarray(v) for k, v in np.load(npz).items()}
+    tv["preprocess.mean"] = np.asarray([0.485, 0.456, 0.406])
+    np.savez(tmp_path / "tv.npz", **tv)
+    with pytest.raises(ValueError, match="Caffe"):
+        tr.CaffeVGG19(tmp_path / "tv.npz")
