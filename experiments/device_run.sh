@@ -7,6 +7,10 @@
 #   bash experiments/device_run.sh gatys            # only the Gatys row (JAX vs PyTorch, 512 px / 300 iterations)
 #   bash experiments/device_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
 #   bash experiments/device_run.sh cin F            # only the 4-style network, F seconds
+#   bash experiments/device_run.sh cinbest F        # the same, and also brings back the network of the
+#                                                   # checkpoint whose preceding 500 steps had the lowest mean loss
+#   bash experiments/device_run.sh diag             # experiments/gatys_gpu_diagnosis.py (objective and trajectories,
+#                                                   # TF32 on/off; AUTOTUNE0=1 adds XLA's autotune level 0)
 #
 # ADAIN_EXTRA / CIN_EXTRA: more training options, e.g. what session 4 proposes (unmeasured) after the
 # four-painting network's loss spike at lr 1e-3: CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50".
@@ -72,6 +76,43 @@ elif [ "$1" = gatys ]; then
 elif [ "$1" = cin ]; then
     cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
     cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
+elif [ "$1" = diag ]; then
+    timeout "${DIAG_T:-200}" "$PY" experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}"
+    [ -n "${AUTOTUNE0:-}" ] && XLA_FLAGS=--xla_gpu_autotune_level=0 timeout "${DIAG_T2:-90}" "$PY" \
+        experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}" \
+        --tag autotune0 --jax-only --precisions default
+    tar czf "$OUT/diag_results.tgz" experiments/results/gatys_gpu_diagnosis_* 2>/dev/null
+elif [ "$1" = cinbest ]; then
+    # every checkpoint exports model.npz (atomically); keep a copy of each, named by the step in its metadata
+    snapshots() {
+        local last="" m step
+        mkdir -p /tmp/cin_snap
+        while sleep 1; do
+            [ -f /tmp/cinb/model.npz ] || continue
+            m=$(stat -c %y /tmp/cinb/model.npz)
+            [ "$m" = "$last" ] && continue
+            last=$m
+            cp /tmp/cinb/model.npz /tmp/cin_snap/tmp.npz || continue
+            step=$("$PY" -c "import json, sys, numpy as np; print(json.loads(str(np.load(sys.argv[1])['__meta__']))['step'])" /tmp/cin_snap/tmp.npz) && mv /tmp/cin_snap/tmp.npz "/tmp/cin_snap/model_$step.npz"
+        done
+    }
+    snapshots & SNAP=$!
+    cin "$2" /tmp/cinb ${CIN_EXTRA:-}
+    sleep 3; kill $SNAP
+    "$PY" - "$OUT" <<'PYEOF'
+import glob, json, re, shutil, sys
+recs = [json.loads(l) for l in open("/tmp/cinb/metrics.jsonl")]
+snaps = {int(re.search(r"model_(\d+)", p).group(1)): p for p in glob.glob("/tmp/cin_snap/model_*.npz")}
+def window(s):
+    v = [r["loss"] for r in recs if s - 500 < r["step"] <= s]
+    return sum(v) / len(v) if v else float("inf")
+scores = {s: window(s) for s in sorted(snaps)}
+print("mean loss of the 500 steps before each checkpoint:", {s: round(v, 4) for s, v in scores.items()})
+best = min(scores, key=scores.get)
+print("best checkpoint: step", best, "mean loss", scores[best])
+shutil.copy(snaps[best], sys.argv[1] + "/cin4_best.npz")
+PYEOF
+    cp /tmp/cinb/model.npz "$OUT/cin4_model.npz"; cp /tmp/cinb/metrics.jsonl "$OUT/cin4_metrics.jsonl"
 elif [ "$1" = train ]; then
     adain "$2" /tmp/adain ${ADAIN_EXTRA:-}
     cp /tmp/adain/decoder.npz "$OUT/adain_decoder.npz"
