@@ -15,8 +15,8 @@ on the GPU itself:
    before its last step) for the same four settings;
 3. every final image scored by one evaluator: PyTorch, float32, TF32 off.
 
-Run it a second time with ``XLA_FLAGS=--xla_gpu_autotune_level=0 ... --tag autotune0 --jax-only --precisions default`` to see
-whether XLA's choice of convolution algorithm matters.
+Run it a second time with ``XLA_FLAGS=--xla_gpu_autotune_level=0 ... --tag autotune0 --jax-only
+--precisions default`` to see whether XLA's choice of convolution algorithm matters.
 
     python experiments/gatys_gpu_diagnosis.py --size 512 --iters 300
 """
@@ -101,7 +101,8 @@ def main():
     c, s = harness.load_pair(a.size)
     h, w = c.shape[:2]
     rng = np.random.default_rng(0)
-    points = {"content": c, "content+noise": np.clip(c + rng.uniform(-0.1, 0.1, c.shape), 0, 1).astype(np.float32)}
+    noisy = np.clip(c + rng.uniform(-0.1, 0.1, c.shape), 0, 1).astype(np.float32)
+    points = {"content": c, "content+noise": noisy}
     out = {"machine": harness.machine(), "versions": harness.versions(), "size": [h, w], "iters": a.iters,
            "xla_flags": os.environ.get("XLA_FLAGS", ""), "objective": {}, "runs": {}}
 
@@ -149,8 +150,9 @@ def main():
         terms = evaluate(vgg, c, s, x)
         out["runs"][name] = {"seconds": dt, "final": terms, "trajectory": traj,
                              "rejected_steps": rep["scales"][-1].get("rejected_steps")}
-        print(f"{name}: final {terms['total']:.4g} (content {terms['content']:.4g}, style {terms['style']:.4g})"
-              f" rejected {out['runs'][name]['rejected_steps']}, {dt:.1f} s (with a save every {a.every})",
+        print(f"{name}: final {terms['total']:.4g} (content {terms['content']:.4g}, "
+              f"style {terms['style']:.4g}) rejected {out['runs'][name]['rejected_steps']}, "
+              f"{dt:.1f} s (with a save every {a.every})",
               flush=True)
     if not a.jax_only:
         for on in (True, False):
@@ -166,7 +168,8 @@ def main():
     names = list(out["runs"])
     print("\niteration | " + " | ".join(names))
     for i in range(a.iters // a.every):
-        print(f"{(i + 1) * a.every} | " + " | ".join(f"{out['runs'][n]['trajectory'][i][1]:.4g}" for n in names))
+        cells = [f"{out['runs'][n]['trajectory'][i][1]:.4g}" for n in names]
+        print(f"{(i + 1) * a.every} | " + " | ".join(cells))
     tag = f"{h}x{w}_{a.iters}" + (f"_{a.tag}" if a.tag else "") + harness.backend_tag()
     harness.save(os.path.join(HERE, "results", f"gatys_gpu_diagnosis_{tag}.json"), out)
     print(json.dumps({n: out["runs"][n]["final"]["total"] for n in names}))

@@ -74,13 +74,17 @@ def _caffe_arrays(path):
     out = {}
     if str(path).endswith(".npz"):
         with np.load(path) as z:
-            mean, std = np.asarray(z["preprocess.mean"], np.float64), np.asarray(z["preprocess.std"], np.float64)
-            if not (np.allclose(mean * 255.0, CAFFE_MEAN_BGR[::-1], atol=1e-3) and np.allclose(std * 255.0, 1.0)):
-                raise ValueError(f"{path} does not hold Caffe VGG-19 weights (preprocess mean {mean}, std {std})")
+            mean = np.asarray(z["preprocess.mean"], np.float64) * 255.0
+            std = np.asarray(z["preprocess.std"], np.float64) * 255.0
+            if not (np.allclose(mean, CAFFE_MEAN_BGR[::-1], atol=1e-3) and np.allclose(std, 1.0)):
+                raise ValueError(f"{path} does not hold Caffe VGG-19 weights (preprocess mean "
+                                 f"{mean / 255}, std {std / 255})")
             for b, n in enumerate(BLOCKS, 1):
                 for i in range(1, n + 1):
                     k = np.asarray(z[f"conv{b}_{i}.kernel"])
-                    out[f"conv{b}_{i}"] = (k[:, :, ::-1, :] if (b, i) == (1, 1) else k, z[f"conv{b}_{i}.bias"])
+                    if (b, i) == (1, 1):
+                        k = k[:, :, ::-1, :]  # RGB input channels -> Caffe's BGR
+                    out[f"conv{b}_{i}"] = (k, z[f"conv{b}_{i}.bias"])
         return out
     with h5py.File(path, "r") as f:
         for b, n in enumerate(BLOCKS, 1):
