@@ -19,6 +19,7 @@ import torch_reference as tr  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 from nst_jax import adain as A  # noqa: E402
+from nst_jax import adain_train as AT
 from nst_jax import vgg19_params  # noqa: E402
 from nst_jax import weights as W  # noqa: E402
 from nst_jax.data import ArraySource  # noqa: E402
@@ -73,7 +74,7 @@ def main():
     # training step: forward, backward, Adam update
     content = ArraySource([rng.random((tsize, tsize, 3)) for _ in range(batch)])
     style = ArraySource([rng.random((tsize, tsize, 3)) ** 2 for _ in range(batch)])
-    task = A.AdaINTask(params, content, style, crop=tsize, resize=tsize, batch_size=batch)
+    task = AT.AdaINTask(params, content, style, crop=tsize, resize=tsize, batch_size=batch)
     cfg = TrainConfig(steps=1, batch_size=batch)
     opt = optimizer(cfg)
     mesh = make_mesh()

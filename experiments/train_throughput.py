@@ -19,8 +19,8 @@ import numpy as np
 from harness import machine, save, versions
 from jax.sharding import NamedSharding, PartitionSpec
 
-from nst_jax import adain as A
-from nst_jax import feedforward as F
+from nst_jax import adain_train as AT
+from nst_jax import feedforward_train as FT
 from nst_jax.data import ImageFolder
 from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer
 from nst_jax.vgg import vgg19_params
@@ -102,8 +102,8 @@ def main():
 
     starry = im.load_image(HERE.parents[1] / "shared" / "images" / "starry_night.jpg")
     tasks = {
-        "adain": (A.AdaINTask(vgg, content, styles, crop=a.crop, resize=256, batch_size=8), 8, 1e-4),
-        "fast": (F.FastTask(vgg, starry, content, crop=a.crop, resize=384, batch_size=4), 4, 1e-3),
+        "adain": (AT.AdaINTask(vgg, content, styles, crop=a.crop, resize=256, batch_size=8), 8, 1e-4),
+        "fast": (FT.FastTask(vgg, starry, content, crop=a.crop, resize=384, batch_size=4), 4, 1e-3),
     }
     out = {"machine": machine(), "versions": versions(), "crop": a.crop}
     peak = conv_peak()

@@ -6,9 +6,11 @@ features; :func:`adain` gives the content features the style features' per-chann
 deviation; a trained :class:`Decoder` (flax.linen) maps the result back to an image.  One forward pass,
 any style.
 
-Pure functions here: :func:`mean_std`, :func:`adain`, :func:`encode`, :func:`adain_loss`.
-:func:`stylize` is the NumPy-in/NumPy-out entry point with the paper's controls: ``alpha``
-(content-style trade-off), style interpolation (``blend``), colour preservation and a spatial ``mask``.
+This module is the model and inference. Pure functions: :func:`mean_std`, :func:`adain`, :func:`encode`,
+:func:`decode`. :func:`stylize` is the NumPy-in/NumPy-out entry point with the paper's controls (a
+:class:`StylizeConfig`): ``alpha`` (content-style trade-off), style interpolation (``style_blend``),
+colour preservation and a spatial ``mask``.  Training (the paper's loss, the task, the schedule) is in
+:mod:`nst_jax.adain_train`.
 
 Conventions (as naoto0804/pytorch-AdaIN, the reference implementation): ``eps = 1e-5`` is added to the
 variance before the square root; the variance is the population variance over H x W (pytorch-AdaIN
@@ -17,9 +19,10 @@ uses the unbiased one; at relu4_1 of a 256-px crop, 1024 values per channel, the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -28,27 +31,25 @@ import numpy as np
 
 from . import image as _image
 from . import nets
+from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
 from .losses import mean_std
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .runinfo import Event, emitter
 from .runinfo import report as make_report
-from .train import TrainConfig
 from .vgg import vgg19_features
 
 ENCODER_LAYER = "relu4_1"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 EPS = 1e-5
-STYLE_WEIGHT = 10.0  # pytorch-AdaIN's default (the paper's lambda)
-CONTENT_WEIGHT = 1.0
 MULTIPLE = 8  # relu4_1 is after three 2x2 poolings: sides are padded to a multiple of 8
 DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["AdaINTask", "Decoder", "adain", "adain_loss", "reconstruction_loss", "stylize", "adain_stylize",
-           "count_params", "decode",
-           "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder", "train_decoder"]
+__all__ = ["STYLIZE_CONFIG", "Decoder", "StylizeConfig", "adain", "adain_moments", "adain_stylize",
+           "count_params", "decode", "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder",
+           "stylize"]
 
 
 # --- pure functions ----------------------------------------------------------------------------------
@@ -155,42 +156,6 @@ def decode(decoder_params, t):
     return DECODER.apply({"params": decoder_params}, t)
 
 
-# --- training objective --------------------------------------------------------------------------------
-
-def adain_loss(decoder_params, vgg_params, content, style, style_weight: float = STYLE_WEIGHT,
-               content_weight: float = CONTENT_WEIGHT):
-    """The paper's training loss for a batch of ``content`` and ``style`` images (NHWC, [0, 1]).
-
-    ``t = AdaIN(f(c), f(s))``; ``g = decoder(t)``; content loss = MSE(f(g), t) at relu4_1; style loss =
-    sum over relu1_1..relu4_1 of MSE(mu(phi(g)), mu(phi(s))) + MSE(sigma(phi(g)), sigma(phi(s))).
-    Returns ``(total, {"content": ..., "style": ...})``.
-    """
-    content_f = encode(vgg_params, content)[ENCODER_LAYER]
-    style_f = encode(vgg_params, style, STYLE_LAYERS)
-    t = jax.lax.stop_gradient(adain(content_f, style_f[ENCODER_LAYER]))
-    g = decode(decoder_params, t)
-    g_f = encode(vgg_params, g, STYLE_LAYERS)
-    loss_c = jnp.mean((g_f[ENCODER_LAYER] - t) ** 2)
-    loss_s = 0.0
-    for name in STYLE_LAYERS:
-        gm, gs = mean_std(g_f[name], EPS)
-        sm, ss = mean_std(jax.lax.stop_gradient(style_f[name]), EPS)
-        loss_s = loss_s + jnp.mean((gm - sm) ** 2) + jnp.mean((gs - ss) ** 2)
-    return content_weight * loss_c + style_weight * loss_s, {"content": loss_c, "style": loss_s}
-
-
-def reconstruction_loss(decoder_params, vgg_params, content):
-    """A warm-up objective for the decoder: reconstruct the photo from its own features,
-    ``mean((decoder(f(c)) - c)^2)`` on pixels in [0, 1] (as the decoders of Li et al. 2017, "Universal Style
-    Transfer via Feature Transforms", are trained, without their feature term).  No style images, and no
-    backward pass through the encoder: about half the work of an :func:`adain_loss` step.  Returns
-    ``(loss, {"pixel": loss})``."""
-    t = jax.lax.stop_gradient(encode(vgg_params, content)[ENCODER_LAYER])
-    g = decode(decoder_params, t)
-    loss = jnp.mean((g - content) ** 2)
-    return loss, {"pixel": loss}
-
-
 # --- decoder files -------------------------------------------------------------------------------------
 
 def save_decoder(path: str | os.PathLike, decoder_params, meta: dict | None = None,
@@ -281,34 +246,63 @@ def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, m
     return np.concatenate(out, axis=1)[:, :h, :w]
 
 
-def stylize(content, styles, *, alpha: float = 1.0, style_blend: Sequence[float] | None = None,
-            mask=None, preserve_color: str | None = None, size: int | None = 512,
-            style_size: int | None = 512, decoder=None, weights=None, tile="auto", devices=None,
-            callback: Callable[[Event], None] | None = None):
-    """Stylise one image with AdaIN.
+@dataclasses.dataclass(frozen=True)
+class StylizeConfig:
+    """Every setting of :func:`stylize`, frozen and validated when built.
 
-    Args:
-      content: ``(H, W, 3)`` float RGB in [0, 1].
-      styles: one ``(H, W, 3)`` style image or a list of them.
+    Fields:
       alpha: content-style trade-off in [0, 1]: the decoder sees ``alpha * AdaIN(f(c), f(s)) +
         (1 - alpha) * f(c)``; 0 reconstructs the content through the decoder.
       style_blend: style interpolation weights, one per style (normalised to sum 1; default equal).  The
         styles' feature moments are mixed as in the paper (a convex combination of the AdaIN targets).
-      mask: spatial control, an ``(H, W)`` array in [0, 1] (values > 0.5 are inside) with exactly two
-        styles: the first is applied inside the mask, the second outside.
-      preserve_color: ``"histogram"`` (CORAL: each style image recoloured to the content's colour
-        statistics before encoding, as pytorch-AdaIN's ``--preserve_color``) or ``"luminance"`` (the
-        result's luminance with the content's chroma).
+      preserve_color: ``"histogram"`` (each style image recoloured to the content's colour statistics
+        before encoding, as pytorch-AdaIN's ``--preserve_color``) or ``"luminance"`` (the result's
+        luminance with the content's chroma); :func:`nst_jax.image.preserve_color`.
       size, style_size: longest side in px for the content (the output size) and the styles; ``None``
         keeps the original size.
-      decoder: decoder params, a path to a decoder ``.npz``, or ``None`` for the shipped decoder.
-      weights: VGG-19 params or weights file (default: the fetched ImageNet weights).
       tile: ``"auto"`` (a band of rows at a time when the whole image would not fit in the memory
         available), ``"none"``, or a band height in px; tiled results equal the whole image's
         (:mod:`nst_jax.tiling`).
       devices: N or ``"all"``: the content split by rows across N devices instead
         (:func:`nst_jax.tiling.row_sharding`; its height after resizing must be a multiple of N).
+    """
+
+    alpha: float = 1.0
+    style_blend: tuple[float, ...] | None = None
+    preserve_color: str | None = None
+    size: int | None = 512
+    style_size: int | None = 512
+    tile: Any = "auto"
+    devices: Any = None
+
+    def __post_init__(self):
+        from .tiling import parse_tile
+
+        freeze(self, "style_blend")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise NSTError(f"alpha must be in [0, 1], not {self.alpha}")
+        check_blend(self.style_blend)
+        _image.check_preserve_color(self.preserve_color)
+        object.__setattr__(self, "tile", parse_tile(self.tile))
+
+
+STYLIZE_CONFIG = StylizeConfig()
+
+
+def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None, weights=None,
+            callback: Callable[[Event], None] | None = None, **settings):
+    """Stylise one image with AdaIN.
+
+    Args:
+      content: ``(H, W, 3)`` float RGB in [0, 1].
+      styles: one ``(H, W, 3)`` style image or a list of them.
+      config: a :class:`StylizeConfig` (default: the paper's full style, 512 px).
+      mask: spatial control, an ``(H, W)`` array in [0, 1] (values > 0.5 are inside) with exactly two
+        styles: the first is applied inside the mask, the second outside.
+      decoder: decoder params, a path to a decoder ``.npz``, or ``None`` for the shipped decoder.
+      weights: VGG-19 params or weights file (default: the fetched ImageNet weights).
       callback: receives an :class:`nst_jax.runinfo.Event` per stage (``str(event)``: a short message).
+      **settings: :class:`StylizeConfig` fields by name (``alpha=0.6``), replacing ``config``'s.
 
     Returns:
       ``(image, report)``: ``(H, W, 3)`` float32 in [0, 1] and the report every method returns
@@ -319,32 +313,25 @@ def stylize(content, styles, *, alpha: float = 1.0, style_blend: Sequence[float]
     from .vgg import vgg19_params
 
     t0 = time.perf_counter()
+    conf = with_fields(config, settings, "stylize setting")
     say = emitter("adain", callback)
     styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
     if not styles:
         raise NSTError("at least one style image is needed")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise NSTError(f"alpha must be in [0, 1], not {alpha}")
     k = len(styles)
-    blend = [1.0 / k] * k if style_blend is None else [float(b) for b in style_blend]
-    if len(blend) != k:
-        raise NSTError(f"{len(blend)} blend weights for {k} style images")
-    if any(b < 0 for b in blend) or sum(blend) <= 0:
-        raise NSTError("blend weights must be non-negative and not all zero")
-    blend = [b / sum(blend) for b in blend]
+    blend = blend_weights(conf.style_blend, k)
     if mask is not None and k != 2:
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
-    _image.check_preserve_color(preserve_color)
-    from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
+    from .tiling import needs_tiling, replicate, row_sharding, shard_rows, to_host
 
-    tile = parse_tile(tile)
-    rows = row_sharding(devices)
+    alpha, preserve_color, tile = conf.alpha, conf.preserve_color, conf.tile
+    rows = row_sharding(conf.devices)
 
-    content = _image.resize_longest(np.asarray(content, np.float32), size)
+    content = _image.resize_longest(np.asarray(content, np.float32), conf.size)
     if min(content.shape[:2]) < MULTIPLE:
         raise NSTError(f"content image {content.shape[0]}x{content.shape[1]} is too small: both sides must "
                        f"be at least {MULTIPLE} px")
-    styles = [_image.resize_longest(np.asarray(s, np.float32), style_size) for s in styles]
+    styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
     for s in styles:
         if min(s.shape[:2]) < MULTIPLE:
             raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
@@ -400,129 +387,3 @@ def stylize(content, styles, *, alpha: float = 1.0, style_blend: Sequence[float]
 
 
 adain_stylize = stylize  # the name before the three methods had parallel entry points
-
-
-# --- training task (for nst_jax.train.train) -----------------------------------------------------------
-
-OBJECTIVES = ("adain", "reconstruction")
-
-
-class AdaINTask:
-    """Train an AdaIN decoder: content and style images from two sources (see :mod:`nst_jax.data`).
-
-    ``objective="adain"`` is the paper's loss (:func:`adain_loss`); ``"reconstruction"`` the cheaper warm-up
-    (:func:`reconstruction_loss`, no style images: ``style_source`` may be ``None``)."""
-
-    name = "adain"
-    export_name = "decoder.npz"
-
-    def __init__(self, vgg_params, content_source, style_source, *, crop: int = 256, resize: int = 512,
-                 style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
-                 batch_size: int = 8, seed: int = 0, prefetch: int = 2, objective: str = "adain",
-                 cache_images: bool = False):
-        from .data import check_crop
-
-        check_crop(crop, resize)
-        if objective not in OBJECTIVES:
-            raise NSTError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
-        if objective == "adain" and style_source is None:
-            raise NSTError("training with the AdaIN objective needs style images (--style-dir)")
-        self.objective = objective
-        self.frozen = vgg_params
-        self.content_source, self.style_source = content_source, style_source
-        self.crop, self.resize, self.batch_size = crop, resize, batch_size
-        self.seed, self.prefetch, self.cache_images = seed, prefetch, cache_images
-        self.style_weight, self.content_weight = float(style_weight), float(content_weight)
-        self.config = {"crop": crop, "resize": resize, "style_weight": self.style_weight,
-                       "content_weight": self.content_weight, "content": content_source.name,
-                       "style": None if style_source is None else style_source.name}
-        if objective != "adain":  # older checkpoints have no such key
-            self.config["objective"] = objective
-        excluded = sorted(set(getattr(content_source, "excluded", []))
-                          | set(getattr(style_source, "excluded", [])))
-        if excluded:  # older checkpoints have no such key: only present when something was held back
-            self.config["excluded"] = excluded
-
-    def init(self, key):
-        return init_decoder(key)
-
-    def loss(self, params, frozen, batch):
-        if self.objective == "reconstruction":
-            return reconstruction_loss(params, frozen, batch["content"])
-        return adain_loss(params, frozen, batch["content"], batch["style"], self.style_weight,
-                          self.content_weight)
-
-    def batches(self, start_step: int, shard):
-        from .data import Batches
-
-        # different seeds so that content and style orders are independent
-        content = Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
-                          start_step=start_step, shard=shard, prefetch=self.prefetch, cache=self.cache_images)
-        if self.objective == "reconstruction":
-            return _Zip(content=content)
-        style = Batches(self.style_source, self.batch_size, self.crop, self.resize, seed=self.seed + 1,
-                        start_step=start_step, shard=shard, prefetch=self.prefetch, cache=True)
-        return _Zip(content=content, style=style)
-
-    def export(self, params, path, meta):
-        save_decoder(path, params, meta)
-
-
-class _Zip:
-    def __init__(self, **streams):
-        self.streams = streams
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return {k: next(s) for k, s in self.streams.items()}
-
-    @property
-    def skipped(self) -> int:
-        return sum(s.skipped for s in self.streams.values())
-
-    def close(self):
-        for s in self.streams.values():
-            s.close()
-
-
-# the paper's schedule: Adam, lr 1e-4 with inverse-time decay 5e-5, batch 8, 160k steps
-TRAIN_CONFIG = TrainConfig(steps=160_000, batch_size=8, learning_rate=1e-4, lr_decay=5e-5)
-
-
-def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
-                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
-                  objective: str = "adain", crop: int = 256, resize: int = 512,
-                  resume: bool = False, init_from=None, exclude=(), weights=None,
-                  tfds_data_dir=None, cache_images: bool = False,
-                  distributed: bool = False, callback=None, log=None, **config_fields) -> dict:
-    """Train an AdaIN decoder with the paper's recipe (Adam, lr 1e-4 with inverse-time decay 5e-5, batch
-    8, shorter side 512 then random 256 crops, style weight 10; 160k steps on COCO + WikiArt).
-
-    ``content`` / ``style``: an image folder, ``tfds:NAME[:SPLIT]``, or a source object (see
-    :mod:`nst_jax.data`).  Checkpoints, metrics, the loss curve and ``decoder.npz`` go to ``ckpt_dir``.
-    ``init_from``: a decoder ``.npz`` to start from (``"shipped"``: the package's decoder), with a fresh
-    optimiser state; the exported decoder's ``cumulative`` record continues the starting one's.
-    ``exclude``: glob patterns of file names left out of both image folders (held back for evaluation).
-    ``objective="reconstruction"``: the warm-up of :func:`reconstruction_loss` (``style`` may be ``None``).
-    ``cache_images``: keep every resized content photo in memory after its first read (the same batches;
-    for an accelerator that trains faster than one thread decodes JPEGs).
-    ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
-    arguments named as its fields (``steps=1000``) replace those fields.
-    """
-    from .data import open_source
-    from .train import train, with_fields
-    from .vgg import vgg19_params
-
-    cfg = with_fields(config, config_fields)
-
-    init = None if init_from is None else load_decoder(None if str(init_from) == "shipped" else init_from)
-    content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
-    style_src = (style if style is None or hasattr(style, "load")
-                 else open_source(style, tfds_data_dir, exclude))
-    task = AdaINTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,
-                     style_weight=style_weight, content_weight=content_weight, batch_size=cfg.batch_size,
-                     seed=cfg.seed, objective=objective, cache_images=cache_images)
-    return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
-                 log=log)

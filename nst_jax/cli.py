@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from .config import as_dict, defaults
 from .errors import NSTError
 from .fileio import atomic_write
 from .tiling import is_main_process
@@ -176,20 +177,11 @@ def _cmd_stylize(args):
         if it.image is not None and args.save_every and is_main_process():
             im.save_image(_intermediate_path(out, it.iteration, it.scale, it.scales), it.image)
 
-    kwargs = dict(size=args.size, iters=args.iters, optimizer=args.optimizer, init=init,
-                  content_weight=args.content_weight, style_weight=args.style_weight,
-                  tv_weight=args.tv_weight, pool=args.pool, content_layers=args.content_layers,
-                  style_layers=args.style_layers, style_layer_weights=args.style_layer_weights,
-                  style_blend=args.style_blend, style_scale=args.style_scale,
-                  preserve_color=args.preserve_color, scales=args.scales, seed=args.seed,
-                  learning_rate=args.learning_rate, history=args.history, history_dtype=args.history_dtype,
-                  remat=args.remat,
-                  devices=args.devices, tile=args.tile,
-                  weights=args.weights,
-                  callback=callback, save_every=args.save_every)
+    conf = gatys.StylizeConfig(**{name: getattr(args, name) for name in defaults(gatys.StylizeConfig)
+                                  if name != "init"}, init=init)
     try:
         with interrupt:
-            result, report = gatys.stylize(content, styles, **kwargs)
+            result, report = gatys.stylize(content, styles, conf, weights=args.weights, callback=callback)
     except gatys.StylizeInterrupted as e:
         progress.close()
         if is_main_process():
@@ -205,7 +197,8 @@ def _cmd_stylize(args):
 
         report.update(content=str(args.content), styles=[str(s) for s in args.styles],
                       output=str(out), **run_metadata(),
-                      options={k: v for k, v in kwargs.items() if k not in ("callback", "init")},
+                      options={**{k: v for k, v in as_dict(conf).items() if k != "init"},
+                               "weights": args.weights},
                       init=args.init)
         _write_json_atomic(args.report, report)
     progress.message(f"saved {out} ({report['width']}x{report['height']}, "
@@ -256,9 +249,9 @@ def _run_training(args, fn, *positional, **options) -> int:
     enable_compilation_cache()
     from .train import TrainConfig
 
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                         lr_decay=args.lr_decay, warmup=args.warmup, clip_grad_norm=args.clip_grad_norm,
-                         seed=args.seed, ckpt_every=args.ckpt_every, log_every=args.log_every)
+    # every TrainConfig field that is an option, by name (``keep`` is not one)
+    given = vars(args)
+    config = TrainConfig(**{name: given[name] for name in defaults(TrainConfig) if name in given})
     common = dict(config=config, exclude=tuple(args.exclude),
                   crop=args.crop, resize=args.resize, resume=args.resume, init_from=args.init_from,
                   weights=args.weights,
@@ -279,7 +272,7 @@ def _run_training(args, fn, *positional, **options) -> int:
 
 
 def _cmd_train_adain(args):
-    from .adain import train_decoder
+    from .adain_train import train_decoder
 
     if args.style_dir is None and args.objective == "adain":
         raise NSTError("train adain needs --style-dir (or --objective reconstruction)")
@@ -289,7 +282,7 @@ def _cmd_train_adain(args):
 
 
 def _cmd_train_fast(args):
-    from .feedforward import train_fast
+    from .feedforward_train import train_fast
 
     style = args.style[0] if len(args.style) == 1 else args.style
     return _run_training(args, train_fast, style, _content_source(args), args.ckpt_dir,
@@ -303,12 +296,11 @@ def progress_message(args):
 
 
 def _cmd_adain(args):
+    from . import adain
     from . import image as im
-    from .adain import load_decoder
-    from .adain import stylize as adain_stylize
     from .compile_cache import enable_compilation_cache
 
-    decoder, _ = load_decoder(args.decoder)  # every input is checked before any work or output
+    decoder, _ = adain.load_decoder(args.decoder)  # every input is checked before any work or output
     out, content, styles = _image_inputs(args)
     mask = None
     if args.mask:
@@ -316,10 +308,9 @@ def _cmd_adain(args):
     if not args.no_compile_cache:
         enable_compilation_cache()
     progress = ProgressBar(args.quiet)
-    kwargs = dict(alpha=args.alpha, style_blend=args.style_blend, mask=mask,
-                  preserve_color=args.preserve_color, tile=args.tile, devices=args.devices,
-                  size=args.size, style_size=args.style_size, decoder=decoder, weights=args.weights)
-    result, report = adain_stylize(content, styles, callback=progress, **kwargs)
+    conf = adain.StylizeConfig(**{name: getattr(args, name) for name in defaults(adain.StylizeConfig)})
+    result, report = adain.stylize(content, styles, conf, mask=mask, decoder=decoder, weights=args.weights,
+                                   callback=progress)
     if not is_main_process():
         return 0
     im.save_image(out, result)
@@ -334,10 +325,10 @@ def _cmd_adain(args):
 
 
 def _cmd_fast(args):
+    from . import feedforward
     from . import image as im
     from .compile_cache import enable_compilation_cache
     from .feedforward import load_model, model_styles, shipped_styles, style_mix
-    from .feedforward import stylize as fast_stylize
 
     if args.list:
         styles = shipped_styles()
@@ -354,9 +345,8 @@ def _cmd_fast(args):
         raise NSTError("give one or more content images (or --list)")
     if args.output is None:
         raise NSTError("give -o OUT (a file for one image, a folder for several)")
-    from .tiling import parse_tile
-
-    parse_tile(args.tile)
+    conf = feedforward.StylizeConfig(**{name: getattr(args, name)
+                                        for name in defaults(feedforward.StylizeConfig)})
     params, meta = load_model(args.model)  # every input is checked before any work or output
     style = None
     if args.style:
@@ -381,9 +371,7 @@ def _cmd_fast(args):
     if not args.no_compile_cache:
         enable_compilation_cache()
     progress = ProgressBar(args.quiet)
-    results, report = fast_stylize(contents, (params, meta), style=style, size=args.size,
-                                   preserve_color=args.preserve_color, tile=args.tile, devices=args.devices,
-                                   callback=progress)
+    results, report = feedforward.stylize(contents, (params, meta), conf, style=style, callback=progress)
     if not is_main_process():
         return 0
     for path, img in zip(targets, results, strict=True):
@@ -471,7 +459,8 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
                    help=f"checkpoints, metrics.jsonl, loss_curve.png, {model_file}")
     p.add_argument("--steps", type=_positive_int, default=d["steps"], help="total steps")
     p.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="global batch")
-    p.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
+    p.add_argument("--learning-rate", "--lr", type=float, default=d["learning_rate"],
+                   help="Adam's learning rate")
     p.add_argument("--lr-decay", type=float, default=d["lr_decay"], help="lr / (1 + decay * step)")
     p.add_argument("--warmup", type=int, default=d["warmup"],
                    help="linear learning-rate warm-up steps (useful with --init-from)")
@@ -496,12 +485,11 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
 
 
 def build_parser():
-    from .adain import stylize as adain_stylize
-    from .adain import train_decoder
-    from .gatys import stylize
+    from . import adain, feedforward, gatys
+    from .adain_train import train_decoder
     from .solvers import SOLVERS, adam, lbfgs, lbfgsb
 
-    d = _defaults(stylize)
+    d = {**_defaults(gatys.stylize), **defaults(gatys.StylizeConfig)}
     p = _Parser(prog="nst-jax", description="Neural style transfer in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -567,7 +555,7 @@ def build_parser():
     _run_arguments(s)
     s.set_defaults(func=_cmd_stylize)
 
-    d = _defaults(adain_stylize)
+    d = {**_defaults(adain.stylize), **defaults(adain.StylizeConfig)}
     a = sub.add_parser("adain", help="AdaIN (Huang & Belongie 2017): any style in one forward pass",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _image_arguments(a)
@@ -587,10 +575,9 @@ def build_parser():
     _run_arguments(a)
     a.set_defaults(func=_cmd_adain)
 
-    from .feedforward import stylize as fast_stylize
-    from .feedforward import train_fast
+    from .feedforward_train import train_fast
 
-    d = _defaults(fast_stylize)
+    d = {**_defaults(feedforward.stylize), **defaults(feedforward.StylizeConfig)}
     ff = sub.add_parser("fast", help="Johnson et al.: a trained per-style network, one forward pass",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ff.add_argument("contents", nargs="*", metavar="CONTENT", help="one or more content images")

@@ -44,7 +44,7 @@ import dataclasses
 import math
 import time
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,7 @@ import numpy as np
 
 from . import image as im
 from . import solvers
+from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
 from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
 from .runinfo import Event
@@ -500,31 +501,23 @@ def _scale_sizes(size: int, scales: int, smallest: int) -> list[int]:
     return sizes
 
 
-def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimizer: str = "lbfgs",
-            init: str = "content", content_weight: float = LossWeights.content,
-            style_weight: float = LossWeights.style, tv_weight: float = LossWeights.tv, pool: str = "max",
-            content_layers: Sequence[str] = CONTENT_LAYERS,
-            style_layers: Sequence[str] = STYLE_LAYERS,
-            style_layer_weights: Sequence[float] | None = None,
-            style_blend: Sequence[float] | None = None, style_scale: float = 1.0,
-            preserve_color: str | None = None, scales: int = 1, seed: int = 0,
-            learning_rate: float | None = None, history: int | None = None, history_dtype: str | None = None,
-            remat: bool = False, weights=None, devices=None, tile="auto",
-            callback: Callable[[Iterate], None] | None = None, save_every: int | None = None):
-    """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
+@dataclasses.dataclass(frozen=True)
+class StylizeConfig:
+    """Every setting of :func:`stylize`, frozen and validated when built (an :class:`NSTError` names the
+    first bad one).  :func:`stylize` takes one whole (``config=``) and its keywords replace fields by name.
 
-    Args:
-      content: (H, W, 3) float RGB in [0, 1].
-      style: one (h, w, 3) image or a list of them.
+    Fields:
       size: longest side of the result in pixels (``None``: the content's own size).
       iters: iterations per scale.
       optimizer: ``"lbfgs"``, ``"adam"``, ``"lbfgsb"`` or a :class:`nst_jax.solvers.Solver`.
       learning_rate: Adam's (default 0.02); history: L-BFGS(-B)'s memory (default 100 / 10);
         history_dtype: L-BFGS's storage of the pairs, ``"float32"`` (default) or ``"bfloat16"`` (half the
         memory; BENCHMARKS.md measures the loss).  A setting the chosen solver does not take is an error.
+        Each L-BFGS curvature pair costs 2 x 12 bytes per pixel.
       init: ``"content"``, ``"noise"`` (uniform white noise, seeded), ``"style"`` (the first style
         image resized to the content's shape), or an (H, W, 3) array.
-      content_weight, style_weight, tv_weight: weights of the three terms (see module notes).
+      content_weight, style_weight, tv_weight: weights of the three terms (see module notes;
+        defaults: :class:`LossWeights`).
       pool: ``"max"`` or ``"avg"`` in VGG-19.
       content_layers, style_layers: VGG-19 layer names.
       style_layer_weights: one weight per style layer (default: all 1).
@@ -535,11 +528,9 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
       scales: coarse-to-fine: ``scales`` sizes halving down from ``size``; each starts from the
         upsampled result of the previous one.
       seed: for ``init="noise"``.
-        Each L-BFGS curvature pair costs 2 x 12 bytes per pixel.
       remat: recompute each VGG block's activations in the backward pass instead of storing them.
         Measured on XLA:CPU it does not lower the peak for this objective (see BENCHMARKS.md):
         the L-BFGS history and the first block's activations dominate.
-      weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
       devices: ``None`` or 1 (one device), N or ``"all"``: the image and the solver's history split by
         rows across N devices (:func:`nst_jax.tiling.row_sharding`); each scale's height must be a
         multiple of N.
@@ -547,26 +538,92 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         at a time (:func:`gatys_value_and_grad_banded`: the same loss and gradient, the network's
         activations held for one band); ``"auto"`` only when the whole image would not fit
         (:func:`band_rows`).  Not with ``devices``.
+      save_every: also pass the current image to the callback every this many iterations.
+    """
+
+    size: int | None = 512
+    iters: int = 500
+    optimizer: Any = "lbfgs"
+    init: Any = "content"
+    content_weight: float = LossWeights.content
+    style_weight: float = LossWeights.style
+    tv_weight: float = LossWeights.tv
+    pool: str = "max"
+    content_layers: tuple[str, ...] = CONTENT_LAYERS
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    preserve_color: str | None = None
+    scales: int = 1
+    seed: int = 0
+    learning_rate: float | None = None
+    history: int | None = None
+    history_dtype: str | None = None
+    remat: bool = False
+    devices: Any = None
+    tile: Any = "auto"
+    save_every: int | None = None
+
+    def __post_init__(self):
+        freeze(self, "content_layers", "style_layers", "style_layer_weights", "style_blend")
+        object.__setattr__(self, "content_layers", check_layers(self.content_layers))
+        object.__setattr__(self, "style_layers", check_layers(self.style_layers))
+        if self.iters < 1:
+            raise NSTError(f"iters must be at least 1, not {self.iters}")
+        if self.scales < 1:
+            raise NSTError(f"scales must be at least 1, not {self.scales}")
+        if self.style_scale <= 0:
+            raise NSTError(f"style scale must be positive, not {self.style_scale}")
+        if self.save_every is not None and self.save_every < 1:
+            raise NSTError(f"save-every must be at least 1, not {self.save_every}")
+        if self.pool not in ("max", "avg"):
+            raise NSTError(f"pool must be 'max' or 'avg', not {self.pool!r}")
+        if isinstance(self.init, str) and self.init not in ("content", "noise", "style"):
+            raise NSTError(f"init must be 'content', 'noise', 'style' or an image, not {self.init!r}")
+        im.check_preserve_color(self.preserve_color)
+        n_layers, layer_weights = len(self.style_layers), self.style_layer_weights
+        if layer_weights is not None and len(layer_weights) != n_layers:
+            raise NSTError(f"{len(layer_weights)} style layer weights for {n_layers} style layers")
+        check_blend(self.style_blend)
+        object.__setattr__(self, "tile", parse_tile(self.tile))
+        if self.devices not in (None, 1) and self.tile not in ("auto", "none"):
+            raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
+        solver_for(self.optimizer, self.learning_rate, self.history, self.history_dtype)  # its settings
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.style_layer_weights)
+
+
+STYLIZE_CONFIG = StylizeConfig()
+
+
+def stylize(content, style, config: StylizeConfig = STYLIZE_CONFIG, *, weights=None,
+            callback: Callable[[Iterate], None] | None = None, **settings):
+    """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
+
+    Args:
+      content: (H, W, 3) float RGB in [0, 1].
+      style: one (h, w, 3) image or a list of them.
+      config: a :class:`StylizeConfig` (default: neural-style's settings).
+      weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
       callback: receives an :class:`Iterate` (:class:`nst_jax.runinfo.Event`, as every method's callback)
         after every chunk of iterations.
-      save_every: also pass the current image to the callback every this many iterations.
+      **settings: :class:`StylizeConfig` fields by name (``iters=300``), replacing ``config``'s.
 
     Returns:
       ``(image, report)``: (H, W, 3) float32 in [0, 1] and a dict of timings, evaluations and losses.
     """
     t0 = time.perf_counter()
+    conf = with_fields(config, settings, "stylize setting")
+    size, iters, scales, save_every = conf.size, conf.iters, conf.scales, conf.save_every
+    content_layers, style_layers = conf.content_layers, conf.style_layers
+    preserve_color = conf.preserve_color
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
         raise NSTError("at least one style image is needed")
-    if iters < 1:
-        raise NSTError(f"iters must be at least 1, not {iters}")
-    if scales < 1:
-        raise NSTError(f"scales must be at least 1, not {scales}")
-    if style_scale <= 0:
-        raise NSTError(f"style scale must be positive, not {style_scale}")
-    if save_every is not None and save_every < 1:
-        raise NSTError(f"save-every must be at least 1, not {save_every}")
-    solver = solver_for(optimizer, learning_rate, history, history_dtype)
+    solver = solver_for(conf.optimizer, conf.learning_rate, conf.history, conf.history_dtype)
     settings = dict(solver.settings)
     if solver.name == "lbfgs" and settings["history"] > iters:
         # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
@@ -575,23 +632,10 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     # two images a curvature pair, float32 (bfloat16: half); Adam holds none
     history_bytes = dict(solver.settings).get("history", 0) * (
         12 if dict(solver.settings).get("history_dtype") == "bfloat16" else 24)
-    rows = row_sharding(devices)
-    tile = parse_tile(tile)
-    if rows is not None and tile not in ("auto", "none"):
-        raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
-    im.check_preserve_color(preserve_color)
-    content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
-    if style_layer_weights is None:
-        style_layer_weights = [1.0] * len(style_layers)
-    if len(style_layer_weights) != len(style_layers):
-        raise NSTError(f"{len(style_layer_weights)} style layer weights for {len(style_layers)} "
-                       "style layers")
-    if style_blend is None:
-        style_blend = [1.0] * len(styles)
-    if len(style_blend) != len(styles) or min(style_blend) < 0 or sum(style_blend) <= 0:
-        raise NSTError(f"style blend needs {len(styles)} non-negative weights with a positive sum")
-    blend = [w / sum(style_blend) for w in style_blend]
-    cfg = Config(tuple(content_layers), tuple(style_layers), pool, "l2", bool(remat))
+    rows = row_sharding(conf.devices)
+    tile = conf.tile
+    blend = blend_weights(conf.style_blend, len(styles))
+    cfg = Config(content_layers, style_layers, conf.pool, "l2", bool(conf.remat))
 
     params = weights if isinstance(weights, dict) and "conv1_1" in weights else vgg19_params(weights)
     params = with_winograd(params)
@@ -606,8 +650,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
                        f"chosen VGG-19 layers need; use a larger --size")
     longest = max(full)
     sizes = _scale_sizes(longest, scales, longest * need // smallest_side + 1)
-    wts = LossWeights(content_weight, style_weight, tv_weight, style_layer_weights)
-    wts = wts.as_arrays(len(style_layers))
+    wts = conf.loss_weights.as_arrays(len(style_layers))
 
     report = {"method": "gatys", "optimizer": solver.name, "solver_settings": dict(solver.settings),
               "devices": 1 if rows is None else rows.mesh.size,
@@ -617,7 +660,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
     for k, side in enumerate(sizes, 1):
         shape = im.fit_shape(content.shape, side) if k < len(sizes) else full
         c = im.resize(content, shape)[None]
-        style_side = max(need, int(round(side * style_scale)))
+        style_side = max(need, int(round(side * conf.style_scale)))
         s = [im.resize_longest(st, style_side)[None] for st in styles]
         if min(min(t.shape[1:3]) for t in s) < need:
             raise NSTError(f"a style image is too small after scaling; it needs at least {need} px "
@@ -631,7 +674,7 @@ def stylize(content, style, *, size: int | None = 512, iters: int = 500, optimiz
         targets = (_targets_banded_jit(params, c, s, blend, dataclasses.replace(cfg, band=band)) if band
                    else _targets_jit(params, c, s, blend, cfg))
         if x is None:
-            x0 = _initial_image(init, c, s[0], seed)
+            x0 = _initial_image(conf.init, c, s[0], conf.seed)
         else:
             x0 = im.resize(to_host(x)[0], shape)[None]
         try:

@@ -38,6 +38,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from .config import with_fields as replace_fields
 from .errors import NSTError
 from .runinfo import DeferredInterrupt, machine
 
@@ -59,12 +60,7 @@ class TrainConfig:
 def with_fields(config: TrainConfig, fields: dict) -> TrainConfig:
     """``config`` with some fields replaced by name (a trainer's ``steps=...`` keywords); an unknown name
     is a one-line error."""
-    import dataclasses
-
-    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        raise NSTError(f"unknown training setting(s): {', '.join(unknown)}")
-    return dataclasses.replace(config, **fields)
+    return replace_fields(config, fields, "training setting")
 
 
 @jax.tree_util.register_dataclass

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nst_jax import adain as A
+from nst_jax import adain_train as AT
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
 
@@ -188,7 +189,7 @@ def test_training_loss_matches_pytorch_reference(params, torch_adain):
     rng = np.random.default_rng(7)
     content = rng.random((2, 32, 32, 3)).astype(np.float32)
     style = rng.random((2, 32, 32, 3)).astype(np.float32) ** 3
-    total, terms = A.adain_loss(decoder, params, content, style)
+    total, terms = AT.adain_loss(decoder, params, content, style)
     with torch.no_grad():
         t_total, t_c, t_s = ref.loss(tr.nchw(content), tr.nchw(style))
     np.testing.assert_allclose(float(terms["content"]), float(t_c), rtol=1e-4)
@@ -207,21 +208,21 @@ def test_reconstruction_loss_matches_pytorch_reference_and_trains(params, torch_
     decoder, _ = A.load_decoder(path)
     rng = np.random.default_rng(8)
     content = rng.random((2, 32, 32, 3)).astype(np.float32)
-    loss, terms = A.reconstruction_loss(decoder, params, content)
+    loss, terms = AT.reconstruction_loss(decoder, params, content)
     with torch.no_grad():
         x = tr.nchw(content)
         expect = torch.mean((ref.decoder(ref.encode(x)["relu4_1"]) - x) ** 2)
     np.testing.assert_allclose(float(loss), float(expect), rtol=1e-4)
     assert float(terms["pixel"]) == float(loss)
-    task = A.AdaINTask(params, ArraySource(list(content)), None, crop=32, resize=32, batch_size=2,
+    task = AT.AdaINTask(params, ArraySource(list(content)), None, crop=32, resize=32, batch_size=2,
                        objective="reconstruction")
     assert task.config["objective"] == "reconstruction"
     before, after = loss_before_after(task, 10, learning_rate=1e-3)
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
     with pytest.raises(NSTError, match="needs style images"):
-        A.AdaINTask(params, ArraySource(list(content)), None, crop=32, resize=32)
+        AT.AdaINTask(params, ArraySource(list(content)), None, crop=32, resize=32)
     with pytest.raises(NSTError, match="objective must be"):
-        A.AdaINTask(params, ArraySource(list(content)), None, crop=32, resize=32, objective="x")
+        AT.AdaINTask(params, ArraySource(list(content)), None, crop=32, resize=32, objective="x")
 
 
 def _style_distance(params, x, style):

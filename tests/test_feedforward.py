@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from nst_jax import feedforward as F
+from nst_jax import feedforward_train as FT
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
+from nst_jax.vgg import vgg19_features
 
 from .conftest import shared_image
 from .helpers import loss_before_after
@@ -78,7 +80,7 @@ def test_a_few_steps_lower_the_loss(params):
     rng = np.random.default_rng(0)
     style = rng.random((48, 48, 3)).astype(np.float32) ** 3
     content = ArraySource([rng.random((32, 32, 3)) for _ in range(4)])
-    task = F.FastTask(params, style, content, crop=32, resize=32, batch_size=4, style_size=None)
+    task = FT.FastTask(params, style, content, crop=32, resize=32, batch_size=4, style_size=None)
     before, after = loss_before_after(task, 10, learning_rate=1e-3)
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
 
@@ -165,16 +167,16 @@ def test_perceptual_loss_terms_match_float64_numpy(params):
     style = rng.random((40, 36, 3)).astype(np.float32) ** 2
     content = rng.random((2, 32, 32, 3)).astype(np.float32)
     net = F.init_net(jax.random.key(2))
-    frozen = {"vgg": params, "grams": F.style_targets(params, jnp.asarray(style)[None])}
-    total, terms = F.perceptual_loss(net, frozen, jnp.asarray(content), content_weight=2.0, style_weight=3.0,
+    frozen = {"vgg": params, "grams": FT.style_targets(params, jnp.asarray(style)[None])}
+    total, terms = FT.perceptual_loss(net, frozen, jnp.asarray(content), content_weight=2.0, style_weight=3.0,
                                      tv_weight=4.0)
     y = np.asarray(F.apply_net(net, jnp.asarray(content)), np.float64)
-    layers = F.CONTENT_LAYERS + F.STYLE_LAYERS
-    fy = {k: np.asarray(v, np.float64) for k, v in F.vgg19_features(params, jnp.asarray(y, jnp.float32),
+    layers = FT.CONTENT_LAYERS + FT.STYLE_LAYERS
+    fy = {k: np.asarray(v, np.float64) for k, v in vgg19_features(params, jnp.asarray(y, jnp.float32),
                                                                       layers).items()}
     fc = {k: np.asarray(v, np.float64)
-          for k, v in F.vgg19_features(params, jnp.asarray(content), layers).items()}
-    fs = {k: np.asarray(v, np.float64) for k, v in F.vgg19_features(params, jnp.asarray(style)[None],
+          for k, v in vgg19_features(params, jnp.asarray(content), layers).items()}
+    fs = {k: np.asarray(v, np.float64) for k, v in vgg19_features(params, jnp.asarray(style)[None],
                                                                       layers).items()}
 
     def gram(f):
@@ -186,8 +188,8 @@ def test_perceptual_loss_terms_match_float64_numpy(params):
         return np.mean([np.sum((a[i] - b[min(i, len(b) - 1)]) ** 2) / np.sum(b[min(i, len(b) - 1)] ** 2)
                         for i in range(len(a))])
 
-    c = np.mean([rel(fy[k], fc[k]) for k in F.CONTENT_LAYERS])
-    s = np.mean([rel(gram(fy[k]), gram(fs[k])) for k in F.STYLE_LAYERS])
+    c = np.mean([rel(fy[k], fc[k]) for k in FT.CONTENT_LAYERS])
+    s = np.mean([rel(gram(fy[k]), gram(fs[k])) for k in FT.STYLE_LAYERS])
     tv = np.mean([(np.sum(np.diff(im_, axis=0) ** 2) + np.sum(np.diff(im_, axis=1) ** 2)) / im_.size
                   for im_ in y])
     np.testing.assert_allclose(float(terms["content"]), c, rtol=1e-3)
@@ -204,9 +206,9 @@ def test_style_norm_photos_divides_the_style_weight_by_the_photos_own_distance(p
     rng = np.random.default_rng(11)
     photos = ArraySource([rng.random((40, 44, 3)).astype(np.float32) for _ in range(5)])
     style = rng.random((40, 36, 3)).astype(np.float32) ** 3
-    task = F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_weight=21.3,
+    task = FT.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_weight=21.3,
                       style_norm="photos")
-    stream = Batches(photos, F.STYLE_NORM_CROPS, 32, 32, seed=task.seed + 7919, prefetch=1)
+    stream = Batches(photos, FT.STYLE_NORM_CROPS, 32, 32, seed=task.seed + 7919, prefetch=1)
     crops = np.asarray(next(stream), np.float64) / 255.0
     stream.close()
 
@@ -215,18 +217,18 @@ def test_style_norm_photos_divides_the_style_weight_by_the_photos_own_distance(p
         return m.T @ m / f.size
 
     fs = {k: np.asarray(v, np.float64)[0]
-          for k, v in F.vgg19_features(params, jnp.asarray(style)[None], F.STYLE_LAYERS).items()}
+          for k, v in vgg19_features(params, jnp.asarray(style)[None], FT.STYLE_LAYERS).items()}
     fx = {k: np.asarray(v, np.float64)
-          for k, v in F.vgg19_features(params, jnp.asarray(crops, jnp.float32), F.STYLE_LAYERS).items()}
+          for k, v in vgg19_features(params, jnp.asarray(crops, jnp.float32), FT.STYLE_LAYERS).items()}
     d0 = np.mean([np.mean([np.sum((gram(fx[k][i]) - gram(fs[k])) ** 2) / np.sum(gram(fs[k]) ** 2)
-                           for k in F.STYLE_LAYERS]) for i in range(len(crops))])
+                           for k in FT.STYLE_LAYERS]) for i in range(len(crops))])
     np.testing.assert_allclose(task.config["style_norm_value"], d0, rtol=1e-3)
     np.testing.assert_allclose(task.weights["style_weight"], 21.3 / d0, rtol=1e-3)
     assert task.config["style_weight_per_norm"] == 21.3
-    plain = F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_weight=21.3)
+    plain = FT.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_weight=21.3)
     assert plain.weights["style_weight"] == 21.3 and "style_norm" not in plain.config
     with pytest.raises(NSTError, match="unknown style normalisation"):
-        F.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_norm="painting")
+        FT.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_norm="painting")
 
 
 def _one_style_of(params4, weights):
@@ -266,18 +268,18 @@ def test_conditional_loss_is_the_mean_of_each_example_against_its_own_style(para
     rng = np.random.default_rng(8)
     styles = [rng.random((36, 40, 3)).astype(np.float32) ** k for k in (1, 2, 3)]
     content = jnp.asarray(rng.random((3, 32, 32, 3)).astype(np.float32))
-    grams = [F.style_targets(params, jnp.asarray(s)[None]) for s in styles]
-    frozen = {"vgg": params, "grams": {k: jnp.concatenate([g[k] for g in grams]) for k in F.STYLE_LAYERS}}
-    net = F.conditional_from([(F.init_net(jax.random.key(5)), {})], 3)
+    grams = [FT.style_targets(params, jnp.asarray(s)[None]) for s in styles]
+    frozen = {"vgg": params, "grams": {k: jnp.concatenate([g[k] for g in grams]) for k in FT.STYLE_LAYERS}}
+    net = FT.conditional_from([(F.init_net(jax.random.key(5)), {})], 3)
     net = jax.tree_util.tree_map(
         lambda a: a + 0.2 * jax.random.normal(jax.random.key(7), a.shape) if a.ndim == 2 else a, net)
     idx = jnp.asarray([2, 0, 2])
     sw = [3.0, 5.0, 7.0]
-    total, terms = F.perceptual_loss(net, frozen, content, style=idx, style_weight=sw)
+    total, terms = FT.perceptual_loss(net, frozen, content, style=idx, style_weight=sw)
     parts = []
     for i, k in enumerate([2, 0, 2]):
         one = _one_style_of(net, np.eye(3)[k])
-        t, tm = F.perceptual_loss(one, {"vgg": params, "grams": grams[k]}, content[i:i + 1],
+        t, tm = FT.perceptual_loss(one, {"vgg": params, "grams": grams[k]}, content[i:i + 1],
                                   style_weight=sw[k])
         parts.append((float(t), float(tm["style"])))
     np.testing.assert_allclose(float(total), np.mean([p[0] for p in parts]), rtol=2e-4)
@@ -292,11 +294,11 @@ def test_one_style_of_a_conditional_network_paints_as_it_does():
     if not names:
         pytest.skip("no conditional network is shipped in this version")
     params, meta = F.load_model(names[0])
-    single, _ = F.one_style_of(params, meta)
+    single, _ = FT.one_style_of(params, meta)
     assert F.num_styles(single) == 0 and F.num_styles(params) > 1
     x = jnp.asarray(np.random.default_rng(4).random((1, 32, 40, 3)), jnp.float32)
     onehot = jnp.asarray(F.style_mix(F.model_styles(meta), meta["style"]))[None]
     np.testing.assert_allclose(np.asarray(F.apply_net(single, x)),
                                np.asarray(F.apply_net(params, x, style=onehot)), rtol=1e-5, atol=1e-5)
     with pytest.raises(NSTError, match="paints 4 styles"):
-        F.one_style_of(params, {k: v for k, v in meta.items() if k != "style"})
+        FT.one_style_of(params, {k: v for k, v in meta.items() if k != "style"})

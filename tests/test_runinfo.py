@@ -1,10 +1,12 @@
 """The shared run plumbing: Ctrl-C at a safe point, and where a run ran."""
 
+import dataclasses
 import os
 import signal
 
 import pytest
 
+from nst_jax import NSTError
 from nst_jax.runinfo import DeferredInterrupt, Event, run_metadata
 
 
@@ -55,11 +57,21 @@ def test_three_methods_one_shape(params):
     import numpy as np
 
     from nst_jax import adain, feedforward, gatys
+    from nst_jax.config import defaults
 
-    shared = {"size", "preserve_color", "tile", "devices", "callback"}
-    sigs = {m: set(inspect.signature(m.stylize).parameters) for m in (gatys, adain, feedforward)}
-    assert all(shared <= s for s in sigs.values()), sigs
-    assert {"weights", "style_blend"} <= sigs[gatys] & sigs[adain]
+    # each method: stylize(inputs..., config, *, networks, callback, **settings), a frozen StylizeConfig
+    sigs = {m: inspect.signature(m.stylize).parameters for m in (gatys, adain, feedforward)}
+    assert all({"config", "callback", "settings"} <= set(s) for s in sigs.values()), sigs
+    assert all(s["config"].default is m.STYLIZE_CONFIG for m, s in sigs.items())
+    fields = {m: set(defaults(m.StylizeConfig)) for m in sigs}
+    assert all({"size", "preserve_color", "tile", "devices"} <= f for f in fields.values()), fields
+    assert "style_blend" in fields[gatys] & fields[adain] and "weights" in set(sigs[gatys]) & set(sigs[adain])
+    for m in sigs:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            m.STYLIZE_CONFIG.size = 1
+        with pytest.raises(NSTError, match="unknown stylize setting"):
+            m.stylize(np.zeros((8, 8, 3), np.float32), *([] if m is feedforward else [np.zeros((8, 8, 3))]),
+                      sizes=3)
     rng = np.random.default_rng(0)
     content, style = rng.random((48, 64, 3)).astype(np.float32), rng.random((40, 40, 3)).astype(np.float32)
     events = []

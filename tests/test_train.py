@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from nst_jax import adain as A
+from nst_jax import adain_train as AT
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
 from nst_jax.train import TrainConfig, train
@@ -41,7 +42,7 @@ def test_a_few_steps_lower_the_loss(params):
     rng = np.random.default_rng(0)
     content = ArraySource([rng.random((32, 32, 3)) for _ in range(4)])
     style = ArraySource([rng.random((32, 32, 3)) ** 3 for _ in range(4)])
-    task = A.AdaINTask(params, content, style, crop=32, resize=32, batch_size=4)
+    task = AT.AdaINTask(params, content, style, crop=32, resize=32, batch_size=4)
     before, after = loss_before_after(task, 30)  # the paper's lr 1e-4 (1e-3 diverges)
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
 
@@ -99,13 +100,13 @@ def test_killed_run_resumes_exactly(tmp_path):
 def test_fresh_run_refuses_a_used_directory_and_resume_checks_config(tmp_path, params):
     rng = np.random.default_rng(0)
     src = ArraySource([rng.random((32, 32, 3)) for _ in range(2)])
-    task = A.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2)
+    task = AT.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2)
     train(task, TrainConfig(steps=1, batch_size=2), tmp_path)
     with pytest.raises(NSTError, match="already holds checkpoints"):
         train(task, TrainConfig(steps=2, batch_size=2), tmp_path)
     with pytest.raises(NSTError, match="learning_rate"):
         train(task, TrainConfig(steps=2, batch_size=2, learning_rate=1e-3), tmp_path, resume=True)
-    other = A.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2, style_weight=1.0)
+    other = AT.AdaINTask(params, src, src, crop=32, resize=32, batch_size=2, style_weight=1.0)
     with pytest.raises(NSTError, match="task_config"):
         train(other, TrainConfig(steps=2, batch_size=2), tmp_path, resume=True)
 
@@ -140,22 +141,22 @@ def test_trainers_take_the_training_config_whole():
     """Each trainer's schedule is one TrainConfig (default: the paper's); keywords replace fields by name."""
     import inspect
 
-    from nst_jax import adain, feedforward
+    from nst_jax import adain_train, feedforward_train
     from nst_jax.errors import NSTError
     from nst_jax.train import TrainConfig, with_fields
 
-    for fn, cfg in ((adain.train_decoder, adain.TRAIN_CONFIG),
-                    (feedforward.train_fast, feedforward.TRAIN_CONFIG)):
+    for fn, cfg in ((adain_train.train_decoder, adain_train.TRAIN_CONFIG),
+                    (feedforward_train.train_fast, feedforward_train.TRAIN_CONFIG)):
         assert inspect.signature(fn).parameters["config"].default is cfg
-    a, f = adain.TRAIN_CONFIG, feedforward.TRAIN_CONFIG
+    a, f = adain_train.TRAIN_CONFIG, feedforward_train.TRAIN_CONFIG
     assert (a.learning_rate, a.lr_decay, a.batch_size) == (1e-4, 5e-5, 8)  # Huang & Belongie
     assert (f.learning_rate, f.batch_size) == (1e-3, 4)  # Johnson et al.
-    c = with_fields(adain.TRAIN_CONFIG, {"steps": 7})
-    assert c.steps == 7 and c.learning_rate == 1e-4 and adain.TRAIN_CONFIG.steps == 160_000
+    c = with_fields(adain_train.TRAIN_CONFIG, {"steps": 7})
+    assert c.steps == 7 and c.learning_rate == 1e-4 and adain_train.TRAIN_CONFIG.steps == 160_000
     with pytest.raises(NSTError, match="unknown training setting"):
         with_fields(TrainConfig(steps=1), {"stepz": 3})
     with pytest.raises(NSTError, match="unknown training setting"):
-        adain.train_decoder("x", "y", "z", stepz=3)
+        adain_train.train_decoder("x", "y", "z", stepz=3)
 
 
 def test_step_reports_the_gradient_norm_before_clipping():

@@ -12,7 +12,7 @@ import sys
 import jax
 import numpy as np
 
-from nst_jax import adain as A
+from nst_jax import adain_train as AT
 from nst_jax.compile_cache import enable_compilation_cache
 from nst_jax.data import ArraySource
 from nst_jax.train import TrainConfig, train
@@ -38,7 +38,7 @@ def main():
     args = ap.parse_args()
     enable_compilation_cache()  # the tests start this worker up to three times with the same program
     content, style = sources(args.delay)
-    task = A.AdaINTask(vgg19_params(), content, style, crop=32, resize=36, batch_size=4, seed=0, prefetch=1)
+    task = AT.AdaINTask(vgg19_params(), content, style, crop=32, resize=36, batch_size=4, seed=0, prefetch=1)
     cfg = TrainConfig(steps=args.steps, batch_size=4, ckpt_every=args.ckpt_every,
                       log_every=1)
     if args.grad_out:  # the loss and gradient of the first global batch, batch sharded over the mesh
