@@ -328,7 +328,7 @@ def _cmd_fast(args):
     from . import feedforward
     from . import image as im
     from .compile_cache import enable_compilation_cache
-    from .feedforward import load_model, model_styles, shipped_styles, style_mix
+    from .feedforward import load_model, model_styles, shipped_styles
 
     if args.list:
         styles = shipped_styles()
@@ -348,13 +348,8 @@ def _cmd_fast(args):
     conf = feedforward.StylizeConfig(**{name: getattr(args, name)
                                         for name in defaults(feedforward.StylizeConfig)})
     params, meta = load_model(args.model)  # every input is checked before any work or output
-    style = None
-    if args.style:
-        style = _style_spec(args.style)
-        style_mix(model_styles(meta), style)
-    elif model_styles(meta) and "style" not in meta:
-        raise NSTError(f"{args.model} paints {len(model_styles(meta))} styles; choose with --style: "
-                       f"{', '.join(model_styles(meta))}")
+    style = _style_spec(args.style) if args.style else None
+    feedforward.choose_style(params, meta, style)  # before any work
     out = Path(args.output).expanduser()
     many = len(args.contents) > 1
     if many:

@@ -253,6 +253,21 @@ def style_mix(styles: list[str], spec) -> np.ndarray:
     return w / w.sum()
 
 
+def choose_style(params, meta: dict, style=None) -> np.ndarray | None:
+    """The style weights a network is run with: ``None`` for a one-style network; for a conditional one
+    :func:`style_mix` of ``style`` (or of the style its ``meta`` chose by name), an error if neither."""
+    if not num_styles(params):
+        if style is not None:
+            raise NSTError("this network paints one style; it takes no style choice")
+        return None
+    names = model_styles(meta) or [str(i) for i in range(num_styles(params))]
+    chosen = style if style is not None else meta.get("style")
+    if chosen is None:
+        raise NSTError(f"this network paints {len(names)} styles; choose one (style=, --style): "
+                       f"{', '.join(names)}")
+    return style_mix(names, chosen)
+
+
 # --- inference -------------------------------------------------------------------------------------------
 
 _apply_jit = jax.jit(apply_net)
@@ -425,15 +440,8 @@ def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONF
         params, meta = model
     else:
         params, meta = load_model(model)
-    mix = None
-    if num_styles(params):
-        names = model_styles(meta) or [str(i) for i in range(num_styles(params))]
-        chosen = style if style is not None else meta.get("style")
-        if chosen is None:
-            raise NSTError(f"this network paints {len(names)} styles; choose one: {', '.join(names)}")
-        mix = jnp.asarray(style_mix(names, chosen))
-    elif style is not None:
-        raise NSTError("this network paints one style; it takes no style choice")
+    mix = choose_style(params, meta, style)
+    mix = None if mix is None else jnp.asarray(mix)
     resized = [_image.resize_longest(np.asarray(c, np.float32), size) for c in items]
     for r in resized:
         if min(r.shape[:2]) < MULTIPLE:
@@ -474,5 +482,6 @@ fast_stylize = stylize  # the name before the three methods had parallel entry p
 
 
 __all__ = ["STYLIZE_CONFIG", "InstanceNorm", "StylizeConfig", "TransformNet", "apply_net", "apply_net_tiled",
-           "count_params", "fast_stylize", "init_net", "instance_norm", "load_model", "model_styles",
-           "num_styles", "save_model", "shipped_models", "shipped_styles", "style_mix", "stylize"]
+           "choose_style", "count_params", "fast_stylize", "init_net", "instance_norm", "load_model",
+           "model_styles", "num_styles", "save_model", "shipped_models", "shipped_styles", "style_mix",
+           "stylize"]

@@ -185,7 +185,7 @@ def test_train_conditional_fast_network_cli(tmp_path, model_file):
         r = run("fast", photo, "-o", tmp_path / "out.png", "--model", tmp_path / "run" / "model.npz",
                 "--style", *style, "--size", "32", "--tile", tile)
         assert r.returncode == 0, r.stderr
-    for bad, match in ((["--model", tmp_path / "run" / "model.npz"], "choose with --style"),
+    for bad, match in ((["--model", tmp_path / "run" / "model.npz"], "choose one (style=, --style)"),
                        (["--model", tmp_path / "run" / "model.npz", "--style", "sea"], "no style 'sea'"),
                        (["--model", tmp_path / "run" / "model.npz", "--style", "sky=x"], "NAME=WEIGHT"),
                        (["--model", model_file, "--style", "sky"], "paints one style"),
