@@ -587,8 +587,6 @@ class StylizeConfig:
             raise NSTError(f"{len(layer_weights)} style layer weights for {n_layers} style layers")
         check_blend(self.style_blend)
         object.__setattr__(self, "tile", parse_tile(self.tile))
-        if self.devices not in (None, 1) and self.tile not in ("auto", "none"):
-            raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
         solver_for(self.optimizer, self.learning_rate, self.history, self.history_dtype)  # its settings
 
     @property
@@ -624,16 +622,18 @@ def stylize(content, style, config: StylizeConfig = STYLIZE_CONFIG, *, weights=N
     if not styles:
         raise NSTError("at least one style image is needed")
     solver = solver_for(conf.optimizer, conf.learning_rate, conf.history, conf.history_dtype)
-    settings = dict(solver.settings)
-    if solver.name == "lbfgs" and settings["history"] > iters:
+    solver_settings = dict(solver.settings)
+    if solver.name == "lbfgs" and solver_settings["history"] > iters:
         # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
         # iterates with less memory (2 images per pair; at 2048 px, 100 pairs would be ~7 GB)
-        solver = solvers.make_solver("lbfgs", **{**settings, "history": iters})
+        solver = solvers.make_solver("lbfgs", **{**solver_settings, "history": iters})
     # two images a curvature pair, float32 (bfloat16: half); Adam holds none
     history_bytes = dict(solver.settings).get("history", 0) * (
         12 if dict(solver.settings).get("history_dtype") == "bfloat16" else 24)
     rows = row_sharding(conf.devices)
     tile = conf.tile
+    if rows is not None and tile not in ("auto", "none"):
+        raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
     blend = blend_weights(conf.style_blend, len(styles))
     cfg = Config(content_layers, style_layers, conf.pool, "l2", bool(conf.remat))
 
