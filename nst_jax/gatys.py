@@ -44,7 +44,7 @@ import dataclasses
 import math
 import time
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +57,7 @@ from .errors import NSTError
 from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
 from .runinfo import Event
 from .runinfo import report as make_report
-from .tiling import needs_tiling, parse_tile, replicate, row_sharding, shard_rows, to_host
+from .tiling import Footprint, parse_tile, plan, replicate, row_sharding, shard_rows, to_host
 from .vgg import LAYERS, check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
 CONTENT_LAYERS = ("relu4_2",)
@@ -103,32 +103,54 @@ Iterate = Event  # what the callback receives (nst_jax.runinfo.Event; the name i
 
 
 class StylizeInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`stylize`; carries the current iterate and the report so far."""
+    """Ctrl-C during :func:`stylize` or :func:`stylize_many`: the running batch's current iterates and reports
+    so far, one per picture (``images``, ``reports``); ``image`` and ``report`` are the first picture's."""
 
-    def __init__(self, image, report):
+    def __init__(self, images, reports):
         super().__init__("interrupted")
-        self.image, self.report = image, report
+        self.images = list(images)
+        self.reports = reports if isinstance(reports, list) else [reports]
+        self.image, self.report = self.images[0], self.reports[0]
 
 
 # --------------------------------------------------------------------------------------------------
 # the objective
 # --------------------------------------------------------------------------------------------------
 
+def content_targets(params, content, cfg: Config):
+    """The content image's feature maps at ``cfg.content_layers`` (``cfg.band`` rows at a time if set)."""
+    if cfg.band:
+        return _banded_features(params, content, cfg.content_layers, (), cfg, cfg.band)[0]
+    return vgg19_features(params, content, cfg.content_layers, cfg.pool, conv=cfg.conv)
+
+
+def style_targets(params, styles, blend, cfg: Config):
+    """The style images' Gram matrices at ``cfg.style_layers``, mixed by ``blend`` (weights summing to 1)."""
+    grams = {name: 0.0 for name in cfg.style_layers}
+    for s, w in zip(styles, blend, strict=True):
+        if cfg.band:
+            g = _banded_features(params, s, (), cfg.style_layers, cfg, cfg.band)[1]
+        else:
+            f = vgg19_features(params, s, cfg.style_layers, cfg.pool, conv=cfg.conv)
+            g = {name: gram_matrix(f[name]) for name in cfg.style_layers}
+        grams = {name: grams[name] + w * g[name] for name in cfg.style_layers}
+    return grams
+
+
 def compute_targets(params, content, styles, blend, cfg: Config):
     """Content features and the blended style Gram matrices (computed once per run and scale).
 
     ``content``: (1, H, W, 3); ``styles``: list of (1, h_k, w_k, 3); ``blend``: weights summing to 1.
-    """
-    c = vgg19_features(params, content, cfg.content_layers, cfg.pool, conv=cfg.conv)
-    grams = {name: 0.0 for name in cfg.style_layers}
-    for s, w in zip(styles, blend, strict=True):
-        f = vgg19_features(params, s, cfg.style_layers, cfg.pool, conv=cfg.conv)
-        for name in cfg.style_layers:
-            grams[name] = grams[name] + w * gram_matrix(f[name])
-    return {"content": c, "style": grams}
+    With ``cfg.band`` each image is evaluated that many rows at a time: the same targets, the network's
+    activations held for one band (the style image is as large as the content)."""
+    return {"content": content_targets(params, content, cfg),
+            "style": style_targets(params, styles, blend, cfg)}
 
 
+compute_targets_banded = compute_targets  # with a cfg whose band is set
 _targets_jit = jax.jit(compute_targets, static_argnums=(4,))
+_content_targets_jit = jax.jit(content_targets, static_argnums=(2,))
+_style_targets_jit = jax.jit(style_targets, static_argnums=(3,))
 
 
 class _Bands:
@@ -186,21 +208,6 @@ def _banded_features(params, image, content_layers, style_layers, cfg: Config, b
              for k in style_layers})
     (maps, grams), _ = jax.lax.scan(step, zero, b.geometry)
     return maps, {k: v / _gram_norm(b.shapes[k]) for k, v in grams.items()}
-
-
-def compute_targets_banded(params, content, styles, blend, cfg: Config):
-    """:func:`compute_targets`, each image ``cfg.band`` rows at a time (the same targets; the network's
-    activations held for one band)."""
-    maps, _ = _banded_features(params, content, cfg.content_layers, (), cfg, cfg.band)
-    grams = {name: 0.0 for name in cfg.style_layers}
-    for s, w in zip(styles, blend, strict=True):
-        _, style_grams = _banded_features(params, s, (), cfg.style_layers, cfg, cfg.band)
-        for name, g in style_grams.items():
-            grams[name] = grams[name] + w * g
-    return {"content": maps, "style": grams}
-
-
-_targets_banded_jit = jax.jit(compute_targets_banded, static_argnums=(4,))
 
 
 def gatys_loss(params, x, targets, weights, cfg: Config):
@@ -337,28 +344,59 @@ def _split_rows(tree, image_shape, rows):
     return jax.tree_util.tree_map(constrain, tree)
 
 
+def stack(trees):
+    """Pytrees of the same structure stacked along a new leading axis: one entry per picture of a batch
+    (the targets and loss weights :func:`optimize` takes)."""
+    return jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(v, jnp.float32) for v in a]), *trees)
+
+
+def _state_axes(solver: solvers.Solver, state):
+    """``jax.vmap`` axes of a batch of solver states: 0 for every field, ``None`` for the fields the solver
+    keeps in lockstep across a batch (:attr:`nst_jax.solvers.Solver.lockstep`), which stay unbatched."""
+    if not solver.lockstep:
+        return 0
+    return type(state)(*[None if f in solver.lockstep else 0 for f in state._fields])
+
+
+def _one_problem(params, t, w, cfg):
+    """``value_and_grad`` of one picture's objective (x: (1, H, W, 3)) at the whole image or by bands."""
+    if cfg.band:
+        return lambda y: gatys_value_and_grad_banded(params, y, t, w, cfg)
+    return jax.value_and_grad(lambda y: gatys_loss(params, y, t, w, cfg), has_aux=True)
+
+
 def _init(params, targets, weights, x, *, cfg, solver, rows=None):
-    """A solver state at ``x`` with nothing evaluated (no evaluation here, so the objective is
-    compiled once, in the chunk program); the chunk's first step evaluates at ``x``."""
-    aux = jax.eval_shape(lambda: gatys_loss(params, x, targets, weights, cfg)[1])
-    return _split_rows(solver.init(x * solver.scale, aux), x.shape, rows)
+    """One solver state per picture of ``x`` (N, H, W, 3), nothing evaluated (so the objective is compiled
+    once, in the chunk program, whose first step evaluates at ``x``)."""
+    def one(t, w, xi):
+        y = xi[None]
+        aux = jax.eval_shape(lambda: gatys_loss(params, y, t, w, cfg)[1])
+        return _split_rows(solver.init(y * solver.scale, aux), y.shape, rows)
+
+    shape = jax.eval_shape(one, *jax.tree_util.tree_map(lambda a: a[0], (targets, weights, x)))
+    return jax.vmap(one, out_axes=_state_axes(solver, shape))(targets, weights, x)
 
 
 def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
+    """``n`` iterations of every picture's own problem: ``jax.vmap`` over the pictures of a solver loop
+    (``lax.fori_loop``) on one picture -- its own state, step and loss; nothing couples them."""
     scale = solver.scale
-    if cfg.band:
+
+    def one(t, w, xi, st):
+        vg0 = _one_problem(params, t, w, cfg)
+
         def vg(y):
-            (value, terms), g = gatys_value_and_grad_banded(params, y * (1.0 / scale), targets, weights, cfg)
+            (value, terms), g = vg0(y * (1.0 / scale))
             return (value, terms), g * (1.0 / scale)
-    else:
-        vg = jax.value_and_grad(lambda y: gatys_loss(params, y * (1.0 / scale), targets, weights, cfg),
-                                has_aux=True)
 
-    def body(_, carry):
-        return _split_rows(solver.step(vg, *carry), x.shape, rows)
+        def body(_, carry):
+            return _split_rows(solver.step(vg, *carry), xi[None].shape, rows)
 
-    y, state = jax.lax.fori_loop(0, n, body, (x * scale, state))
-    return y * (1.0 / scale), state
+        y, st = jax.lax.fori_loop(0, n, body, (xi[None] * scale, st))
+        return y[0] * (1.0 / scale), st
+
+    axes = _state_axes(solver, state)
+    return jax.vmap(one, in_axes=(0, 0, 0, axes), out_axes=(0, axes))(targets, weights, x, state)
 
 
 def solver_for(optimizer, learning_rate=None, history=None, history_dtype=None) -> solvers.Solver:
@@ -409,14 +447,18 @@ def _chunk_bounds(iters: int, save_every: int | None) -> list[int]:
 
 def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solvers.Solver,
              callback=None, save_every=None, scale=(1, 1), t0=None, rows=None):
-    """Run ``iters`` iterations of ``solver`` (:mod:`nst_jax.solvers`) from ``x0`` (1, H, W, 3).
+    """Run ``iters`` iterations of ``solver`` (:mod:`nst_jax.solvers`) on each picture of ``x0`` (N, H, W, 3),
+    each its own problem: ``targets`` and ``weights`` carry one entry per picture on a leading axis
+    (:func:`stack`).  One compiled program for the batch.
 
-    ``rows``: a :func:`nst_jax.tiling.row_sharding`: the image, and every solver array shaped like it,
+    ``rows``: a :func:`nst_jax.tiling.row_sharding`: the images, and every solver array shaped like them,
     split by rows across its devices; XLA partitions the convolutions (exchanging halo rows) and sums the Gram
-    matrices across devices.  Returns ``(x, info)`` with ``info`` holding loss, terms, evaluations,
-    compile and optimise seconds.  On Ctrl-C raises :class:`StylizeInterrupted` with the current iterate.
-    """
+    matrices across devices.  Returns ``(x, info)``: ``x`` (N, H, W, 3) and ``info`` with per-picture lists
+    ``loss``, ``terms``, ``evaluations`` (and ``rejected_steps``), the iterations done and the compile and
+    optimise seconds.  The loop stops early when every picture's loss is non-finite.  On Ctrl-C raises
+    :class:`StylizeInterrupted` with the current iterates."""
     t0 = time.perf_counter() if t0 is None else t0
+    n = int(x0.shape[0])
     x = jnp.asarray(x0, jnp.float32) if rows is None else shard_rows(np.asarray(x0, np.float32), rows)
     if rows is not None:
         params, targets, weights = replicate((params, targets, weights), rows)
@@ -426,50 +468,57 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
     state = init(params, targets, weights, x)
     n0 = jnp.asarray(0, jnp.int32)
     # x and the solver state are donated: updated in place rather than copied on every call
-    # (the L-BFGS history alone is 2 x 100 images).
+    # (the L-BFGS history alone is 2 x 100 images a picture).
     chunk = PROGRAMS.get(_chunk, static, params, targets, weights, x, state, n0, donate=(3, 4))
     compile_s = time.perf_counter() - tc
 
-    info = {"iterations": 0, "evaluations": 0, "compile_seconds": compile_s}
-    done, value, terms = 0, float("nan"), {}
-    boot = 1  # every solver's first step only evaluates at x0
+    info = {"iterations": 0, "evaluations": [0] * n, "compile_seconds": compile_s,
+            "loss": [float("nan")] * n, "terms": [{} for _ in range(n)]}
+    done, boot = 0, 1  # every solver's first step only evaluates at x0
     topt = time.perf_counter()
     try:
         for end in _chunk_bounds(iters, save_every):
             x, state = chunk(params, targets, weights, x, state, jnp.asarray(end - done + boot, jnp.int32))
             boot = 0
-            value, terms = state.value, state.aux
-            info["evaluations"] = int(state.num_fun_eval)
+            values = np.asarray(to_host(state.value), np.float64).reshape(n)
+            terms = {k: np.asarray(to_host(v), np.float64).reshape(n) for k, v in state.aux.items()}
+            info["evaluations"] = [int(e) for e in np.asarray(to_host(state.num_fun_eval)).reshape(n)]
             if hasattr(state, "num_rejected"):
-                info["rejected_steps"] = int(state.num_rejected)
-            done = end
-            info["iterations"] = done
-            value = float(value)
-            if not math.isfinite(value):
-                raise NSTError("the optimisation diverged (loss is not finite); lower the style or "
-                               "TV weight, or use --optimizer adam")
+                info["rejected_steps"] = [int(e) for e in np.asarray(to_host(state.num_rejected)).reshape(n)]
+            done = info["iterations"] = end
+            info["loss"] = [float(v) for v in values]
+            info["terms"] = [{k: float(v[i]) for k, v in terms.items()} for i in range(n)]
             if callback is not None:
-                due = bool(save_every) and (done % save_every == 0 or done == iters)
-                callback(Event("gatys", f"iteration {done}/{iters}, loss {value:.4g}", done, iters, scale[0],
-                               scale[1], value, {k: float(v) for k, v in terms.items()},
-                               time.perf_counter() - t0, np.clip(to_host(x)[0], 0, 1) if due else None,
-                               info["evaluations"]))
+                due = n == 1 and bool(save_every) and (done % save_every == 0 or done == iters)
+                finite = values[np.isfinite(values)]
+                loss = float(finite.mean()) if finite.size else float("nan")
+                callback(Event("gatys", f"iteration {done}/{iters}, loss {loss:.4g}", done, iters, scale[0],
+                               scale[1], loss, info["terms"][0] if n == 1 else {}, time.perf_counter() - t0,
+                               np.clip(to_host(x)[0], 0, 1) if due else None, info["evaluations"][0], n,
+                               tuple(info["loss"])))
+            if not np.isfinite(values).any():
+                break
     except KeyboardInterrupt:
         info["optimize_seconds"] = time.perf_counter() - topt
-        raise StylizeInterrupted(np.clip(to_host(x)[0], 0, 1), info) from None
+        raise StylizeInterrupted(np.clip(to_host(x), 0, 1), info) from None
     info["optimize_seconds"] = time.perf_counter() - topt
-    info["loss"] = value
-    info["terms"] = {k: float(v) for k, v in terms.items()}
     return x, info
 
 
 # --------------------------------------------------------------------------------------------------
-# the user-facing entry point
+# the user-facing entry points
 # --------------------------------------------------------------------------------------------------
 
 # Peak memory of one evaluation (forward + backward through VGG-19 to relu5_1) per pixel, measured on
-# XLA:CPU (BENCHMARKS.md "Gatys memory": 5.72 kB/px with a 100-pair history, of which 2.4 kB is the history).
+# XLA:CPU (BENCHMARKS.md "Gatys memory"); the solver's history and the image-sized arrays come on top.
 ACTIVATION_BYTES_PER_PIXEL = 3320
+IMAGE_BYTES_PER_PIXEL = 64  # the iterate, its gradient, the solver's other image-sized arrays, targets
+
+
+def footprint(history_bytes: float) -> Footprint:
+    """One picture's memory (:class:`nst_jax.tiling.Footprint`) with a solver history of ``history_bytes``
+    a pixel."""
+    return Footprint(ACTIVATION_BYTES_PER_PIXEL, history_bytes + IMAGE_BYTES_PER_PIXEL)
 
 
 def band_rows(tile, shape, layers, history_bytes: float, rows=None) -> int:
@@ -477,28 +526,14 @@ def band_rows(tile, shape, layers, history_bytes: float, rows=None) -> int:
     image).  ``tile``: ``"none"``; a band height in px (rounded up to the pooling grid); ``"auto"``: the
     whole image when its estimated peak fits in half the memory available, else the tallest band that
     does, next to the image-sized arrays (the solver's history, ``history_bytes`` a pixel, among them)."""
-    height, width = shape
-    if tile == "none" or rows is not None:
+    if rows is not None:
         return 0
     halo, align = band_halo(layers)
-    pixels = height * width
-    fixed = pixels * (history_bytes + 64)  # the solver's history, the iterate, gradient, targets
-    if tile == "auto":
-        if not needs_tiling("auto", pixels, ACTIVATION_BYTES_PER_PIXEL, fixed):
-            return 0
-        from .tiling import available_bytes
-
-        room = 0.5 * available_bytes() - fixed
-        band = int(room // (width * ACTIVATION_BYTES_PER_PIXEL)) - 2 * halo
-        band = max(align, band // align * align)
-    else:
-        band = -(-int(tile) // align) * align
-    return 0 if band >= height else band
+    return plan(footprint(history_bytes), shape, 1, tile=tile, batch=1, halo=halo, align=align).band
 
 
 def _scale_sizes(size: int, scales: int, smallest: int) -> list[int]:
-    sizes = [max(smallest, int(round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
-    return sizes
+    return [max(smallest, int(round(size / 2 ** (scales - 1 - i)))) for i in range(scales)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -596,127 +631,276 @@ class StylizeConfig:
 
 STYLIZE_CONFIG = StylizeConfig()
 
+# The settings one picture of a batch may have of its own: data of the compiled program, not its shape.
+PER_PICTURE = ("content_weight", "style_weight", "tv_weight", "style_layer_weights", "style_blend", "seed",
+               "init")
+
+
+@dataclasses.dataclass(frozen=True)
+class Picture:
+    """One independent problem of :func:`stylize_many`: a ``content`` image (H, W, 3), its ``style`` image or
+    list of style images, and its own ``settings`` (:data:`PER_PICTURE` fields, e.g. one value of a sweep)."""
+
+    content: Any
+    style: Any
+    settings: dict = dataclasses.field(default_factory=dict)
+
+
+class Result(NamedTuple):
+    """What :func:`stylize_many` yields per picture: its ``index`` in the input, and either the ``image`` and
+    its ``report`` or the ``error`` (an :class:`NSTError`) that stopped it."""
+
+    index: int
+    image: Any = None
+    report: dict | None = None
+    error: NSTError | None = None
+
+
+@dataclasses.dataclass
+class _Job:
+    """A picture prepared for a batch: its config, images as the run uses them, and its scale shapes."""
+
+    index: int
+    conf: StylizeConfig
+    content: np.ndarray
+    styles: list
+    blend: list
+    shapes: tuple
+
+
+def _solver(conf: StylizeConfig) -> solvers.Solver:
+    solver = solver_for(conf.optimizer, conf.learning_rate, conf.history, conf.history_dtype)
+    settings = dict(solver.settings)
+    if solver.name == "lbfgs" and settings["history"] > conf.iters:
+        # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
+        # iterates with less memory (2 images per pair; at 2048 px, 100 pairs would be ~7 GB)
+        solver = solvers.make_solver("lbfgs", **{**settings, "history": conf.iters})
+    return solver
+
+
+def _history_bytes(solver: solvers.Solver) -> float:
+    """The solver's history per pixel: two images a curvature pair, float32 (bfloat16: half); Adam: none."""
+    settings = dict(solver.settings)
+    return settings.get("history", 0) * (12 if settings.get("history_dtype") == "bfloat16" else 24)
+
+
+def plan_scales(content_shape, conf: StylizeConfig) -> tuple[tuple[int, int], ...]:
+    """The (H, W) of each scale, coarse to fine, for a content image of ``content_shape``; an
+    :class:`NSTError` when the result or its coarsest scale is smaller than the chosen layers need."""
+    full = im.fit_shape(content_shape, conf.size) if conf.size else tuple(content_shape[:2])
+    need = max(min_size(conf.content_layers), min_size(conf.style_layers))
+    if min(full) < need:
+        raise NSTError(f"the result would be {full[0]}x{full[1]} px, smaller than the {need} px the "
+                       f"chosen VGG-19 layers need; use a larger --size")
+    longest = max(full)
+    sizes = _scale_sizes(longest, conf.scales, longest * need // min(full) + 1)
+    return tuple(im.fit_shape(content_shape, side) if k < len(sizes) else tuple(full)
+                 for k, side in enumerate(sizes, 1))
+
+
+def _style_side(conf: StylizeConfig, shape) -> int:
+    need = max(min_size(conf.content_layers), min_size(conf.style_layers))
+    return max(need, int(round(max(shape) * conf.style_scale)))
+
+
+def _prepare(index: int, picture: Picture, conf: StylizeConfig) -> _Job:
+    """Validate one picture and bring its images into the run's form (an :class:`NSTError` names what is
+    wrong)."""
+    unknown = sorted(set(picture.settings) - set(PER_PICTURE))
+    if unknown:
+        raise NSTError(f"a picture of a batch cannot have its own {', '.join(unknown)}; "
+                       f"only {', '.join(PER_PICTURE)}")
+    conf = with_fields(conf, dict(picture.settings), "stylize setting")
+    content = np.asarray(picture.content, np.float32)
+    if content.ndim != 3 or content.shape[-1] != 3:
+        raise NSTError(f"a content image must be (H, W, 3), not {content.shape}")
+    style = picture.style
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise NSTError("at least one style image is needed")
+    blend = blend_weights(conf.style_blend, len(styles))
+    styles = im.preserve_color(conf.preserve_color, content,
+                               styles=[np.asarray(s, np.float32) for s in styles])
+    shapes = plan_scales(content.shape, conf)
+    need = max(min_size(conf.content_layers), min_size(conf.style_layers))
+    for shape in shapes:
+        side = _style_side(conf, shape)
+        if min(min(im.fit_shape(s.shape, side)) for s in styles) < need:
+            raise NSTError(f"a style image is too small after scaling to {side} px; it needs at least "
+                           f"{need} px on its shorter side (raise --style-scale)")
+    if isinstance(conf.init, np.ndarray) and (conf.init.ndim != 3 or conf.init.shape[-1] != 3):
+        raise NSTError(f"init image must be (H, W, 3), got {conf.init.shape}")
+    return _Job(index, conf, content, styles, blend, shapes)
+
+
+def stylize_many(pictures, config: StylizeConfig = STYLIZE_CONFIG, *, batch: int | None = None, weights=None,
+                 callback: Callable[[Event], None] | None = None, **settings):
+    """Stylise many pictures, each its own independent problem, a batch of them in one compiled program.
+
+    Args:
+      pictures: :class:`Picture` s (content, style(s), and each one's own :data:`PER_PICTURE` settings).
+      config, **settings: the :class:`StylizeConfig` every picture shares (as for :func:`stylize`).
+      batch: pictures run at once (``jax.vmap`` over their problems: each its own solver state, step and
+        loss); ``None``: as many as fit in the memory available (:func:`nst_jax.tiling.plan`).  Pictures
+        whose scales have different shapes run in different batches, never padded.
+      weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
+      callback: receives an :class:`nst_jax.runinfo.Event` after every chunk of iterations of a batch
+        (``batch``: its size; ``losses``: each picture's loss).
+
+    Yields:
+      a :class:`Result` per picture as its batch finishes (a picture that cannot run yields its error
+      first; the others still run).  On Ctrl-C raises :class:`StylizeInterrupted` for the running batch.
+    """
+    t0 = time.perf_counter()
+    conf = with_fields(config, settings, "stylize setting")
+    if batch is not None and int(batch) < 1:
+        raise NSTError(f"batch must be at least 1, not {batch}")
+    solver = _solver(conf)
+    rows = row_sharding(conf.devices)
+    if rows is not None and conf.tile not in ("auto", "none"):
+        raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
+    params = weights if isinstance(weights, dict) and "conv1_1" in weights else vgg19_params(weights)
+    params = with_winograd(params)
+    groups: dict[tuple, list[_Job]] = {}
+    for i, picture in enumerate(pictures):
+        try:
+            job = _prepare(i, picture, conf)
+        except NSTError as e:
+            yield Result(i, error=e)
+            continue
+        groups.setdefault(job.shapes, []).append(job)
+    layers = conf.content_layers + conf.style_layers
+    halo, align = band_halo(layers)
+    for shapes, jobs in groups.items():
+        size = plan(footprint(_history_bytes(solver)), shapes[-1], len(jobs), tile=conf.tile, batch=batch,
+                    halo=halo, align=align).batch
+        for k in range(0, len(jobs), size):
+            yield from _run_batch(jobs[k:k + size], conf, solver, params, callback, t0, rows)
+            t0 = time.perf_counter()
+
+
+def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, t0, rows):
+    """Every scale of one batch of same-shaped pictures: targets, initial images, :func:`optimize`; then
+    each picture's result and report."""
+    n, shapes = len(jobs), jobs[0].shapes
+    cfg = Config(conf.content_layers, conf.style_layers, conf.pool, "l2", bool(conf.remat))
+    wts = stack([j.conf.loss_weights.as_arrays(len(conf.style_layers)) for j in jobs])
+    halo, align = band_halo(conf.content_layers + conf.style_layers)
+    fp = footprint(_history_bytes(solver))
+    reports = [{"scales": [], "evaluations": 0} for _ in jobs]
+    timing = {"compile_seconds": 0.0, "optimize_seconds": 0.0}
+    x = None
+    for k, shape in enumerate(shapes, 1):
+        band = 0 if rows is not None else plan(fp, shape, n, tile=conf.tile, batch=n, halo=halo,
+                                               align=align).band
+        bcfg = dataclasses.replace(cfg, band=band)
+        c = np.stack([im.resize(j.content, shape) for j in jobs])
+        targets = _batch_targets(params, c, jobs, _style_side(conf, shape), bcfg)
+        if x is None:
+            x0 = np.stack([_initial_image(j.conf.init, c[i:i + 1], j.styles[0], j.conf.seed)[0]
+                           for i, j in enumerate(jobs)])
+        else:
+            x0 = np.stack([im.resize(a, shape) for a in to_host(x)])
+        try:
+            x, info = optimize(params, x0, targets, wts, bcfg, conf.iters, solver, callback, conf.save_every,
+                               (k, len(shapes)), t0, rows)
+        except StylizeInterrupted as e:
+            _add_scale(reports, timing, e.report, shape, band)
+            images = [im.preserve_color(conf.preserve_color, j.content, stylised=e.images[i])
+                      for i, j in enumerate(jobs)]
+            raise StylizeInterrupted(images, [_picture_report(j, r, timing, solver, rows, t0, n)
+                                              for j, r in zip(jobs, reports, strict=True)]) from None
+        _add_scale(reports, timing, info, shape, band)
+    raw = to_host(x)
+    for i, (job, rep) in enumerate(zip(jobs, reports, strict=True)):
+        report = _picture_report(job, rep, timing, solver, rows, t0, n)
+        if not math.isfinite(report["loss"]):
+            yield Result(job.index, error=NSTError(
+                "the optimisation diverged (loss is not finite); lower the style or TV weight, or use "
+                "--optimizer adam"))
+            continue
+        report["pixels_outside_range"] = float(np.mean((raw[i] < -1 / 255) | (raw[i] > 1 + 1 / 255)))
+        image = im.preserve_color(conf.preserve_color, job.content, stylised=np.clip(raw[i], 0, 1))
+        yield Result(job.index, image, report)
+
+
+def _batch_targets(params, c, jobs, style_side: int, cfg: Config):
+    """One picture's targets per entry of a leading axis: the content maps of ``c`` (N, H, W, 3) in one pass,
+    each distinct style set's Gram matrices once."""
+    maps = _content_targets_jit(params, jnp.asarray(c), cfg)
+    grams, seen = [], {}
+    for j in jobs:
+        key = (tuple(id(s) for s in j.styles), tuple(j.blend))
+        if key not in seen:
+            s = [jnp.asarray(im.resize_longest(st, style_side))[None] for st in j.styles]
+            seen[key] = _style_targets_jit(params, s, j.blend, cfg)
+        grams.append(seen[key])
+    return {"content": {k: v[:, None] for k, v in maps.items()}, "style": stack(grams)}
+
+
+def _add_scale(reports, timing, info, shape, band):
+    """One scale's per-picture entries (from :func:`optimize`'s ``info``) added to each picture's report."""
+    for i, rep in enumerate(reports):
+        entry = {"height": shape[0], "width": shape[1], "iterations": info.get("iterations", 0),
+                 "evaluations": info["evaluations"][i], "loss": info["loss"][i], "terms": info["terms"][i],
+                 "compile_seconds": info.get("compile_seconds", 0.0),
+                 "optimize_seconds": info.get("optimize_seconds", 0.0), "band_rows": band}
+        if "rejected_steps" in info:
+            entry["rejected_steps"] = info["rejected_steps"][i]
+        rep["scales"].append(entry)
+        rep["evaluations"] += entry["evaluations"]
+    timing["compile_seconds"] += info.get("compile_seconds", 0.0)
+    timing["optimize_seconds"] += info.get("optimize_seconds", 0.0)
+
+
+def _picture_report(job: _Job, rep: dict, timing: dict, solver, rows, t0, batch: int) -> dict:
+    """The report every method returns (:func:`nst_jax.runinfo.report`), then Gatys's own entries; the
+    timings are the batch's."""
+    last = rep["scales"][-1]
+    seconds = time.perf_counter() - t0
+    core = make_report("gatys", t0, {"targets_and_setup": seconds - timing["compile_seconds"]
+                                     - timing["optimize_seconds"], "compile": timing["compile_seconds"],
+                                     "optimize": timing["optimize_seconds"]},
+                       (last["height"], last["width"]), 1 if rows is None else rows.mesh.size,
+                       last["band_rows"] or None, job.conf.preserve_color)
+    return {**core, "optimizer": solver.name, "solver_settings": dict(solver.settings),
+            "iterations_per_scale": job.conf.iters, "iterations": last["iterations"],
+            "scales": rep["scales"], "evaluations": rep["evaluations"], "loss": last["loss"],
+            "terms": last["terms"], "compile_seconds": timing["compile_seconds"],
+            "optimize_seconds": timing["optimize_seconds"], "batch": batch}
+
 
 def stylize(content, style, config: StylizeConfig = STYLIZE_CONFIG, *, weights=None,
-            callback: Callable[[Iterate], None] | None = None, **settings):
-    """Stylise ``content`` with one or more ``style`` images (Gatys et al.).
+            callback: Callable[[Event], None] | None = None, **settings):
+    """Stylise ``content`` with one or more ``style`` images (Gatys et al.): :func:`stylize_many` with one
+    picture.
 
     Args:
       content: (H, W, 3) float RGB in [0, 1].
       style: one (h, w, 3) image or a list of them.
       config: a :class:`StylizeConfig` (default: neural-style's settings).
       weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
-      callback: receives an :class:`Iterate` (:class:`nst_jax.runinfo.Event`, as every method's callback)
-        after every chunk of iterations.
+      callback: receives an :class:`nst_jax.runinfo.Event` (as every method's callback) after every chunk
+        of iterations.
       **settings: :class:`StylizeConfig` fields by name (``iters=300``), replacing ``config``'s.
 
     Returns:
       ``(image, report)``: (H, W, 3) float32 in [0, 1] and a dict of timings, evaluations and losses.
     """
-    t0 = time.perf_counter()
-    conf = with_fields(config, settings, "stylize setting")
-    size, iters, scales, save_every = conf.size, conf.iters, conf.scales, conf.save_every
-    content_layers, style_layers = conf.content_layers, conf.style_layers
-    preserve_color = conf.preserve_color
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    if not styles:
-        raise NSTError("at least one style image is needed")
-    solver = solver_for(conf.optimizer, conf.learning_rate, conf.history, conf.history_dtype)
-    solver_settings = dict(solver.settings)
-    if solver.name == "lbfgs" and solver_settings["history"] > iters:
-        # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
-        # iterates with less memory (2 images per pair; at 2048 px, 100 pairs would be ~7 GB)
-        solver = solvers.make_solver("lbfgs", **{**solver_settings, "history": iters})
-    # two images a curvature pair, float32 (bfloat16: half); Adam holds none
-    history_bytes = dict(solver.settings).get("history", 0) * (
-        12 if dict(solver.settings).get("history_dtype") == "bfloat16" else 24)
-    rows = row_sharding(conf.devices)
-    tile = conf.tile
-    if rows is not None and tile not in ("auto", "none"):
-        raise NSTError("tile and devices cannot be combined: split across devices, or tile on one")
-    blend = blend_weights(conf.style_blend, len(styles))
-    cfg = Config(content_layers, style_layers, conf.pool, "l2", bool(conf.remat))
-
-    params = weights if isinstance(weights, dict) and "conv1_1" in weights else vgg19_params(weights)
-    params = with_winograd(params)
-    content = np.asarray(content, np.float32)
-    styles = im.preserve_color(preserve_color, content, styles=[np.asarray(s, np.float32)
-                                                                 for s in styles])
-    full = im.fit_shape(content.shape, size) if size else content.shape[:2]
-    need = max(min_size(content_layers), min_size(style_layers))
-    smallest_side = min(full)
-    if smallest_side < need:
-        raise NSTError(f"the result would be {full[0]}x{full[1]} px, smaller than the {need} px the "
-                       f"chosen VGG-19 layers need; use a larger --size")
-    longest = max(full)
-    sizes = _scale_sizes(longest, scales, longest * need // smallest_side + 1)
-    wts = conf.loss_weights.as_arrays(len(style_layers))
-
-    report = {"method": "gatys", "optimizer": solver.name, "solver_settings": dict(solver.settings),
-              "devices": 1 if rows is None else rows.mesh.size,
-              "iterations_per_scale": iters,
-              "scales": [], "evaluations": 0, "compile_seconds": 0.0, "optimize_seconds": 0.0}
-    x = None
-    for k, side in enumerate(sizes, 1):
-        shape = im.fit_shape(content.shape, side) if k < len(sizes) else full
-        c = im.resize(content, shape)[None]
-        style_side = max(need, int(round(side * conf.style_scale)))
-        s = [im.resize_longest(st, style_side)[None] for st in styles]
-        if min(min(t.shape[1:3]) for t in s) < need:
-            raise NSTError(f"a style image is too small after scaling; it needs at least {need} px "
-                           "on its shorter side (raise --style-scale)")
-        if rows is not None and shape[0] % rows.mesh.size:
-            n = rows.mesh.size
-            raise NSTError(f"split across {n} devices, each scale's height must be a multiple of {n}; "
-                           f"this one is {shape[0]} px: choose another --size")
-        band = band_rows(tile, shape, cfg.content_layers + cfg.style_layers, history_bytes, rows)
-        # the targets in bands too when the image is: the style image is as large as the content
-        targets = (_targets_banded_jit(params, c, s, blend, dataclasses.replace(cfg, band=band)) if band
-                   else _targets_jit(params, c, s, blend, cfg))
-        if x is None:
-            x0 = _initial_image(conf.init, c, s[0], conf.seed)
-        else:
-            x0 = im.resize(to_host(x)[0], shape)[None]
-        try:
-            x, info = optimize(params, x0, targets, wts, dataclasses.replace(cfg, band=band), iters, solver,
-                               callback, save_every, (k, len(sizes)), t0, rows)
-            info["band_rows"] = band
-        except StylizeInterrupted as e:
-            out = im.preserve_color(preserve_color, content, stylised=e.image)
-            raise StylizeInterrupted(out, _finish(report, e.report, shape, t0)) from None
-        _finish(report, info, shape, t0)
-    raw = to_host(x)[0]
-    report["pixels_outside_range"] = float(np.mean((raw < -1 / 255) | (raw > 1 + 1 / 255)))
-    result = im.preserve_color(preserve_color, content, stylised=np.clip(raw, 0, 1))
-    report["loss"], report["terms"] = report["scales"][-1]["loss"], report["scales"][-1]["terms"]
-    # the report every method returns (nst_jax.runinfo.report), then Gatys's own entries
-    core = make_report("gatys", t0, {"targets_and_setup": report["seconds"] - report["compile_seconds"]
-                                     - report["optimize_seconds"], "compile": report["compile_seconds"],
-                                     "optimize": report["optimize_seconds"]},
-                       (report["height"], report["width"]), report["devices"],
-                       report["scales"][-1].get("band_rows") or None, preserve_color)
-    return result, {**core, **{k: v for k, v in report.items() if k not in core}}
-
-
-def _finish(report, info, shape, t0):
-    report["scales"].append({"height": shape[0], "width": shape[1], **info})
-    report["evaluations"] += info.get("evaluations", 0)
-    report["compile_seconds"] += info.get("compile_seconds", 0.0)
-    report["optimize_seconds"] += info.get("optimize_seconds", 0.0)
-    report["height"], report["width"] = shape
-    report["seconds"] = time.perf_counter() - t0
-    return report
+    (result,) = stylize_many([Picture(content, style)], config, batch=1, weights=weights, callback=callback,
+                             **settings)
+    if result.error is not None:
+        raise result.error
+    return result.image, result.report
 
 
 def _initial_image(init, content, style, seed):
     if isinstance(init, np.ndarray):
-        if init.ndim != 3 or init.shape[-1] != 3:
-            raise NSTError(f"init image must be (H, W, 3), got {init.shape}")
         return im.resize(init.astype(np.float32), content.shape[1:3])[None]
     if init == "content":
         return content
     if init == "noise":
-        return jax.random.uniform(jax.random.key(seed), content.shape, jnp.float32)
+        return np.asarray(jax.random.uniform(jax.random.key(seed), content.shape, jnp.float32))
     if init == "style":
-        return im.resize(style[0], content.shape[1:3])[None]
+        return im.resize(style, content.shape[1:3])[None]
     raise NSTError(f"init must be 'content', 'noise', 'style' or an image path, not {init!r}")

@@ -112,7 +112,8 @@ class Event:
     """What every method's ``callback`` receives: a one-line ``message`` (``str(event)``), and for an
     iterative method (Gatys) the state after each chunk of iterations: ``iteration`` of ``iterations`` at
     ``scale`` of ``scales``, ``loss`` and its ``terms``, ``seconds`` since the start, ``evaluations`` of the
-    objective, and the current ``image`` when a save is due."""
+    objective, and the current ``image`` when a save is due; for a batch of pictures optimised together,
+    ``batch`` (their number), ``losses`` (each one's) and ``loss`` their mean."""
 
     method: str
     message: str = ""
@@ -125,6 +126,8 @@ class Event:
     seconds: float = 0.0
     image: Any = None
     evaluations: int = 0
+    batch: int = 1
+    losses: tuple = ()
 
     def __str__(self) -> str:
         return self.message

@@ -53,6 +53,9 @@ class Solver:
     init: Callable = dataclasses.field(compare=False, repr=False)
     step: Callable = dataclasses.field(compare=False, repr=False)
     scale: float = 1.0
+    # state fields that every problem of a batch holds equal (they advance in lockstep): kept unbatched under
+    # jax.vmap, so that a lax.cond on them stays a branch instead of both sides evaluated
+    lockstep: tuple = ()
 
 
 def _zeros_like_tree(tree):
@@ -186,7 +189,7 @@ def lbfgsb(history: int = LBFGSB_HISTORY, lower: float = 0.0, upper: float = 1.0
         return x, LBFGSBState(inner, inner.value, inner.aux, inner.num_fun_eval, jnp.ones((), bool))
 
     settings = (("history", history), ("bounds", (lower, upper)), ("maxls", maxls))
-    return Solver("lbfgsb", settings, init, step, float(scale))
+    return Solver("lbfgsb", settings, init, step, float(scale), lockstep=("started",))
 
 
 SOLVERS = {"lbfgs": lbfgs, "adam": adam, "lbfgsb": lbfgsb}

@@ -18,6 +18,7 @@ holds only its own devices' rows, and the finished picture is gathered to every 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from .errors import NSTError
@@ -182,9 +183,65 @@ def needs_tiling(tile, pixels: int, bytes_per_pixel: float, fixed_bytes: float =
     if tile == "none":
         return False
     if tile == "auto":
-        return fixed_bytes + pixels * bytes_per_pixel > 0.5 * available_bytes()
+        return fixed_bytes + pixels * bytes_per_pixel > memory_budget()
     return True
 
 
-__all__ = ["available_bytes", "bands", "needs_tiling", "parse_tile", "replicate", "row_sharding",
-           "shard_rows"]
+def memory_budget() -> float:
+    """The bytes a run plans to use: half of :func:`available_bytes` (room for XLA's own buffers)."""
+    return 0.5 * available_bytes()
+
+
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """A method's estimated peak memory for one picture of P pixels: ``fixed + P * (per_pixel + held)``.
+
+    ``per_pixel``: what one pass through the network holds (activations), which evaluating a band of rows
+    at a time shrinks to the band; ``held``: bytes per pixel held for the whole run whatever the band (the
+    solver's history, the iterate, targets); ``fixed``: independent of the picture (weights, runtime)."""
+
+    per_pixel: float
+    held: float = 0.0
+    fixed: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How a group of same-shaped pictures runs: ``batch`` pictures at once, each evaluated ``band`` rows
+    at a time (0: the whole picture)."""
+
+    batch: int
+    band: int
+
+
+def plan(footprint: Footprint, shape, items: int = 1, *, tile="auto", batch: int | None = None,
+         halo: int = 0, align: int = 1, budget: float | None = None) -> Plan:
+    """The one memory model of every method: how many of ``items`` pictures of ``shape`` (H, W) to run at
+    once and in what band height, within ``budget`` bytes (default :func:`memory_budget`).
+
+    ``tile``: ``"none"`` (whole pictures), a band height in px (rounded up to ``align``), or ``"auto"``: whole
+    pictures when one fits, else the tallest band (plus ``halo`` rows on each side) that does, one picture at
+    a time.  ``batch``: a fixed batch size; ``None``: as many pictures as fit (at least 1, at most ``items``).
+    A band as tall as the picture is no band (0)."""
+    height, width = int(shape[0]), int(shape[1])
+    pixels = height * width
+    room = (memory_budget() if budget is None else budget) - footprint.fixed
+    whole = pixels * (footprint.per_pixel + footprint.held)
+    if tile == "none" or (tile == "auto" and whole <= room):
+        band = 0
+    elif tile == "auto":
+        rows = int((room - pixels * footprint.held) // max(1.0, width * footprint.per_pixel)) - 2 * halo
+        band = max(align, rows // align * align)
+    else:
+        band = -(-int(tile) // align) * align
+    band = 0 if band >= height else band
+    if batch is None:
+        one = whole if band == 0 else (pixels * footprint.held
+                                        + (band + 2 * halo) * width * footprint.per_pixel)
+        fits = int(room // one) if one > 0 else items
+        batch = 1 if tile == "auto" and band else max(1, min(items, fits))
+    return Plan(max(1, min(int(batch), max(1, items))), band)
+
+
+__all__ = ["Footprint", "Plan", "available_bytes", "bands", "memory_budget", "needs_tiling", "parse_tile",
+           "plan", "replicate", "row_sharding", "shard_rows"]

@@ -34,9 +34,10 @@ w = {"content": jnp.float32(5), "style": jnp.float32(100), "tv": jnp.float32(5e-
      "style_layers": jnp.ones(5, jnp.float32)}
 rep = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
 params, targets, w = jax.device_put((params, targets, w), rep)
+tb, wb = jax.device_put(gatys.stack([targets]), rep), jax.device_put(gatys.stack([w]), rep)
 init = gatys.PROGRAMS.get(gatys._init, {"cfg": cfg, "solver": solvers.lbfgs(history=3), "rows": rows},
-                          params, targets, w, x)
-state = init(params, targets, w, x)
+                          params, tb, wb, x)
+state = init(params, tb, wb, x)
 out["history_spec"] = str(state.s_history.sharding.spec)
 # the objective and its gradient at one point: split by rows, and whole
 xs = jax.device_put(c + 0.1 * jnp.sin(jnp.arange(64.0))[None, None, :, None], rows)
@@ -47,7 +48,7 @@ v1, g1 = vg(*jax.device_put((xs, params, targets, w), one))
 out["grad_spec"] = str(g4.sharding.spec)
 out["value_rel"] = float(abs(float(v4) / float(v1) - 1))
 out["grad_rel"] = float(jnp.linalg.norm(jax.device_put(g4, one) - g1) / jnp.linalg.norm(g1))
-out["history_shard_rows"] = [s.data.shape[2] for s in state.s_history.addressable_shards]
+out["history_shard_rows"] = [s.data.shape[3] for s in state.s_history.addressable_shards]
 # the feed-forward methods across devices: the one-device pictures
 from nst_jax import adain, feedforward as F
 a1, _ = adain.stylize(content, style, size=128, style_size=128, tile="none")
@@ -88,7 +89,8 @@ def test_four_devices_give_the_one_device_result(tmp_path):
     one, four = out["loss"]
     assert abs(four / one - 1) < 1e-4, (one, four)
     assert out["max_diff"] < 2 / 255, out["max_diff"]
-    assert out["history_spec"].endswith("(None, None, 'rows')"), out["history_spec"]
+    # (pictures, pairs, 1, rows, columns, channels): split by rows
+    assert out["history_spec"].endswith("(None, None, None, 'rows')"), out["history_spec"]
     assert out["history_shard_rows"] == [12, 12, 12, 12]  # 48 rows, a quarter on each device
     assert "8 devices asked for, 4 available" in out["errors"][0]
     assert "a number or 'all'" in out["errors"][1]
