@@ -37,6 +37,7 @@ from .losses import mean_std
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
 from .runinfo import Event, emitter
 from .runinfo import report as make_report
+from .tiling import Footprint
 from .vgg import vgg19_features
 
 ENCODER_LAYER = "relu4_1"
@@ -188,25 +189,30 @@ def _style_moments(vgg_params, style):
     return mean_std(f, EPS)
 
 
+def _mix_targets(f, s_mean, s_std, alpha, mask):
+    """The decoder's input for content features ``f`` (N, h, w, C): each image's AdaIN targets for the K
+    styles (``s_mean``/``s_std`` (N, K, C)) mixed by ``mask`` (K, h, w; summing to 1 over K), then
+    ``alpha`` of the way from ``f``."""
+    targets = jax.vmap(lambda m, s: adain_moments(f, m, s), in_axes=(1, 1))(s_mean, s_std)  # (K, N, h, w, C)
+    t = jnp.sum(targets * mask[:, None, :, :, None], axis=0)
+    return alpha * t + (1.0 - alpha) * f
+
+
 @jax.jit
 def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask):
-    """content (1, H, W, 3); s_mean/s_std (K, C); alpha scalar; mask (K, h, w) weights over the feature
-    map (summing to 1 over K).  Returns the decoded image cropped back to H x W (unclipped)."""
+    """content (N, H, W, 3); s_mean/s_std (N, K, C); alpha scalar; mask (K, h, w) weights over the feature
+    map (summing to 1 over K).  Returns the decoded images cropped back to H x W (unclipped)."""
     h, w = content.shape[1:3]
-    f = encode(vgg_params, _pad_to_multiple(content))[ENCODER_LAYER]  # (1, h', w', C)
-    targets = jax.vmap(lambda m, s: adain_moments(f, m[None], s[None])[0])(s_mean, s_std)  # (K, h', w', C)
-    t = jnp.sum(targets * mask[..., None], axis=0)[None]
-    t = alpha * t + (1.0 - alpha) * f
-    return decode(decoder_params, t)[:, :h, :w]
+    f = encode(vgg_params, _pad_to_multiple(content))[ENCODER_LAYER]  # (N, h', w', C)
+    return decode(decoder_params, _mix_targets(f, s_mean, s_std, alpha, mask))[:, :h, :w]
 
 
 # --- tiled inference (nst_jax.tiling): the same result, a band of rows at a time ----------------------
 
 ENCODER_HALO = 64  # px above and below a band: VGG-19 up to relu4_1 sees 37 px around a pixel
 DECODER_HALO = 8  # feature rows (64 px): the decoder sees about 2.4 feature rows around one
-BYTES_PER_PIXEL = 1100  # whole-image peak: 4.87 GB at 2048 x 2048 on XLA:CPU (BENCHMARKS.md)
-FIXED_BYTES = 700 << 20  # Python, JAX, both networks' weights
-TILE_PIXELS = 2 << 20  # auto band height: about this many pixels per band
+# whole-image peak 1100 bytes a pixel on XLA:CPU (BENCHMARKS.md), plus Python, JAX and both networks' weights
+FOOTPRINT = Footprint(per_pixel=1100, fixed=700 << 20)
 
 
 @jax.jit
@@ -214,11 +220,7 @@ def _encode_band(vgg_params, x):
     return encode(vgg_params, x)[ENCODER_LAYER]
 
 
-@jax.jit
-def _adain_targets(f, s_mean, s_std, alpha, mask):
-    targets = jax.vmap(lambda m, s: adain_moments(f, m[None], s[None])[0])(s_mean, s_std)
-    t = jnp.sum(targets * mask[..., None], axis=0)[None]
-    return alpha * t + (1.0 - alpha) * f
+_adain_targets = jax.jit(_mix_targets)
 
 
 _decode_band = jax.jit(decode)
@@ -290,11 +292,13 @@ STYLIZE_CONFIG = StylizeConfig()
 
 
 def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None, weights=None,
-            callback: Callable[[Event], None] | None = None, **settings):
-    """Stylise one image with AdaIN.
+            batch: int | None = None, callback: Callable[[Event], None] | None = None, **settings):
+    """Stylise one image, or a list of them, with AdaIN.
 
     Args:
-      content: ``(H, W, 3)`` float RGB in [0, 1].
+      content: ``(H, W, 3)`` float RGB in [0, 1], or a list of such images: those of one shape after resizing
+        run in batches (``batch`` at a time; ``None``: as many as fit in the memory available,
+        :func:`nst_jax.tiling.plan`), one compiled program per shape.
       styles: one ``(H, W, 3)`` style image or a list of them.
       config: a :class:`StylizeConfig` (default: the paper's full style, 512 px).
       mask: spatial control, an ``(H, W)`` array in [0, 1] (values > 0.5 are inside) with exactly two
@@ -305,11 +309,12 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
       **settings: :class:`StylizeConfig` fields by name (``alpha=0.6``), replacing ``config``'s.
 
     Returns:
-      ``(image, report)``: ``(H, W, 3)`` float32 in [0, 1] and the report every method returns
-      (:func:`nst_jax.runinfo.report`).
+      ``(image, report)``: ``(H, W, 3)`` float32 in [0, 1] (a list of them for a list of contents) and the
+      report every method returns (:func:`nst_jax.runinfo.report`).
     """
     import time
 
+    from .tiling import plan, replicate, row_sharding, shard_rows, to_host
     from .vgg import vgg19_params
 
     t0 = time.perf_counter()
@@ -318,25 +323,34 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
     styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
     if not styles:
         raise NSTError("at least one style image is needed")
+    single = isinstance(content, np.ndarray) and content.ndim == 3
+    contents = [content] if single else list(content)
+    if not contents:
+        raise NSTError("no content images given")
+    if batch is not None and int(batch) < 1:
+        raise NSTError(f"batch must be at least 1, not {batch}")
     k = len(styles)
     blend = blend_weights(conf.style_blend, k)
     if mask is not None and k != 2:
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
-    from .tiling import needs_tiling, replicate, row_sharding, shard_rows, to_host
-
     alpha, preserve_color, tile = conf.alpha, conf.preserve_color, conf.tile
     rows = row_sharding(conf.devices)
 
-    content = _image.resize_longest(np.asarray(content, np.float32), conf.size)
-    if min(content.shape[:2]) < MULTIPLE:
-        raise NSTError(f"content image {content.shape[0]}x{content.shape[1]} is too small: both sides must "
-                       f"be at least {MULTIPLE} px")
+    contents = [_image.resize_longest(np.asarray(c, np.float32), conf.size) for c in contents]
+    for c in contents:
+        if min(c.shape[:2]) < MULTIPLE:
+            raise NSTError(f"content image {c.shape[0]}x{c.shape[1]} is too small: both sides must "
+                           f"be at least {MULTIPLE} px")
     styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
     for s in styles:
         if min(s.shape[:2]) < MULTIPLE:
             raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
                            f"least {MULTIPLE} px")
-    styles = _image.preserve_color(preserve_color, content, styles=styles)
+    if mask is not None:
+        mask = np.asarray(mask, np.float32)
+        mask = mask.mean(-1) if mask.ndim == 3 else mask
+        if mask.ndim != 2:
+            raise NSTError(f"mask must be a 2-D (grey) image, got shape {mask.shape}")
 
     say("loading networks")
     vgg_params = weights if isinstance(weights, dict) else vgg19_params(weights)
@@ -344,46 +358,59 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
 
     t1 = time.perf_counter()
     say("encoding styles")
-    moments = [_style_moments(vgg_params, jnp.asarray(s)[None]) for s in styles]
-    s_mean = jnp.concatenate([m for m, _ in moments])
-    s_std = jnp.concatenate([s for _, s in moments])
 
-    h, w = content.shape[:2]
-    fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
-    if mask is None:
-        mix = np.broadcast_to(np.asarray(blend, np.float32)[:, None, None], (k, fh, fw))
-    else:
-        m = np.asarray(mask, np.float32)
-        if m.ndim == 3:
-            m = m.mean(-1)
-        if m.ndim != 2:
-            raise NSTError(f"mask must be a 2-D (grey) image, got shape {m.shape}")
-        m = _image.resize(m[..., None], (fh, fw))[..., 0]  # pytorch-AdaIN: mask resized to the feature map
-        inside = (m > 0.5).astype(np.float32)
-        mix = np.stack([inside, 1.0 - inside])
-    band = None
-    if rows is None and needs_tiling(tile, h * w, BYTES_PER_PIXEL, FIXED_BYTES):
-        band = tile if isinstance(tile, int) else max(256, -(-TILE_PIXELS // w))
-        band = band if band < h else None
-    if rows is not None:
-        say(f"stylising across {rows.mesh.size} devices")
-        out = _transfer(*replicate((vgg_params, decoder_params), rows), shard_rows(content[None], rows),
-                        *replicate((s_mean, s_std, jnp.float32(alpha), jnp.asarray(mix)), rows))
-    elif band is None:
-        say("stylising")
-        out = _transfer(vgg_params, decoder_params, jnp.asarray(content)[None], s_mean, s_std,
-                        jnp.float32(alpha), jnp.asarray(mix))
-    else:
-        say(f"stylising in bands of {band} rows")
-        out = _transfer_tiled(vgg_params, decoder_params, content[None], s_mean, s_std, jnp.float32(alpha),
-                              jnp.asarray(mix), band)
-    out = np.clip(to_host(out)[0], 0.0, 1.0)
+    def moments(c):
+        """(K, C) means and standard deviations of the styles (recoloured to ``c`` first, if asked)."""
+        m = [_style_moments(vgg_params, jnp.asarray(s)[None])
+             for s in _image.preserve_color(preserve_color, c, styles=styles)]
+        return jnp.concatenate([a for a, _ in m]), jnp.concatenate([b for _, b in m])
+
+    shared = None if preserve_color == "histogram" else moments(contents[0])
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(contents):
+        groups.setdefault(c.shape[:2], []).append(i)
+    outs: list = [None] * len(contents)
+    bands, batches = set(), 0
+    for (h, w), idx in groups.items():
+        fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
+        if mask is None:
+            mix = np.broadcast_to(np.asarray(blend, np.float32)[:, None, None], (k, fh, fw))
+        else:  # pytorch-AdaIN: the mask resized to the feature map
+            inside = (_image.resize(mask[..., None], (fh, fw))[..., 0] > 0.5).astype(np.float32)
+            mix = np.stack([inside, 1.0 - inside])
+        mix = jnp.asarray(mix)
+        p = plan(FOOTPRINT, (h, w), len(idx), tile="none" if rows is not None else tile, batch=batch,
+                 halo=ENCODER_HALO, align=MULTIPLE)
+        for start in range(0, len(idx), p.batch):
+            part = idx[start:start + p.batch]
+            x = np.stack([contents[i] for i in part])
+            ms = [moments(contents[i]) if shared is None else shared for i in part]
+            s_mean, s_std = jnp.stack([m for m, _ in ms]), jnp.stack([s for _, s in ms])
+            batches += 1
+            if rows is not None:
+                say(f"stylising {len(part)} image(s) of {w}x{h} across {rows.mesh.size} devices")
+                out = _transfer(*replicate((vgg_params, decoder_params), rows), shard_rows(x, rows),
+                                *replicate((s_mean, s_std, jnp.float32(alpha), mix), rows))
+            elif p.band:
+                say(f"stylising {w}x{h} in bands of {p.band} rows")
+                out = np.concatenate([_transfer_tiled(vgg_params, decoder_params, x[j:j + 1], s_mean[j:j + 1],
+                                                      s_std[j:j + 1], jnp.float32(alpha), mix, p.band)
+                                      for j in range(len(part))])
+                bands.add(p.band)
+            else:
+                say(f"stylising {len(part)} image(s) of {w}x{h}")
+                out = _transfer(vgg_params, decoder_params, jnp.asarray(x), s_mean, s_std, jnp.float32(alpha),
+                                mix)
+            out = np.clip(to_host(out), 0.0, 1.0)
+            for j, i in enumerate(part):
+                done = _image.preserve_color(preserve_color, contents[i], stylised=out[j])
+                outs[i] = done.astype(np.float32)
     t2 = time.perf_counter()
-    out = _image.preserve_color(preserve_color, content, stylised=out)
-    report = make_report("adain", t0, {"load": t1 - t0, "stylise": t2 - t1}, (h, w),
-                         1 if rows is None else rows.mesh.size, band, preserve_color,
-                         styles=k, alpha=float(alpha), style_blend=blend, mask=mask is not None)
-    return out.astype(np.float32), report
+    report = make_report("adain", t0, {"load": t1 - t0, "stylise": t2 - t1}, outs[0].shape[:2],
+                         1 if rows is None else rows.mesh.size, max(bands) if bands else None, preserve_color,
+                         styles=k, alpha=float(alpha), style_blend=blend, mask=mask is not None,
+                         images=len(outs), batches=batches)
+    return (outs[0] if single else outs), report
 
 
 adain_stylize = stylize  # the name before the three methods had parallel entry points

@@ -41,6 +41,7 @@ from .nets import (
     upsample_nearest,
     valid_conv,
 )
+from .tiling import Footprint
 
 MULTIPLE = 4  # two stride-2 convolutions: sides are padded to a multiple of 4
 MODELS_DIR = Path(__file__).parent / "models"
@@ -274,10 +275,12 @@ _apply_jit = jax.jit(apply_net)
 
 # --- tiled inference (nst_jax.tiling): one layer at a time over the whole image, a band of rows at a time
 
-BYTES_PER_PIXEL = 560  # whole-image peak: 2.7 GB at 2048 x 2048, 9.4 GB at 4096 x 4096 on XLA:CPU
-FIXED_BYTES = 500 << 20
-# output pixels per band; the band's own working memory dominates (the 9x9 convolutions): at 4096 x 4096,
-# bands of 128 rows peaked at 5.1 GB, bands of 1024 rows at 11.3 GB (the whole image at once: 9.4 GB)
+# whole-image peak 560 bytes a pixel (2.7 GB at 2048 x 2048, 9.4 GB at 4096 x 4096 on XLA:CPU) plus the
+# runtime: whether a batch fits whole (nst_jax.tiling.plan)
+FOOTPRINT = Footprint(per_pixel=560, fixed=500 << 20)
+# output pixels per band when tiled: the band's own working memory dominates (the 9x9 convolutions), so
+# small bands are better than the tallest that fits (at 4096 x 4096, bands of 128 rows peaked at 5.1 GB,
+# bands of 1024 rows at 11.3 GB, the whole image at once 9.4 GB)
 TILE_PIXELS = 1 << 19
 
 
@@ -409,21 +412,22 @@ STYLIZE_CONFIG = StylizeConfig()
 
 
 def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
-            callback=None, **settings):
+            batch: int | None = None, callback=None, **settings):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
     ``model``: a shipped model or style name, a ``.npz`` path, parameters, or ``(params, meta)``.
     ``config``: a :class:`StylizeConfig`; ``**settings`` replace its fields by name (``size=256``).
     ``style`` (conditional networks): a style name, an index or ``{name: weight}`` (see :func:`style_mix`);
     a shipped style name given as ``model`` chooses its style itself.  Images that have the same shape after
-    resizing run as one batch.  ``callback``: receives an :class:`nst_jax.runinfo.Event` per stage.
+    resizing run in batches of ``batch`` (``None``: as many as fit in the memory available,
+    :func:`nst_jax.tiling.plan`).  ``callback``: receives an :class:`nst_jax.runinfo.Event` per stage.
     Returns ``(images, report)``: a list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a
     single array was given) and the report every method returns (:func:`nst_jax.runinfo.report`).
     """
     import time
 
     from .runinfo import emitter
-    from .tiling import needs_tiling, replicate, row_sharding, shard_rows, to_host
+    from .tiling import plan, replicate, row_sharding, shard_rows, to_host
 
     t0 = time.perf_counter()
     conf = with_fields(config, settings, "stylize setting")
@@ -453,28 +457,32 @@ def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONF
     outs: list = [None] * len(items)
     tile_rows = None
     t1 = time.perf_counter()
+    batches = 0
     for shape, idx in groups.items():
-        say(f"stylising {len(idx)} image(s) of {shape[1]}x{shape[0]}")
-        batch = np.stack([resized[i] for i in idx])
-        if rows is not None:
-            y = _apply_jit(replicate(params, rows), shard_rows(batch, rows), replicate(mix, rows))
-        elif needs_tiling(tile, batch.shape[0] * shape[0] * shape[1], BYTES_PER_PIXEL, FIXED_BYTES):
-            band = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
-            say(f"one layer at a time, in bands of {band} rows")
-            y = apply_net_tiled(params, batch, mix, tile if isinstance(tile, int) else None)
-            tile_rows = band
-        else:
-            y = _apply_jit(params, jnp.asarray(batch), mix)
-        y = np.clip(to_host(y), 0.0, 1.0)
-        for j, i in enumerate(idx):
-            out = y[j]
-            out = _image.preserve_color(preserve_color, resized[i], stylised=out, fixed_style=True)
-            outs[i] = out.astype(np.float32)
+        p = plan(FOOTPRINT, shape[:2], len(idx), tile="none" if rows is not None else tile, batch=batch)
+        for start in range(0, len(idx), p.batch):
+            part = idx[start:start + p.batch]
+            batches += 1
+            say(f"stylising {len(part)} image(s) of {shape[1]}x{shape[0]}")
+            x = np.stack([resized[i] for i in part])
+            if rows is not None:
+                y = _apply_jit(replicate(params, rows), shard_rows(x, rows), replicate(mix, rows))
+            elif p.band:
+                band = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
+                say(f"one layer at a time, in bands of {band} rows")
+                y = apply_net_tiled(params, x, mix, band)
+                tile_rows = band
+            else:
+                y = _apply_jit(params, jnp.asarray(x), mix)
+            y = np.clip(to_host(y), 0.0, 1.0)
+            for j, i in enumerate(part):
+                out = _image.preserve_color(preserve_color, resized[i], stylised=y[j], fixed_style=True)
+                outs[i] = out.astype(np.float32)
     from .runinfo import report as make_report
 
     report = make_report("fast", t0, {"load": t1 - t0, "stylise": time.perf_counter() - t1}, outs[0].shape,
                          1 if rows is None else rows.mesh.size, tile_rows, preserve_color,
-                         images=len(items), batches=len(groups), sizes=[list(o.shape[:2]) for o in outs])
+                         images=len(items), batches=batches, sizes=[list(o.shape[:2]) for o in outs])
     return (outs[0] if single else outs), report
 
 
