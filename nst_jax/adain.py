@@ -293,7 +293,7 @@ STYLIZE_CONFIG = StylizeConfig()
 
 def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None, weights=None,
             batch: int | None = None, callback: Callable[[Event], None] | None = None, **settings):
-    """Stylise one image, or a list of them, with AdaIN.
+    """Stylise one image, or a list of them, with AdaIN (:func:`stylize_many`, collected).
 
     Args:
       content: ``(H, W, 3)`` float RGB in [0, 1], or a list of such images: those of one shape after resizing
@@ -312,6 +312,19 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
       ``(image, report)``: ``(H, W, 3)`` float32 in [0, 1] (a list of them for a list of contents) and the
       report every method returns (:func:`nst_jax.runinfo.report`).
     """
+    single = isinstance(content, np.ndarray) and content.ndim == 3
+    results = list(stylize_many([content] if single else content, styles, config, mask=mask, decoder=decoder,
+                                weights=weights, batch=batch, callback=callback, **settings))
+    outs = [image for _, image, _ in sorted(results, key=lambda r: r[0])]
+    report = dict(results[-1][2], images=len(outs))
+    return (outs[0] if single else outs), report
+
+
+def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None,
+                 weights=None, batch: int | None = None, callback: Callable[[Event], None] | None = None,
+                 **settings):
+    """:func:`stylize` for a list of contents, yielding ``(index, image, report)`` per content as its batch
+    finishes (so that a caller keeps what is done when interrupted); ``report`` is the run's so far."""
     import time
 
     from .tiling import plan, replicate, row_sharding, shard_rows, to_host
@@ -323,8 +336,7 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
     styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
     if not styles:
         raise NSTError("at least one style image is needed")
-    single = isinstance(content, np.ndarray) and content.ndim == 3
-    contents = [content] if single else list(content)
+    contents = list(contents)
     if not contents:
         raise NSTError("no content images given")
     if batch is not None and int(batch) < 1:
@@ -369,7 +381,6 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(contents):
         groups.setdefault(c.shape[:2], []).append(i)
-    outs: list = [None] * len(contents)
     bands, batches = set(), 0
     for (h, w), idx in groups.items():
         fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
@@ -402,15 +413,13 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
                 out = _transfer(vgg_params, decoder_params, jnp.asarray(x), s_mean, s_std, jnp.float32(alpha),
                                 mix)
             out = np.clip(to_host(out), 0.0, 1.0)
+            report = make_report("adain", t0, {"load": t1 - t0, "stylise": time.perf_counter() - t1}, (h, w),
+                                 1 if rows is None else rows.mesh.size, max(bands) if bands else None,
+                                 preserve_color, styles=k, alpha=float(alpha), style_blend=blend,
+                                 mask=mask is not None, batches=batches, batch=len(part))
             for j, i in enumerate(part):
                 done = _image.preserve_color(preserve_color, contents[i], stylised=out[j])
-                outs[i] = done.astype(np.float32)
-    t2 = time.perf_counter()
-    report = make_report("adain", t0, {"load": t1 - t0, "stylise": t2 - t1}, outs[0].shape[:2],
-                         1 if rows is None else rows.mesh.size, max(bands) if bands else None, preserve_color,
-                         styles=k, alpha=float(alpha), style_blend=blend, mask=mask is not None,
-                         images=len(outs), batches=batches)
-    return (outs[0] if single else outs), report
+                yield i, done.astype(np.float32), report
 
 
 adain_stylize = stylize  # the name before the three methods had parallel entry points

@@ -160,6 +160,9 @@ def _cmd_stylize(args):
     from .compile_cache import enable_compilation_cache
     from .runinfo import DeferredInterrupt
 
+    sweep = {k: getattr(args, k) for k in SWEEPS if isinstance(getattr(args, k), list)}
+    if sweep or Path(args.content).expanduser().is_dir():
+        return _cmd_stylize_many(args, sweep)
     out, content, styles = _image_inputs(args)
     init = args.init
     if init not in ("content", "noise", "style"):
@@ -186,8 +189,10 @@ def _cmd_stylize(args):
         progress.close()
         if is_main_process():
             im.save_image(out, e.image)
-        print(f"nst-jax: interrupted; saved the current image ({e.report.get('iterations', '?')} "
-              f"iterations at the last scale) to {out}", file=sys.stderr)
+        scales = e.report["scales"]
+        at = f" of scale {len(scales)}/{args.scales}" if args.scales > 1 else ""
+        print(f"nst-jax: interrupted; saved the current image (iteration {e.report['iterations']}/"
+              f"{args.iters}{at}) to {out}", file=sys.stderr)
         return 130
     if not is_main_process():
         return 0
@@ -204,6 +209,303 @@ def _cmd_stylize(args):
     progress.message(f"saved {out} ({report['width']}x{report['height']}, "
                      f"{report['evaluations']} evaluations, {report['seconds']:.1f}s)")
     return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# many pictures: a folder of contents, a sweep of values
+# --------------------------------------------------------------------------------------------------
+
+SWEEPS = ("content_weight", "style_weight", "tv_weight", "seed")  # options that take comma-separated values
+
+
+def _sweep_values(kind):
+    """An argparse type: one value or several, comma-separated (each one picture of a sweep)."""
+    def parse(text):
+        try:
+            values = [kind(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") \
+                from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected a value, got {text!r}")
+        return values if len(values) > 1 else values[0]
+    return parse
+
+
+def _content_files(path) -> list[Path]:
+    """A content image, or every image file of a folder (sorted by name; hidden files and files whose
+    extension no image format has are left out)."""
+    from PIL import Image
+
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        return [p]
+    known = set(Image.registered_extensions())
+    files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                   and f.suffix.lower() in known)
+    if not files:
+        raise NSTError(f"{p} holds no image files")
+    return files
+
+
+def _output_folder(output) -> Path:
+    out = Path(output).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NSTError(f"{out} is a file: with a folder of contents or a sweep, -o names a folder")
+    if not out.parent.is_dir():
+        raise NSTError(f"folder {out.parent} does not exist")
+    return out
+
+
+def _value_text(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+class PictureProgress:
+    """One progress bar over the pictures of a folder or sweep (done, remaining time), advanced by each
+    batch's iterations as they run and by each picture written."""
+
+    def __init__(self, total: int, quiet=False, stream=sys.stderr):
+        self.quiet, self.stream, self.total, self.done = quiet, stream, total, 0
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="picture", file=stream, dynamic_ncols=True, mininterval=0.5,
+                            bar_format="{l_bar}{bar}| {n:.1f}/{total} pictures [{elapsed}<{remaining}]")
+
+    def __call__(self, it):
+        if self.bar is None:
+            return
+        if not it.iterations:
+            return
+        part = ((it.scale - 1) * it.iterations + it.iteration) / (it.scales * it.iterations)
+        self.bar.n = min(self.total, self.done + it.batch * part)
+        self.bar.refresh()
+
+    def finished(self, n: int = 1):
+        self.done += n
+        if self.bar is not None:
+            self.bar.n = max(self.bar.n, self.done)
+            self.bar.refresh()
+
+    def drop(self, n: int):
+        """``n`` pictures fewer to do (their inputs could not be read)."""
+        self.total -= n
+        if self.bar is not None and n:
+            self.bar.total = self.total
+            self.bar.refresh()
+
+    def message(self, text):
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        elif not self.quiet:
+            self.stream.write(text + "\n")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _error_line(text):
+    print(f"nst-jax: error: {text}", file=sys.stderr, flush=True)
+
+
+def _load_contents(entries, progress):
+    """Each entry's content image, read once per file; an unreadable file is named on stderr and its
+    entries dropped.  Returns ``(entries kept with their images, number of files that failed)``."""
+    from . import image as im
+
+    images, failed = {}, 0
+    for e in entries:
+        if e["content"] not in images:
+            try:
+                images[e["content"]] = im.load_image(e["content"])
+            except NSTError as err:
+                progress.message(f"nst-jax: error: {err}")
+                images[e["content"]] = None
+                failed += 1
+    return [(e, images[e["content"]]) for e in entries if images[e["content"]] is not None], failed
+
+
+def _plan_outputs(args, sweep: dict) -> tuple[Path, list[dict]]:
+    """The output folder and one entry per picture: ``content``, ``output``, and the swept values."""
+    import itertools
+
+    from . import image as im
+
+    files = _content_files(args.content)
+    out = _output_folder(args.output)
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        raise NSTError(f"two content files are named {dup[0]}.*: their pictures would have the same name")
+    out.mkdir(exist_ok=True)
+    entries = []
+    for f in files:
+        for combo in itertools.product(*sweep.values()):
+            values = dict(zip(sweep, combo, strict=True))
+            tag = "".join(f"_{k.replace('_', '-')}-{_value_text(v)}" for k, v in values.items())
+            entries.append({"content": str(f), "output": str(im.check_output(out / f"{f.stem}{tag}.png")),
+                            **values})
+    return out, entries
+
+
+def _finish_many(args, out, written, failed, total, grid_values, report_extra, progress, t0) -> int:
+    """Contact sheet, report and summary line of a folder or sweep; exit status 1 when any picture failed."""
+    progress.close()
+    if grid_values and written:
+        _contact_sheet(out / "grid.png", written, grid_values)
+    if args.report:
+        _write_json_atomic(args.report, {**report_extra, "outputs": written})
+    if not args.quiet:
+        print(f"saved {len(written)} of {total} pictures in {out} ({time.perf_counter() - t0:.1f}s)"
+              + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _contact_sheet(path: Path, written: list[dict], swept: tuple) -> None:
+    """``grid.png``: one row per content, one column per swept value, each picture labelled with its value
+    (as Gatys et al. 2016, Fig. 3, show a weight sweep)."""
+    from PIL import Image, ImageDraw
+
+    rows: dict[str, list[dict]] = {}
+    for w in written:
+        rows.setdefault(w["content"], []).append(w)
+    thumb = 256
+    cells = {w["output"]: Image.open(w["output"]).convert("RGB") for w in written}
+    for c in cells.values():
+        c.thumbnail((thumb, thumb))
+    ncols = max(len(r) for r in rows.values())
+    label = 18
+    sheet = Image.new("RGB", (ncols * thumb, len(rows) * (thumb + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, items in enumerate(rows.values()):
+        for c, w in enumerate(items):
+            cell = cells[w["output"]]
+            x, y = c * thumb, r * (thumb + label)
+            sheet.paste(cell, (x + (thumb - cell.width) // 2, y + label))
+            draw.text((x + 4, y + 3), ", ".join(f"{k.replace('_', ' ')} {_value_text(w[k])}" for k in swept),
+                      fill="black")
+    atomic_write(path, lambda f: sheet.save(f, format="PNG"))
+
+
+def _cmd_stylize_many(args, sweep: dict) -> int:
+    """``nst-jax stylize`` with a folder of contents and/or swept values: every picture its own problem,
+    batches of them in one compiled program (gatys.stylize_many)."""
+    from . import gatys
+    from . import image as im
+    from .compile_cache import enable_compilation_cache
+    from .runinfo import DeferredInterrupt, run_metadata
+    from .tiling import parse_tile
+
+    t0 = time.perf_counter()
+    if args.save_every:
+        raise NSTError("--save-every follows one picture; not with a folder of contents or a sweep")
+    if "seed" in sweep and args.init != "noise":
+        raise NSTError("several --seed values need --init noise (the seed only draws the starting noise)")
+    parse_tile(args.tile)
+    if args.report and not Path(args.report).expanduser().parent.is_dir():
+        raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
+    out, entries = _plan_outputs(args, sweep)
+    styles = [im.load_image(s) for s in args.styles]
+    init = args.init if args.init in ("content", "noise", "style") else im.load_image(args.init)
+    fixed = {k: getattr(args, k) for k in SWEEPS if k not in sweep}
+    conf = gatys.StylizeConfig(**{name: getattr(args, name) for name in defaults(gatys.StylizeConfig)
+                                  if name not in ("init",) + SWEEPS}, init=init, **fixed)
+    total = len(entries)
+    if args.skip_existing:
+        entries = [e for e in entries if not Path(e["output"]).exists()]
+    out.mkdir(exist_ok=True)
+    progress = PictureProgress(len(entries), args.quiet)
+    loaded, failed = _load_contents(entries, progress)
+    progress.drop(len(entries) - len(loaded))
+    if not args.no_compile_cache:
+        enable_compilation_cache()
+    interrupt = DeferredInterrupt()
+
+    def callback(it):
+        interrupt.check()
+        progress(it)
+
+    pictures = [gatys.Picture(image, styles, {k: e[k] for k in sweep}) for e, image in loaded]
+    written = []
+    try:
+        with interrupt:
+            for r in gatys.stylize_many(pictures, conf, batch=args.batch, weights=args.weights,
+                                        callback=callback):
+                entry = loaded[r.index][0]
+                if r.error is not None:
+                    progress.message(f"nst-jax: error: {entry['content']}: {r.error}")
+                    failed += 1
+                    continue
+                if is_main_process():
+                    im.save_image(entry["output"], r.image)
+                written.append({**entry, "loss": r.report["loss"], "terms": r.report["terms"],
+                                "seconds": r.report["seconds"], "batch": r.report["batch"]})
+                progress.finished()
+    except gatys.StylizeInterrupted:
+        progress.close()
+        print(f"nst-jax: interrupted; {len(written)} finished pictures kept in {out} (continue with "
+              "--skip-existing)", file=sys.stderr)
+        return 130
+    if not is_main_process():
+        return 0
+    extra = {"method": "gatys", "styles": [str(s) for s in args.styles], "swept": list(sweep),
+             **run_metadata(),
+             "options": {**{k: v for k, v in as_dict(conf).items() if k != "init"}, "weights": args.weights},
+             "init": args.init}
+    return _finish_many(args, out, written, failed, total, tuple(sweep), extra, progress, t0)
+
+
+def _cmd_adain_many(args, decoder) -> int:
+    """``nst-jax adain`` with a folder of contents: same-shaped ones in batches (adain.stylize_many)."""
+    from . import adain
+    from . import image as im
+    from .compile_cache import enable_compilation_cache
+    from .runinfo import run_metadata
+    from .tiling import parse_tile
+
+    t0 = time.perf_counter()
+    parse_tile(args.tile)
+    if args.report and not Path(args.report).expanduser().parent.is_dir():
+        raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
+    out, entries = _plan_outputs(args, {})
+    styles = [im.load_image(s) for s in args.styles]
+    mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None
+    total = len(entries)
+    if args.skip_existing:
+        entries = [e for e in entries if not Path(e["output"]).exists()]
+    out.mkdir(exist_ok=True)
+    progress = PictureProgress(len(entries), args.quiet)
+    loaded, failed = _load_contents(entries, progress)
+    progress.drop(len(entries) - len(loaded))
+    if not args.no_compile_cache:
+        enable_compilation_cache()
+    conf = adain.StylizeConfig(**{name: getattr(args, name) for name in defaults(adain.StylizeConfig)})
+    written, report = [], {}
+    try:
+        if loaded:
+            results = adain.stylize_many([img for _, img in loaded], styles, conf, mask=mask, decoder=decoder,
+                                         weights=args.weights, batch=args.batch)
+            for i, image, report in results:
+                entry = loaded[i][0]
+                if is_main_process():
+                    im.save_image(entry["output"], image)
+                written.append({**entry, "seconds": report["seconds"], "batch": report["batch"]})
+                progress.finished()
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"nst-jax: interrupted; {len(written)} finished pictures kept in {out} (continue with "
+              "--skip-existing)", file=sys.stderr)
+        return 130
+    if not is_main_process():
+        return 0
+    extra = {"method": "adain", "styles": [str(s) for s in args.styles], "mask_file": args.mask,
+             "decoder": args.decoder or "shipped", **run_metadata(),
+             **{k: report.get(k) for k in ("alpha", "style_blend", "preserve_color", "batches")}}
+    return _finish_many(args, out, written, failed, total, (), extra, progress, t0)
 
 
 class TrainProgress:
@@ -301,6 +603,8 @@ def _cmd_adain(args):
     from .compile_cache import enable_compilation_cache
 
     decoder, _ = adain.load_decoder(args.decoder)  # every input is checked before any work or output
+    if Path(args.content).expanduser().is_dir():
+        return _cmd_adain_many(args, decoder)
     out, content, styles = _image_inputs(args)
     mask = None
     if args.mask:
@@ -405,9 +709,19 @@ def _size_or_none(text):
 
 
 def _image_arguments(p):
-    p.add_argument("content", help="content image")
+    p.add_argument("content", help="content image, or a folder: every image in it (sorted)")
     p.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image (.png, .jpg, ...); with a folder or a sweep, a folder (one CONTENT.png "
+                        "each)")
+
+
+def _many_arguments(p):
+    p.add_argument("--batch", type=_positive_int, default=None,
+                   help="pictures run at once, one compiled program (default: as many as fit in memory)"
+                        + _NO_DEFAULT)
+    p.add_argument("--skip-existing", action="store_true",
+                   help="with a folder or a sweep: leave out pictures whose output exists (resume a run)")
 
 
 def _run_arguments(p, report=True):
@@ -510,9 +824,10 @@ def build_parser():
     s.add_argument("--learning-rate", type=float, default=d["learning_rate"],
                    help=f"Adam only (default: {_defaults(adam)['learning_rate']})" + _NO_DEFAULT)
     s.add_argument("--init", default=d["init"], help="content | noise | style | PATH")
-    s.add_argument("--content-weight", type=float, default=d["content_weight"])
-    s.add_argument("--style-weight", type=float, default=d["style_weight"])
-    s.add_argument("--tv-weight", type=float, default=d["tv_weight"])
+    sweep = " (comma-separated values: a sweep, one picture each)"
+    for name in ("content", "style", "tv"):
+        s.add_argument(f"--{name}-weight", type=_sweep_values(float), default=d[f"{name}_weight"],
+                       help=sweep[2:-1])
     s.add_argument("--pool", choices=("max", "avg"), default=d["pool"])
     s.add_argument("--content-layers", type=_names, default=d["content_layers"],
                    help="comma-separated VGG-19 layer names")
@@ -527,7 +842,8 @@ def build_parser():
                    default=d["preserve_color"])
     s.add_argument("--scales", type=_positive_int, default=d["scales"],
                    help="coarse-to-fine: number of sizes, halving down from --size")
-    s.add_argument("--seed", type=int, default=d["seed"], help="for --init noise")
+    s.add_argument("--seed", type=_sweep_values(int), default=d["seed"], help="for --init noise" + sweep)
+    _many_arguments(s)
     s.add_argument("--save-every", type=_positive_int, default=d["save_every"],
                    help="also save OUT_<iteration> every K iterations")
     s.add_argument("--history", type=_positive_int, default=d["history"],
@@ -565,6 +881,7 @@ def build_parser():
     a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
+    _many_arguments(a)
     _size_arguments(a, d)
     a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
     _run_arguments(a)

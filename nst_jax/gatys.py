@@ -350,6 +350,28 @@ def stack(trees):
     return jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(v, jnp.float32) for v in a]), *trees)
 
 
+def _batched(fn, in_axes, out_axes, n: int):
+    """``jax.vmap(fn)`` over ``n`` pictures; for one picture, ``fn`` itself on the pictures' first entries
+    with the axis put back (vmapping the Winograd convolutions costs 20% at 256x192 on XLA:CPU even for one
+    picture: BENCHMARKS.md "Many pictures")."""
+    if n > 1:
+        return jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
+
+    def one(*args):
+        take = jax.tree_util.tree_map(lambda ax, a: a if ax is None else a[0], in_axes, args,
+                                      is_leaf=lambda v: v is None)
+        out = fn(*take)
+        return jax.tree_util.tree_map(lambda ax, a: a if ax is None else a[None], out_axes, out,
+                                      is_leaf=lambda v: v is None)
+    return one
+
+
+def _axes_tree(axes, tree):
+    """``axes`` (a vmap axes prefix of ``tree``) spelled out to one entry per leaf of ``tree``."""
+    return jax.tree_util.tree_map(lambda ax, sub: jax.tree_util.tree_map(lambda _: ax, sub), axes, tree,
+                                  is_leaf=lambda v: v is None)
+
+
 def _state_axes(solver: solvers.Solver, state):
     """``jax.vmap`` axes of a batch of solver states: 0 for every field, ``None`` for the fields the solver
     keeps in lockstep across a batch (:attr:`nst_jax.solvers.Solver.lockstep`), which stay unbatched."""
@@ -374,7 +396,9 @@ def _init(params, targets, weights, x, *, cfg, solver, rows=None):
         return _split_rows(solver.init(y * solver.scale, aux), y.shape, rows)
 
     shape = jax.eval_shape(one, *jax.tree_util.tree_map(lambda a: a[0], (targets, weights, x)))
-    return jax.vmap(one, out_axes=_state_axes(solver, shape))(targets, weights, x)
+    axes = _state_axes(solver, shape)
+    return _batched(one, _axes_tree((0, 0, 0), (targets, weights, x)), _axes_tree(axes, shape),
+                    x.shape[0])(targets, weights, x)
 
 
 def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
@@ -396,7 +420,9 @@ def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
         return y[0] * (1.0 / scale), st
 
     axes = _state_axes(solver, state)
-    return jax.vmap(one, in_axes=(0, 0, 0, axes), out_axes=(0, axes))(targets, weights, x, state)
+    args = (targets, weights, x, state)
+    return _batched(one, _axes_tree((0, 0, 0, axes), args), _axes_tree((0, axes), (x, state)),
+                    x.shape[0])(*args)
 
 
 def solver_for(optimizer, learning_rate=None, history=None, history_dtype=None) -> solvers.Solver:
