@@ -296,20 +296,21 @@ class PictureProgress:
             self.bar.total = self.total
             self.bar.refresh()
 
-    def message(self, text):
+    def message(self, text, always=False):
         if self.bar is not None:
             self.bar.write(text, file=self.stream)
-        elif not self.quiet:
+        elif always or not self.quiet:
             self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def error(self, text):
+        """One line on stderr, also with ``--quiet``: an input that failed, named."""
+        self.message(f"nst-jax: error: {text}", always=True)
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def _error_line(text):
-    print(f"nst-jax: error: {text}", file=sys.stderr, flush=True)
 
 
 def _load_contents(entries, progress):
@@ -323,7 +324,7 @@ def _load_contents(entries, progress):
             try:
                 images[e["content"]] = im.load_image(e["content"])
             except NSTError as err:
-                progress.message(f"nst-jax: error: {err}")
+                progress.error(str(err))
                 images[e["content"]] = None
                 failed += 1
     return [(e, images[e["content"]]) for e in entries if images[e["content"]] is not None], failed
@@ -437,7 +438,7 @@ def _cmd_stylize_many(args, sweep: dict) -> int:
                                         callback=callback):
                 entry = loaded[r.index][0]
                 if r.error is not None:
-                    progress.message(f"nst-jax: error: {entry['content']}: {r.error}")
+                    progress.error(f"{entry['content']}: {r.error}")
                     failed += 1
                     continue
                 if is_main_process():

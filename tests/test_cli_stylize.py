@@ -101,4 +101,5 @@ def test_ctrl_c_saves_the_current_iterate(files, tmp_path):
     rest = p.stderr.read()
     assert p.wait(timeout=120) == 130
     assert "interrupted; saved" in rest and "Traceback" not in rest
+    assert "(iteration " in rest and "/100000)" in rest and "?" not in rest, rest
     assert Image.open(out).size == (32, 32)
