@@ -380,13 +380,14 @@ def _contact_sheet(path: Path, written: list[dict], swept: tuple) -> None:
         c.thumbnail((thumb, thumb))
     ncols = max(len(r) for r in rows.values())
     label = 18
-    sheet = Image.new("RGB", (ncols * thumb, len(rows) * (thumb + label)), "white")
+    cw, ch = max(c.width for c in cells.values()), max(c.height for c in cells.values())
+    sheet = Image.new("RGB", (ncols * cw, len(rows) * (ch + label)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, items in enumerate(rows.values()):
         for c, w in enumerate(items):
             cell = cells[w["output"]]
-            x, y = c * thumb, r * (thumb + label)
-            sheet.paste(cell, (x + (thumb - cell.width) // 2, y + label))
+            x, y = c * cw, r * (ch + label)
+            sheet.paste(cell, (x + (cw - cell.width) // 2, y + label))
             draw.text((x + 4, y + 3), ", ".join(f"{k.replace('_', ' ')} {_value_text(w[k])}" for k in swept),
                       fill="black")
     atomic_write(path, lambda f: sheet.save(f, format="PNG"))
