@@ -445,7 +445,8 @@ def _cmd_stylize_many(args, sweep: dict) -> int:
                 if is_main_process():
                     im.save_image(entry["output"], r.image)
                 written.append({**entry, "loss": r.report["loss"], "terms": r.report["terms"],
-                                "seconds": r.report["seconds"], "batch": r.report["batch"]})
+                                "seconds": r.report["seconds"], "timings": r.report["timings"],
+                                "evaluations": r.report["evaluations"], "batch": r.report["batch"]})
                 progress.finished()
     except gatys.StylizeInterrupted:
         progress.close()
