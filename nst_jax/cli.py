@@ -393,38 +393,56 @@ def _contact_sheet(path: Path, written: list[dict], swept: tuple) -> None:
     atomic_write(path, lambda f: sheet.save(f, format="PNG"))
 
 
+def _many_inputs(args, sweep: dict):
+    """What a folder or sweep command checks and reads before any work: ``--tile``, the report's folder, the
+    outputs (:func:`_plan_outputs`; with ``--skip-existing`` those that exist left out), the style images and
+    the contents (a file that cannot be read is named).  Returns ``(out, total, loaded, failed, styles,
+    progress)``."""
+    from . import image as im
+    from .tiling import parse_tile
+
+    parse_tile(args.tile)
+    if args.report and not Path(args.report).expanduser().parent.is_dir():
+        raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
+    out, entries = _plan_outputs(args, sweep)
+    styles = [im.load_image(s) for s in args.styles]
+    total = len(entries)
+    if args.skip_existing:
+        entries = [e for e in entries if not Path(e["output"]).exists()]
+    progress = PictureProgress(len(entries), args.quiet)
+    loaded, failed = _load_contents(entries, progress)
+    progress.drop(len(entries) - len(loaded))
+    if not args.no_compile_cache:
+        from .compile_cache import enable_compilation_cache
+
+        enable_compilation_cache()
+    return out, total, loaded, failed, styles, progress
+
+
+def _interrupted_many(progress, written, out) -> int:
+    progress.close()
+    print(f"nst-jax: interrupted; {len(written)} finished pictures kept in {out} (continue with "
+          "--skip-existing)", file=sys.stderr)
+    return 130
+
+
 def _cmd_stylize_many(args, sweep: dict) -> int:
     """``nst-jax stylize`` with a folder of contents and/or swept values: every picture its own problem,
     batches of them in one compiled program (gatys.stylize_many)."""
     from . import gatys
     from . import image as im
-    from .compile_cache import enable_compilation_cache
     from .runinfo import DeferredInterrupt, run_metadata
-    from .tiling import parse_tile
 
     t0 = time.perf_counter()
     if args.save_every:
         raise NSTError("--save-every follows one picture; not with a folder of contents or a sweep")
     if "seed" in sweep and args.init != "noise":
         raise NSTError("several --seed values need --init noise (the seed only draws the starting noise)")
-    parse_tile(args.tile)
-    if args.report and not Path(args.report).expanduser().parent.is_dir():
-        raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
-    out, entries = _plan_outputs(args, sweep)
-    styles = [im.load_image(s) for s in args.styles]
     init = args.init if args.init in ("content", "noise", "style") else im.load_image(args.init)
     fixed = {k: getattr(args, k) for k in SWEEPS if k not in sweep}
     conf = gatys.StylizeConfig(**{name: getattr(args, name) for name in defaults(gatys.StylizeConfig)
                                   if name not in ("init",) + SWEEPS}, init=init, **fixed)
-    total = len(entries)
-    if args.skip_existing:
-        entries = [e for e in entries if not Path(e["output"]).exists()]
-    out.mkdir(exist_ok=True)
-    progress = PictureProgress(len(entries), args.quiet)
-    loaded, failed = _load_contents(entries, progress)
-    progress.drop(len(entries) - len(loaded))
-    if not args.no_compile_cache:
-        enable_compilation_cache()
+    out, total, loaded, failed, styles, progress = _many_inputs(args, sweep)
     interrupt = DeferredInterrupt()
 
     def callback(it):
@@ -449,10 +467,7 @@ def _cmd_stylize_many(args, sweep: dict) -> int:
                                 "evaluations": r.report["evaluations"], "batch": r.report["batch"]})
                 progress.finished()
     except gatys.StylizeInterrupted:
-        progress.close()
-        print(f"nst-jax: interrupted; {len(written)} finished pictures kept in {out} (continue with "
-              "--skip-existing)", file=sys.stderr)
-        return 130
+        return _interrupted_many(progress, written, out)
     if not is_main_process():
         return 0
     extra = {"method": "gatys", "styles": [str(s) for s in args.styles], "swept": list(sweep),
@@ -466,27 +481,12 @@ def _cmd_adain_many(args, decoder) -> int:
     """``nst-jax adain`` with a folder of contents: same-shaped ones in batches (adain.stylize_many)."""
     from . import adain
     from . import image as im
-    from .compile_cache import enable_compilation_cache
     from .runinfo import run_metadata
-    from .tiling import parse_tile
 
     t0 = time.perf_counter()
-    parse_tile(args.tile)
-    if args.report and not Path(args.report).expanduser().parent.is_dir():
-        raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
-    out, entries = _plan_outputs(args, {})
-    styles = [im.load_image(s) for s in args.styles]
     mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None
-    total = len(entries)
-    if args.skip_existing:
-        entries = [e for e in entries if not Path(e["output"]).exists()]
-    out.mkdir(exist_ok=True)
-    progress = PictureProgress(len(entries), args.quiet)
-    loaded, failed = _load_contents(entries, progress)
-    progress.drop(len(entries) - len(loaded))
-    if not args.no_compile_cache:
-        enable_compilation_cache()
     conf = adain.StylizeConfig(**{name: getattr(args, name) for name in defaults(adain.StylizeConfig)})
+    out, total, loaded, failed, styles, progress = _many_inputs(args, {})
     written, report = [], {}
     try:
         if loaded:
@@ -499,10 +499,7 @@ def _cmd_adain_many(args, decoder) -> int:
                 written.append({**entry, "seconds": report["seconds"], "batch": report["batch"]})
                 progress.finished()
     except KeyboardInterrupt:
-        progress.close()
-        print(f"nst-jax: interrupted; {len(written)} finished pictures kept in {out} (continue with "
-              "--skip-existing)", file=sys.stderr)
-        return 130
+        return _interrupted_many(progress, written, out)
     if not is_main_process():
         return 0
     extra = {"method": "adain", "styles": [str(s) for s in args.styles], "mask_file": args.mask,
