@@ -3,6 +3,7 @@
 Public API:
   vgg19_params, vgg19_features    -- the pure-function VGG-19 with ported ImageNet weights
   stylize                         -- Gatys et al.: optimise pixels (L-BFGS or Adam), NumPy in and out
+  stylize_many, Picture           -- many pictures, each its own problem, batches in one compiled program
   gram_matrix, content_loss, style_loss, total_variation -- the losses (nst_jax.losses)
   load_image, save_image          -- image I/O (float32 RGB in [0, 1])
   enable_compilation_cache        -- the persistent XLA compilation cache
@@ -11,14 +12,14 @@ Public API:
 
 from .compile_cache import enable_compilation_cache
 from .errors import NSTError
-from .gatys import Iterate, StylizeInterrupted, gatys_loss, stylize
+from .gatys import Picture, StylizeInterrupted, gatys_loss, stylize, stylize_many
 from .image import load_image, save_image
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .runinfo import Event
 from .vgg import LAYERS, vgg19_features, vgg19_params
 
 __version__ = "0.1.0"
-__all__ = ["LAYERS", "Event", "Iterate", "NSTError", "StylizeInterrupted", "content_loss",
+__all__ = ["LAYERS", "Event", "NSTError", "Picture", "StylizeInterrupted", "content_loss",
            "enable_compilation_cache", "gatys_loss", "gram_matrix", "load_image", "save_image",
-           "style_loss", "stylize", "total_variation", "vgg19_features", "vgg19_params",
+           "style_loss", "stylize", "stylize_many", "total_variation", "vgg19_features", "vgg19_params",
            "__version__"]

@@ -48,7 +48,7 @@ DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["STYLIZE_CONFIG", "Decoder", "StylizeConfig", "adain", "adain_moments", "adain_stylize",
+__all__ = ["STYLIZE_CONFIG", "Decoder", "StylizeConfig", "adain", "adain_moments",
            "count_params", "decode", "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder",
            "stylize"]
 
@@ -345,6 +345,8 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
     blend = blend_weights(conf.style_blend, k)
     if mask is not None and k != 2:
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
+    if mask is not None and conf.style_blend is not None:
+        raise NSTError("a mask places each style in its own region; it takes no style blend")
     alpha, preserve_color, tile = conf.alpha, conf.preserve_color, conf.tile
     rows = row_sharding(conf.devices)
 
@@ -421,5 +423,3 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
                 done = _image.preserve_color(preserve_color, contents[i], stylised=out[j])
                 yield i, done.astype(np.float32), report
 
-
-adain_stylize = stylize  # the name before the three methods had parallel entry points

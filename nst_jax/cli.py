@@ -629,6 +629,8 @@ def _cmd_adain(args):
 
 
 def _cmd_fast(args):
+    from PIL import Image
+
     from . import feedforward
     from . import image as im
     from .compile_cache import enable_compilation_cache
@@ -659,6 +661,8 @@ def _cmd_fast(args):
     if many:
         if out.exists() and not out.is_dir():
             raise NSTError(f"{out} is a file: with several content images, -o must be a folder")
+        if not out.exists() and out.suffix.lower() in Image.registered_extensions():
+            raise NSTError(f"{out} names an image file: with several content images, -o must be a folder")
         out.mkdir(parents=True, exist_ok=True)
         targets = [im.check_output(out / f"{Path(c).stem}_{Path(str(args.model)).stem}.png")
                    for c in args.contents]
@@ -703,9 +707,13 @@ def _alpha(text):
 
 
 def _size_or_none(text):
-    if text.lower() in ("none", "original", "0"):
+    """A longest side in px, or ``none`` (also ``original``): the image's own size."""
+    if text.lower() in ("none", "original"):
         return None
-    return _positive_int(text)
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a size in px or 'none', got {text!r}") from None
 
 
 def _image_arguments(p):
@@ -733,13 +741,14 @@ def _run_arguments(p, report=True):
     _distributed_arguments(p)
 
 
-def _distributed_arguments(p):
+def _distributed_arguments(p, training=False):
     g = p.add_argument_group("several processes (hosts), one program (jax.distributed)")
+    spans = ("every batch is split across every host's devices" if training
+             else "--devices all then spans every host's devices")
     g.add_argument("--distributed", action="store_true",
                    help="join the other processes of a multi-host run first (jax.distributed.initialize); "
                         "on a Cloud TPU slice, SLURM or Open MPI they are found from the environment. Start "
-                        "the same command in every process; --devices all then spans every host's devices, "
-                        "and process 0 writes the files")
+                        f"the same command in every process; {spans}, and process 0 writes the files")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="elsewhere: process 0's address")
     g.add_argument("--num-processes", type=_positive_int, metavar="N", help="elsewhere: how many processes")
     g.add_argument("--process-id", type=int, metavar="I", help="elsewhere: this process's number, 0..N-1")
@@ -789,7 +798,7 @@ def _training_arguments(p, d, model_file, init_help, init_many=False):
     p.add_argument("--cache-images", action="store_true",
                    help="keep the resized content photos in memory after their first read (same batches; "
                         "for a GPU that trains faster than one thread decodes them)")
-    _distributed_arguments(p)
+    _distributed_arguments(p, training=True)
     p.add_argument("--quiet", action="store_true")
 
 
@@ -836,7 +845,7 @@ def build_parser():
     s.add_argument("--style-layer-weights", type=_floats, default=d["style_layer_weights"],
                    help="comma-separated, one per style layer (default: equal)")
     s.add_argument("--style-blend", type=_floats, default=d["style_blend"],
-                   help="comma-separated, one per style image (default: equal)")
+                   help="comma-separated, one per style image (default: equal)" + _NO_DEFAULT)
     s.add_argument("--style-scale", type=float, default=d["style_scale"])
     s.add_argument("--preserve-color", choices=("luminance", "histogram"),
                    default=d["preserve_color"])
@@ -873,7 +882,7 @@ def build_parser():
     a.add_argument("--alpha", type=_alpha, default=d["alpha"],
                    help="content-style trade-off: 0 = content, 1 = full style")
     a.add_argument("--style-blend", type=_floats, default=d["style_blend"],
-                   help="comma-separated interpolation weights, one per style (default: equal)")
+                   help="comma-separated interpolation weights, one per style (default: equal)" + _NO_DEFAULT)
     a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
     a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
     a.add_argument("--size", type=_size_or_none, default=d["size"],
@@ -944,6 +953,11 @@ def build_parser():
     return p
 
 
+# what lowers the peak (--remat does not, for this objective: BENCHMARKS.md "Gatys memory")
+OOM_HINT = ("out of memory; try --tile (a band of rows at a time), --history-dtype bfloat16 (stylize), "
+            "--batch 1, or a smaller --size")
+
+
 def _is_oom(e: BaseException) -> bool:
     text = str(e)
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
@@ -975,11 +989,11 @@ def main(argv=None) -> int:
         print("nst-jax: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("nst-jax: error: out of memory; use a smaller --size or --remat", file=sys.stderr)
+        print(f"nst-jax: error: {OOM_HINT}", file=sys.stderr)
         return 1
     except Exception as e:  # XLA's runtime errors carry no stable type across jax versions
         if _is_oom(e):
-            print("nst-jax: error: out of memory; use a smaller --size or --remat", file=sys.stderr)
+            print(f"nst-jax: error: {OOM_HINT}", file=sys.stderr)
             return 1
         raise
     return rc or 0

@@ -262,6 +262,9 @@ def choose_style(params, meta: dict, style=None) -> np.ndarray | None:
             raise NSTError("this network paints one style; it takes no style choice")
         return None
     names = model_styles(meta) or [str(i) for i in range(num_styles(params))]
+    if style is not None and meta.get("style") is not None:
+        raise NSTError(f"the model {meta['style']!r} is already one style of its network; give the network's "
+                       "name with --style, or the style's name alone")
     chosen = style if style is not None else meta.get("style")
     if chosen is None:
         raise NSTError(f"this network paints {len(names)} styles; choose one (style=, --style): "
@@ -486,10 +489,8 @@ def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONF
     return (outs[0] if single else outs), report
 
 
-fast_stylize = stylize  # the name before the three methods had parallel entry points
-
 
 __all__ = ["STYLIZE_CONFIG", "InstanceNorm", "StylizeConfig", "TransformNet", "apply_net", "apply_net_tiled",
-           "choose_style", "count_params", "fast_stylize", "init_net", "instance_norm", "load_model",
+           "choose_style", "count_params", "init_net", "instance_norm", "load_model",
            "model_styles", "num_styles", "save_model", "shipped_models", "shipped_styles", "style_mix",
            "stylize"]

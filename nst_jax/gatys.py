@@ -14,8 +14,10 @@ The objective is a plain function of the image (:func:`gatys_loss`); any solver 
 * ``"lbfgsb"``: ``jaxopt.LBFGSB`` with every pixel boxed to [0, 1] (BENCHMARKS.md compares it).
 
 Every solver runs as ``lax.fori_loop`` chunks of iterations inside one compiled executable: no Python per
-iteration.  Between chunks Python reports progress (a callback receiving an :class:`Iterate`), saves
-intermediate images, and can be interrupted (Ctrl-C) with the current iterate kept.
+iteration.  Between chunks Python reports progress (a callback receiving an
+:class:`nst_jax.runinfo.Event`), saves intermediate images, and can be interrupted (Ctrl-C) with the
+current iterate kept.  Many pictures run as one batch (:func:`stylize_many`): ``jax.vmap`` over their
+problems, each with its own solver state and loss.
 
 Safeguard: L-BFGS without a line search can overshoot, and PyTorch's runs recover from it (2.8x the
 loss at 512 px; 1e21 from 1.4e10 with a 100x style weight).  So, as in PyTorch, every finite trial
@@ -97,9 +99,6 @@ class LossWeights:
         layers = np.ones(n_style_layers) if self.style_layers is None else self.style_layers
         return LossWeights(jnp.float32(self.content), jnp.float32(self.style), jnp.float32(self.tv),
                            jnp.asarray(layers, jnp.float32))
-
-
-Iterate = Event  # what the callback receives (nst_jax.runinfo.Event; the name it had before)
 
 
 class StylizeInterrupted(KeyboardInterrupt):

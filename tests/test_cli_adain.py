@@ -57,3 +57,16 @@ def test_adain_argument_errors(files):
     assert r.returncode == 2 and "alpha must be in [0, 1]" in r.stderr and "Traceback" not in r.stderr
 
 
+
+
+def test_adain_refuses_what_it_would_ignore(files, tmp_path):
+    """A mask places each style in its own region (no blend); a size is px or 'none', not 0 (a usage
+    error: exit 2)."""
+    out = tmp_path / "o.png"
+    base = ("adain", files / "content.png", files / "style.png", files / "style2.png", "-o", out,
+            "--decoder", files / "decoder.npz")
+    assert_clean_error(run(*base, "--mask", files / "mask.png", "--style-blend", "1,3"), "no style blend")
+    r = run(*base, "--size", "0")
+    assert r.returncode == 2 and "px or 'none'" in r.stderr
+    assert_clean_error(r, "px or 'none'")
+    assert not out.exists()

@@ -38,3 +38,12 @@ def test_fast_cli(model_file, tmp_path):
             "--model", model_file)
     assert_clean_error(r, "must be a folder")
     assert (tmp_path / "existing.png").read_bytes() == b"keep"
+    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "multi.png", "--model",
+            model_file)
+    assert_clean_error(r, "names an image file")
+    assert not (tmp_path / "multi.png").exists()
+    conditional = [n for n, (_, inside) in F.shipped_styles().items() if inside]
+    if len(conditional) >= 2:  # a style of a conditional network, and another of its styles
+        r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "s.png", "--model", conditional[0], "--style",
+                conditional[1])
+        assert_clean_error(r, "already one style")
