@@ -89,8 +89,10 @@ class ProgressBar:
             self.close()
             self.scale = it.scale
             desc = f"scale {it.scale}/{it.scales}" if it.scales > 1 else None
+            # no rate: the first chunk compiles and later ones arrive in bursts, so a rate would mislead
             self.bar = tqdm(total=it.iterations, desc=desc, unit="it", file=self.stream, dynamic_ncols=True,
-                            mininterval=0.5)
+                            mininterval=0.5,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
         # the bar's own clock starts after the first chunk (which compiles): the run's time is given too
         self.bar.set_postfix_str(f"loss {it.loss:.4g}, {it.seconds:.0f}s in all", refresh=False)
         self.bar.update(it.iteration - self.bar.n)
@@ -526,8 +528,8 @@ class TrainProgress:
         m = p.metrics
         terms = ", ".join(f"{k} {m[k]:.4g}" for k in ("content", "style", "tv") if k in m)
         self.stream.write(f"step {p.step}/{p.steps}  loss {m['loss']:.4g}" + (f" ({terms})" if terms else "")
-                          + "  "
-                          f"{p.images_per_second:.2f} img/s" + (f"  ETA {_hms(eta)}" if eta else "")
+                          + (f"  {p.images_per_second:.2f} img/s" if p.images_per_second is not None else "")
+                          + (f"  ETA {_hms(eta)}" if eta else "")
                           + (f"  skipped {m['skipped']}" if m.get("skipped") else "") + "\n")
         self.stream.flush()
 
@@ -706,6 +708,10 @@ def _alpha(text):
     return v
 
 
+PRESERVE_COLOR_HELP = ("luminance: keep the photo's colours; histogram: recolour the styles to the photo's "
+                       "first (default: neither)" + _NO_DEFAULT)
+
+
 def _size_or_none(text):
     """A longest side in px, or ``none`` (also ``original``): the image's own size."""
     if text.lower() in ("none", "original"):
@@ -837,7 +843,7 @@ def build_parser():
     for name in ("content", "style", "tv"):
         s.add_argument(f"--{name}-weight", type=_sweep_values(float), default=d[f"{name}_weight"],
                        help=sweep[2:-1])
-    s.add_argument("--pool", choices=("max", "avg"), default=d["pool"])
+    s.add_argument("--pool", choices=("max", "avg"), default=d["pool"], help="VGG-19's pooling")
     s.add_argument("--content-layers", type=_names, default=d["content_layers"],
                    help="comma-separated VGG-19 layer names")
     s.add_argument("--style-layers", type=_names, default=d["style_layers"],
@@ -846,9 +852,10 @@ def build_parser():
                    help="comma-separated, one per style layer (default: equal)")
     s.add_argument("--style-blend", type=_floats, default=d["style_blend"],
                    help="comma-separated, one per style image (default: equal)" + _NO_DEFAULT)
-    s.add_argument("--style-scale", type=float, default=d["style_scale"])
-    s.add_argument("--preserve-color", choices=("luminance", "histogram"),
-                   default=d["preserve_color"])
+    s.add_argument("--style-scale", type=float, default=d["style_scale"],
+                   help="style images' longest side, as a multiple of each scale's --size")
+    s.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
+                   help=PRESERVE_COLOR_HELP)
     s.add_argument("--scales", type=_positive_int, default=d["scales"],
                    help="coarse-to-fine: number of sizes, halving down from --size")
     s.add_argument("--seed", type=_sweep_values(int), default=d["seed"], help="for --init noise" + sweep)
@@ -861,7 +868,7 @@ def build_parser():
                         + _NO_DEFAULT)
     s.add_argument("--history-dtype", choices=("float32", "bfloat16"), default=d["history_dtype"],
                    help="how L-BFGS stores its pairs: bfloat16 halves their memory (12 instead of 24 bytes "
-                        "per pixel a pair; products still in float32)" + _NO_DEFAULT)
+                        "per pixel a pair; products still in float32) (default: float32)" + _NO_DEFAULT)
     s.add_argument("--devices", default=d["devices"],
                    help="N or all: split the image (and the L-BFGS history) by rows across N devices; the "
                         "same result, about 1/N of the memory on each (default: one device)" + _NO_DEFAULT)
@@ -884,7 +891,8 @@ def build_parser():
     a.add_argument("--style-blend", type=_floats, default=d["style_blend"],
                    help="comma-separated interpolation weights, one per style (default: equal)" + _NO_DEFAULT)
     a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
-    a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
+    a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
+                   help=PRESERVE_COLOR_HELP)
     a.add_argument("--size", type=_size_or_none, default=d["size"],
                    help="content (and output) longest side in px; 'none' keeps the original")
     a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
@@ -910,7 +918,8 @@ def build_parser():
                          "normalised to sum 1), e.g. --style the_scream=0.7 shipwreck=0.3")
     ff.add_argument("--size", type=_size_or_none, default=d["size"],
                     help="longest side in px; 'none' keeps the original")
-    ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"])
+    ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
+                    help=PRESERVE_COLOR_HELP)
     _size_arguments(ff, d)
     ff.add_argument("--list", action="store_true", help="list the shipped models")
     _run_arguments(ff, report=False)

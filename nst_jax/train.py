@@ -88,7 +88,7 @@ class Progress:
     steps: int
     metrics: dict
     seconds: float  # wall time of this run so far (excluding compile)
-    images_per_second: float
+    images_per_second: float | None  # None before any step was timed (the first one compiles)
 
 
 def schedule(cfg: TrainConfig):
@@ -351,10 +351,12 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
             if step % cfg.log_every == 0 or step == cfg.steps:
                 elapsed = time.perf_counter() - t_window
                 n_steps = len(window) - (1 if step - len(window) == start else 0)
-                ips = n_steps * cfg.batch_size / elapsed if elapsed > 0 and n_steps > 0 else float("nan")
+                # None (JSON null) until a step has been timed: the first one compiles
+                ips = n_steps * cfg.batch_size / elapsed if elapsed > 0 and n_steps > 0 else None
                 rec = {"step": step, **{k: float(np.mean([m[k] for m in window])) for k in window[0]},
                        "lr": float(schedule(cfg)(step - 1)), "wall_seconds": round(wall, 2),
-                       "images_per_second": round(ips, 3), "skipped": int(getattr(batches, "skipped", 0))}
+                       "images_per_second": None if ips is None else round(ips, 3),
+                       "skipped": int(getattr(batches, "skipped", 0))}
                 records.append(rec)
                 if jax.process_index() == 0:
                     with open(metrics_path, "a") as f:
