@@ -676,7 +676,8 @@ def _cmd_fast(args):
     if not args.no_compile_cache:
         enable_compilation_cache()
     progress = ProgressBar(args.quiet)
-    results, report = feedforward.stylize(contents, (params, meta), conf, style=style, callback=progress)
+    results, report = feedforward.stylize(contents, (params, meta), conf, style=style, batch=args.batch,
+                                          callback=progress)
     if not is_main_process():
         return 0
     for path, img in zip(targets, results, strict=True):
@@ -921,6 +922,8 @@ def build_parser():
     ff.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
                     help=PRESERVE_COLOR_HELP)
     _size_arguments(ff, d)
+    ff.add_argument("--batch", type=_positive_int, default=None,
+                    help="images run at once (default: as many as fit in memory)" + _NO_DEFAULT)
     ff.add_argument("--list", action="store_true", help="list the shipped models")
     _run_arguments(ff, report=False)
     ff.set_defaults(func=_cmd_fast)

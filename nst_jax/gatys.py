@@ -748,11 +748,15 @@ def _prepare(index: int, picture: Picture, conf: StylizeConfig) -> _Job:
                                styles=[np.asarray(s, np.float32) for s in styles])
     shapes = plan_scales(content.shape, conf)
     need = max(min_size(conf.content_layers), min_size(conf.style_layers))
-    for shape in shapes:
+    for k, shape in enumerate(shapes, 1):
         side = _style_side(conf, shape)
-        if min(min(im.fit_shape(s.shape, side)) for s in styles) < need:
-            raise NSTError(f"a style image is too small after scaling to {side} px; it needs at least "
-                           f"{need} px on its shorter side (raise --style-scale)")
+        short = min(min(im.fit_shape(s.shape, side)) for s in styles)
+        if short < need:
+            many = len(shapes) > 1
+            at = f"at scale {k} of {len(shapes)} ({shape[0]}x{shape[1]} px) " if many else ""
+            fix = "raise --style-scale" + (", use fewer --scales or a larger --size" if many else "")
+            raise NSTError(f"{at}a style image would be {short} px on its shorter side, less than the "
+                           f"{need} px the chosen layers need: {fix}")
     if isinstance(conf.init, np.ndarray) and (conf.init.ndim != 3 or conf.init.shape[-1] != 3):
         raise NSTError(f"init image must be (H, W, 3), got {conf.init.shape}")
     return _Job(index, conf, content, styles, blend, shapes)
