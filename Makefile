@@ -40,6 +40,8 @@ bench-full: $(STAMP)
 	$(BIN)/python experiments/memory_gatys.py --sizes 256 512 768 1024
 	$(BIN)/python experiments/scaling_gatys.py --memory-json experiments/results/memory_gatys_h100.json
 	$(BIN)/python experiments/gram_cost.py
+	bash experiments/many_pictures.sh 256 40
+	$(BIN)/python experiments/batch_throughput.py
 
 claims: $(STAMP)
 	$(BIN)/python experiments/claims_gatys.py all
