@@ -315,6 +315,9 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
     single = isinstance(content, np.ndarray) and content.ndim == 3
     results = list(stylize_many([content] if single else content, styles, config, mask=mask, decoder=decoder,
                                 weights=weights, batch=batch, callback=callback, **settings))
+    for _, image, error in results:
+        if image is None:
+            raise error
     outs = [image for _, image, _ in sorted(results, key=lambda r: r[0])]
     report = dict(results[-1][2], images=len(outs))
     return (outs[0] if single else outs), report
@@ -324,7 +327,8 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
                  weights=None, batch: int | None = None, callback: Callable[[Event], None] | None = None,
                  **settings):
     """:func:`stylize` for a list of contents, yielding ``(index, image, report)`` per content as its batch
-    finishes (so that a caller keeps what is done when interrupted); ``report`` is the run's so far."""
+    finishes (so that a caller keeps what is done when interrupted); ``report`` is the run's so far.  A
+    content that cannot be stylised (too small) yields ``(index, None, error)`` first; the others run."""
     import time
 
     from .tiling import plan, replicate, row_sharding, shard_rows, to_host
@@ -351,10 +355,8 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
     rows = row_sharding(conf.devices)
 
     contents = [_image.resize_longest(np.asarray(c, np.float32), conf.size) for c in contents]
-    for c in contents:
-        if min(c.shape[:2]) < MULTIPLE:
-            raise NSTError(f"content image {c.shape[0]}x{c.shape[1]} is too small: both sides must "
-                           f"be at least {MULTIPLE} px")
+    bad = {i: NSTError(f"content image {c.shape[0]}x{c.shape[1]} is too small: both sides must be at least "
+                       f"{MULTIPLE} px") for i, c in enumerate(contents) if min(c.shape[:2]) < MULTIPLE}
     styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
     for s in styles:
         if min(s.shape[:2]) < MULTIPLE:
@@ -379,10 +381,15 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
              for s in _image.preserve_color(preserve_color, c, styles=styles)]
         return jnp.concatenate([a for a, _ in m]), jnp.concatenate([b for _, b in m])
 
-    shared = None if preserve_color == "histogram" else moments(contents[0])
+    for i, error in bad.items():  # named, and the others still done
+        yield i, None, error
+    good = [i for i in range(len(contents)) if i not in bad]
+    if not good:
+        return
+    shared = None if preserve_color == "histogram" else moments(contents[good[0]])
     groups: dict[tuple, list[int]] = {}
-    for i, c in enumerate(contents):
-        groups.setdefault(c.shape[:2], []).append(i)
+    for i in good:
+        groups.setdefault(contents[i].shape[:2], []).append(i)
     bands, batches = set(), 0
     for (h, w), idx in groups.items():
         fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)

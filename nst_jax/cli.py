@@ -489,16 +489,21 @@ def _cmd_adain_many(args, decoder) -> int:
     mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None
     conf = adain.StylizeConfig(**{name: getattr(args, name) for name in defaults(adain.StylizeConfig)})
     out, total, loaded, failed, styles, progress = _many_inputs(args, {})
-    written, report = [], {}
+    written, last = [], {}
     try:
         if loaded:
             results = adain.stylize_many([img for _, img in loaded], styles, conf, mask=mask, decoder=decoder,
                                          weights=args.weights, batch=args.batch)
             for i, image, report in results:
                 entry = loaded[i][0]
+                if image is None:
+                    progress.error(f"{entry['content']}: {report}")
+                    failed += 1
+                    continue
                 if is_main_process():
                     im.save_image(entry["output"], image)
                 written.append({**entry, "seconds": report["seconds"], "batch": report["batch"]})
+                last = report
                 progress.finished()
     except KeyboardInterrupt:
         return _interrupted_many(progress, written, out)
@@ -506,7 +511,7 @@ def _cmd_adain_many(args, decoder) -> int:
         return 0
     extra = {"method": "adain", "styles": [str(s) for s in args.styles], "mask_file": args.mask,
              "decoder": args.decoder or "shipped", **run_metadata(),
-             **{k: report.get(k) for k in ("alpha", "style_blend", "preserve_color", "batches")}}
+             **{k: last.get(k) for k in ("alpha", "style_blend", "preserve_color", "batches")}}
     return _finish_many(args, out, written, failed, total, (), extra, progress, t0)
 
 

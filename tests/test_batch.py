@@ -123,6 +123,18 @@ def test_folder_names_the_broken_file_and_writes_the_rest(folder, tmp_path, meth
     assert again.returncode == 1 and "broken.jpg" in again.stderr
 
 
+def test_adain_folder_names_a_picture_too_small_and_does_the_rest(folder, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes((folder / "in" / "a.png").read_bytes())
+    Image.fromarray(np.zeros((4, 40, 3), np.uint8)).save(src / "thin.png")  # 4 px: under AdaIN's 8
+    r = run("adain", src, folder / "style.png", "-o", tmp_path / "out", "--size", "none", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and "thin.png" in errors[0] and "too small" in errors[0], r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
 def test_folder_bad_usage(folder, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.png").write_bytes(b"keep me")
