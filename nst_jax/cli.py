@@ -406,8 +406,8 @@ def _many_inputs(args, sweep: dict):
     parse_tile(args.tile)
     if args.report and not Path(args.report).expanduser().parent.is_dir():
         raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
+    styles = [im.load_image(s) for s in args.styles]  # before the output folder is made
     out, entries = _plan_outputs(args, sweep)
-    styles = [im.load_image(s) for s in args.styles]
     total = len(entries)
     if args.skip_existing:
         entries = [e for e in entries if not Path(e["output"]).exists()]
