@@ -323,8 +323,8 @@ PIXEL_SCALE = solvers.PIXEL_SCALE
 HISTORY = solvers.HISTORY
 # The safeguard (see nst_jax.lbfgs) does not take a trial point whose loss exceeds REJECT_FACTOR x the
 # current one; a non-finite loss is always refused.  math.inf (the default) takes every finite trial
-# point, as torch.optim.LBFGS does: wherever refusing finite rises acted, it made the median loss worse
-# (factor 10: +0.9% after 100 iterations at 256 px; factor 1: +0.9% at 256 and 512 px; BENCHMARKS.md).
+# point, as torch.optim.LBFGS does: refusing finite rises made the median loss worse wherever it acted
+# (BENCHMARKS.md, "Gatys").
 REJECT_FACTOR = math.inf
 
 
@@ -479,7 +479,8 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
     ``rows``: a :func:`nst_jax.tiling.row_sharding`: the images, and every solver array shaped like them,
     split by rows across its devices; XLA partitions the convolutions (exchanging halo rows) and sums the Gram
     matrices across devices.  Returns ``(x, info)``: ``x`` (N, H, W, 3) and ``info`` with per-picture lists
-    ``loss``, ``terms``, ``evaluations`` (and ``rejected_steps``), the iterations done and the compile and
+    ``loss`` and ``terms`` (the objective at ``x`` clipped to [0, 1], the picture returned), ``evaluations``
+    (the solver's) (and ``rejected_steps``), the iterations done and the compile and
     optimise seconds.  The loop stops early when every picture's loss is non-finite.  On Ctrl-C raises
     :class:`StylizeInterrupted` with the current iterates."""
     t0 = time.perf_counter() if t0 is None else t0
@@ -527,6 +528,15 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
         info["optimize_seconds"] = time.perf_counter() - topt
         raise StylizeInterrupted(np.clip(to_host(x), 0, 1), info) from None
     info["optimize_seconds"] = time.perf_counter() - topt
+    if done:
+        # the loss of what is returned: the objective at the iterate clipped to [0, 1], by a fresh state's
+        # first step (which only evaluates) through the programs already compiled; the old state goes first
+        del state
+        state = init(params, targets, weights, x)
+        _, state = chunk(params, targets, weights, jnp.clip(x, 0.0, 1.0), state, jnp.asarray(1, jnp.int32))
+        terms = {k: np.asarray(to_host(v), np.float64).reshape(n) for k, v in state.aux.items()}
+        info["loss"] = [float(v) for v in np.asarray(to_host(state.value), np.float64).reshape(n)]
+        info["terms"] = [{k: float(v[i]) for k, v in terms.items()} for i in range(n)]
     return x, info
 
 
@@ -535,7 +545,7 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
 # --------------------------------------------------------------------------------------------------
 
 # Peak memory of one evaluation (forward + backward through VGG-19 to relu5_1) per pixel, measured on
-# XLA:CPU (BENCHMARKS.md "Gatys memory"); the solver's history and the image-sized arrays come on top.
+# XLA:CPU (BENCHMARKS.md "Time and memory against size"); the solver's history and the image-sized arrays come on top.
 ACTIVATION_BYTES_PER_PIXEL = 3320
 IMAGE_BYTES_PER_PIXEL = 64  # the iterate, its gradient, the solver's other image-sized arrays, targets
 
