@@ -371,28 +371,13 @@ def _finish_many(args, out, written, failed, total, grid_values, report_extra, p
 def _contact_sheet(path: Path, written: list[dict], swept: tuple) -> None:
     """``grid.png``: one row per content, one column per swept value, each picture labelled with its value
     (as Gatys et al. 2016, Fig. 3, show a weight sweep)."""
-    from PIL import Image, ImageDraw
+    from . import image as im
 
-    rows: dict[str, list[dict]] = {}
+    rows: dict[str, list] = {}
     for w in written:
-        rows.setdefault(w["content"], []).append(w)
-    thumb = 256
-    cells = {w["output"]: Image.open(w["output"]).convert("RGB") for w in written}
-    for c in cells.values():
-        c.thumbnail((thumb, thumb))
-    ncols = max(len(r) for r in rows.values())
-    label = 18
-    cw, ch = max(c.width for c in cells.values()), max(c.height for c in cells.values())
-    sheet = Image.new("RGB", (ncols * cw, len(rows) * (ch + label)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, items in enumerate(rows.values()):
-        for c, w in enumerate(items):
-            cell = cells[w["output"]]
-            x, y = c * cw, r * (ch + label)
-            sheet.paste(cell, (x + (cw - cell.width) // 2, y + label))
-            draw.text((x + 4, y + 3), ", ".join(f"{k.replace('_', ' ')} {_value_text(w[k])}" for k in swept),
-                      fill="black")
-    atomic_write(path, lambda f: sheet.save(f, format="PNG"))
+        text = ", ".join(f"{k.replace('_', ' ')} {_value_text(w[k])}" for k in swept)
+        rows.setdefault(w["content"], []).append((im.load_image(w["output"]), text))
+    im.save_image(path, im.contact_sheet(list(rows.values())))
 
 
 def _many_inputs(args, sweep: dict):
@@ -970,7 +955,7 @@ def build_parser():
     return p
 
 
-# what lowers the peak (--remat does not, for this objective: BENCHMARKS.md "Gatys memory")
+# what lowers the peak (--remat does not, for this objective: BENCHMARKS.md "Time and memory against size")
 OOM_HINT = ("out of memory; try --tile (a band of rows at a time), --history-dtype bfloat16 (stylize), "
             "--batch 1, or a smaller --size")
 

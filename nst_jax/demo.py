@@ -4,7 +4,9 @@ The photo is ``skimage.data.chelsea()`` (a cat; it ships with scikit-image, a de
 ``dev`` extras) and the style is Van Gogh's *The Starry Night* (1889, public domain), which ships inside
 this package (``nst_jax/paintings/``, provenance beside it).  Gatys et al. (L-BFGS over pixels) gives
 ``out/demo_stylised.png``, AdaIN with the shipped decoder ``out/demo_adain.png`` and the shipped Starry
-Night feed-forward network (Johnson et al.) ``out/demo_fast.png``, both in one forward pass at 512 px.
+Night feed-forward network (Johnson et al.) ``out/demo_fast.png``, both in one forward pass at 512 px;
+``out/demo_grid.jpg`` shows photo, painting and the three results side by side (README's picture,
+``docs/demo_grid.jpg``, is this file).
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def main(argv=None) -> int:
         dst_fast = im.save_image(out / "demo_adain.png", fast)
         johnson, johnson_report = feedforward.stylize(content, "starry_night", size=512)
         dst_johnson = im.save_image(out / "demo_fast.png", johnson)
+        grid = im.save_image(out / "demo_grid.jpg", im.contact_sheet([[
+            (content, "photo"), (style, "painting (The Starry Night)"), (result, "Gatys et al. (L-BFGS)"),
+            (fast, "AdaIN (one pass)"), (johnson, "fast network (one pass)")]]))
     except NSTError as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 1
@@ -70,6 +75,7 @@ def main(argv=None) -> int:
           f"{dst_fast.resolve()}")
     print(f"Feed-forward Starry Night network ({johnson_report['seconds']:.1f}s including "
           f"compilation): {dst_johnson.resolve()}")
+    print(f"all side by side: {grid.resolve()}")
     return 0
 
 

@@ -141,6 +141,29 @@ def save_image(path: str | os.PathLike, image) -> Path:
                                                 **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
 
 
+def contact_sheet(rows, thumb: int = 256, label: int = 18) -> np.ndarray:
+    """A labelled grid: ``rows`` is a list of rows, each a list of ``(image, text)`` with ``image`` float RGB
+    in [0, 1] (H, W, 3); every picture is shrunk to fit ``thumb`` x ``thumb`` and centred in its cell under
+    its text.  Returns float32 RGB in [0, 1], for :func:`save_image`."""
+    from PIL import ImageDraw
+
+    cells = [[(Image.fromarray(to_uint8(x)), text) for x, text in row] for row in rows]
+    for row in cells:
+        for c, _ in row:
+            c.thumbnail((thumb, thumb), Image.LANCZOS)
+    cw = max(c.width for row in cells for c, _ in row)
+    ch = max(c.height for row in cells for c, _ in row)
+    ncols = max(len(row) for row in cells)
+    sheet = Image.new("RGB", (ncols * cw, len(cells) * (ch + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(cells):
+        for k, (c, text) in enumerate(row):
+            x, y = k * cw, r * (ch + label)
+            sheet.paste(c, (x + (cw - c.width) // 2, y + label))
+            draw.text((x + 4, y + 3), text, fill="black")
+    return np.asarray(sheet, np.float32) / 255.0
+
+
 # --- colour preservation (Gatys, Bethge, Hertzmann & Shechtman 2016) --------------------------------
 # YIQ (NTSC), as used by neural-style's -original_colors.
 _RGB2YIQ = np.array([[0.299, 0.587, 0.114],
