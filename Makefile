@@ -38,7 +38,7 @@ bench-full: $(STAMP)
 	$(BIN)/python experiments/bench_adain.py
 	$(BIN)/python experiments/bench_fast.py
 	$(BIN)/python experiments/memory_gatys.py --sizes 256 512 768 1024
-	$(BIN)/python experiments/scaling_gatys.py --memory-json experiments/results/memory_gatys_h100.json
+	$(BIN)/python experiments/scaling_gatys.py --memory-json experiments/results/gatys/memory_gatys_history100.json
 	$(BIN)/python experiments/gram_cost.py
 	bash experiments/many_pictures.sh 256 40
 	$(BIN)/python experiments/batch_throughput.py

@@ -9,7 +9,7 @@ For each (photo, painting) pair, at 256 or 512 px:
   the same for a control image (the painting resized to the photo's shape), i.e. what "no content"
   scores.
 
-Also writes an image grid (photo | painting | alpha 0.5 | alpha 1) to experiments/results/.
+Also writes an image grid (photo | painting | alpha 0.5 | alpha 1) to experiments/results/adain/.
 
     python experiments/adain_quality.py --decoder nst_jax/models/adain_decoder.npz --size 512
 """
@@ -60,7 +60,7 @@ def main():
     ap.add_argument("--decoder", default=None, help="default: the shipped decoder")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--images", default=str(SHARED))
-    ap.add_argument("--grid", default=None, help="grid image path (default experiments/results/...)")
+    ap.add_argument("--grid", default=None, help="grid image path (default experiments/results/adain/...)")
     a = ap.parse_args()
     root = Path(a.images)
     if not root.is_dir():
@@ -91,7 +91,7 @@ def main():
                "median_content_vs_control": float(np.median(c_ratio)),
                "max_content_vs_control": float(np.max(c_ratio)), "pairs": rows}
     print(json.dumps({k: v for k, v in summary.items() if k != "pairs"}))
-    out_dir = Path(__file__).parent / "results"
+    out_dir = Path(__file__).parent / "results" / "adain"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"adain_quality_{a.size}.json").write_text(json.dumps(summary, indent=2))
     width = max(sum(t.shape[1] for t in row) + 4 * (len(row) - 1) for row in tiles)

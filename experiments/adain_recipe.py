@@ -1,13 +1,14 @@
-"""AdaIN recipe (issue 12): does a reconstruction warm-up, then the paper's loss, learn faster per CPU-second
+"""AdaIN recipe: does a reconstruction warm-up, then the paper's loss, learn faster per CPU-second
 than the paper's loss from the start?  Compares training records (``metrics.jsonl`` of ``nst-jax train
 adain``): the paper's loss (content + 10 x style, the same definitions in both) against wall-clock seconds
 and against crops seen, the warm-up's own seconds and crops counted before its AdaIN phase.
 
     python experiments/adain_recipe.py \\
-        --paper experiments/results/adain_decoder/metrics.jsonl \\
+        --paper experiments/results/adain/training/run1_cpu/metrics.jsonl \\
         --warmup-run runs/adain_recon/metrics.jsonl --then runs/adain_ft/metrics.jsonl
 
-Writes ``experiments/results/adain_recipe.png`` and prints the loss reached at equal seconds and equal crops.
+Writes ``experiments/results/adain/warmup_experiment/recipe.png`` and
+prints the loss reached at equal seconds and equal crops.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def at(run, key, value, k=10):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--paper", default=str(HERE / "results" / "adain_decoder" / "metrics.jsonl"))
+    ap.add_argument("--paper",
+                    default=str(HERE / "results" / "adain" / "training" / "run1_cpu" / "metrics.jsonl"))
     ap.add_argument("--warmup-run", required=True)
     ap.add_argument("--then", required=True)
     ap.add_argument("--batch", type=int, default=8)
@@ -70,7 +72,7 @@ def main():
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    out = HERE / "results" / "adain_recipe.png"
+    out = HERE / "results" / "adain" / "warmup_experiment" / "recipe.png"
     fig.savefig(out, dpi=100)
     end_wall, end_crops = then["wall"][-1], then["crops"][-1]
     print(f"warm-up: {warm['step'][-1]:.0f} steps, {offset_wall:.0f} s; then {then['step'][-1]:.0f} AdaIN "

@@ -107,7 +107,7 @@ def main():
                        f"{batch / r['jax']['median']:.2f}, PyTorch {batch / r['torch']['median']:.2f})",
                        harness.fmt(r["jax"]), harness.fmt(r["torch"]), f"**{ratio:.2f}×**"]), flush=True)
     tag = ("quick" if a.quick else "full") + harness.backend_tag()
-    harness.save(os.path.join(os.path.dirname(__file__), "results", f"bench_adain_{tag}.json"), results)
+    harness.save(harness.result_path("adain", f"bench_adain_{tag}.json"), results)
 
 
 if __name__ == "__main__":

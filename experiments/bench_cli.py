@@ -1,4 +1,4 @@
-"""Issue 3's acceptance check as the user runs it: the whole command, process start to written image.
+"""The Gatys command as the user runs it: the whole command, process start to written image.
 
     nst-jax stylize tubingen.jpg starry_night.jpg -o out.png --size 256 --iters 50
 against
@@ -101,7 +101,7 @@ def run(a, h5, content, style, nst, tmp):
                        f"{rep['optimize_seconds']:.1f} s (wall {runs['jax'][-1]:.1f} s)", ""]))
     for term in ("total", "content", "style", "tv"):
         print(harness.row([f"{term} loss of the written PNG"] + [f"{q[n][term]:.4g}" for n in cmds]))
-    harness.save(os.path.join(HERE, "results", f"bench_cli_{a.size}_{a.iters}.json"),
+    harness.save(harness.result_path("gatys", f"bench_cli_{a.size}_{a.iters}.json"),
                  {"first": first, "runs": runs, "median": med, "quality": q, "report": rep,
                   "commands": {n: " ".join(c) for n, c in cmds.items()}})
 

@@ -58,7 +58,7 @@ def main():
                            harness.fmt(r["jax"]), harness.fmt(r["torch"]),
                            f"**{r['torch']['median'] / r['jax']['median']:.2f}×**"]), flush=True)
     tag = ("quick" if a.quick else "full") + harness.backend_tag()
-    harness.save(os.path.join(os.path.dirname(__file__), "results", f"bench_fast_{tag}.json"), results)
+    harness.save(harness.result_path("fast", f"bench_fast_{tag}.json"), results)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def main():
             print(harness.row([name, int(out.state.num_fun_eval), f"{dt:.1f}", f"{q['total']:.4g}"]),
                   flush=True)
     tag = "_".join(str(s) for s in sizes) + ("" if a.iters == 50 else f"_{a.iters}it") + harness.backend_tag()
-    harness.save(os.path.join(HERE, "results", f"bench_gatys_{tag}.json"), results)
+    harness.save(harness.result_path("gatys", f"bench_gatys_{tag}.json"), results)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ weights, same input, same machine, alternated runs.
 """
 
 import argparse
-import os
 
 import harness  # noqa: E402
 import jax  # noqa: E402
@@ -66,7 +65,7 @@ def main():
             results[f"{size}/{name}"] = r
             print(harness.row([f"{size}²", name, harness.fmt(r["jax"]), harness.fmt(r["torch"]),
                                f"**{ratio:.2f}×**"]), flush=True)
-    harness.save(os.path.join(os.path.dirname(__file__), "results", "bench_vgg.json"), results)
+    harness.save(harness.result_path("vgg", "bench_vgg.json"), results)
 
 
 if __name__ == "__main__":

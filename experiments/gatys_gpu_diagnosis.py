@@ -1,9 +1,7 @@
 """Why does Gatys on an NVIDIA GPU end at a worse loss in JAX than in PyTorch?  (Run it on the GPU.)
 
-BENCHMARKS.md "Gatys on the GPU": on an H200, 384x512 px, 300 L-BFGS iterations, nst_jax ended at 5.03e6 and
-PyTorch at 3.41e6, while on the CPU both end at 3.65-3.73e6 from any of several perturbed starts, and TF32
-emulated on the CPU (experiments/tf32_emulation.py) moves nst_jax only to 3.67-3.72e6.  This script measures,
-on the GPU itself:
+On the CPU both libraries end at 3.65-3.73e6 (384x512 px, 300 L-BFGS iterations, several perturbed starts);
+on a GPU their convolutions and products may round to TensorFloat-32.  This script measures, on the GPU:
 
 1. **the objective at fixed points** (the content image, and the content plus uniform noise of amplitude 0.1):
    JAX's loss and gradient at its default float32 precision and with ``jax_default_matmul_precision``
@@ -171,7 +169,7 @@ def main():
         cells = [f"{out['runs'][n]['trajectory'][i][1]:.4g}" for n in names]
         print(f"{(i + 1) * a.every} | " + " | ".join(cells))
     tag = f"{h}x{w}_{a.iters}" + (f"_{a.tag}" if a.tag else "") + harness.backend_tag()
-    harness.save(os.path.join(HERE, "results", f"gatys_gpu_diagnosis_{tag}.json"), out)
+    harness.save(harness.result_path("gpu", f"gatys_gpu_diagnosis_{tag}.json"), out)
     print(json.dumps({n: out["runs"][n]["final"]["total"] for n in names}))
 
 

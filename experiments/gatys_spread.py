@@ -69,7 +69,7 @@ def main():
     for n, g in gap.items():
         print(f"{n} median / PyTorch median - 1 = {100 * g:+.1f}%")
     tag = f"{a.size}_{a.iters}" + ("_history" if a.history != [gatys.HISTORY] else "")
-    harness.save(os.path.join(HERE, "results", f"gatys_spread_{tag}.json"),
+    harness.save(harness.result_path("gatys", f"gatys_spread_{tag}.json"),
                  {"size": a.size, "iters": a.iters, "eps": a.eps, **summary, "gap": gap})
 
 

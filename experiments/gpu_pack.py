@@ -1,8 +1,8 @@
-"""Pack what a lent accelerator machine needs into one folder that travels with the working tree (the
-device tool sends the repository and at most 64 MiB; ../shared and the weights cache stay behind).
+"""Pack what a GPU machine needs into one folder that travels with the working tree (at most 64 MiB with
+the repository; ../shared and the weights cache stay behind).
 
-    python experiments/device_pack.py .gpu           # .gpu/{vgg19_to_conv5_1.npz, images/, photos/, styles/}
-    python experiments/device_pack.py --unpack .gpu  # (on the device) .gpu/vgg19_full.npz, NST_JAX_WEIGHTS
+    python experiments/gpu_pack.py .gpu           # .gpu/{vgg19_to_conv5_1.npz, images/, photos/, styles/}
+    python experiments/gpu_pack.py --unpack .gpu  # (on the GPU machine) .gpu/vgg19_full.npz, NST_JAX_WEIGHTS
 
 * VGG-19: the layers every method uses (conv1_1 .. conv5_1) in float16 (24.6 MiB instead of 80 MB). The
   unpacked file is a complete nst_jax .npz, float32, with conv5_2 .. conv5_4 zero (no method reads them:
@@ -78,7 +78,7 @@ def unpack(src: Path):
         if f"{name}.kernel" not in arrays:
             arrays[f"{name}.kernel"] = np.zeros(shape, np.float32)
             arrays[f"{name}.bias"] = np.zeros(shape[3], np.float32)
-    np.savez(src / "vgg19_full.npz", format=W.NPZ_FORMAT, source="device_pack (float16-rounded)", **arrays)
+    np.savez(src / "vgg19_full.npz", format=W.NPZ_FORMAT, source="gpu_pack (float16-rounded)", **arrays)
     print(src / "vgg19_full.npz")
 
 

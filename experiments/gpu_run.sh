@@ -1,24 +1,24 @@
 #!/bin/bash
-# One prepared command for a lent GPU (the device tool): the GPU rows of BENCHMARKS.md, then training that
-# continues the shipped networks.  Inputs travel in .gpu/ (experiments/device_pack.py); what comes back is
-# written under $OUT (at most 8 files).
+# The GPU benchmarks and training on a GPU machine, as one command: the GPU rows of BENCHMARKS.md, then
+# training that continues the shipped networks.  Inputs travel in .gpu/ (experiments/gpu_pack.py); what
+# comes back is written under $OUT.
 #
-#   bash experiments/device_run.sh bench            # benchmarks + 40 s training smoke runs (img/s)
-#   bash experiments/device_run.sh gatys            # only the Gatys row (JAX vs PyTorch, 512 px / 300 iterations)
-#   bash experiments/device_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
-#   bash experiments/device_run.sh cin F            # only the 4-style network, F seconds
-#   bash experiments/device_run.sh cinbest F        # the same, and also brings back the network of the
+#   bash experiments/gpu_run.sh bench            # benchmarks + 40 s training smoke runs (img/s)
+#   bash experiments/gpu_run.sh gatys            # only the Gatys row (JAX vs PyTorch, 512 px / 300 iterations)
+#   bash experiments/gpu_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
+#   bash experiments/gpu_run.sh cin F            # only the 4-style network, F seconds
+#   bash experiments/gpu_run.sh cinbest F        # the same, and also brings back the network of the
 #                                                   # checkpoint whose preceding 500 steps had the lowest mean loss
-#   bash experiments/device_run.sh diag             # experiments/gatys_gpu_diagnosis.py (objective and trajectories,
+#   bash experiments/gpu_run.sh diag             # experiments/gatys_gpu_diagnosis.py (objective and trajectories,
 #                                                   # TF32 on/off; AUTOTUNE0=1 adds XLA's autotune level 0)
 #
-# ADAIN_EXTRA / CIN_EXTRA: more training options, e.g. what session 4 proposes (unmeasured) after the
-# four-painting network's loss spike at lr 1e-3: CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50".
+# ADAIN_EXTRA / CIN_EXTRA: more training options, e.g. CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50" (what
+# the shipped four-painting network was trained with after a loss spike at a constant lr 1e-3).
 #
 # SMOKE=1 shrinks everything (a CPU dry run of the script itself).
 #
-# What travels is the tracked tree plus .gpu (carry: [".gpu"]), 64 MiB at most: .gpu is ~46 MiB, so keep
-# experiments/results (~16 MiB of grids and logs) off the transfer for the call, then restore the index:
+# What travels is the tracked tree plus .gpu, 64 MiB at most: .gpu is ~46 MiB, so keep experiments/results
+# (~9 MiB of grids and logs) off the transfer, then restore the index:
 #   git rm -r -q --cached experiments/results && echo /experiments/results/ >> .git/info/exclude
 #   ... the device calls ...
 #   git reset -q && sed -i '\|^/experiments/results/$|d' .git/info/exclude
@@ -33,7 +33,7 @@ LOG=$OUT/log_${1}.txt
 exec > >(tee -a "$LOG") 2>&1
 echo "== $(date -u) phase $1"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-"$PY" experiments/device_pack.py --unpack "$P" || exit 1
+"$PY" experiments/gpu_pack.py --unpack "$P" || exit 1
 export NST_JAX_WEIGHTS=$P/vgg19_full.npz NST_SHARED_IMAGES=$P/images
 "$PY" -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, torch.cuda.is_available())"
 HELD=(--exclude vincent-van-gogh-the-starry-night.jpg --exclude edvard-munch-the-scream.jpg
@@ -49,7 +49,7 @@ cin() {
     local t=$1 dir=$2; shift 2
     timeout -s INT "$t" "$PY" -m nst_jax train fast --style "$P/images/starry_night.jpg" \
         "$P/images/the_scream.jpg" "$P/images/shipwreck.jpg" "$P/images/woman-with-hat-matisse.jpg" \
-        --init-from "$P/cin4.npz" --style-norm photos --style-weight 21.3 --tv-weight 1 \
+        --init-from "${CIN_INIT:-nst_jax/models/fast_four_paintings.npz}" --style-norm photos --style-weight 21.3 --tv-weight 1 \
         --content-layers relu2_2 relu4_2 --content-dir "$P/photos" --crop "${FCROP:-256}" --resize 384 \
         --batch-size "${FBATCH:-16}" --warmup 100 --cache-images --ckpt-dir "$dir" --steps 1000000 \
         --ckpt-every 500 --log-every 50 "$@"
@@ -66,13 +66,13 @@ if [ "$1" = bench ]; then
         timeout 90 "$PY" experiments/bench_adain.py --repeats 10
         timeout 60 "$PY" experiments/bench_fast.py --repeats 10
     fi
-    tar czf "$OUT/bench_results.tgz" $R/*_gpu.json 2>/dev/null
+    tar czf "$OUT/bench_results.tgz" $R/gpu/*.json 2>/dev/null
     adain "${SMOKE_T:-45}" /tmp/smoke_adain --steps "${SMOKE_STEPS:-1000000}"
     cin "${SMOKE_T:-45}" /tmp/smoke_cin --steps "${SMOKE_STEPS:-1000000}"
     tail -n 3 /tmp/smoke_adain/metrics.jsonl /tmp/smoke_cin/metrics.jsonl
 elif [ "$1" = gatys ]; then
     timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
-    tar czf "$OUT/gatys_results.tgz" experiments/results/bench_gatys*_gpu.json 2>/dev/null
+    tar czf "$OUT/gatys_results.tgz" experiments/results/gpu/bench_gatys*.json 2>/dev/null
 elif [ "$1" = cin ]; then
     cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
     cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
@@ -81,7 +81,7 @@ elif [ "$1" = diag ]; then
     [ -n "${AUTOTUNE0:-}" ] && XLA_FLAGS=--xla_gpu_autotune_level=0 timeout "${DIAG_T2:-90}" "$PY" \
         experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}" \
         --tag autotune0 --jax-only --precisions default
-    tar czf "$OUT/diag_results.tgz" experiments/results/gatys_gpu_diagnosis_* 2>/dev/null
+    tar czf "$OUT/diag_results.tgz" experiments/results/gpu/gatys_gpu_diagnosis_* 2>/dev/null
 elif [ "$1" = cinbest ]; then
     # every checkpoint exports model.npz (atomically); keep a copy of each, named by the step in its metadata
     snapshots() {

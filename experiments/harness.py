@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import time
 
-# NST_SHARED_IMAGES: where ../shared/images is not beside the checkout (a lent GPU machine; device_pack.py)
+# NST_SHARED_IMAGES: where ../shared/images is not beside the checkout (a GPU machine; gpu_pack.py)
 IMAGES = os.environ.get("NST_SHARED_IMAGES") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "images")
 
@@ -58,6 +58,19 @@ def versions() -> str:
         except metadata.PackageNotFoundError:
             pass
     return ", ".join(parts)
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def result_path(topic: str, name: str) -> str:
+    """Where a script writes a result: ``results/<topic>/<name>`` on the CPU, ``results/gpu/<name>`` on an
+    accelerator (the folder that comes back from a GPU machine); the folder is made."""
+    import jax
+
+    folder = os.path.join(RESULTS, topic if jax.default_backend() == "cpu" else "gpu")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, name)
 
 
 def backend_tag() -> str:

@@ -1,4 +1,4 @@
-"""L-BFGS history in bfloat16 against float32 (issue 14): the loss reached after the same iterations, on the
+"""L-BFGS history in bfloat16 against float32: the loss reached after the same iterations, on the
 Gatys objective at neural-style's defaults, for a few content x style pairs and starts.
 
     python experiments/history_dtype.py                  # 256 px, 100 iterations
@@ -10,7 +10,6 @@ comparison is of medians.  Memory: each pair costs 24 bytes a pixel in float32, 
 """
 
 import argparse
-import os
 import statistics
 
 import harness  # noqa: E402
@@ -52,8 +51,7 @@ def main():
         cells = [", ".join(f"{v:.4g}" for v in f32) + f" ({m32:.4g})",
                  ", ".join(f"{v:.4g}" for v in b16) + f" ({m16:.4g})"]
         print(harness.row([f"{rows[k][0]} × {rows[k][1]}", *cells, f"{m16 / m32:.3f}"]))
-    harness.save(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                              f"history_dtype_{a.size}_{a.iters}.json"), results)
+    harness.save(harness.result_path("gatys", f"history_dtype_{a.size}_{a.iters}.json"), results)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,8 @@ def main():
             print(f"history={a.history}, remat={remat}: {b * 2**30 / 1e3:.2f} kB per pixel; "
                   f"largest square under "
                   f"{a.budget_gb:g} GB ≈ {side}² (extrapolated)")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", f"memory_gatys_h{a.history}.json"), "w") as f:
+    os.makedirs(os.path.join(HERE, "results", "gatys"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "gatys", f"memory_gatys_history{a.history}.json"), "w") as f:
         json.dump(rows, f, indent=2)
 
 

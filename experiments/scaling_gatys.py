@@ -9,7 +9,7 @@
   line fitted: peak = a + b * pixels.
 
     python experiments/scaling_gatys.py --sizes 128 192 256 384 512 --memory
-    python experiments/scaling_gatys.py --memory-json experiments/results/memory_gatys_h100.json
+    python experiments/scaling_gatys.py --memory-json experiments/results/gatys/memory_gatys_history100.json
 """
 
 import argparse

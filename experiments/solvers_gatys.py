@@ -83,7 +83,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=100)
-    ap.add_argument("--plot", help="loss curves (PNG); default results/solvers_gatys_<size>.png")
+    ap.add_argument("--plot", help="loss curves (PNG); default results/gatys/solvers_gatys_<size>.png")
     a = ap.parse_args()
     c, s = harness.load_pair(a.size)
     params = vgg19_params()
@@ -139,9 +139,9 @@ def main():
     a1.legend(fontsize=8)
     fig.suptitle(f"Gatys objective, {a.size} px, {a.iters} iterations; {harness.machine()}", fontsize=9)
     fig.tight_layout()
-    plot = a.plot or os.path.join(HERE, "results", f"solvers_gatys_{a.size}.png")
+    plot = a.plot or harness.result_path("gatys", f"solvers_gatys_{a.size}.png")
     fig.savefig(plot, dpi=100)
-    harness.save(os.path.join(HERE, "results", f"solvers_gatys_{a.size}.json"),
+    harness.save(harness.result_path("gatys", f"solvers_gatys_{a.size}.json"),
                  {"machine": harness.machine(), "versions": harness.versions(), "size": a.size,
                   "iters": a.iters, "solvers": table})
     print(f"wrote {plot}")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# where the reference runs: a CUDA GPU when there is one (the benchmarks on a lent GPU), else the CPU;
+# where the reference runs: a CUDA GPU when there is one (the GPU benchmarks), else the CPU;
 # NST_TORCH_DEVICE overrides.  Tests run on machines without one, so they stay on the CPU.
 DEVICE = torch.device(os.environ.get("NST_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 

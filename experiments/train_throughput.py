@@ -1,4 +1,4 @@
-"""Training throughput against the hardware's limit (issue 12): each training step's FLOP count (XLA's own
+"""Training throughput against the hardware's limit: each training step's FLOP count (XLA's own
 cost analysis of the compiled step), its time with batches already in memory and with the real data
 pipeline, and what this CPU sustains on a large float32 3x3 convolution in XLA and in PyTorch (oneDNN).
 
@@ -120,7 +120,7 @@ def main():
         print(f"{name}: {flops / 1e9:.0f} GFLOP/step; {t_mem:.3f} s/step from memory "
               f"({flops / t_mem / 1e12:.3f} TFLOP/s), {t_real:.3f} s/step with the data pipeline "
               f"({bs / t_real:.2f} images/s)")
-    save(str(HERE / "results" / f"train_throughput_{a.crop}.json"), out)
+    save(str(HERE / "results" / "training" / f"throughput_{a.crop}.json"), out)
 
 
 if __name__ == "__main__":
