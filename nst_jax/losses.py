@@ -23,10 +23,9 @@ import jax.numpy as jnp
 
 # Gram matrices in full float32 on every backend.  JAX's default on recent NVIDIA GPUs is TensorFloat-32
 # (10-bit mantissa inputs) for float32 products; PyTorch computes its Gram matrices (torch.bmm / mm) in
-# full float32 by default.  The style loss is a small difference of large Gram matrices, so TF32 rounding
-# (~1e-3 relative) reaches the gradient that L-BFGS follows: on an H200 our Gatys 512 px / 300 iterations
-# ended at loss 5.10e6 (style 3.04e6) where PyTorch's reached 3.41e6 (style 1.60e6); BENCHMARKS.md.
-# XLA:CPU computes float32 products in float32 whatever the setting: nothing changes on the CPU.
+# full float32 by default, and the style loss is a small difference of large Gram matrices, so the same
+# products keep it comparable across libraries and backends.  XLA:CPU computes float32 products in float32
+# whatever the setting: nothing changes on the CPU.
 GRAM_PRECISION = jax.lax.Precision.HIGHEST
 
 

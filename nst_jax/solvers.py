@@ -154,7 +154,7 @@ def lbfgsb(history: int = LBFGSB_HISTORY, lower: float = 0.0, upper: float = 1.0
     def make(value_and_grad):
         import warnings
 
-        with warnings.catch_warnings():  # "JAXopt is no longer maintained": the mission names it
+        with warnings.catch_warnings():  # jaxopt warns that it is unmaintained; L-BFGS-B is its only use
             warnings.simplefilter("ignore", DeprecationWarning)
             import jaxopt
 

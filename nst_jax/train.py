@@ -67,8 +67,8 @@ def with_fields(config: TrainConfig, fields: dict) -> TrainConfig:
 @dataclass
 class TrainState:
     """What a training step carries and a checkpoint holds: the network's ``params``, the optimiser's
-    state ``opt`` and the ``step`` count (a pytree).  Checkpoints store it as the dict :meth:`as_dict`, the
-    layout they always had."""
+    state ``opt`` and the ``step`` count (a pytree).  Checkpoints store it as the dict :meth:`as_dict`, so
+    that a checkpoint does not depend on this class."""
 
     params: Any
     opt: Any

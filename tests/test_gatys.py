@@ -173,7 +173,7 @@ def test_bad_options_are_clear_errors(params, images, kwargs, match):
         nst_jax.stylize(content, style, **{"size": 64, "iters": 1, "weights": params, **kwargs})
 
 
-# --- the objective a band of rows at a time (issue 14) ------------------------------------------------
+# --- the objective a band of rows at a time ------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tall_case(params, images):
@@ -201,7 +201,7 @@ def test_band_halo_covers_the_receptive_reach():
 
 @pytest.mark.parametrize("band", [48, 96])
 def test_banded_loss_and_gradient_equal_the_whole_image(params, tall_case, band):
-    """Issue 14: relative error at most 1e-5 in float32, for the loss, each term and the gradient."""
+    """Relative error at most 1e-5 in float32, for the loss, each term and the gradient."""
     import dataclasses
 
     import jax

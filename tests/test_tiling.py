@@ -43,7 +43,7 @@ def test_tiled_adain_equals_the_whole_image(params, decoder, band):
     whole, rep = adain.stylize(content, style, tile="none", **kw)
     tiled, rep_t = adain.stylize(content, style, tile=band, **kw)
     assert rep["tile_rows"] is None and rep_t["tile_rows"] == band
-    # exact up to float rounding (the issue asks for 1/255; we see ~1e-6), also on the rows around the
+    # exact up to float rounding (1/255 would do; we see ~1e-6), also on the rows around the
     # band boundary that the black/white step lies on: no seam
     assert np.abs(tiled - whole).max() < 1e-3 / 255
     assert np.abs(tiled[32:48] - whole[32:48]).max() < 1e-3 / 255

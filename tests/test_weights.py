@@ -105,9 +105,9 @@ def test_concurrent_first_fetches_do_not_corrupt_the_cache(tmp_path):
 
 def test_torch_reference_reads_our_npz_as_it_reads_the_h5(h5_path, tmp_path, photo):
     """The PyTorch reference (experiments/torch_reference.py) built from nst_jax's .npz, whose conv1_1 takes
-    RGB, must compute the features it computes from the original Caffe .h5 (conv1_1 takes BGR).  Until
-    session 5 it fed BGR into the RGB kernel: every GPU comparison (the device reads the weights from an
-    .npz) scored both libraries with a different objective than the one JAX optimised."""
+    RGB, must compute the features it computes from the original Caffe .h5 (conv1_1 takes BGR); fed BGR
+    into the RGB kernel it would score every GPU comparison (which reads the weights from an .npz) with a
+    different objective than the one JAX optimises."""
     from experiments import torch_reference as tr
 
     npz = W.convert(h5_path, tmp_path / "vgg.npz")
