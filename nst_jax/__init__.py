@@ -5,6 +5,7 @@ Public API:
   stylize                         -- Gatys et al.: optimise pixels (L-BFGS or Adam), NumPy in and out
   stylize_many, Picture           -- many pictures, each its own problem, batches in one compiled program
   gram_matrix, content_loss, style_loss, total_variation -- the losses (nst_jax.losses)
+  StyleLoss, STYLE_LOSSES         -- style representations as plug-ins (nst_jax.style)
   load_image, save_image          -- image I/O (float32 RGB in [0, 1])
   enable_compilation_cache        -- the persistent XLA compilation cache
   NSTError                        -- the one exception type for errors a user can cause
@@ -16,10 +17,12 @@ from .gatys import Picture, StylizeInterrupted, gatys_loss, stylize, stylize_man
 from .image import load_image, save_image
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .runinfo import Event
+from .style import STYLE_LOSSES, StyleLoss
 from .vgg import LAYERS, vgg19_features, vgg19_params
 
 __version__ = "0.1.0"
-__all__ = ["LAYERS", "Event", "NSTError", "Picture", "StylizeInterrupted", "content_loss",
+__all__ = ["LAYERS", "STYLE_LOSSES", "Event", "NSTError", "Picture", "StyleLoss", "StylizeInterrupted",
+           "content_loss",
            "enable_compilation_cache", "gatys_loss", "gram_matrix", "load_image", "save_image",
            "style_loss", "stylize", "stylize_many", "total_variation", "vgg19_features", "vgg19_params",
            "__version__"]

@@ -803,6 +803,7 @@ def build_parser():
     from . import adain, feedforward, gatys
     from .adain_train import train_decoder
     from .solvers import SOLVERS, adam, lbfgs, lbfgsb
+    from .style import STYLE_LOSSES
 
     d = {**_defaults(gatys.stylize), **defaults(gatys.StylizeConfig)}
     p = _Parser(prog="nst-jax", description="Neural style transfer in JAX.")
@@ -826,7 +827,7 @@ def build_parser():
     s.add_argument("--iters", type=_positive_int, default=d["iters"], help="iterations per scale")
     s.add_argument("--optimizer", choices=tuple(SOLVERS), default=d["optimizer"],
                    help="lbfgs: L-BFGS as neural-style runs it; adam; lbfgsb: jaxopt's L-BFGS-B, pixels "
-                        "boxed to [0, 1]")
+                        "boxed to [0, 1] (default: the style loss's, adam for swd, else lbfgs)" + _NO_DEFAULT)
     s.add_argument("--learning-rate", type=float, default=d["learning_rate"],
                    help=f"Adam only (default: {_defaults(adam)['learning_rate']})" + _NO_DEFAULT)
     s.add_argument("--init", default=d["init"], help="content | noise | style | PATH")
@@ -841,6 +842,10 @@ def build_parser():
                    help="comma-separated VGG-19 layer names")
     s.add_argument("--style-layer-weights", type=_floats, default=d["style_layer_weights"],
                    help="comma-separated, one per style layer (default: equal)")
+    s.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=d["style_loss"],
+                   help="the style representation: gram (Gatys et al.), moments (channel means and standard "
+                        "deviations), mmd-poly / mmd-rbf (Li et al. 2017's kernels), swd (sliced "
+                        "Wasserstein, Heitz et al. 2021)")
     s.add_argument("--style-blend", type=_floats, default=d["style_blend"],
                    help="comma-separated, one per style image (default: equal)" + _NO_DEFAULT)
     s.add_argument("--style-scale", type=float, default=d["style_scale"],

@@ -56,9 +56,10 @@ from . import image as im
 from . import solvers
 from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
-from .losses import GRAM_PRECISION, content_loss, gram_matrix, style_loss, total_variation
+from .losses import content_loss, total_variation
 from .runinfo import Event
 from .runinfo import report as make_report
+from .style import GRAM, StyleLoss, style_loss
 from .tiling import Footprint, parse_tile, plan, replicate, row_sharding, shard_rows, to_host
 from .vgg import LAYERS, check_layers, min_size, vgg19_features, vgg19_params, with_winograd
 
@@ -68,16 +69,40 @@ CHUNK = 10  # iterations per compiled call between progress reports
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """The static part of the objective: what changes the compiled program."""
+class Objective:
+    """What the objective is (static: changing it recompiles): the layers, the pooling and the style
+    representation (:class:`nst_jax.style.StyleLoss`)."""
 
     content_layers: tuple[str, ...] = CONTENT_LAYERS
     style_layers: tuple[str, ...] = STYLE_LAYERS
     pool: str = "max"
-    tv_kind: str = "l2"
+    style_loss: StyleLoss = GRAM
+
+    def __post_init__(self):
+        object.__setattr__(self, "style_loss", style_loss(self.style_loss))  # a name or a StyleLoss
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How the objective is evaluated (static), not what it is: ``band`` > 0, a band of this many rows at a
+    time (:func:`gatys_value_and_grad_banded`); ``remat``, recompute each VGG block in the backward pass;
+    ``conv``, VGG-19's convolution (:func:`nst_jax.vgg.vgg19_features`)."""
+
+    band: int = 0
     remat: bool = False
     conv: str = "auto"
-    band: int = 0  # > 0: the objective a band of this many rows at a time (gatys_value_and_grad_banded)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The static part of a compiled Gatys program: its :class:`Objective` and its :class:`Execution`."""
+
+    objective: Objective = Objective()
+    execution: Execution = Execution()
+
+    def with_band(self, band: int) -> Config:
+        """The same objective evaluated ``band`` rows at a time (0: the whole image)."""
+        return dataclasses.replace(self, execution=dataclasses.replace(self.execution, band=band))
 
 
 @jax.tree_util.register_dataclass
@@ -91,6 +116,7 @@ class LossWeights:
     style: Any = 100.0
     tv: Any = 5e-4
     style_layers: Any = None
+    seed: Any = 0  # the key of a sampling style representation (one per picture; folded with each evaluation)
 
     def __getitem__(self, name):  # weights["content"], as for the plain dict the objective also takes
         return getattr(self, name)
@@ -98,7 +124,7 @@ class LossWeights:
     def as_arrays(self, n_style_layers: int) -> LossWeights:
         layers = np.ones(n_style_layers) if self.style_layers is None else self.style_layers
         return LossWeights(jnp.float32(self.content), jnp.float32(self.style), jnp.float32(self.tv),
-                           jnp.asarray(layers, jnp.float32))
+                           jnp.asarray(layers, jnp.float32), jnp.int32(self.seed))
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -116,40 +142,103 @@ class StylizeInterrupted(KeyboardInterrupt):
 # the objective
 # --------------------------------------------------------------------------------------------------
 
+def _features(params, x, layers, cfg: Config):
+    return vgg19_features(params, x, tuple(dict.fromkeys(layers)), cfg.objective.pool,
+                          remat=cfg.execution.remat, conv=cfg.execution.conv)
+
+
 def content_targets(params, content, cfg: Config):
-    """The content image's feature maps at ``cfg.content_layers`` (``cfg.band`` rows at a time if set)."""
-    if cfg.band:
-        return _banded_features(params, content, cfg.content_layers, (), cfg, cfg.band)[0]
-    return vgg19_features(params, content, cfg.content_layers, cfg.pool, conv=cfg.conv)
+    """The content image's feature maps at the content layers (a band of rows at a time if
+    ``cfg.execution.band`` is set)."""
+    layers = cfg.objective.content_layers
+    if cfg.execution.band:
+        return _banded_summary(params, content, layers, (), cfg)[0]
+    return _features(params, content, layers, cfg)
 
 
 def style_targets(params, styles, blend, cfg: Config):
-    """The style images' Gram matrices at ``cfg.style_layers``, mixed by ``blend`` (weights summing to 1)."""
-    grams = {name: 0.0 for name in cfg.style_layers}
-    for s, w in zip(styles, blend, strict=True):
-        if cfg.band:
-            g = _banded_features(params, s, (), cfg.style_layers, cfg, cfg.band)[1]
+    """The style images' targets at the style layers (the representation's ``target``; by bands as its
+    :class:`nst_jax.style.Sums` when ``cfg.execution.band`` is set), mixed by ``blend`` (weights summing to
+    1)."""
+    obj, rep = cfg.objective, cfg.objective.style_loss
+    per_style = []
+    for s in styles:
+        if cfg.execution.band:
+            sums = _banded_summary(params, s, (), obj.style_layers, cfg)[1]
+            per_style.append({k: rep.sums.finish(sums[k], _positions(params, s.shape, k, cfg))
+                              for k in obj.style_layers})
         else:
-            f = vgg19_features(params, s, cfg.style_layers, cfg.pool, conv=cfg.conv)
-            g = {name: gram_matrix(f[name]) for name in cfg.style_layers}
-        grams = {name: grams[name] + w * g[name] for name in cfg.style_layers}
-    return grams
+            f = _features(params, s, obj.style_layers, cfg)
+            per_style.append({k: rep.target(f[k]) for k in obj.style_layers})
+    return {k: rep.mixed([t[k] for t in per_style], list(blend)) for k in obj.style_layers}
 
 
 def compute_targets(params, content, styles, blend, cfg: Config):
-    """Content features and the blended style Gram matrices (computed once per run and scale).
+    """Content features and the blended style targets (computed once per run and scale).
 
-    ``content``: (1, H, W, 3); ``styles``: list of (1, h_k, w_k, 3); ``blend``: weights summing to 1.
-    With ``cfg.band`` each image is evaluated that many rows at a time: the same targets, the network's
-    activations held for one band (the style image is as large as the content)."""
+    ``content``: (1, H, W, 3); ``styles``: list of (1, h_k, w_k, 3); ``blend``: weights summing to 1."""
     return {"content": content_targets(params, content, cfg),
             "style": style_targets(params, styles, blend, cfg)}
 
 
-compute_targets_banded = compute_targets  # with a cfg whose band is set
-_targets_jit = jax.jit(compute_targets, static_argnums=(4,))
 _content_targets_jit = jax.jit(content_targets, static_argnums=(2,))
-_style_targets_jit = jax.jit(style_targets, static_argnums=(3,))
+_style_targets_traced = jax.jit(style_targets, static_argnums=(3,))
+_style_targets_static = jax.jit(style_targets, static_argnums=(2, 3))
+
+
+def _style_targets_jit(params, styles, blend, cfg: Config):
+    """:func:`style_targets` compiled; the blend is data for a weighted sum of targets, and static for a
+    representation that mixes samples (their counts are shapes)."""
+    if cfg.objective.style_loss.mix is None:
+        return _style_targets_traced(params, styles, blend, cfg)
+    return _style_targets_static(params, styles, tuple(float(w) for w in blend), cfg)
+
+
+def _positions(params, shape, layer, cfg: Config) -> int:
+    """H * W of the feature map at ``layer`` for images of ``shape``."""
+    f = jax.eval_shape(lambda y: _features(params, y, (layer,), cfg),
+                       jax.ShapeDtypeStruct(tuple(shape), jnp.float32))[layer]
+    return f.shape[1] * f.shape[2]
+
+
+def _style_key(weights, key):
+    """The key of a sampling representation: the picture's seed, folded with the evaluation's number
+    (``key``, when given)."""
+    base = jax.random.key(weights["seed"] if not isinstance(weights, dict) or "seed" in weights else 0)
+    return base if key is None else jax.random.fold_in(base, key)
+
+
+def objective(summary, counts, tv, targets, weights, obj: Objective, key):
+    """The objective from its terms, as Gatys et al. write it: ``content_weight * sum_l content_l +
+    style_weight * sum_l w_l style_l + tv_weight * TV``.  ``summary``: ``{"content": {layer: feature map},
+    "style": {layer: the representation's summary}}`` (the feature map, or its :class:`nst_jax.style.Sums`),
+    ``counts``: the
+    positions of each style layer, ``tv``: the image's total variation, ``key``: a ``jax.random`` key (one
+    per style layer is folded from it).  Returns ``(total, terms)``."""
+    rep = obj.style_loss
+    content = sum(content_loss(summary["content"][k], targets["content"][k]) for k in obj.content_layers)
+    style = sum(weights["style_layers"][i] * rep.value(summary["style"][k], counts[k], targets["style"][k],
+                                                        jax.random.fold_in(key, i))
+                for i, k in enumerate(obj.style_layers))
+    terms = {"content": weights["content"] * content, "style": weights["style"] * rep.weight * style,
+             "tv": weights["tv"] * tv}
+    return terms["content"] + terms["style"] + terms["tv"], terms
+
+
+def gatys_loss(params, x, targets, weights, cfg: Config, key=None):
+    """Total loss and its terms for images ``x`` (N, H, W, 3): :func:`objective` on the whole image's
+    features.
+
+    ``weights``: a :class:`LossWeights` (or a dict with its entries), ``style_layers`` of shape (L,);
+    ``key``: an integer folded into the picture's seed, for a sampling style representation (the evaluation's
+    number)."""
+    obj = cfg.objective
+    f = _features(params, x, obj.content_layers + obj.style_layers, cfg)
+    summary = {"content": {k: f[k] for k in obj.content_layers},
+               "style": {k: obj.style_loss.summarise(f[k]) for k in obj.style_layers}}
+    counts = {k: f[k].shape[1] * f[k].shape[2] for k in obj.style_layers}
+    return objective(summary, counts, total_variation(x * 255.0), targets, weights, obj,
+                     _style_key(weights, key))
 
 
 class _Bands:
@@ -163,10 +252,8 @@ class _Bands:
         self.height = shape[1]
         self.length, slices = band_slices(self.height, -(-band // align) * align, halo, align)
         self.geometry = jnp.asarray(slices, jnp.int32)  # (bands, 3): start, stop, lo
-        def features(y):
-            return vgg19_features(params, y, self.layers, cfg.pool, conv=cfg.conv)
-
-        self.shapes = jax.eval_shape(features, jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
+        self.shapes = jax.eval_shape(lambda y: _features(params, y, self.layers, cfg),
+                                     jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
         self.strides = {k: 2 ** sum(1 for m in LAYERS[: LAYERS.index(k)] if m.startswith("pool"))
                         for k in self.layers}
 
@@ -178,51 +265,40 @@ class _Bands:
         end = jnp.where(stop == self.height, self.shapes[name].shape[1], stop // s)
         return f * ((rows >= start // s) & (rows < end))[None, :, None, None].astype(f.dtype)
 
-    def gram_sum(self, f, name, g):
-        """Band ``g``'s own rows' contribution to the (unnormalised) Gram matrix at layer ``name``."""
-        own = self.own(f, name, g)
-        a = own.reshape(own.shape[0], -1, own.shape[-1])
-        return jnp.einsum("npc,npd->ncd", a, f.reshape(a.shape), precision=GRAM_PRECISION)
+    def place(self, whole, part, name, g):
+        """``part`` (a band's map at ``name``, own rows only) added into ``whole`` at the band's rows."""
+        at = g[2] // self.strides[name]
+        old = jax.lax.dynamic_slice_in_dim(whole, at, part.shape[1], axis=1)
+        return jax.lax.dynamic_update_slice_in_dim(whole, old + part, at, axis=1)
+
+    def rows(self, whole, name, g, count: int):
+        """The ``count`` rows of ``whole`` (a map at ``name``) that band ``g``'s map covers."""
+        return jax.lax.dynamic_slice_in_dim(whole, g[2] // self.strides[name], count, axis=1)
 
 
-def _banded_features(params, image, content_layers, style_layers, cfg: Config, band: int):
-    """``({layer: whole feature map}, {layer: Gram matrix})`` of images (N, H, W, 3) computed ``band`` rows
-    at a time (one ``lax.scan``): each band writes its own rows' features into the whole maps (content
-    layers) and adds its own rows' Gram sums (style layers)."""
-    b = _Bands(params, image.shape, tuple(content_layers) + tuple(style_layers), cfg, band)
+def _banded_summary(params, image, content_layers, style_layers, cfg: Config):
+    """``({layer: whole feature map}, {layer: Sums})`` of images (N, H, W, 3) computed ``cfg.execution.band``
+    rows at a time (one ``lax.scan``): each band writes its own rows' features into the whole maps (content
+    layers) and adds its own rows' sums (style layers; the representation's :class:`nst_jax.style.Sums`)."""
+    rep = cfg.objective.style_loss
+    if style_layers and rep.sums is None:
+        raise NSTError(f"style loss {rep.name!r} is not a sum over positions and cannot be computed in "
+                       "bands: use --tile none, or a smaller --size")
+    b = _Bands(params, image.shape, tuple(content_layers) + tuple(style_layers), cfg, cfg.execution.band)
 
     def step(carry, g):
-        maps, grams = carry
-        f = vgg19_features(params, jax.lax.dynamic_slice_in_dim(image, g[2], b.length, axis=1), b.layers,
-                           cfg.pool, conv=cfg.conv)
-        at = {k: g[2] // b.strides[k] for k in maps}
-        maps = {k: jax.lax.dynamic_update_slice_in_dim(
-            maps[k], b.own(f[k], k, g) + jax.lax.dynamic_slice_in_dim(maps[k], at[k], f[k].shape[1], axis=1),
-            at[k], axis=1) for k in maps}
-        return (maps, {k: grams[k] + b.gram_sum(f[k], k, g) for k in grams}), None
+        maps, sums = carry
+        f = _features(params, jax.lax.dynamic_slice_in_dim(image, g[2], b.length, axis=1), b.layers, cfg)
+        maps = {k: b.place(maps[k], b.own(f[k], k, g), k, g) for k in maps}
+        sums = {k: jax.tree_util.tree_map(jnp.add, sums[k], rep.sums.summarise(b.own(f[k], k, g)))
+                for k in sums}
+        return (maps, sums), None
 
-    n = image.shape[0]
-    zero = ({k: jnp.zeros(b.shapes[k].shape, jnp.float32) for k in content_layers},
-            {k: jnp.zeros((n, b.shapes[k].shape[-1], b.shapes[k].shape[-1]), jnp.float32)
-             for k in style_layers})
-    (maps, grams), _ = jax.lax.scan(step, zero, b.geometry)
-    return maps, {k: v / _gram_norm(b.shapes[k]) for k, v in grams.items()}
-
-
-def gatys_loss(params, x, targets, weights, cfg: Config):
-    """Total loss and its terms for images ``x`` (N, H, W, 3).
-
-    ``weights``: a :class:`LossWeights` (or a dict with its four entries), ``style_layers`` of shape (L,).
-    """
-    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
-    f = vgg19_features(params, x, layers, cfg.pool, remat=cfg.remat, conv=cfg.conv)
-    c = sum(content_loss(f[n], targets["content"][n]) for n in cfg.content_layers)
-    s = sum(weights["style_layers"][i] * style_loss(gram_matrix(f[n]), targets["style"][n])
-            for i, n in enumerate(cfg.style_layers))
-    tv = total_variation(x * 255.0, cfg.tv_kind)
-    terms = {"content": weights["content"] * c, "style": weights["style"] * s,
-             "tv": weights["tv"] * tv}
-    return terms["content"] + terms["style"] + terms["tv"], terms
+    zero_map = {k: jnp.zeros(b.shapes[k].shape, jnp.float32) for k in content_layers}
+    zero_sums = {k: jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(rep.sums.summarise, b.shapes[k]))
+                 for k in style_layers}
+    (maps, sums), _ = jax.lax.scan(step, (zero_map, zero_sums), b.geometry)
+    return maps, sums
 
 
 def band_halo(layers) -> tuple[int, int]:
@@ -241,11 +317,6 @@ def band_halo(layers) -> tuple[int, int]:
     return -(-reach // align) * align, align
 
 
-def _gram_norm(shape) -> int:
-    """C * H * W of an (N, H, W, C) feature map: :func:`nst_jax.losses.gram_matrix`'s normalisation."""
-    return shape.shape[1] * shape.shape[2] * shape.shape[3]
-
-
 def band_slices(height: int, band: int, halo: int, align: int) -> tuple[int, list[tuple[int, int, int]]]:
     """``(length, [(start, stop, lo), ...])``: bands of ``band`` own rows, each computed from the ``length``
     rows from ``lo`` -- one length for every band (one compiled band program, one loop), at least the band
@@ -262,57 +333,48 @@ def band_slices(height: int, band: int, halo: int, align: int) -> tuple[int, lis
     return length, slices
 
 
-def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config):
+def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config, key=None):
     """``((loss, terms), gradient)`` of :func:`gatys_loss` at ``x`` (N, H, W, 3), equal to
-    ``jax.value_and_grad(gatys_loss, has_aux=True)`` but computed ``cfg.band`` rows at a time, so that the
-    network's activations are held for one band (plus its halo, :func:`band_halo`) instead of the image.
+    ``jax.value_and_grad(gatys_loss, has_aux=True)`` but computed ``cfg.execution.band`` rows at a time, so
+    that the network's activations are held for one band (plus its halo, :func:`band_halo`) instead of the
+    image.
 
-    The objective is a sum over pixel positions (content) plus functions of Gram matrices, which are
-    themselves sums over positions.  Pass 1 runs the network band by band, assembling the content layers'
-    maps from each band's own rows and adding up their Gram sums (a row mask: every band has the same
-    shape, :func:`band_slices`); the loss follows as :func:`gatys_loss` computes it, and so does dL/dG.
-    Pass 2 runs each band again and back-propagates, into the band and its halo, the band's content error and
-    ``<dL/dG, G_band>``; these add up over bands to the whole image's gradient (each position's features
-    counted once).  The TV term is taken on the whole image.  Each pass is one ``lax.scan``: one band's
-    activations at a time."""
-    b = _Bands(params, x.shape, cfg.content_layers + cfg.style_layers, cfg, cfg.band)
+    :func:`objective` depends on the image through the content layers' maps and the style layers' sums over
+    positions (:class:`nst_jax.style.Sums`).  Pass 1 runs the network band by band, assembling the maps from
+    each band's own rows and adding up their sums; the loss follows from :func:`objective`, and so does its
+    gradient with respect to the maps and sums.  Pass 2 runs each band again and back-propagates, into the
+    band and its halo, that gradient dotted with the band's own share of the maps and sums; the shares add up
+    over bands to the whole image's gradient (each position counted once).  The TV term is taken on the whole
+    image.  Each pass is one ``lax.scan``: one band's activations at a time."""
+    obj, rep = cfg.objective, cfg.objective.style_loss
+    b = _Bands(params, x.shape, obj.content_layers + obj.style_layers, cfg, cfg.execution.band)
+    maps, sums = _banded_summary(params, x, obj.content_layers, obj.style_layers, cfg)
+    counts = {k: b.shapes[k].shape[1] * b.shapes[k].shape[2] for k in obj.style_layers}
+    tv, dtv = jax.value_and_grad(lambda y: total_variation(y * 255.0))(x)
+    skey = _style_key(weights, key)
+    (loss, terms), dsummary = jax.value_and_grad(
+        lambda sm: objective(sm, counts, tv, targets, weights, obj, skey), has_aux=True)(
+            {"content": maps, "style": sums})
 
-    def band_terms(xb, g, dgram):
-        """Band ``g`` (start, stop, lo), computed from ``xb`` (its ``length`` rows from ``lo``): the weighted
-        content error of its own rows (normalised as the whole image's mean) plus ``<dL/dG, G_band>``."""
-        f = vgg19_features(params, xb, b.layers, cfg.pool, conv=cfg.conv)
-        content = 0.0
-        for name in cfg.content_layers:
-            target = jax.lax.dynamic_slice_in_dim(targets["content"][name], g[2] // b.strides[name],
-                                                  f[name].shape[1], axis=1)
-            content = content + jnp.sum(b.own(f[name] - target, name, g) ** 2) / b.shapes[name].size
-        style = sum(jnp.sum(dgram[k] * b.gram_sum(f[k], k, g)) / _gram_norm(b.shapes[k])
-                    for k in cfg.style_layers)
-        return weights["content"] * content + style
+    def band_share(xb, g):
+        """Band ``g``'s own share of the maps and sums, dotted with the objective's gradient at them."""
+        f = _features(params, xb, b.layers, cfg)
+        c = sum(jnp.sum(b.rows(dsummary["content"][k], k, g, f[k].shape[1]) * b.own(f[k], k, g))
+                for k in obj.content_layers)
+        s = sum(sum(jnp.sum(d * v) for d, v in zip(jax.tree_util.tree_leaves(dsummary["style"][k]),
+                                                     jax.tree_util.tree_leaves(rep.sums.summarise(
+                                                         b.own(f[k], k, g))), strict=True))
+                for k in obj.style_layers)
+        return c + s
 
-    # pass 1: the content layers' maps and the Gram matrices, band by band
-    maps, grams = _banded_features(params, x, cfg.content_layers, cfg.style_layers, cfg, cfg.band)
-    content = sum(content_loss(maps[n], targets["content"][n]) for n in cfg.content_layers)
-
-    def style_of(g):
-        return sum(weights["style_layers"][i] * style_loss(g[k], targets["style"][k])
-                   for i, k in enumerate(cfg.style_layers))
-
-    style, dstyle = jax.value_and_grad(style_of)(grams)
-    dgram = {k: weights["style"] * v for k, v in dstyle.items()}
-    tv, dtv = jax.value_and_grad(lambda y: total_variation(y * 255.0, cfg.tv_kind))(x)
-
-    # pass 2: each band's share of the gradient, added into the band and its halo
     def scatter(grad, g):
         xb = jax.lax.dynamic_slice_in_dim(x, g[2], b.length, axis=1)
-        gb = jax.grad(lambda v: band_terms(v, g, dgram))(xb)
+        gb = jax.grad(lambda v: band_share(v, g))(xb)
         old = jax.lax.dynamic_slice_in_dim(grad, g[2], b.length, axis=1)
         return jax.lax.dynamic_update_slice_in_dim(grad, old + gb, g[2], axis=1), None
 
     grad, _ = jax.lax.scan(scatter, weights["tv"] * dtv, b.geometry)
-    terms = {"content": weights["content"] * content, "style": weights["style"] * style,
-             "tv": weights["tv"] * tv}
-    return (terms["content"] + terms["style"] + terms["tv"], terms), grad
+    return (loss, terms), grad
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,7 +408,11 @@ def _split_rows(tree, image_shape, rows):
 def stack(trees):
     """Pytrees of the same structure stacked along a new leading axis: one entry per picture of a batch
     (the targets and loss weights :func:`optimize` takes)."""
-    return jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(v, jnp.float32) for v in a]), *trees)
+    def one(*a):
+        dtype = jnp.int32 if jnp.issubdtype(jnp.asarray(a[0]).dtype, jnp.integer) else jnp.float32
+        return jnp.stack([jnp.asarray(v, dtype) for v in a])
+
+    return jax.tree_util.tree_map(one, *trees)
 
 
 def _batched(fn, in_axes, out_axes, n: int):
@@ -380,10 +446,11 @@ def _state_axes(solver: solvers.Solver, state):
 
 
 def _one_problem(params, t, w, cfg):
-    """``value_and_grad`` of one picture's objective (x: (1, H, W, 3)) at the whole image or by bands."""
-    if cfg.band:
-        return lambda y: gatys_value_and_grad_banded(params, y, t, w, cfg)
-    return jax.value_and_grad(lambda y: gatys_loss(params, y, t, w, cfg), has_aux=True)
+    """``value_and_grad(y, key)`` of one picture's objective (y: (1, H, W, 3)) at the whole image or by bands;
+    ``key``: the evaluation's number, for a sampling style representation (else ``None``)."""
+    if cfg.execution.band:
+        return lambda y, key: gatys_value_and_grad_banded(params, y, t, w, cfg, key)
+    return lambda y, key: jax.value_and_grad(lambda v: gatys_loss(params, v, t, w, cfg, key), has_aux=True)(y)
 
 
 def _init(params, targets, weights, x, *, cfg, solver, rows=None):
@@ -408,11 +475,14 @@ def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
     def one(t, w, xi, st):
         vg0 = _one_problem(params, t, w, cfg)
 
-        def vg(y):
-            (value, terms), g = vg0(y * (1.0 / scale))
-            return (value, terms), g * (1.0 / scale)
-
         def body(_, carry):
+            # a sampling representation draws afresh at every evaluation: the key counts evaluations
+            key = carry[1].num_fun_eval if cfg.objective.style_loss.stochastic else None
+
+            def vg(y):
+                (value, terms), g = vg0(y * (1.0 / scale), key)
+                return (value, terms), g * (1.0 / scale)
+
             return _split_rows(solver.step(vg, *carry), xi[None].shape, rows)
 
         y, st = jax.lax.fori_loop(0, n, body, (xi[None] * scale, st))
@@ -545,7 +615,8 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
 # --------------------------------------------------------------------------------------------------
 
 # Peak memory of one evaluation (forward + backward through VGG-19 to relu5_1) per pixel, measured on
-# XLA:CPU (BENCHMARKS.md "Time and memory against size"); the solver's history and the image-sized arrays come on top.
+# XLA:CPU (BENCHMARKS.md "Time and memory against size"); the solver's history and the image-sized arrays
+# come on top.
 ACTIVATION_BYTES_PER_PIXEL = 3320
 IMAGE_BYTES_PER_PIXEL = 64  # the iterate, its gradient, the solver's other image-sized arrays, targets
 
@@ -579,7 +650,9 @@ class StylizeConfig:
     Fields:
       size: longest side of the result in pixels (``None``: the content's own size).
       iters: iterations per scale.
-      optimizer: ``"lbfgs"``, ``"adam"``, ``"lbfgsb"`` or a :class:`nst_jax.solvers.Solver`.
+      optimizer: ``"lbfgs"``, ``"adam"``, ``"lbfgsb"`` or a :class:`nst_jax.solvers.Solver`; ``None`` (the
+        default): the style representation's (:attr:`nst_jax.style.StyleLoss.solver`: L-BFGS, neural-style's,
+        for all but ``swd``, whose redrawn projections Adam follows better).
       learning_rate: Adam's (default 0.02); history: L-BFGS(-B)'s memory (default 100 / 10);
         history_dtype: L-BFGS's storage of the pairs, ``"float32"`` (default) or ``"bfloat16"`` (half the
         memory; BENCHMARKS.md measures the loss).  A setting the chosen solver does not take is an error.
@@ -591,6 +664,9 @@ class StylizeConfig:
       pool: ``"max"`` or ``"avg"`` in VGG-19.
       content_layers, style_layers: VGG-19 layer names.
       style_layer_weights: one weight per style layer (default: all 1).
+      style_loss: the style representation, a name of :data:`nst_jax.style.STYLE_LOSSES` (``"gram"``, the
+        default: Gatys et al.'s; ``"moments"``, ``"mmd-poly"``, ``"mmd-rbf"``, ``"swd"``) or a
+        :class:`nst_jax.style.StyleLoss` of your own.
       style_blend: one weight per style image (normalised to sum 1; default equal).
       style_scale: style images are resized to ``style_scale * size`` (longest side).
       preserve_color: ``None``, ``"luminance"`` (keep the content's chroma) or ``"histogram"``
@@ -613,7 +689,7 @@ class StylizeConfig:
 
     size: int | None = 512
     iters: int = 500
-    optimizer: Any = "lbfgs"
+    optimizer: Any = None
     init: Any = "content"
     content_weight: float = LossWeights.content
     style_weight: float = LossWeights.style
@@ -622,6 +698,7 @@ class StylizeConfig:
     content_layers: tuple[str, ...] = CONTENT_LAYERS
     style_layers: tuple[str, ...] = STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = None
+    style_loss: Any = "gram"
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     preserve_color: str | None = None
@@ -657,11 +734,21 @@ class StylizeConfig:
             raise NSTError(f"{len(layer_weights)} style layer weights for {n_layers} style layers")
         check_blend(self.style_blend)
         object.__setattr__(self, "tile", parse_tile(self.tile))
-        solver_for(self.optimizer, self.learning_rate, self.history, self.history_dtype)  # its settings
+        rep = style_loss(self.style_loss)
+        if rep.sums is None and isinstance(self.tile, int):
+            raise NSTError(f"style loss {rep.name!r} is not a sum over positions and cannot be computed in "
+                           "bands: use --tile none or auto")
+        solver_for(self.solver_name, self.learning_rate, self.history, self.history_dtype)  # its settings
+
+    @property
+    def solver_name(self):
+        """``optimizer``, or when it is ``None`` the style representation's own default solver."""
+        return style_loss(self.style_loss).solver if self.optimizer is None else self.optimizer
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.style_layer_weights)
+        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.style_layer_weights,
+                           self.seed)
 
 
 STYLIZE_CONFIG = StylizeConfig()
@@ -704,7 +791,7 @@ class _Job:
 
 
 def _solver(conf: StylizeConfig) -> solvers.Solver:
-    solver = solver_for(conf.optimizer, conf.learning_rate, conf.history, conf.history_dtype)
+    solver = solver_for(conf.solver_name, conf.learning_rate, conf.history, conf.history_dtype)
     settings = dict(solver.settings)
     if solver.name == "lbfgs" and settings["history"] > conf.iters:
         # at most one curvature pair is stored per iteration, so a longer memory is never filled: the same
@@ -822,7 +909,8 @@ def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, 
     """Every scale of one batch of same-shaped pictures: targets, initial images, :func:`optimize`; then
     each picture's result and report."""
     n, shapes = len(jobs), jobs[0].shapes
-    cfg = Config(conf.content_layers, conf.style_layers, conf.pool, "l2", bool(conf.remat))
+    cfg = Config(Objective(conf.content_layers, conf.style_layers, conf.pool, style_loss(conf.style_loss)),
+                 Execution(remat=bool(conf.remat)))
     wts = stack([j.conf.loss_weights.as_arrays(len(conf.style_layers)) for j in jobs])
     halo, align = band_halo(conf.content_layers + conf.style_layers)
     fp = footprint(_history_bytes(solver))
@@ -832,7 +920,12 @@ def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, 
     for k, shape in enumerate(shapes, 1):
         band = 0 if rows is not None else plan(fp, shape, n, tile=conf.tile, batch=n, halo=halo,
                                                align=align).band
-        bcfg = dataclasses.replace(cfg, band=band)
+        if band and cfg.objective.style_loss.sums is None:
+            raise NSTError(f"{n} picture(s) of {shape[0]}x{shape[1]} px do not fit in memory whole, and "
+                           f"style loss {cfg.objective.style_loss.name!r} cannot be computed in bands: use a "
+                           "smaller --size or --batch, or a style loss that is a sum over positions (gram, "
+                           "moments, mmd-poly)")
+        bcfg = cfg.with_band(band)
         c = np.stack([im.resize(j.content, shape) for j in jobs])
         targets = _batch_targets(params, c, jobs, _style_side(conf, shape), bcfg)
         if x is None:
@@ -903,7 +996,8 @@ def _picture_report(job: _Job, rep: dict, timing: dict, solver, rows, t0, batch:
                        (last["height"], last["width"]), 1 if rows is None else rows.mesh.size,
                        last["band_rows"] or None, job.conf.preserve_color)
     return {**core, "optimizer": solver.name, "solver_settings": dict(solver.settings),
-            "iterations_per_scale": job.conf.iters, "iterations": last["iterations"],
+            "style_loss": style_loss(job.conf.style_loss).name, "iterations_per_scale": job.conf.iters,
+            "iterations": last["iterations"],
             "scales": rep["scales"], "evaluations": rep["evaluations"], "loss": last["loss"],
             "terms": last["terms"], "compile_seconds": timing["compile_seconds"],
             "optimize_seconds": timing["optimize_seconds"], "batch": batch}

@@ -9,6 +9,12 @@ tests use these functions.
   ``||G_l(x) - G_l(s)||^2 / ||G_l(s)||^2``, with ``G`` the Gram matrix normalised by C*H*W (so images of
   different sizes compare).  0 = the painting's Gram statistics exactly.
 
+* :func:`feature_swd`: the sliced Wasserstein distance between the distributions of VGG-19 features (every
+  position) of ``x`` and of the painting at :data:`STYLE_LAYERS`, along :data:`SWD_PROJECTIONS` fixed random
+  directions per layer (ott-jax's exact 1-D transport, for point sets of any sizes), averaged over the layers;
+  :func:`feature_swd_ratio` divides it by the photo's own.  It compares whole feature distributions, not one
+  statistic of them, so it can judge every style representation of :mod:`nst_jax.style`, Gram included.
+
 * :func:`edge_correlation`: Pearson correlation between the Sobel gradient magnitudes of ``x``'s and the
   photo's luminance.  The two VGG distances do not see blur, streaks or ghosted edges (a blurred picture
   can score closer to the photo at relu4_2 than a crisp one); this does: 1 = the photo's edges where the
@@ -32,8 +38,10 @@ from .vgg import vgg19_features
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
-__all__ = ["CONTENT_LAYER", "STYLE_LAYERS", "content_distance", "edge_correlation", "style_distance",
-           "style_grams"]
+SWD_PROJECTIONS = 128
+
+__all__ = ["CONTENT_LAYER", "STYLE_LAYERS", "SWD_PROJECTIONS", "content_distance", "edge_correlation",
+           "feature_swd", "feature_swd_ratio", "style_distance", "style_grams"]
 
 
 @jax.jit
@@ -91,3 +99,33 @@ def edge_correlation(x, photo) -> float:
     a, b = a - a.mean(), b - b.mean()
     denom = np.sqrt((a @ a) * (b @ b))
     return float(a @ b / denom) if denom > 0 else 0.0
+
+
+@jax.jit
+def _feature_swd(vgg_params, x, painting):
+    from ott.tools import sliced
+
+    fx = vgg19_features(vgg_params, x[None], STYLE_LAYERS)
+    fs = vgg19_features(vgg_params, painting[None], STYLE_LAYERS)
+    total = 0.0
+    for i, k in enumerate(STYLE_LAYERS):
+        c = fx[k].shape[-1]
+        d = jax.random.normal(jax.random.fold_in(jax.random.key(0), i), (c, SWD_PROJECTIONS))
+        d = d / jnp.linalg.norm(d, axis=0, keepdims=True)
+        cost, _ = sliced.sliced_wasserstein(fx[k].reshape(-1, c), fs[k].reshape(-1, c),
+                                            proj_fn=lambda z, *_, **__: z @ d)
+        total = total + jnp.sqrt(cost)
+    return total / len(STYLE_LAYERS)
+
+
+def feature_swd(vgg_params, x, painting) -> float:
+    """Sliced Wasserstein distance (the square root of the mean squared 1-D distance over the projections)
+    between ``x``'s and ``painting``'s VGG-19 features, averaged over :data:`STYLE_LAYERS`; both ``(H, W, 3)``
+    in [0, 1], of any sizes."""
+    return float(_feature_swd(vgg_params, jnp.asarray(x, jnp.float32), jnp.asarray(painting, jnp.float32)))
+
+
+def feature_swd_ratio(vgg_params, x, photo, painting) -> float:
+    """:func:`feature_swd` of ``x`` relative to the photo's own (1: no closer to the painting than the photo;
+    0: the painting's feature distributions)."""
+    return feature_swd(vgg_params, x, painting) / feature_swd(vgg_params, photo, painting)

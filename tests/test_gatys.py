@@ -202,14 +202,13 @@ def test_band_halo_covers_the_receptive_reach():
 @pytest.mark.parametrize("band", [48, 96])
 def test_banded_loss_and_gradient_equal_the_whole_image(params, tall_case, band):
     """Relative error at most 1e-5 in float32, for the loss, each term and the gradient."""
-    import dataclasses
 
     import jax
 
     content, style, x, cfg, targets, w = tall_case
     (value, terms), grad = jax.jit(jax.value_and_grad(
         lambda y: gatys.gatys_loss(params, y, targets, w, cfg), has_aux=True))(x[None])
-    banded = dataclasses.replace(cfg, band=band)
+    banded = cfg.with_band(band)
     (bvalue, bterms), bgrad = jax.jit(
         lambda y: gatys.gatys_value_and_grad_banded(params, y, targets, w, banded))(x[None])
     assert float(bvalue) == pytest.approx(float(value), rel=1e-5)
@@ -222,11 +221,10 @@ def test_banded_loss_and_gradient_equal_the_whole_image(params, tall_case, band)
 
 
 def test_banded_objective_matches_pytorch(params, torch_vgg, tall_case):
-    import dataclasses
 
     content, style, x, cfg, targets, w = tall_case
     (_, terms), _ = gatys.gatys_value_and_grad_banded(params, x[None], targets, w,
-                                                      dataclasses.replace(cfg, band=48))
+                                                      cfg.with_band(48))
     ref = tr.GatysObjective(torch_vgg("max"), tr.nchw(content[None]), tr.nchw(style[None]))
     weights = {"content": 5.0, "style": 100.0, "tv": 5e-4}
     xt = tr.nchw(x[None])
@@ -264,15 +262,14 @@ def test_stylize_tiled_equals_untiled(params, tall_case):
 def test_banded_targets_equal_the_whole_image(params, tall_case):
     """The targets of a tiled run (content features assembled from bands, Gram matrices summed over
     bands; a style taller than a band and one smaller than it, blended) equal the whole images'."""
-    import dataclasses
 
     content, style, *_ = tall_case
     tall_style = np.ascontiguousarray(np.concatenate([style] * 5, axis=0)[:272, :56])
     styles = [tall_style[None], style[None]]
     cfg = gatys.Config()
     whole = gatys.compute_targets(params, content[None], styles, [0.3, 0.7], cfg)
-    banded = gatys.compute_targets_banded(params, content[None], styles, [0.3, 0.7],
-                                          dataclasses.replace(cfg, band=48))
+    banded = gatys.compute_targets(params, content[None], styles, [0.3, 0.7],
+                                          cfg.with_band(48))
     for kind in ("content", "style"):
         for k, v in whole[kind].items():
             v, b = np.asarray(v), np.asarray(banded[kind][k])

@@ -29,7 +29,7 @@ x = jax.device_put(jnp.zeros((1, 48, 64, 3)), rows)
 params = gatys.with_winograd(gatys.vgg19_params())
 c = jnp.asarray(im.resize(content, (48, 64)))[None]
 cfg = gatys.Config()
-targets = gatys._targets_jit(params, c, [c], [1.0], cfg)
+targets = jax.jit(gatys.compute_targets, static_argnums=(4,))(params, c, [c], [1.0], cfg)
 w = {"content": jnp.float32(5), "style": jnp.float32(100), "tv": jnp.float32(5e-4),
      "style_layers": jnp.ones(5, jnp.float32)}
 rep = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
@@ -49,6 +49,17 @@ out["grad_spec"] = str(g4.sharding.spec)
 out["value_rel"] = float(abs(float(v4) / float(v1) - 1))
 out["grad_rel"] = float(jnp.linalg.norm(jax.device_put(g4, one) - g1) / jnp.linalg.norm(g1))
 out["history_shard_rows"] = [s.data.shape[3] for s in state.s_history.addressable_shards]
+# a representation that sorts (swd) or samples positions (mmd-rbf) stays exact split by rows: XLA gathers
+for name in ("swd", "mmd-rbf"):
+    cs = gatys.Config(gatys.Objective(style_loss=name))
+    pp, cc = jax.device_put((params, c), one)
+    ts = jax.jit(gatys.compute_targets, static_argnums=(4,))(pp, cc, [cc], [1.0], cs)
+    ws = {**w, "seed": jnp.int32(3)}
+    f = jax.jit(jax.value_and_grad(lambda y, p, t, w: gatys.gatys_loss(p, y, t, w, cs, 7)[0]))
+    sv4, sg4 = f(xs, *jax.device_put((params, ts, ws), rep))
+    sv1, sg1 = f(*jax.device_put((xs, params, ts, ws), one))
+    out[name] = [float(abs(float(sv4) / float(sv1) - 1)),
+                 float(jnp.linalg.norm(jax.device_put(sg4, one) - sg1) / jnp.linalg.norm(sg1))]
 # the feed-forward methods across devices: the one-device pictures
 from nst_jax import adain, feedforward as F
 a1, _ = adain.stylize(content, style, size=128, style_size=128, tile="none")
@@ -97,3 +108,5 @@ def test_four_devices_give_the_one_device_result(tmp_path):
     assert "multiple of 4" in out["errors"][2]
     assert out["ff_devices"] == [4, 4]
     assert out["adain_diff"] < 1e-3 / 255 and out["fast_diff"] < 1e-3 / 255, out
+    for name in ("swd", "mmd-rbf"):  # the sorting and sampling representations, split by rows: exact
+        assert out[name][0] < 1e-5 and out[name][1] < 1e-4, (name, out[name])
