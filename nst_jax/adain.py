@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,16 +84,17 @@ CHANNEL_MEANS = _load_channel_means()
 Caffe VGG-19 weights; written by ``experiments/vgg_channel_means.py``."""
 
 
-def encode(vgg_params, images, layers=(ENCODER_LAYER,)):
+def encode(vgg_params, images, layers=(ENCODER_LAYER,), dtype=jnp.float32):
     """Normalised VGG-19 features of ``images`` (NHWC RGB in [0, 1]) at ``layers`` (max pooling).
 
     Each channel is divided by its mean activation over ImageNet (:data:`CHANNEL_MEANS`), which makes
     these exactly the features of the "normalised" VGG-19 that the paper (and pytorch-AdaIN's
     ``vgg_normalised.pth``) uses: ReLU is positively homogeneous, so rescaling channels changes nothing
-    but their scale.  This keeps every feature O(1) and the paper's loss weights meaningful.
+    but their scale.  This keeps every feature O(1) and the paper's loss weights meaningful.  ``dtype``: the
+    network's computation (``jnp.bfloat16`` for mixed precision); the features come back float32.
     """
-    feats = vgg19_features(vgg_params, images, layers, pool="max")
-    return {k: v / CHANNEL_MEANS[k] for k, v in feats.items()}
+    feats = vgg19_features(vgg_params, images, layers, pool="max", dtype=dtype)
+    return {k: v.astype(jnp.float32) / CHANNEL_MEANS[k] for k, v in feats.items()}
 
 
 # --- decoder -------------------------------------------------------------------------------------------
@@ -153,8 +155,12 @@ def init_decoder(key, channels: int = 512):
     return DECODER.init(key, jnp.zeros((1, 8, 8, channels), jnp.float32))["params"]
 
 
-def decode(decoder_params, t):
-    return DECODER.apply({"params": decoder_params}, t)
+def decode(decoder_params, t, dtype=jnp.float32):
+    """The decoder on AdaIN targets ``t``; ``dtype``: its computation (``jnp.bfloat16``: the float32
+    parameters cast for it, so that their gradients stay float32); the image comes back float32."""
+    if jnp.dtype(dtype) != jnp.float32:
+        decoder_params = jax.tree_util.tree_map(lambda a: a.astype(dtype), decoder_params)
+    return DECODER.apply({"params": decoder_params}, t.astype(dtype)).astype(jnp.float32)
 
 
 # --- decoder files -------------------------------------------------------------------------------------
@@ -183,9 +189,9 @@ def _pad_to_multiple(x, multiple: int = MULTIPLE):
     return pad_to_multiple(x, multiple)
 
 
-@jax.jit
-def _style_moments(vgg_params, style):
-    f = encode(vgg_params, _pad_to_multiple(style))[ENCODER_LAYER]
+@partial(jax.jit, static_argnames="dtype")
+def _style_moments(vgg_params, style, dtype=jnp.float32):
+    f = encode(vgg_params, _pad_to_multiple(style), dtype=dtype)[ENCODER_LAYER]
     return mean_std(f, EPS)
 
 
@@ -198,13 +204,13 @@ def _mix_targets(f, s_mean, s_std, alpha, mask):
     return alpha * t + (1.0 - alpha) * f
 
 
-@jax.jit
-def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask):
+@partial(jax.jit, static_argnames="dtype")
+def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, dtype=jnp.float32):
     """content (N, H, W, 3); s_mean/s_std (N, K, C); alpha scalar; mask (K, h, w) weights over the feature
     map (summing to 1 over K).  Returns the decoded images cropped back to H x W (unclipped)."""
     h, w = content.shape[1:3]
-    f = encode(vgg_params, _pad_to_multiple(content))[ENCODER_LAYER]  # (N, h', w', C)
-    return decode(decoder_params, _mix_targets(f, s_mean, s_std, alpha, mask))[:, :h, :w]
+    f = encode(vgg_params, _pad_to_multiple(content), dtype=dtype)[ENCODER_LAYER]  # (N, h', w', C)
+    return decode(decoder_params, _mix_targets(f, s_mean, s_std, alpha, mask), dtype)[:, :h, :w]
 
 
 # --- tiled inference (nst_jax.tiling): the same result, a band of rows at a time ----------------------
@@ -215,18 +221,19 @@ DECODER_HALO = 8  # feature rows (64 px): the decoder sees about 2.4 feature row
 FOOTPRINT = Footprint(per_pixel=1100, fixed=700 << 20)
 
 
-@jax.jit
-def _encode_band(vgg_params, x):
-    return encode(vgg_params, x)[ENCODER_LAYER]
+@partial(jax.jit, static_argnames="dtype")
+def _encode_band(vgg_params, x, dtype=jnp.float32):
+    return encode(vgg_params, x, dtype=dtype)[ENCODER_LAYER]
 
 
 _adain_targets = jax.jit(_mix_targets)
 
 
-_decode_band = jax.jit(decode)
+_decode_band = jax.jit(decode, static_argnums=2)
 
 
-def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, band: int):
+def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, band: int,
+                    dtype=jnp.float32):
     """:func:`_transfer` a band of ``band`` rows at a time: the encoder's features band by band (each from
     its rows and a halo), the content moments and AdaIN targets over the whole feature map, then the
     decoder band by band.  Every band's own rows are exact: equal to the whole image's."""
@@ -237,13 +244,13 @@ def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, m
     band = max(MULTIPLE, band // MULTIPLE * MULTIPLE)
     feats = []
     for start, stop, lo, hi in bands(x.shape[1], band, ENCODER_HALO, MULTIPLE):
-        f = np.asarray(_encode_band(vgg_params, jnp.asarray(x[:, lo:hi])))
+        f = np.asarray(_encode_band(vgg_params, jnp.asarray(x[:, lo:hi]), dtype=dtype))
         feats.append(f[:, (start - lo) // MULTIPLE:(stop - lo) // MULTIPLE])
     t = np.asarray(_adain_targets(jnp.asarray(np.concatenate(feats, axis=1)), s_mean, s_std, alpha, mask))
     del feats
     out = []
     for start, stop, lo, hi in bands(t.shape[1], band // MULTIPLE, DECODER_HALO):
-        g = np.asarray(_decode_band(decoder_params, jnp.asarray(t[:, lo:hi])))
+        g = np.asarray(_decode_band(decoder_params, jnp.asarray(t[:, lo:hi]), dtype))
         out.append(g[:, (start - lo) * MULTIPLE:(stop - lo) * MULTIPLE])
     return np.concatenate(out, axis=1)[:, :h, :w]
 
@@ -267,6 +274,8 @@ class StylizeConfig:
         (:mod:`nst_jax.tiling`).
       devices: N or ``"all"``: the content split by rows across N devices instead
         (:func:`nst_jax.tiling.row_sharding`; its height after resizing must be a multiple of N).
+      dtype: ``"float32"`` or ``"bfloat16"`` (both networks' activations and convolutions: mixed
+        precision for GPU/TPU; XLA:CPU runs it slower).
     """
 
     alpha: float = 1.0
@@ -276,11 +285,14 @@ class StylizeConfig:
     style_size: int | None = 512
     tile: Any = "auto"
     devices: Any = None
+    dtype: str = "float32"
 
     def __post_init__(self):
         from .tiling import parse_tile
 
         freeze(self, "style_blend")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise NSTError(f"dtype must be 'float32' or 'bfloat16', not {self.dtype!r}")
         if not 0.0 <= float(self.alpha) <= 1.0:
             raise NSTError(f"alpha must be in [0, 1], not {self.alpha}")
         check_blend(self.style_blend)
@@ -351,7 +363,7 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
         raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
     if mask is not None and conf.style_blend is not None:
         raise NSTError("a mask places each style in its own region; it takes no style blend")
-    alpha, preserve_color, tile = conf.alpha, conf.preserve_color, conf.tile
+    alpha, preserve_color, tile, dt = conf.alpha, conf.preserve_color, conf.tile, jnp.dtype(conf.dtype)
     rows = row_sharding(conf.devices)
 
     contents = [_image.resize_longest(np.asarray(c, np.float32), conf.size) for c in contents]
@@ -377,7 +389,7 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
 
     def moments(c):
         """(K, C) means and standard deviations of the styles (recoloured to ``c`` first, if asked)."""
-        m = [_style_moments(vgg_params, jnp.asarray(s)[None])
+        m = [_style_moments(vgg_params, jnp.asarray(s)[None], dtype=dt)
              for s in _image.preserve_color(preserve_color, c, styles=styles)]
         return jnp.concatenate([a for a, _ in m]), jnp.concatenate([b for _, b in m])
 
@@ -410,17 +422,17 @@ def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, ma
             if rows is not None:
                 say(f"stylising {len(part)} image(s) of {w}x{h} across {rows.mesh.size} devices")
                 out = _transfer(*replicate((vgg_params, decoder_params), rows), shard_rows(x, rows),
-                                *replicate((s_mean, s_std, jnp.float32(alpha), mix), rows))
+                                *replicate((s_mean, s_std, jnp.float32(alpha), mix), rows), dtype=dt)
             elif p.band:
                 say(f"stylising {w}x{h} in bands of {p.band} rows")
                 out = np.concatenate([_transfer_tiled(vgg_params, decoder_params, x[j:j + 1], s_mean[j:j + 1],
-                                                      s_std[j:j + 1], jnp.float32(alpha), mix, p.band)
+                                                      s_std[j:j + 1], jnp.float32(alpha), mix, p.band, dt)
                                       for j in range(len(part))])
                 bands.add(p.band)
             else:
                 say(f"stylising {len(part)} image(s) of {w}x{h}")
                 out = _transfer(vgg_params, decoder_params, jnp.asarray(x), s_mean, s_std, jnp.float32(alpha),
-                                mix)
+                                mix, dtype=dt)
             out = np.clip(to_host(out), 0.0, 1.0)
             report = make_report("adain", t0, {"load": t1 - t0, "stylise": time.perf_counter() - t1}, (h, w),
                                  1 if rows is None else rows.mesh.size, max(bands) if bands else None,

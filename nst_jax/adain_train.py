@@ -29,24 +29,27 @@ from .train import TrainConfig
 STYLE_WEIGHT = 10.0  # pytorch-AdaIN's default (the paper's lambda)
 CONTENT_WEIGHT = 1.0
 
-__all__ = ["OBJECTIVES", "TRAIN_CONFIG", "AdaINTask", "adain_loss", "reconstruction_loss", "train_decoder"]
+__all__ = ["DTYPES", "OBJECTIVES", "TRAIN_CONFIG", "AdaINTask", "adain_loss", "reconstruction_loss",
+           "train_decoder"]
 
 
 # --- training objective --------------------------------------------------------------------------------
 
 def adain_loss(decoder_params, vgg_params, content, style, style_weight: float = STYLE_WEIGHT,
-               content_weight: float = CONTENT_WEIGHT):
+               content_weight: float = CONTENT_WEIGHT, dtype=jnp.float32):
     """The paper's training loss for a batch of ``content`` and ``style`` images (NHWC, [0, 1]).
 
     ``t = AdaIN(f(c), f(s))``; ``g = decoder(t)``; content loss = MSE(f(g), t) at relu4_1; style loss =
     sum over relu1_1..relu4_1 of MSE(mu(phi(g)), mu(phi(s))) + MSE(sigma(phi(g)), sigma(phi(s))).
-    Returns ``(total, {"content": ..., "style": ...})``.
+    Returns ``(total, {"content": ..., "style": ...})``.  ``dtype=jnp.bfloat16``: mixed precision (both
+    networks' activations and convolutions in bfloat16; features, statistics, the loss and the gradients
+    of the float32 decoder parameters in float32).
     """
-    content_f = encode(vgg_params, content)[ENCODER_LAYER]
-    style_f = encode(vgg_params, style, STYLE_LAYERS)
+    content_f = encode(vgg_params, content, dtype=dtype)[ENCODER_LAYER]
+    style_f = encode(vgg_params, style, STYLE_LAYERS, dtype=dtype)
     t = jax.lax.stop_gradient(adain(content_f, style_f[ENCODER_LAYER]))
-    g = decode(decoder_params, t)
-    g_f = encode(vgg_params, g, STYLE_LAYERS)
+    g = decode(decoder_params, t, dtype)
+    g_f = encode(vgg_params, g, STYLE_LAYERS, dtype=dtype)
     loss_c = jnp.mean((g_f[ENCODER_LAYER] - t) ** 2)
     loss_s = 0.0
     for name in STYLE_LAYERS:
@@ -71,6 +74,7 @@ def reconstruction_loss(decoder_params, vgg_params, content):
 # --- training task (for nst_jax.train.train) -----------------------------------------------------------
 
 OBJECTIVES = ("adain", "reconstruction")
+DTYPES = ("float32", "bfloat16")  # bfloat16: mixed precision for GPU/TPU (slower on XLA:CPU)
 
 
 class AdaINTask:
@@ -85,7 +89,7 @@ class AdaINTask:
     def __init__(self, vgg_params, content_source, style_source, *, crop: int = 256, resize: int = 512,
                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
                  batch_size: int = 8, seed: int = 0, prefetch: int = 2, objective: str = "adain",
-                 cache_images: bool = False):
+                 cache_images: bool = False, dtype: str = "float32"):
         from .data import check_crop
 
         check_crop(crop, resize)
@@ -93,7 +97,9 @@ class AdaINTask:
             raise NSTError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
         if objective == "adain" and style_source is None:
             raise NSTError("training with the AdaIN objective needs style images (--style-dir)")
-        self.objective = objective
+        if dtype not in DTYPES:
+            raise NSTError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        self.objective, self.dtype = objective, jnp.dtype(dtype)
         self.frozen = vgg_params
         self.content_source, self.style_source = content_source, style_source
         self.crop, self.resize, self.batch_size = crop, resize, batch_size
@@ -104,6 +110,8 @@ class AdaINTask:
                        "style": None if style_source is None else style_source.name}
         if objective != "adain":  # older checkpoints have no such key
             self.config["objective"] = objective
+        if dtype != "float32":
+            self.config["dtype"] = dtype
         excluded = sorted(set(getattr(content_source, "excluded", []))
                           | set(getattr(style_source, "excluded", [])))
         if excluded:  # older checkpoints have no such key: only present when something was held back
@@ -116,7 +124,7 @@ class AdaINTask:
         if self.objective == "reconstruction":
             return reconstruction_loss(params, frozen, batch["content"])
         return adain_loss(params, frozen, batch["content"], batch["style"], self.style_weight,
-                          self.content_weight)
+                          self.content_weight, self.dtype)
 
     def batches(self, start_step: int, shard):
         from .data import Batches
@@ -161,7 +169,7 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
                   style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
                   objective: str = "adain", crop: int = 256, resize: int = 512,
                   resume: bool = False, init_from=None, exclude=(), weights=None,
-                  tfds_data_dir=None, cache_images: bool = False,
+                  tfds_data_dir=None, cache_images: bool = False, dtype: str = "float32",
                   distributed: bool = False, callback=None, log=None, **config_fields) -> dict:
     """Train an AdaIN decoder with the paper's recipe (Adam, lr 1e-4 with inverse-time decay 5e-5, batch
     8, shorter side 512 then random 256 crops, style weight 10; 160k steps on COCO + WikiArt).
@@ -173,7 +181,8 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
     ``exclude``: glob patterns of file names left out of both image folders (held back for evaluation).
     ``objective="reconstruction"``: the warm-up of :func:`reconstruction_loss` (``style`` may be ``None``).
     ``cache_images``: keep every resized content photo in memory after its first read (the same batches;
-    for an accelerator that trains faster than one thread decodes JPEGs).
+    for an accelerator that trains faster than one thread decodes JPEGs).  ``dtype="bfloat16"``: mixed
+    precision (:func:`adain_loss`), float32 master weights and optimiser state.
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
     arguments named as its fields (``steps=1000``) replace those fields.
     """
@@ -189,6 +198,6 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
                  else open_source(style, tfds_data_dir, exclude))
     task = AdaINTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,
                      style_weight=style_weight, content_weight=content_weight, batch_size=cfg.batch_size,
-                     seed=cfg.seed, objective=objective, cache_images=cache_images)
+                     seed=cfg.seed, objective=objective, cache_images=cache_images, dtype=dtype)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)

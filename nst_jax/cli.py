@@ -572,7 +572,7 @@ def _cmd_train_adain(args):
         raise NSTError("train adain needs --style-dir (or --objective reconstruction)")
     return _run_training(args, train_decoder, _content_source(args), args.style_dir, args.ckpt_dir,
                          style_weight=args.style_weight, content_weight=args.content_weight,
-                         objective=args.objective)
+                         objective=args.objective, dtype=args.dtype)
 
 
 def _cmd_train_fast(args):
@@ -894,6 +894,8 @@ def build_parser():
     a.add_argument("--style-size", type=_size_or_none, default=d["style_size"],
                    help="style images' longest side in px; 'none' keeps the original")
     a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
+    a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
+                   help="bfloat16: mixed precision for GPU/TPU; slower on a CPU")
     _many_arguments(a)
     _size_arguments(a, d)
     a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file")
@@ -935,6 +937,9 @@ def build_parser():
     a.add_argument("--content-weight", type=float, default=d["content_weight"])
     a.add_argument("--objective", choices=("adain", "reconstruction"), default=d["objective"],
                    help="the paper's loss, or a cheaper warm-up: reconstruct photos from their own features")
+    a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
+                   help="bfloat16: mixed precision for GPU/TPU (activations and convolutions; float32 "
+                        "weights, loss and optimiser state); slower on a CPU")
     a.set_defaults(func=_cmd_train_adain)
 
     d = _training_defaults(train_fast)

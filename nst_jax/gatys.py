@@ -212,9 +212,8 @@ def objective(summary, counts, tv, targets, weights, obj: Objective, key):
     """The objective from its terms, as Gatys et al. write it: ``content_weight * sum_l content_l +
     style_weight * sum_l w_l style_l + tv_weight * TV``.  ``summary``: ``{"content": {layer: feature map},
     "style": {layer: the representation's summary}}`` (the feature map, or its :class:`nst_jax.style.Sums`),
-    ``counts``: the
-    positions of each style layer, ``tv``: the image's total variation, ``key``: a ``jax.random`` key (one
-    per style layer is folded from it).  Returns ``(total, terms)``."""
+    ``counts``: the positions of each style layer, ``tv``: the image's total variation, ``key``: a
+    ``jax.random`` key (one per style layer is folded from it).  Returns ``(total, terms)``."""
     rep = obj.style_loss
     content = sum(content_loss(summary["content"][k], targets["content"][k]) for k in obj.content_layers)
     style = sum(weights["style_layers"][i] * rep.value(summary["style"][k], counts[k], targets["style"][k],

@@ -167,16 +167,17 @@ def _use_winograd(conv: str, cout: int) -> bool:
 
 
 def _conv(x, p, conv="auto"):
-    k = p["kernel"]
+    k = p["kernel"].astype(x.dtype)  # float32 weights, the computation in the activations' dtype
     if _use_winograd(conv, k.shape[-1]):
-        y = _conv_winograd(x, k, p.get("winograd"))
+        u = p.get("winograd")
+        y = _conv_winograd(x, k, None if u is None else u.astype(x.dtype))
     else:
         y = _conv_direct(x, k)
-    return y + p["bias"]
+    return y + p["bias"].astype(x.dtype)
 
 
 def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max",
-                   remat: bool = False, conv: str = "auto") -> dict:
+                   remat: bool = False, conv: str = "auto", dtype=jnp.float32) -> dict:
     """Activations of the requested VGG-19 layers.
 
     Args:
@@ -191,9 +192,11 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
         forward pass of compute.
       conv: ``"auto"`` (Winograd F(2x2,3x3) for the >=256-channel layers on CPU, ``lax.conv``
         elsewhere), ``"direct"`` (always ``lax.conv``) or ``"winograd"`` (always Winograd).
+      dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision on GPU/TPU; the
+        weights stay float32 and are cast per layer).
 
     Returns:
-      ``{name: (N, H', W', C) float32}`` for exactly the requested names.
+      ``{name: (N, H', W', C)}`` in ``dtype`` for exactly the requested names.
     """
     layers = check_layers(layers)
     if pool not in ("max", "avg"):
@@ -210,7 +213,7 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
     wanted = set(layers)
     deepest = max(_INDEX[name] for name in layers)
 
-    x = (x - params["preprocess"]["mean"]) / params["preprocess"]["std"]
+    x = ((x - params["preprocess"]["mean"]) / params["preprocess"]["std"]).astype(dtype)
     out = {}
     for block in _blocks(LAYERS[: deepest + 1]):
         run = partial(_run_block, names=block, wanted=tuple(n for n in block if n in wanted),
