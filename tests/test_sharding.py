@@ -53,7 +53,7 @@ out["history_shard_rows"] = [s.data.shape[3] for s in state.s_history.addressabl
 for name in ("swd", "mmd-rbf"):
     cs = gatys.Config(gatys.Objective(style_loss=name))
     pp, cc = jax.device_put((params, c), one)
-    ts = jax.jit(gatys.compute_targets, static_argnums=(4,))(pp, cc, [cc], [1.0], cs)
+    ts = jax.jit(gatys.compute_targets, static_argnums=(3, 4))(pp, cc, [cc], (1.0,), cs)  # samples: static
     ws = {**w, "seed": jnp.int32(3)}
     f = jax.jit(jax.value_and_grad(lambda y, p, t, w: gatys.gatys_loss(p, y, t, w, cs, 7)[0]))
     sv4, sg4 = f(xs, *jax.device_put((params, ts, ws), rep))
