@@ -11,12 +11,13 @@ SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compilation_cache():
-    """The persistent XLA compilation cache, on as in the CLI: a program that several tests (or the
-    CLI's subprocesses) compile is compiled once per run."""
+def compilation_cache(tmp_path_factory):
+    """The persistent XLA compilation cache, on as in the CLI, in a folder of this test run's own: a
+    program that several tests compile is compiled once, and no entry written by another process (the
+    CLI's subprocesses, runs with forced device counts) is read into this one."""
     import nst_jax
 
-    return nst_jax.enable_compilation_cache()
+    return nst_jax.enable_compilation_cache(tmp_path_factory.mktemp("xla"))
 
 
 @pytest.fixture(scope="session")
