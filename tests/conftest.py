@@ -11,13 +11,10 @@ SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """The persistent XLA compilation cache, on as in the CLI, in a folder of this test run's own: a
-    program that several tests compile is compiled once, and no entry written by another process (the
-    CLI's subprocesses, runs with forced device counts) is read into this one."""
-    import nst_jax
-
-    return nst_jax.enable_compilation_cache(tmp_path_factory.mktemp("xla"))
+def compilation_cache():
+    """The test process runs without JAX's persistent compilation cache (the CLI's subprocesses keep theirs):
+    in a full run, reading an entry back in this process crashed XLA:CPU inside the cache's deserialisation."""
+    return None
 
 
 @pytest.fixture(scope="session")
