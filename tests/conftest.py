@@ -13,7 +13,7 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache():
     """The test process runs without JAX's persistent compilation cache (the CLI's subprocesses keep
-    theirs): in a full run, reading an entry back in this process crashed XLA:CPU inside the cache's deserialisation."""
+    theirs): in full runs this process crashed inside the cache's reads and writes."""
     return None
 
 
