@@ -29,15 +29,21 @@ import jax.numpy as jnp
 GRAM_PRECISION = jax.lax.Precision.HIGHEST
 
 
-def gram_matrix(features):
-    """(N, H, W, C) -> (N, C, C), normalised by C * H * W; products in full float32
-    (:data:`GRAM_PRECISION`)."""
+def gram_sums(features):
+    """(N, H, W, C) -> (N, C, C): the unnormalised Gram matrices, a sum over positions (so bands add up);
+    products in full float32 (:data:`GRAM_PRECISION`)."""
     n, h, w, c = features.shape
     if n == 1:  # a plain 2-D product: its gradient is 1.1-1.4x faster on XLA:CPU than the batched one
         f = features.reshape(h * w, c)
-        return jnp.matmul(f.T, f, precision=GRAM_PRECISION)[None] / (c * h * w)
+        return jnp.matmul(f.T, f, precision=GRAM_PRECISION)[None]
     f = features.reshape(n, h * w, c)
-    return jnp.einsum("npc,npd->ncd", f, f, precision=GRAM_PRECISION) / (c * h * w)
+    return jnp.einsum("npc,npd->ncd", f, f, precision=GRAM_PRECISION)
+
+
+def gram_matrix(features):
+    """(N, H, W, C) -> (N, C, C), :func:`gram_sums` normalised by C * H * W."""
+    _, h, w, c = features.shape
+    return gram_sums(features) / (c * h * w)
 
 
 def content_loss(features, target):

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from .errors import NSTError
-from .losses import GRAM_PRECISION, gram_matrix, mean_std
+from .losses import GRAM_PRECISION, gram_matrix, gram_sums, mean_std
 
 SAMPLE = 4096  # positions of a style image kept as the target of a sampling representation
 MMD_POSITIONS = 1024  # positions of the picture and of the style sample in one MMD estimate
@@ -116,18 +116,9 @@ def _count(f) -> int:
 
 # --- gram -------------------------------------------------------------------------------------------------
 
-def _gram_sums(f):
-    n, h, w, c = f.shape
-    if n == 1:  # a plain 2-D product: its gradient is faster on XLA:CPU than the batched one
-        a = f.reshape(h * w, c)
-        return jnp.matmul(a.T, a, precision=GRAM_PRECISION)[None]
-    a = f.reshape(n, h * w, c)
-    return jnp.einsum("npc,npd->ncd", a, a, precision=GRAM_PRECISION)
-
-
 GRAM = StyleLoss(
     name="gram", target=gram_matrix,
-    sums=Sums(_gram_sums, lambda s, m: s / (s.shape[-1] * m), lambda g, t: jnp.mean((g - t) ** 2)))
+    sums=Sums(gram_sums, lambda s, m: s / (s.shape[-1] * m), lambda g, t: jnp.mean((g - t) ** 2)))
 
 
 # --- moments ----------------------------------------------------------------------------------------------
@@ -167,7 +158,7 @@ def _poly_compare(stat, t):
 
 MMD_POLY = StyleLoss(
     name="mmd-poly", weight=0.34,
-    sums=Sums(lambda f: (_gram_sums(f), jnp.sum(f, axis=(1, 2))), _poly_finish, _poly_compare))
+    sums=Sums(lambda f: (gram_sums(f), jnp.sum(f, axis=(1, 2))), _poly_finish, _poly_compare))
 
 
 # --- sampling representations: mmd-rbf and swd -------------------------------------------------------------
