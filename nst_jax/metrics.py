@@ -20,6 +20,12 @@ tests use these functions.
   can score closer to the photo at relu4_2 than a crisp one); this does: 1 = the photo's edges where the
   photo has them, lower when edges are smeared, doubled or missing.  Higher is better.
 
+* :func:`warping_error`: Lai et al. 2018 ("Learning Blind Video Temporal Consistency"): for consecutive
+  output frames, the mean squared difference (per value, [0, 1] units) between frame t and frame t-1 warped
+  onto it by the input's flow, over the pixels the flow is trusted at; averaged over the pairs.  0 = every
+  frame is its predecessor moved with the scene.  Lower is better; ``255 * sqrt`` of it is the RMS
+  difference in 8-bit steps.
+
 The two VGG distances are relative squared errors (:func:`nst_jax.losses.relative_distance`): scale-free,
 so no layer outweighs the others because its activations are larger.  They are a yardstick, not a verdict: the
 pictures are to be looked at next to them.
@@ -41,7 +47,7 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SWD_PROJECTIONS = 128
 
 __all__ = ["CONTENT_LAYER", "STYLE_LAYERS", "SWD_PROJECTIONS", "content_distance", "edge_correlation",
-           "feature_swd", "feature_swd_ratio", "style_distance", "style_grams"]
+           "feature_swd", "feature_swd_ratio", "style_distance", "style_grams", "warping_error"]
 
 
 @jax.jit
@@ -129,3 +135,22 @@ def feature_swd_ratio(vgg_params, x, photo, painting) -> float:
     """:func:`feature_swd` of ``x`` relative to the photo's own (1: no closer to the painting than the photo;
     0: the painting's feature distributions)."""
     return feature_swd(vgg_params, x, painting) / feature_swd(vgg_params, photo, painting)
+
+
+def warping_error(frames, flows, weights) -> float:
+    """Lai et al. 2018's warping error of output ``frames`` (T of (H, W, 3) in [0, 1]): ``flows[t]`` and
+    ``weights[t]`` (for t = 1 .. T-1; entry 0 is not used) are the flow from input frame t to t-1 and its
+    (H, W) trust weights (:func:`nst_jax.flow.reliable_flow`, or :func:`nst_jax.flow.pan_flow` for a known
+    motion).  Per pair, ``sum w (O_t - warp(O_{t-1}))^2 / (3 sum w)``, in float64; averaged over the pairs."""
+    from .flow import warp
+
+    frames = [np.asarray(f, np.float64) for f in frames]
+    if len(frames) < 2:
+        raise ValueError("the warping error needs at least two frames")
+    errors = []
+    for t in range(1, len(frames)):
+        moved = warp(frames[t - 1].astype(np.float32), flows[t]).astype(np.float64)
+        w = np.asarray(weights[t], np.float64)[..., None]
+        total = 3.0 * w.sum()
+        errors.append(float((w * (frames[t] - moved) ** 2).sum() / total) if total > 0 else 0.0)
+    return float(np.mean(errors))
