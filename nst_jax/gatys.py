@@ -56,7 +56,7 @@ from . import image as im
 from . import solvers
 from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
-from .losses import content_loss, total_variation
+from .losses import content_loss, temporal_loss, total_variation
 from .runinfo import Event
 from .runinfo import report as make_report
 from .style import GRAM, StyleLoss, style_loss
@@ -117,6 +117,7 @@ class LossWeights:
     tv: Any = 5e-4
     style_layers: Any = None
     seed: Any = 0  # the key of a sampling style representation (one per picture; folded with each evaluation)
+    temporal: Any = 1e3  # Ruder et al. 2016's, when the targets hold earlier frames (nst_jax.video)
 
     def __getitem__(self, name):  # weights["content"], as for the plain dict the objective also takes
         return getattr(self, name)
@@ -124,7 +125,7 @@ class LossWeights:
     def as_arrays(self, n_style_layers: int) -> LossWeights:
         layers = np.ones(n_style_layers) if self.style_layers is None else self.style_layers
         return LossWeights(jnp.float32(self.content), jnp.float32(self.style), jnp.float32(self.tv),
-                           jnp.asarray(layers, jnp.float32), jnp.int32(self.seed))
+                           jnp.asarray(layers, jnp.float32), jnp.int32(self.seed), jnp.float32(self.temporal))
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -208,20 +209,34 @@ def _style_key(weights, key):
     return base if key is None else jax.random.fold_in(base, key)
 
 
-def objective(summary, counts, tv, targets, weights, obj: Objective, key):
+def image_terms(x, targets) -> dict:
+    """The terms of the objective taken on the image ``x`` (N, H, W, 3) in [0, 1] itself, in 0..255 units:
+    ``tv``, its total variation, and, when ``targets`` hold earlier frames (``targets["temporal"]``:
+    ``previous`` (K, N, H, W, 3), earlier results warped onto this frame, and ``weights`` (K, N, H, W, 1)),
+    ``temporal``, Ruder et al. 2016's temporal loss :func:`nst_jax.losses.temporal_loss` summed over them."""
+    terms = {"tv": total_variation(x * 255.0)}
+    if "temporal" in targets:
+        t = targets["temporal"]
+        terms["temporal"] = sum(temporal_loss(x * 255.0, t["previous"][k] * 255.0, t["weights"][k])
+                                for k in range(t["previous"].shape[0]))
+    return terms
+
+
+def objective(summary, counts, pixels, targets, weights, obj: Objective, key):
     """The objective from its terms, as Gatys et al. write it: ``content_weight * sum_l content_l +
-    style_weight * sum_l w_l style_l + tv_weight * TV``.  ``summary``: ``{"content": {layer: feature map},
-    "style": {layer: the representation's summary}}`` (the feature map, or its :class:`nst_jax.style.Sums`),
-    ``counts``: the positions of each style layer, ``tv``: the image's total variation, ``key``: a
-    ``jax.random`` key (one per style layer is folded from it).  Returns ``(total, terms)``."""
+    style_weight * sum_l w_l style_l + tv_weight * TV`` (+ ``temporal_weight * temporal`` for a video frame,
+    Ruder et al.).  ``summary``: ``{"content": {layer: feature map}, "style": {layer: the representation's
+    summary}}`` (the feature map, or its :class:`nst_jax.style.Sums`), ``counts``: the positions of each style
+    layer, ``pixels``: :func:`image_terms`, ``key``: a ``jax.random`` key (one per style layer is folded from
+    it).  Returns ``(total, terms)``."""
     rep = obj.style_loss
     content = sum(content_loss(summary["content"][k], targets["content"][k]) for k in obj.content_layers)
     style = sum(weights["style_layers"][i] * rep.value(summary["style"][k], counts[k], targets["style"][k],
                                                         jax.random.fold_in(key, i))
                 for i, k in enumerate(obj.style_layers))
     terms = {"content": weights["content"] * content, "style": weights["style"] * rep.weight * style,
-             "tv": weights["tv"] * tv}
-    return terms["content"] + terms["style"] + terms["tv"], terms
+             **{k: weights[k] * v for k, v in pixels.items()}}
+    return sum(terms.values()), terms
 
 
 def gatys_loss(params, x, targets, weights, cfg: Config, key=None):
@@ -236,7 +251,7 @@ def gatys_loss(params, x, targets, weights, cfg: Config, key=None):
     summary = {"content": {k: f[k] for k in obj.content_layers},
                "style": {k: obj.style_loss.summarise(f[k]) for k in obj.style_layers}}
     counts = {k: f[k].shape[1] * f[k].shape[2] for k in obj.style_layers}
-    return objective(summary, counts, total_variation(x * 255.0), targets, weights, obj,
+    return objective(summary, counts, image_terms(x, targets), targets, weights, obj,
                      _style_key(weights, key))
 
 
@@ -343,16 +358,18 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config, key=No
     each band's own rows and adding up their sums; the loss follows from :func:`objective`, and so does its
     gradient with respect to the maps and sums.  Pass 2 runs each band again and back-propagates, into the
     band and its halo, that gradient dotted with the band's own share of the maps and sums; the shares add up
-    over bands to the whole image's gradient (each position counted once).  The TV term is taken on the whole
-    image.  Each pass is one ``lax.scan``: one band's activations at a time."""
+    over bands to the whole image's gradient (each position counted once).  The terms on the pixels
+    (:func:`image_terms`) are taken on the whole image.  Each pass is one ``lax.scan``: one band's activations
+    at a time."""
     obj, rep = cfg.objective, cfg.objective.style_loss
     b = _Bands(params, x.shape, obj.content_layers + obj.style_layers, cfg, cfg.execution.band)
     maps, sums = _banded_summary(params, x, obj.content_layers, obj.style_layers, cfg)
     counts = {k: b.shapes[k].shape[1] * b.shapes[k].shape[2] for k in obj.style_layers}
-    tv, dtv = jax.value_and_grad(lambda y: total_variation(y * 255.0))(x)
+    pixels = image_terms(x, targets)
+    dpixels = jax.grad(lambda y: sum(weights[k] * v for k, v in image_terms(y, targets).items()))(x)
     skey = _style_key(weights, key)
     (loss, terms), dsummary = jax.value_and_grad(
-        lambda sm: objective(sm, counts, tv, targets, weights, obj, skey), has_aux=True)(
+        lambda sm: objective(sm, counts, pixels, targets, weights, obj, skey), has_aux=True)(
             {"content": maps, "style": sums})
 
     def band_share(xb, g):
@@ -372,7 +389,7 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config, key=No
         old = jax.lax.dynamic_slice_in_dim(grad, g[2], b.length, axis=1)
         return jax.lax.dynamic_update_slice_in_dim(grad, old + gb, g[2], axis=1), None
 
-    grad, _ = jax.lax.scan(scatter, weights["tv"] * dtv, b.geometry)
+    grad, _ = jax.lax.scan(scatter, dpixels, b.geometry)
     return (loss, terms), grad
 
 
@@ -527,6 +544,10 @@ class _Programs:
             self._cache[key] = exe
             self.compiles += 1
         return exe
+
+    def clear(self) -> None:
+        """Drop every executable (their memory is freed once nothing else holds them)."""
+        self._cache.clear()
 
 
 PROGRAMS = _Programs()

@@ -7,6 +7,8 @@ Normalisations follow jcjohnson/neural-style (and neural-style-pt), so that its 
 * ``style_loss`` = mean squared error between Gram matrices (mean over the C x C entries).
 * ``total_variation`` = sum over pixels and channels of squared (``"l2"``) or absolute (``"l1"``)
   differences between horizontal and vertical neighbours, per image (mean over the batch).
+* ``temporal_loss`` = Ruder et al. 2016's: mean over pixels and channels of ``weights * (x - previous)^2``
+  (artistic-videos' weighted MSE), ``previous`` an earlier result warped onto this frame.
 * ``mean_std`` / ``moment_loss``: per-channel statistics, for AdaIN's style loss (Huang & Belongie 2017).
 * ``relative_distance(x, target)`` = ||x - target||^2 / ||target||^2 per image (mean over the batch): a
   scale-free error, so that layers with large activations do not outweigh the others.  The fast
@@ -67,6 +69,12 @@ def total_variation(images, kind: str = "l2"):
     else:
         raise ValueError(f"total variation kind must be 'l1' or 'l2', not {kind!r}")
     return jnp.mean(tv)
+
+
+def temporal_loss(images, previous, weights):
+    """Ruder et al. 2016's temporal loss: ``sum weights * (images - previous)^2 / D`` with ``D`` the number of
+    values (N * H * W * C); ``weights`` (N, H, W, 1): 1 where the flow that moved ``previous`` is trusted."""
+    return jnp.mean(weights * (images - previous) ** 2)
 
 
 def mean_std(features, eps: float = 1e-5):
