@@ -925,6 +925,10 @@ def build_parser():
     _run_arguments(ff, report=False)
     ff.set_defaults(func=_cmd_fast)
 
+    from . import cli_video
+
+    cli_video.add_parser(sub, sys.modules[__name__])
+
     t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network)")
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=_Parser)
     d = _training_defaults(train_decoder)

@@ -1,0 +1,272 @@
+"""Stylising video: every method, frame by frame or temporally consistent (Ruder, Dosovitskiy & Brox 2016).
+
+Frame by frame, each frame's optimisation or network places strokes anew and the clip flickers.  The temporal
+modes tie each frame to the previous results moved with the scene: the optical flow from frame t to an earlier
+frame t-j (:mod:`nst_jax.flow`) warps that frame's result onto frame t, and the forward-backward check says
+where the warp can be trusted (weights ``c``: 0 at disocclusions, motion boundaries, and where the flow leaves
+the frame).
+
+* **Gatys** (Ruder et al.): each frame after the first starts from the previous result warped onto it, and
+  its objective gains the temporal loss ``temporal_weight * sum_j mean(c_j (x - warp_j)^2)``
+  (:func:`nst_jax.gatys.image_terms`); ``temporal_frames`` are the j (``(1,)``: the short-term loss;
+  ``(1, 10, 20, 40)``: the paper's long-term loss, each pixel counted by the closest frame that sees it).
+  Frames run one after the other (each needs its predecessor); the first gets ``first_iters`` iterations.
+* **AdaIN and fast networks**: the network stylises frames in batches (one compiled program); then each frame
+  is the minimiser of ``|x - f_t|^2 + temporal_weight * sum_j c_j |x - warp_j|^2`` per pixel, ``f_t`` the
+  network's output: the same temporal loss with fidelity to the network in place of VGG's terms, solved in
+  closed form, ``x = (f_t + lambda sum_j c_j warp_j) / (1 + lambda sum_j c_j)`` (BENCHMARKS.md measures it
+  against running Gatys iterations from the network's output).
+
+Without ``temporal``, every method goes frame by frame, in batches of frames.  Frames are streamed: only the
+last ``max(temporal_frames)`` inputs and results are held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from . import flow as fl
+from .errors import NSTError
+
+METHODS = ("gatys", "adain", "fast")
+# The temporal weight of each method: Ruder et al.'s for Gatys (gatys.LossWeights.temporal); for the networks'
+# closed form, chosen by measurement (BENCHMARKS.md "Video").
+NETWORK_TEMPORAL_WEIGHT = 1.0
+BATCH = 8  # frames read and run at once by the frame-by-frame paths
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoConfig:
+    """How a clip is stylised (the method's own settings are its ``StylizeConfig``).
+
+    Fields:
+      method: ``"gatys"``, ``"adain"`` or ``"fast"``.
+      temporal: tie each frame to the earlier results (module notes); ``False``: frame by frame.
+      temporal_weight: ``None``: the method's (Gatys: Ruder et al.'s 1e3; networks:
+        :data:`NETWORK_TEMPORAL_WEIGHT`).
+      temporal_frames: the earlier frames j (1: the previous one) whose results constrain frame t.
+      iters: Gatys's iterations per frame (Ruder et al.'s 1000); first_iters: the first frame's (``None``:
+        twice ``iters``, as the paper's 2000).
+      flow: ``"dis"`` or ``"farneback"`` (OpenCV).
+      batch: frames at once on the frame-by-frame paths (``None``: :data:`BATCH`).
+    """
+
+    method: str = "gatys"
+    temporal: bool = True
+    temporal_weight: float | None = None
+    temporal_frames: tuple[int, ...] = (1,)
+    iters: int = 1000
+    first_iters: int | None = None
+    flow: str = "dis"
+    batch: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "temporal_frames", tuple(sorted({int(j) for j in self.temporal_frames})))
+        if self.method not in METHODS:
+            raise NSTError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if not self.temporal_frames or min(self.temporal_frames) < 1:
+            raise NSTError("temporal frames must be positive frame distances, e.g. 1 or 1,10,20,40")
+        if self.temporal_weight is not None and self.temporal_weight < 0:
+            raise NSTError(f"temporal weight must be at least 0, not {self.temporal_weight}")
+        if self.iters < 1 or (self.first_iters is not None and self.first_iters < 1):
+            raise NSTError("iterations must be at least 1")
+        if self.flow not in fl.FLOWS:
+            raise NSTError(f"flow must be one of {', '.join(fl.FLOWS)}, not {self.flow!r}")
+        if self.batch is not None and self.batch < 1:
+            raise NSTError(f"batch must be at least 1, not {self.batch}")
+
+    @property
+    def weight(self) -> float:
+        if self.temporal_weight is not None:
+            return float(self.temporal_weight)
+        if self.method == "gatys":
+            from .gatys import LossWeights
+
+            return float(LossWeights.temporal)
+        return NETWORK_TEMPORAL_WEIGHT
+
+
+VIDEO_CONFIG = VideoConfig()
+
+
+class _History:
+    """The last ``depth`` input frames and their results, and what frame t needs from them: each earlier
+    result j frames back warped onto frame t, and its trust weights (long-term: closest first)."""
+
+    def __init__(self, frames: tuple[int, ...], flow: str, history=()):
+        self.frames, self.flow = frames, flow
+        self.items = deque(history, maxlen=max(frames))
+
+    def add(self, frame, result):
+        self.items.append((frame, result))
+
+    def warped(self, frame):
+        """``(previous, weights)``: one entry per j of ``frames`` (weight 0 where there is no such frame)."""
+        previous, weights = [], []
+        for j in self.frames:
+            if j <= len(self.items):
+                earlier, result = self.items[-j]
+                backward, c = fl.reliable_flow(frame, earlier, self.flow)
+                previous.append(fl.warp(result, backward, fill=frame))
+                weights.append(c)
+            else:
+                previous.append(np.asarray(frame, np.float32))
+                weights.append(np.zeros(frame.shape[:2], np.float32))
+        return previous, fl.long_term_weights(weights)
+
+
+def _batches(frames: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for f in frames:
+        chunk.append(f)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VIDEO_CONFIG,
+                  method_config=None, *, model=None, decoder=None, weights=None, history=(),
+                  progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+    """Stylise a clip, yielding each result frame in order (streamed).
+
+    Args:
+      frames: (H, W, 3) float32 frames in [0, 1], all of one shape (the size they are stylised at).
+      styles: the style image(s) (Gatys, AdaIN); ``None`` for a fast network.
+      config: a :class:`VideoConfig`.
+      method_config: the method's ``StylizeConfig`` (:mod:`nst_jax.gatys`, :mod:`nst_jax.adain`,
+        :mod:`nst_jax.feedforward`); its ``size`` is not used (the frames' own is).
+      model: the fast network (as :func:`nst_jax.feedforward.stylize` takes it, with ``style`` in
+        ``method_config``'s place: pass ``(params, meta, style)``); decoder: AdaIN's (default: shipped).
+      weights: VGG-19 weights (default: the fetched ImageNet weights).
+      history: ``(input, result)`` pairs of the frames before these, oldest first (to resume a clip).
+      progress: called with the frames finished so far (fractional within a Gatys frame).
+    """
+    progress = progress or (lambda done: None)
+    if config.method == "gatys" and config.temporal:
+        yield from _gatys_temporal(frames, styles, config, method_config, weights, history, progress)
+        return
+    run = {"gatys": _gatys_frames, "adain": _adain_frames, "fast": _fast_frames}[config.method]
+    past = _History(config.temporal_frames, config.flow, history)
+    done = 0
+    for chunk in _batches(frames, config.batch or BATCH):
+        outs = run(chunk, styles, config, method_config, model=model, decoder=decoder, weights=weights,
+                   progress=lambda part, d=done: progress(d + part))
+        for frame, out in zip(chunk, outs, strict=True):
+            if config.temporal:
+                out = _blend(out, *past.warped(frame), config.weight)
+                past.add(frame, out)
+            done += 1
+            progress(done)
+            yield out
+
+
+def _blend(out, previous, weights, lam: float):
+    """The per-pixel minimiser of ``|x - out|^2 + lam sum_j c_j |x - previous_j|^2``."""
+    num = np.asarray(out, np.float64).copy()
+    den = np.ones(out.shape[:2] + (1,))
+    for p, c in zip(previous, weights, strict=True):
+        num += lam * c[..., None] * p
+        den += lam * c[..., None]
+    return np.clip(num / den, 0, 1).astype(np.float32)
+
+
+def _fast_frames(chunk, styles, config, conf, *, model, progress, **_):
+    from . import feedforward
+
+    params, meta, style = model
+    conf = dataclasses.replace(conf or feedforward.STYLIZE_CONFIG, size=None)
+    images, _ = feedforward.stylize(list(chunk), (params, meta), conf, style=style, batch=len(chunk))
+    return images
+
+
+def _adain_frames(chunk, styles, config, conf, *, decoder, weights, progress, **_):
+    from . import adain
+
+    conf = dataclasses.replace(conf or adain.STYLIZE_CONFIG, size=None)
+    out = [None] * len(chunk)
+    for i, image, report in adain.stylize_many(list(chunk), styles, conf, decoder=decoder, weights=weights,
+                                               batch=len(chunk)):
+        if image is None:
+            raise NSTError(str(report))
+        out[i] = image
+    return out
+
+
+def _gatys_frames(chunk, styles, config, conf, *, weights, progress, **_):
+    from . import gatys
+
+    conf = dataclasses.replace(conf or gatys.STYLIZE_CONFIG, size=None, iters=config.iters)
+    out = [None] * len(chunk)
+
+    def callback(it):
+        if it.iterations:
+            progress(len(chunk) * it.iteration / it.iterations * 0.999)
+
+    for r in gatys.stylize_many([gatys.Picture(f, styles) for f in chunk], conf, batch=len(chunk),
+                                weights=weights, callback=callback):
+        if r.error is not None:
+            raise r.error
+        out[r.index] = r.image
+    return out
+
+
+def _gatys_temporal(frames, styles, config: VideoConfig, conf, weights, history, progress):
+    """Ruder et al.: one frame at a time, each from the previous result warped onto it, with the temporal
+    loss; one compiled program for every frame (the first has its temporal weights at 0)."""
+    import jax.numpy as jnp
+
+    from . import gatys
+    from . import image as im
+    from .vgg import vgg19_params, with_winograd
+
+    conf = dataclasses.replace(conf or gatys.STYLIZE_CONFIG, size=None)
+    first_iters = config.first_iters or 2 * config.iters
+    conf = dataclasses.replace(conf, iters=max(config.iters, first_iters))  # the solver's memory fits both
+    solver = gatys._solver(conf)
+    params = with_winograd(vgg19_params(weights) if not isinstance(weights, dict) else weights)
+    past = _History(config.temporal_frames, config.flow, history)
+    style_targets, done = None, 0
+    for frame in frames:
+        job = gatys._prepare(0, gatys.Picture(frame, styles), conf)
+        cfg = gatys.Config(gatys.Objective(conf.content_layers, conf.style_layers, conf.pool,
+                                           gatys.style_loss(conf.style_loss)),
+                           gatys.Execution(remat=bool(conf.remat)))
+        if style_targets is None:
+            side = gatys._style_side(conf, frame.shape[:2])
+            style_targets = gatys._style_targets_jit(
+                params, [jnp.asarray(im.resize_longest(s, side))[None] for s in job.styles], job.blend, cfg)
+        content = gatys._content_targets_jit(params, jnp.asarray(job.content)[None], cfg)
+        previous, trust = past.warped(job.content)
+        targets = {"content": content, "style": style_targets,
+                   "temporal": {"previous": np.stack(previous)[:, None],
+                                "weights": np.stack(trust)[:, None, ..., None]}}
+        first = not past.items
+        x0 = gatys._initial_image(conf.init, job.content[None], job.styles[0], conf.seed) if first \
+            else previous[0][None]
+        wts = dataclasses.replace(job.conf.loss_weights, temporal=config.weight)
+        wts = wts.as_arrays(len(conf.style_layers))
+        iters = first_iters if first else config.iters
+
+        def callback(it, d=done, n=iters):
+            progress(d + min(it.iteration / n, 0.999))
+
+        x, info = gatys.optimize(params, np.asarray(x0, np.float32), gatys.stack([targets]),
+                                 gatys.stack([wts]), cfg, iters, solver, callback)
+        raw = np.clip(np.asarray(x[0]), 0, 1)
+        if not np.isfinite(info["loss"][0]):
+            raise NSTError("the optimisation diverged (loss is not finite); lower the style or temporal "
+                           "weight")
+        out = im.preserve_color(conf.preserve_color, job.content, stylised=raw)
+        past.add(job.content, raw)
+        done += 1
+        progress(done)
+        yield out
+
+
+__all__ = ["METHODS", "NETWORK_TEMPORAL_WEIGHT", "VideoConfig", "stylize_video"]
