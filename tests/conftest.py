@@ -17,6 +17,22 @@ def compilation_cache():
     return None
 
 
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_programs():
+    """After each test file, its compiled programs are dropped (Gatys's executables, JAX's jit caches): a full
+    run holds one file's programs at a time instead of every program of the run."""
+    yield
+    import gc
+
+    import jax
+
+    from nst_jax import gatys
+
+    gatys.PROGRAMS.clear()
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def params():
     import nst_jax
