@@ -82,8 +82,9 @@ def add_parser(sub, helpers):
                    help="longest side in px (default: the frames' own)" + helpers._NO_DEFAULT)
     p.add_argument("--no-temporal", action="store_true", help="frame by frame, no temporal consistency")
     p.add_argument("--temporal-weight", type=float, default=v.temporal_weight,
-                   help="weight of the temporal loss (default: gatys 1e3, Ruder et al.'s; adain and fast "
-                        f"{video.NETWORK_TEMPORAL_WEIGHT:g})" + helpers._NO_DEFAULT)
+                   help="weight of the temporal loss (default: gatys 1e3, Ruder et al.'s; "
+                        + ", ".join(f"{k} {v:g}" for k, v in video.NETWORK_TEMPORAL_WEIGHTS.items()) + ")"
+                        + helpers._NO_DEFAULT)
     p.add_argument("--temporal-frames", type=_frame_list, default=v.temporal_frames,
                    help="earlier frames (distances) whose results constrain each frame; 1,10,20,40: Ruder et "
                         "al.'s long-term loss")

@@ -33,9 +33,10 @@ from . import flow as fl
 from .errors import NSTError
 
 METHODS = ("gatys", "adain", "fast")
-# The temporal weight of each method: Ruder et al.'s for Gatys (gatys.LossWeights.temporal); for the networks'
-# closed form, chosen by measurement (BENCHMARKS.md "Video").
-NETWORK_TEMPORAL_WEIGHT = 1.0
+# The temporal weight of the networks' closed form (Gatys: Ruder et al.'s, gatys.LossWeights.temporal): of the
+# weights measured, the largest whose frames stay within 1.2x the frame-by-frame style distance on the pan and
+# zoom clips (BENCHMARKS.md "Video"); larger weights steady the clip further and wash out the strokes.
+NETWORK_TEMPORAL_WEIGHTS = {"adain": 0.25, "fast": 0.5}
 BATCH = 8  # frames read and run at once by the frame-by-frame paths
 
 
@@ -47,7 +48,7 @@ class VideoConfig:
       method: ``"gatys"``, ``"adain"`` or ``"fast"``.
       temporal: tie each frame to the earlier results (module notes); ``False``: frame by frame.
       temporal_weight: ``None``: the method's (Gatys: Ruder et al.'s 1e3; networks:
-        :data:`NETWORK_TEMPORAL_WEIGHT`).
+        :data:`NETWORK_TEMPORAL_WEIGHTS`).
       temporal_frames: the earlier frames j (1: the previous one) whose results constrain frame t.
       iters: Gatys's iterations per frame (Ruder et al.'s 1000); first_iters: the first frame's (``None``:
         twice ``iters``, as the paper's 2000).
@@ -87,7 +88,7 @@ class VideoConfig:
             from .gatys import LossWeights
 
             return float(LossWeights.temporal)
-        return NETWORK_TEMPORAL_WEIGHT
+        return NETWORK_TEMPORAL_WEIGHTS[self.method]
 
 
 VIDEO_CONFIG = VideoConfig()
@@ -269,4 +270,4 @@ def _gatys_temporal(frames, styles, config: VideoConfig, conf, weights, history,
         yield out
 
 
-__all__ = ["METHODS", "NETWORK_TEMPORAL_WEIGHT", "VideoConfig", "stylize_video"]
+__all__ = ["METHODS", "NETWORK_TEMPORAL_WEIGHTS", "VideoConfig", "stylize_video"]
