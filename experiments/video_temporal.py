@@ -13,6 +13,11 @@ Each run is the command a user types; the measures:
     python experiments/video_clips.py --out out/video_clips
     python experiments/video_temporal.py --clips out/video_clips --iters 60
     python experiments/video_temporal.py --clips out/video_clips --only fast --weights-sweep 0.5,1,2,4
+    python experiments/video_temporal.py --clips out/video_clips --clip-names pan --refine 5 10
+
+``--refine``: the other stable mode considered for the networks, AdaIN's frames as the starting images of
+a few Gatys iterations with Ruder et al.'s temporal loss (``nst_jax.video._gatys_temporal``'s ``starts``),
+through the API.
 """
 
 from __future__ import annotations
@@ -112,12 +117,17 @@ def main():
     ap.add_argument("--clip-names", nargs="+", default=["pan", "zoom"])
     ap.add_argument("--weights-sweep", default=None,
                     help="comma-separated temporal weights: the temporal runs only, one per weight")
+    ap.add_argument("--refine", type=int, nargs="+", default=None,
+                    help="instead: AdaIN's frames refined by this many Gatys iterations with the temporal "
+                         "loss")
     ap.add_argument("--name", default="video_temporal")
     a = ap.parse_args()
     import nst_jax
 
     params = nst_jax.vgg19_params()
     grams = metrics.style_grams(params, im.resize_longest(im.load_image(STYLE), a.size))
+    if a.refine:
+        return refine(a, params, grams)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     rows, strips = [], []
@@ -169,6 +179,28 @@ def main():
         sheet.append(cells)
     im.save_image(path.with_suffix(".jpg"), im.contact_sheet(sheet, thumb=256))
     print(path)
+
+
+def refine(a, params, grams):
+    from nst_jax import adain, gatys, video
+
+    style, rows = im.load_image(STYLE), []
+    for clip_name in a.clip_names:
+        clip = Path(a.clips) / clip_name
+        frames = [im.resize_longest(im.load_image(f), a.size) for f in sorted(clip.glob("*.png"))]
+        inputs, flows, weights = motion(clip, clip_name, frames[0].shape[:2])
+        outs = [r[1] for r in sorted(adain.stylize_many(frames, [style], size=None), key=lambda r: r[0])]
+        for iters in a.refine:
+            t = time.perf_counter()
+            vconf = video.VideoConfig(iters=iters, first_iters=iters)
+            res = list(video._gatys_temporal(iter(frames), [style], vconf, gatys.StylizeConfig(size=None),
+                                             None, (), lambda d: None, starts=iter(outs)))
+            rows.append({"clip": clip_name, "method": "adain+gatys", "iters": iters,
+                         "refine_seconds_per_frame": (time.perf_counter() - t) / len(frames),
+                         **measure(res, inputs, flows, weights, params, grams)})
+            print(json.dumps(rows[-1]), flush=True)
+    path = Path(result_path("video", "adain_refine.json"))
+    path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

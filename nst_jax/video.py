@@ -217,9 +217,10 @@ def _gatys_frames(chunk, styles, config, conf, *, weights, progress, **_):
     return out
 
 
-def _gatys_temporal(frames, styles, config: VideoConfig, conf, weights, history, progress):
+def _gatys_temporal(frames, styles, config: VideoConfig, conf, weights, history, progress, starts=None):
     """Ruder et al.: one frame at a time, each from the previous result warped onto it, with the temporal
-    loss; one compiled program for every frame (the first has its temporal weights at 0)."""
+    loss; one compiled program for every frame (the first has its temporal weights at 0).  ``starts``: an
+    iterator of each frame's starting image instead (e.g. a network's output, BENCHMARKS.md "Video")."""
     import jax.numpy as jnp
 
     from . import gatys
@@ -248,8 +249,12 @@ def _gatys_temporal(frames, styles, config: VideoConfig, conf, weights, history,
                    "temporal": {"previous": np.stack(previous)[:, None],
                                 "weights": np.stack(trust)[:, None, ..., None]}}
         first = not past.items
-        x0 = gatys._initial_image(conf.init, job.content[None], job.styles[0], conf.seed) if first \
-            else previous[0][None]
+        if starts is not None:
+            x0 = np.asarray(next(starts), np.float32)[None]
+        elif first:
+            x0 = gatys._initial_image(conf.init, job.content[None], job.styles[0], conf.seed)
+        else:
+            x0 = previous[0][None]
         wts = dataclasses.replace(job.conf.loss_weights, temporal=config.weight)
         wts = wts.as_arrays(len(conf.style_layers))
         iters = first_iters if first else config.iters
