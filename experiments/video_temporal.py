@@ -45,11 +45,13 @@ STYLE = ROOT.parent / "shared" / "images" / "starry_night.jpg"
 PAN = (3, 1)
 
 
-def commands(method: str, clip: Path, out: Path, a, temporal: bool, weight: float | None = None):
+def commands(method: str, clip: Path, out: Path, a, temporal: bool, weight: float | None = None,
+             frames_back: str | None = None):
     nst = [str(BIN / "nst-jax")]
     size = ["--size", str(a.size)]
     if temporal:
         extra = ["--temporal-weight", f"{weight:g}"] if weight is not None else []
+        extra += ["--temporal-frames", frames_back] if frames_back else []
         if method == "gatys":
             extra += ["--iters", str(a.iters)]
         style = [] if method == "fast" else [str(STYLE)]
@@ -117,6 +119,8 @@ def main():
     ap.add_argument("--clip-names", nargs="+", default=["pan", "zoom"])
     ap.add_argument("--weights-sweep", default=None,
                     help="comma-separated temporal weights: the temporal runs only, one per weight")
+    ap.add_argument("--long-term", default=None, metavar="J",
+                    help="also a Gatys temporal run with --temporal-frames J (e.g. 1,2,4)")
     ap.add_argument("--refine", type=int, nargs="+", default=None,
                     help="instead: AdaIN's frames refined by this many Gatys iterations with the temporal "
                          "loss")
@@ -137,15 +141,17 @@ def main():
         n = len(list(clip.glob("*.png")))
         inputs = flows = weights = None
         for method in a.only:
-            modes = [(True, w) for w in sweep] if sweep else \
-                [(False, None)] + ([(True, None)] if method != "magenta" else [])
-            for temporal, weight in modes:
+            modes = [(True, w, None) for w in sweep] if sweep else \
+                [(False, None, None)] + ([(True, None, None)] if method != "magenta" else [])
+            if a.long_term and method == "gatys":
+                modes.append((True, None, a.long_term))
+            for temporal, weight, back in modes:
                 tag = f"{clip_name}_{method}_{'temporal' if temporal else 'frames'}" + \
-                    (f"_w{weight:g}" if weight is not None else "")
+                    (f"_w{weight:g}" if weight is not None else "") + (f"_j{back}" if back else "")
                 out = work / tag
                 shutil.rmtree(out, ignore_errors=True)
                 shutil.rmtree(out.with_name(out.name + ".work"), ignore_errors=True)
-                cmds = commands(method, clip, out, a, temporal, weight)
+                cmds = commands(method, clip, out, a, temporal, weight, back)
                 t = time.perf_counter()
                 for cmd in cmds:
                     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -156,6 +162,7 @@ def main():
                 if inputs is None:
                     inputs, flows, weights = motion(clip, clip_name, frames[0].shape[:2])
                 row = {"clip": clip_name, "method": method, "temporal": temporal, "temporal_weight": weight,
+                       "temporal_frames": back or ("1" if temporal else None),
                        "frames": n, "seconds_per_frame": seconds / n,
                        **measure(frames, inputs, flows, weights, params, grams),
                        "command": " ".join(cmds[0]).replace(str(BIN) + "/", "").replace(str(ROOT) + "/", "")}

@@ -145,8 +145,13 @@ def _check_options(args):
         raise NSTError(f"--method {args.method} needs one or more style images")
     if args.method == "fast" and args.weights:
         raise NSTError("--weights (VGG-19) is not used by --method fast")
-    if args.no_temporal and (args.temporal_weight is not None or args.first_iters is not None):
-        raise NSTError("--temporal-weight and --first-iters go with the temporal mode, not --no-temporal")
+    if args.no_temporal and (args.temporal_weight is not None or args.first_iters is not None
+                             or args.temporal_frames != (1,)):
+        raise NSTError("--temporal-weight, --temporal-frames and --first-iters go with the temporal mode, "
+                       "not --no-temporal")
+    if args.batch is not None and args.method == "gatys" and not args.no_temporal:
+        raise NSTError("--batch goes with frame by frame (--no-temporal) or a network: Ruder et al.'s frames "
+                       "run one after the other")
 
 
 def _method_config(args, helpers):
@@ -200,6 +205,8 @@ def run(args, helpers) -> int:
         raise NSTError(f"--fps must be positive, not {args.fps:g}")
     source = videoio.open_source(args.input)
     out = videoio.check_output(args.output)
+    if args.fps is not None and not videoio.is_video_path(out):
+        raise NSTError("--fps sets a video file's frame rate; the output is a folder of frames")
     if args.report and not Path(args.report).expanduser().parent.is_dir():
         raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
     styles = [im.load_image(s) for s in args.styles]

@@ -161,6 +161,9 @@ def test_video_bad_input_is_one_line_and_writes_nothing(model_file, tmp_path):
         ((frames, "-o", out, "--method", "gatys"), "needs one or more style images"),
         ((frames, "-o", tmp_path / "o.png", "--method", "fast"), "names an image file"),
         ((frames, "-o", out, "--method", "fast", "--no-temporal", "--temporal-weight", "2"), "--no-temporal"),
+        ((frames, style, "-o", out, "--batch", "2"), "--batch goes with frame by frame"),
+        ((frames, "-o", out, "--method", "fast", "--fps", "30"), "the output is a folder"),
+        ((frames, "-o", out, "--method", "fast", "--temporal-frames", "0"), "positive frame distances"),
     ]
     for args, message in cases:
         r = run("video", *args)
