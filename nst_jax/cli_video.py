@@ -24,13 +24,13 @@ METHOD_OPTIONS = {
 class FrameProgress:
     """One progress bar over the clip's frames (done, remaining time)."""
 
-    def __init__(self, total: int, done: int, quiet: bool, stream=sys.stderr):
+    def __init__(self, total: int, done: int, quiet: bool, stream=None):
         self.bar = None
-        self.quiet, self.stream = quiet, stream
+        self.quiet, self.stream = quiet, stream or sys.stderr  # the stderr of now (tests replace it)
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, unit="frame", file=stream, dynamic_ncols=True,
+            self.bar = tqdm(total=total, initial=done, unit="frame", file=self.stream, dynamic_ncols=True,
                             mininterval=0.5, bar_format="{l_bar}{bar}| {n:.1f}/{total} frames "
                                                         "[{elapsed}<{remaining}]")
         self.start = done
