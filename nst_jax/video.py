@@ -33,9 +33,9 @@ from . import flow as fl
 from .errors import NSTError
 
 METHODS = ("gatys", "adain", "fast")
-# The temporal weight of the networks' closed form (Gatys: Ruder et al.'s, gatys.LossWeights.temporal): of the
-# weights measured, the largest whose frames stay within 1.2x the frame-by-frame style distance (the mean of the
-# pan and zoom clips, BENCHMARKS.md "Video"); larger weights steady the clip further and wash out the strokes.
+# The temporal weight of the networks' closed form (Gatys: Ruder et al.'s, gatys.LossWeights.temporal): of
+# the weights measured, the largest whose frames stay within 1.2x the frame-by-frame style distance (mean of
+# the pan and zoom clips, BENCHMARKS.md "Video"); larger weights steady the clip further and wash out strokes.
 NETWORK_TEMPORAL_WEIGHTS = {"adain": 0.25, "fast": 0.5}
 BATCH = 8  # frames read and run at once by the frame-by-frame paths
 
