@@ -65,11 +65,12 @@ def _frame_list(text):
 
 def add_parser(sub, helpers):
     """The ``video`` subcommand on ``sub``; ``helpers``: the ``nst_jax.cli`` module (its argument types)."""
-    from . import video
+    from . import adain, gatys, video
     from .flow import FLOWS
     from .style import STYLE_LOSSES
 
     v = video.VIDEO_CONFIG
+    gd, ad = defaults(gatys.StylizeConfig), defaults(adain.StylizeConfig)
     p = sub.add_parser("video", help="a clip (video file or folder of frames), temporally consistent "
                                      "(Ruder et al. 2016)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -87,7 +88,8 @@ def add_parser(sub, helpers):
                         + helpers._NO_DEFAULT)
     p.add_argument("--temporal-frames", type=_frame_list, default=v.temporal_frames,
                    help="earlier frames (distances) whose results constrain each frame; 1,10,20,40: Ruder et "
-                        "al.'s long-term loss")
+                        "al.'s long-term loss (default: " + ",".join(map(str, v.temporal_frames)) + ")"
+                        + helpers._NO_DEFAULT)
     p.add_argument("--flow", choices=FLOWS, default=v.flow, help="OpenCV's optical flow: DIS or Farneback")
     p.add_argument("--batch", type=helpers._positive_int, default=v.batch,
                    help=f"frame by frame: frames at once (default {video.BATCH})" + helpers._NO_DEFAULT)
@@ -104,21 +106,23 @@ def add_parser(sub, helpers):
                    help="iterations of the first frame (default: twice --iters)" + helpers._NO_DEFAULT)
     for name in ("content", "style", "tv"):
         g.add_argument(f"--{name}-weight", type=float, default=None,
-                       help="as for stylize" + helpers._NO_DEFAULT)
+                       help=f"as for stylize (default {gd[name + '_weight']:g})" + helpers._NO_DEFAULT)
     g.add_argument("--init", choices=("content", "noise"), default=None,
                    help="the first frame's start (default: content)" + helpers._NO_DEFAULT)
-    g.add_argument("--style-scale", type=float, default=None, help="as for stylize" + helpers._NO_DEFAULT)
+    g.add_argument("--style-scale", type=float, default=None,
+                   help=f"as for stylize (default {gd['style_scale']:g})" + helpers._NO_DEFAULT)
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=None,
                    help="as for stylize (default: gram)" + helpers._NO_DEFAULT)
     g = p.add_argument_group("adain")
-    g.add_argument("--alpha", type=helpers._alpha, default=None, help="as for adain" + helpers._NO_DEFAULT)
+    g.add_argument("--alpha", type=helpers._alpha, default=None,
+                   help=f"as for adain (default {ad['alpha']:g})" + helpers._NO_DEFAULT)
     g.add_argument("--decoder", default=None,
                    help="decoder .npz (default: the shipped one)" + helpers._NO_DEFAULT)
     g.add_argument("--style-size", type=helpers._size_or_none, default=None,
-                   help="style images' longest side (default 512)" + helpers._NO_DEFAULT)
+                   help=f"style images' longest side (default {ad['style_size']})" + helpers._NO_DEFAULT)
     g = p.add_argument_group("fast")
     g.add_argument("--model", default=None,
-                   help="a shipped model's or style's name, or a .npz (default: starry_night)"
+                   help=f"a shipped model's or style's name, or a .npz (default: {_default_model()})"
                         + helpers._NO_DEFAULT)
     g.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]", default=None,
                    help="with a network of several styles: which one, or a blend" + helpers._NO_DEFAULT)
@@ -167,14 +171,14 @@ def _method_config(args, helpers):
         names = set(defaults(adain.StylizeConfig)) - {"size"}
         decoder, _ = adain.load_decoder(args.decoder)
         return adain.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), None, decoder
-    params, meta = feedforward.load_model(args.model or _defaults_model())
+    params, meta = feedforward.load_model(args.model or _default_model())
     style = helpers._style_spec(args.style) if args.style else None
     feedforward.choose_style(params, meta, style)
     conf = feedforward.StylizeConfig(size=None, preserve_color=args.preserve_color)
     return conf, (params, meta, style), None
 
 
-def _defaults_model():
+def _default_model():
     import inspect
 
     from . import feedforward
