@@ -237,14 +237,12 @@ def _sweep_values(kind):
 def _content_files(path) -> list[Path]:
     """A content image, or every image file of a folder (sorted by name; hidden files and files whose
     extension no image format has are left out)."""
-    from PIL import Image
+    from .image import image_files
 
     p = Path(path).expanduser()
     if not p.is_dir():
         return [p]
-    known = set(Image.registered_extensions())
-    files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                   and f.suffix.lower() in known)
+    files = image_files(p)
     if not files:
         raise NSTError(f"{p} holds no image files")
     return files

@@ -5,6 +5,7 @@ made (:mod:`nst_jax.videoio`)."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -256,9 +257,9 @@ def run(args, helpers) -> int:
     try:
         with interrupt:
             if first is not None:
-                results = video.stylize_video(_chain(first, stream), styles, vconf, conf, model=model,
-                                              decoder=decoder, weights=args.weights, history=history,
-                                              progress=tick)
+                results = video.stylize_video(itertools.chain([first], stream), styles, vconf, conf,
+                                              model=model, decoder=decoder, weights=args.weights,
+                                              history=history, progress=tick)
                 for result in results:
                     work.save(written, result)
                     written += 1
@@ -268,7 +269,8 @@ def run(args, helpers) -> int:
               file=sys.stderr)
         return 130
     progress.close()
-    if not names[:written]:
+    if not written:
+        work.discard()
         raise NSTError(f"{source.path}: no frame could be read")
     result = work.finish(names[:written], fps, source, log=lambda m: print(f"nst-jax: {m}", file=sys.stderr))
     seconds = time.perf_counter() - t0
@@ -284,8 +286,3 @@ def run(args, helpers) -> int:
         print(f"saved {result} ({written} frames, {shape[1]}x{shape[0]}, {seconds:.1f}s)"
               + (f"; {len(failed)} frame(s) could not be read" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest

@@ -118,6 +118,14 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Every image file of ``folder``, sorted by name (hidden files and files whose extension no image format
+    has are left out)."""
+    known = set(Image.registered_extensions())
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and not f.name.startswith(".")
+                  and f.suffix.lower() in known)
+
+
 def check_output(path: str | os.PathLike) -> Path:
     """Fail early -- before any computation -- if ``path`` cannot be written."""
     path = Path(path).expanduser()

@@ -42,14 +42,6 @@ class Source:
     files: tuple = ()
 
 
-def _image_files(folder: Path) -> list[Path]:
-    from PIL import Image
-
-    known = set(Image.registered_extensions())
-    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
-                  and f.suffix.lower() in known)
-
-
 def _av_error(path: Path, e: Exception) -> NSTError:
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     return NSTError(f"{path} cannot be read as a video ({reason})")
@@ -64,10 +56,17 @@ def open_source(path) -> Source:
     if not p.exists():
         raise NSTError(f"{p} does not exist")
     if p.is_dir():
-        files = _image_files(p)
+        files = im.image_files(p)
         if not files:
             raise NSTError(f"{p} holds no image files")
-        first = im.load_image(files[0])
+        for f in files:  # the frame size: the first frame that reads (an unreadable one is named later)
+            try:
+                first = im.load_image(f)
+                break
+            except NSTError:
+                continue
+        else:
+            raise NSTError(f"no image in {p} can be read")
         return Source(p, "folder", len(files), None, first.shape[:2], False, tuple(files))
     if p.stat().st_size == 0:
         raise NSTError(f"{p} is empty")
@@ -188,6 +187,10 @@ class WorkFolder:
         else:
             self.path.mkdir()
             meta.write_text(json.dumps(run, indent=1) + "\n")
+
+    def discard(self) -> None:
+        """Remove the work folder (a run that finished no frame)."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def frame_path(self, i: int) -> Path:
         return self.path / f"{i + 1:06d}.png"

@@ -10,13 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compilation_cache():
-    """The test process runs without JAX's persistent compilation cache (the CLI's subprocesses keep
-    theirs): in full runs this process crashed inside the cache's reads and writes."""
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
 def release_compiled_programs():
     """After each test file, its compiled programs are dropped (Gatys's executables, JAX's jit caches): a full
