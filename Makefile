@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
+# Two test processes (pytest-xdist): most of a test's time is compiling, which is single-threaded.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 tests
 
 demo: $(STAMP)
 	$(BIN)/python -m nst_jax.demo

@@ -1,5 +1,6 @@
 """Builders for awkward input files."""
 
+import os
 import struct
 import subprocess
 import sys
@@ -127,3 +128,13 @@ def assert_clean_error(r, match):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr
     assert match in lines[0], lines[0]
+
+
+def subprocess_env(devices: int | None = None, **extra) -> dict:
+    """This process's environment plus ``extra``, and ``devices`` forced host devices if given (the XLA
+    flags the tests run with are kept)."""
+    env = {**os.environ, **extra}
+    if devices:
+        forced = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {forced}".strip()
+    return env

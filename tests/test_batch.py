@@ -47,6 +47,7 @@ def test_each_picture_of_a_batch_scores_its_own_objective(params, torch_vgg, pai
     assert info["evaluations"] == [3, 3]
 
 
+@pytest.mark.slow
 def test_a_batch_gives_each_picture_its_single_run(params, pair):
     """The first iteration equal to float32 rounding.  After that L-BFGS without a line search amplifies
     rounding differences (a batched convolution sums in another order), so after 30 iterations each
@@ -167,7 +168,8 @@ def test_style_weight_sweep(folder, tmp_path, params):
     s = [o["terms"]["style"] / o["style_weight"] for o in outputs]
     photo = im.load_image(content)
     c = [metrics.content_distance(params, im.load_image(out / n), photo) for n in names]
-    # at 64 px and 20 iterations only the ends of the sweep are ordered reliably (at 256 px, 40 iterations,
-    # all three are: BENCHMARKS.md "Many pictures")
-    assert s[0] > s[2] and c[0] < c[1] < c[2], (s, c)
+    # at 64 px and 20 iterations only the ends of the sweep are ordered reliably: the middle value's content
+    # distance lands on either side of the last one's with float rounding (at 256 px, 40 iterations, all
+    # three are ordered: BENCHMARKS.md "Many pictures")
+    assert s[0] > s[2] and c[0] < c[2], (s, c)
     assert Image.open(out / "grid.png").size == (3 * 64, 48 + 18)

@@ -21,6 +21,7 @@ def files(adain_cli_files):
     return adain_cli_files
 
 
+@pytest.mark.slow
 def test_train_adain_cli_then_resume_and_use(files, tmp_path):
     ck = tmp_path / "run"
     common = ["train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
@@ -123,6 +124,7 @@ def test_train_from_tfds_content(files, tmp_path):
     assert meta["task_config"]["content"] == "tfds:tiny_images:train"
 
 
+@pytest.mark.slow
 def test_train_fast_cli_and_resume(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -170,6 +172,7 @@ def test_train_fast_cli_and_resume(tmp_path):
     assert_clean_error(r, "does not exist")
 
 
+@pytest.mark.slow
 def test_train_conditional_fast_network_cli(tmp_path, model_file):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -6,7 +6,6 @@ each holding only its own devices' rows, the finished picture gathered to every 
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from .helpers import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +48,7 @@ def _free_port() -> int:
 
 
 def _env(devices):
-    return {**os.environ, "PYTHONPATH": str(ROOT),
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return subprocess_env(devices, PYTHONPATH=str(ROOT))
 
 
 def _images(tmp_path):
@@ -65,6 +65,7 @@ def _last_json(text):
     return json.loads(text.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_result(tmp_path):
     photo, style = _images(tmp_path)
     port = _free_port()

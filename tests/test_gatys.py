@@ -237,6 +237,7 @@ def test_banded_objective_matches_pytorch(params, torch_vgg, tall_case):
     assert float(terms["style"]) == pytest.approx(weights["style"] * float(style_ref), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_stylize_tiled_equals_untiled(params, tall_case):
     """The whole command's path: ``tile=48`` runs banded (reported), ``"none"`` does not, and both end at
     the same loss and picture.  With Adam: L-BFGS's first curvature pair comes from a ~1e-8 step, so it

@@ -2,12 +2,14 @@
 run on one device, for Gatys (objective, gradient, a few L-BFGS iterations), AdaIN and the fast networks."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
+
+from .helpers import subprocess_env
 
 SCRIPT = r"""
 import json, sys
@@ -80,13 +82,14 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_four_devices_give_the_one_device_result(tmp_path):
     rng = np.random.default_rng(12)
     yy, xx = np.mgrid[0:192, 0:256] / 256.0
     photo = np.stack([yy, xx, 0.5 + 0.3 * np.sin(8 * xx)], -1) + 0.1 * rng.random((192, 256, 3))
     Image.fromarray((np.clip(photo, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "photo.png")
     Image.fromarray((rng.random((160, 160, 3)) ** 2 * 255).astype(np.uint8)).save(tmp_path / "style.png")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = subprocess_env(4)
     argv = [sys.executable, "-c", SCRIPT, str(tmp_path / "photo.png"), str(tmp_path / "style.png")]
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]

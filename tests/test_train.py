@@ -17,16 +17,14 @@ from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
 from nst_jax.train import TrainConfig, train
 
-from .helpers import loss_before_after
+from .helpers import loss_before_after, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "train_worker.py"
 
 
 def _run_worker(args, devices=None, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = subprocess_env(devices, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,6 +45,7 @@ def test_a_few_steps_lower_the_loss(params):
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_sharded_training_equals_single_device(tmp_path):
     """4 CPU devices (batch sharded over a mesh) give the 1-device loss and gradient."""
     runs = {}
@@ -69,6 +68,7 @@ def test_sharded_training_equals_single_device(tmp_path):
         np.testing.assert_allclose(b[k], a[k], rtol=0, atol=4e-4, err_msg=k)  # 2 steps x 2 x lr
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(tmp_path):
     straight = _run_worker([tmp_path / "straight", 6, 2, "--out", tmp_path / "straight.npz"])
 
