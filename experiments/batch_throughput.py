@@ -1,8 +1,12 @@
 """Pictures per second against batch size, in one process (the compiled programs warm: each batch size runs
 once untimed first): Gatys (L-BFGS, ``--iters`` iterations), AdaIN and the fast network, each picture of a
-batch a different photo (photos-extra, never trained on), Starry Night as the style.
+batch a different photo (photos-extra's Kodak photos, never trained on, or ``--photos DIR``), Starry Night
+as the style.  ``--torch``: beside each Gatys row, the PyTorch reference (torch_reference: the same
+objective, torch.optim.LBFGS without line search, as neural-style-pt) run on the same pictures one after
+another, as a shell loop over neural-style-pt would.
 
     python experiments/batch_throughput.py --gatys-size 256 --iters 40 --net-size 512 --batches 1 2 4 8
+    python experiments/batch_throughput.py --gatys-size 512 --iters 300 --batches 1 4 8 16 --torch  # a GPU
 """
 
 import argparse
@@ -11,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 
 from nst_jax import adain, feedforward, gatys
@@ -19,7 +24,8 @@ from nst_jax.runinfo import machine
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
-PHOTOS = sorted((SHARED / "datasets" / "photos-extra").glob("kodak24-*.jpg"))  # 500 x 500 each
+KODAK = SHARED / "datasets" / "photos-extra"  # kodak24-*.jpg: 500 x 500 each
+STYLE = Path(os.environ.get("NST_SHARED_IMAGES") or SHARED / "images") / "starry_night.jpg"
 
 
 def timed(fn):
@@ -29,33 +35,67 @@ def timed(fn):
     return time.perf_counter() - t
 
 
+def torch_loop(contents, style, size: int, iters: int) -> float:
+    """Seconds for the PyTorch reference to stylise ``contents`` one after another (a warm-up run first)."""
+    import torch_reference as tr
+    from harness import sync_all
+
+    from nst_jax import weights as W
+
+    vgg = tr.CaffeVGG19(os.environ.get("NST_JAX_WEIGHTS") or W.cached_h5()).to(tr.DEVICE)
+    s = tr.nchw(im.resize_longest(style, size)[None])
+
+    def one(photo):
+        c = tr.nchw(im.resize_longest(photo, size)[None])
+        obj = tr.GatysObjective(vgg, c, s)
+        y, _ = tr.lbfgs(lambda v: obj(v / 255.0), c * 255.0, iters)  # neural-style-pt's 0..255 pixels
+        return y
+
+    sync_all(one(contents[0]))
+    t = time.perf_counter()
+    for photo in contents:
+        y = one(photo)
+    sync_all(y)
+    return time.perf_counter() - t
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gatys-size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--net-size", type=int, default=512)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--out", default=str(HERE / "results" / "many" / "batch_throughput.json"))
+    ap.add_argument("--photos", type=Path, help="a folder of photos (default: photos-extra's Kodak photos)")
+    ap.add_argument("--torch", action="store_true", help="also the PyTorch reference, one picture at a time")
+    ap.add_argument("--out", help="default: results/many/batch_throughput.json (results/gpu/ on a GPU)")
     a = ap.parse_args()
-    style = im.load_image(SHARED / "images" / "starry_night.jpg")
-    photos = [im.load_image(p) for p in PHOTOS[: max(a.batches)]]
+    out = a.out or harness.result_path("many", f"batch_throughput{harness.backend_tag()}.json")
+    style = im.load_image(STYLE)
+    files = im.image_files(a.photos) if a.photos else sorted(KODAK.glob("kodak24-*.jpg"))
+    if len(files) < max(a.batches):
+        raise SystemExit(f"{len(files)} photos, fewer than the largest batch ({max(a.batches)})")
+    photos = [im.load_image(p) for p in files[: max(a.batches)]]
     rows = []
     for n in a.batches:
         pics = [gatys.Picture(p, style) for p in photos[:n]]
         dt = timed(lambda: list(gatys.stylize_many(pics, size=a.gatys_size, iters=a.iters, batch=n)))
         rows.append({"method": "gatys", "size": a.gatys_size, "iters": a.iters, "batch": n, "seconds": dt})
+        if a.torch:
+            rows[-1]["pytorch_loop_seconds"] = torch_loop(photos[:n], style, a.gatys_size, a.iters)
+            rows[-1]["pytorch_loop_over_batch"] = rows[-1]["pytorch_loop_seconds"] / dt
         dt = timed(lambda: adain.stylize(photos[:n], style, size=a.net_size, style_size=a.net_size, batch=n))
         rows.append({"method": "adain", "size": a.net_size, "batch": n, "seconds": dt})
         dt = timed(lambda: feedforward.stylize(photos[:n], "starry_night", size=a.net_size, batch=n))
         rows.append({"method": "fast", "size": a.net_size, "batch": n, "seconds": dt})
         for r in rows[-3:]:
             r["pictures_per_second"] = n / r["seconds"]
+            loop = r.get("pytorch_loop_seconds")
+            torch_s = f", PyTorch loop {loop:.2f} s" if loop else ""
             print(f"{r['method']:6s} batch {n}: {r['seconds']:.2f} s, {r['pictures_per_second']:.3f} "
-                  "pictures/s", flush=True)
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
+                  f"pictures/s{torch_s}", flush=True)
+    with open(out, "w") as f:
         json.dump({"machine": machine(), "rows": rows}, f, indent=2)
-    print("wrote", a.out)
+    print("wrote", out)
 
 
 if __name__ == "__main__":

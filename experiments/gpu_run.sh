@@ -5,6 +5,8 @@
 #
 #   bash experiments/gpu_run.sh bench            # benchmarks + 40 s training smoke runs (img/s)
 #   bash experiments/gpu_run.sh gatys            # only the Gatys row (JAX vs PyTorch, 512 px / 300 iterations)
+#   bash experiments/gpu_run.sh many             # pictures per second against batch size (Gatys 512 px / 300
+#                                                   # iterations beside PyTorch in a loop; AdaIN, fast), ~6 min
 #   bash experiments/gpu_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
 #   bash experiments/gpu_run.sh cin F            # only the 4-style network, F seconds
 #   bash experiments/gpu_run.sh cinbest F        # the same, and also brings back the network of the
@@ -73,6 +75,10 @@ if [ "$1" = bench ]; then
 elif [ "$1" = gatys ]; then
     timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
     tar czf "$OUT/gatys_results.tgz" experiments/results/gpu/bench_gatys*.json 2>/dev/null
+elif [ "$1" = many ]; then
+    timeout "${MANY_T:-540}" "$PY" experiments/batch_throughput.py --gatys-size 512 --iters "${MANY_ITERS:-300}" \
+        --net-size 512 --batches ${MANY_BATCHES:-1 4 8 16} --torch --photos "$P/photos"
+    cp experiments/results/gpu/batch_throughput_*.json "$OUT/" 2>/dev/null
 elif [ "$1" = cin ]; then
     cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
     cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
