@@ -76,8 +76,8 @@ elif [ "$1" = gatys ]; then
     timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
     tar czf "$OUT/gatys_results.tgz" experiments/results/gpu/bench_gatys*.json 2>/dev/null
 elif [ "$1" = many ]; then
-    timeout "${MANY_T:-540}" "$PY" experiments/batch_throughput.py --gatys-size 512 --iters "${MANY_ITERS:-300}" \
-        --net-size 512 --batches ${MANY_BATCHES:-1 4 8 16} --torch --photos "$P/photos"
+    timeout "${MANY_T:-540}" "$PY" experiments/batch_throughput.py --gatys-size "${MANY_SIZE:-512}" --iters "${MANY_ITERS:-300}" \
+        --net-size "${MANY_SIZE:-512}" --batches ${MANY_BATCHES:-1 4 8 16} --torch --photos "$P/photos"
     cp experiments/results/gpu/batch_throughput_*.json "$OUT/" 2>/dev/null
 elif [ "$1" = cin ]; then
     cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
