@@ -36,20 +36,19 @@ def timed(fn):
 
 
 def torch_loop(contents, style, size: int, iters: int) -> float:
-    """Seconds for the PyTorch reference to stylise ``contents`` one after another (a warm-up run first)."""
+    """Seconds for the PyTorch reference to stylise ``contents`` one after another (a warm-up run first):
+    bench_gatys's neural-style-pt setting, each picture ``size`` px on its longer side, as in stylize."""
     import torch_reference as tr
+    from bench_gatys import torch_run
     from harness import sync_all
 
     from nst_jax import weights as W
 
     vgg = tr.CaffeVGG19(os.environ.get("NST_JAX_WEIGHTS") or W.cached_h5()).to(tr.DEVICE)
-    s = tr.nchw(im.resize_longest(style, size)[None])
+    s = im.resize_longest(style, size)
 
     def one(photo):
-        c = tr.nchw(im.resize_longest(photo, size)[None])
-        obj = tr.GatysObjective(vgg, c, s)
-        y, _ = tr.lbfgs(lambda v: obj(v / 255.0), c * 255.0, iters)  # neural-style-pt's 0..255 pixels
-        return y
+        return torch_run(vgg, im.resize_longest(photo, size), s, iters)[0]
 
     sync_all(one(contents[0]))
     t = time.perf_counter()
@@ -71,6 +70,8 @@ def main():
     a = ap.parse_args()
     out = a.out or harness.result_path("many", f"batch_throughput{harness.backend_tag()}.json")
     style = im.load_image(STYLE)
+    if a.photos and not a.photos.is_dir():
+        raise SystemExit(f"--photos {a.photos}: not a folder")
     files = im.image_files(a.photos) if a.photos else sorted(KODAK.glob("kodak24-*.jpg"))
     if len(files) < max(a.batches):
         raise SystemExit(f"{len(files)} photos, fewer than the largest batch ({max(a.batches)})")
