@@ -6,6 +6,7 @@ objective, torch.optim.LBFGS without line search, as neural-style-pt) run on the
 another, as a shell loop over neural-style-pt would.
 
     python experiments/batch_throughput.py --gatys-size 256 --iters 40 --net-size 512 --batches 1 2 4 8
+    python experiments/batch_throughput.py --iters 10 --batches 1 4 16 --pictures 16  # 16 pictures each time
     python experiments/batch_throughput.py --gatys-size 512 --iters 300 --batches 1 4 8 16 --torch  # a GPU
 """
 
@@ -64,32 +65,40 @@ def main():
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--net-size", type=int, default=512)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--pictures", type=int, help="pictures per row, run in batches of each size (default: "
+                    "one batch of that size)")
     ap.add_argument("--photos", type=Path, help="a folder of photos (default: photos-extra's Kodak photos)")
     ap.add_argument("--torch", action="store_true", help="also the PyTorch reference, one picture at a time")
     ap.add_argument("--out", help="default: results/many/batch_throughput.json (results/gpu/ on a GPU)")
     a = ap.parse_args()
-    out = a.out or harness.result_path("many", f"batch_throughput{harness.backend_tag()}.json")
+    name = "batch_throughput" + (f"_{a.pictures}_pictures" if a.pictures else "")
+    out = a.out or harness.result_path("many", f"{name}{harness.backend_tag()}.json")
     style = im.load_image(STYLE)
     if a.photos and not a.photos.is_dir():
         raise SystemExit(f"--photos {a.photos}: not a folder")
     files = im.image_files(a.photos) if a.photos else sorted(KODAK.glob("kodak24-*.jpg"))
-    if len(files) < max(a.batches):
-        raise SystemExit(f"{len(files)} photos, fewer than the largest batch ({max(a.batches)})")
-    photos = [im.load_image(p) for p in files[: max(a.batches)]]
+    if a.pictures is not None and a.pictures < 1:
+        raise SystemExit(f"--pictures must be at least 1, not {a.pictures}")
+    most = a.pictures or max(a.batches)
+    if len(files) < most:
+        raise SystemExit(f"{len(files)} photos, fewer than the pictures a row needs ({most})")
+    photos = [im.load_image(p) for p in files[:most]]
     rows = []
     for n in a.batches:
-        pics = [gatys.Picture(p, style) for p in photos[:n]]
+        some = photos[:a.pictures or n]
+        pics = [gatys.Picture(p, style) for p in some]
         dt = timed(lambda: list(gatys.stylize_many(pics, size=a.gatys_size, iters=a.iters, batch=n)))
         rows.append({"method": "gatys", "size": a.gatys_size, "iters": a.iters, "batch": n, "seconds": dt})
         if a.torch:
-            rows[-1]["pytorch_loop_seconds"] = torch_loop(photos[:n], style, a.gatys_size, a.iters)
+            rows[-1]["pytorch_loop_seconds"] = torch_loop(some, style, a.gatys_size, a.iters)
             rows[-1]["pytorch_loop_over_batch"] = rows[-1]["pytorch_loop_seconds"] / dt
-        dt = timed(lambda: adain.stylize(photos[:n], style, size=a.net_size, style_size=a.net_size, batch=n))
+        dt = timed(lambda: adain.stylize(some, style, size=a.net_size, style_size=a.net_size, batch=n))
         rows.append({"method": "adain", "size": a.net_size, "batch": n, "seconds": dt})
-        dt = timed(lambda: feedforward.stylize(photos[:n], "starry_night", size=a.net_size, batch=n))
+        dt = timed(lambda: feedforward.stylize(some, "starry_night", size=a.net_size, batch=n))
         rows.append({"method": "fast", "size": a.net_size, "batch": n, "seconds": dt})
         for r in rows[-3:]:
-            r["pictures_per_second"] = n / r["seconds"]
+            r["pictures"] = len(some)
+            r["pictures_per_second"] = len(some) / r["seconds"]
             loop = r.get("pytorch_loop_seconds")
             torch_s = f", PyTorch loop {loop:.2f} s" if loop else ""
             print(f"{r['method']:6s} batch {n}: {r['seconds']:.2f} s, {r['pictures_per_second']:.3f} "

@@ -309,8 +309,8 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
 
     Args:
       content: ``(H, W, 3)`` float RGB in [0, 1], or a list of such images: those of one shape after resizing
-        run in batches (``batch`` at a time; ``None``: as many as fit in the memory available,
-        :func:`nst_jax.tiling.plan`), one compiled program per shape.
+        run in batches (``batch`` at a time; ``None``: as many as fit in the memory available on a GPU or
+        TPU, one at a time on a CPU, :func:`nst_jax.tiling.plan`), one compiled program per shape.
       styles: one ``(H, W, 3)`` style image or a list of them.
       config: a :class:`StylizeConfig` (default: the paper's full style, 512 px).
       mask: spatial control, an ``(H, W)`` array in [0, 1] (values > 0.5 are inside) with exactly two

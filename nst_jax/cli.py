@@ -721,8 +721,8 @@ def _image_arguments(p):
 
 def _many_arguments(p):
     p.add_argument("--batch", type=_positive_int, default=None,
-                   help="pictures run at once, one compiled program (default: as many as fit in memory)"
-                        + _NO_DEFAULT)
+                   help="pictures run at once, one compiled program (default: on a GPU/TPU as many as fit "
+                        "in memory, on a CPU one at a time)" + _NO_DEFAULT)
     p.add_argument("--skip-existing", action="store_true",
                    help="with a folder or a sweep: leave out pictures whose output exists (resume a run)")
 
@@ -918,7 +918,8 @@ def build_parser():
                     help=PRESERVE_COLOR_HELP)
     _size_arguments(ff, d)
     ff.add_argument("--batch", type=_positive_int, default=None,
-                    help="images run at once (default: as many as fit in memory)" + _NO_DEFAULT)
+                    help="images run at once (default: on a GPU/TPU as many as fit in memory, on a CPU one)"
+                    + _NO_DEFAULT)
     ff.add_argument("--list", action="store_true", help="list the shipped models")
     _run_arguments(ff, report=False)
     ff.set_defaults(func=_cmd_fast)

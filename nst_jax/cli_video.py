@@ -93,7 +93,8 @@ def add_parser(sub, helpers):
                         + helpers._NO_DEFAULT)
     p.add_argument("--flow", choices=FLOWS, default=v.flow, help="OpenCV's optical flow: DIS or Farneback")
     p.add_argument("--batch", type=helpers._positive_int, default=v.batch,
-                   help=f"frame by frame: frames at once (default {video.BATCH})" + helpers._NO_DEFAULT)
+                   help=f"frame by frame: frames at once (default: {video.BATCH} on a GPU/TPU, 1 on a CPU)"
+                   + helpers._NO_DEFAULT)
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of a video made from a folder of frames (default: the input's; 25 for a "
                         "folder)" + helpers._NO_DEFAULT)

@@ -422,8 +422,9 @@ def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONF
     ``config``: a :class:`StylizeConfig`; ``**settings`` replace its fields by name (``size=256``).
     ``style`` (conditional networks): a style name, an index or ``{name: weight}`` (see :func:`style_mix`);
     a shipped style name given as ``model`` chooses its style itself.  Images that have the same shape after
-    resizing run in batches of ``batch`` (``None``: as many as fit in the memory available,
-    :func:`nst_jax.tiling.plan`).  ``callback``: receives an :class:`nst_jax.runinfo.Event` per stage.
+    resizing run in batches of ``batch`` (``None``: as many as fit in the memory available on a GPU or TPU,
+    one at a time on a CPU, :func:`nst_jax.tiling.plan`).  ``callback``: receives an
+    :class:`nst_jax.runinfo.Event` per stage.
     Returns ``(images, report)``: a list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a
     single array was given) and the report every method returns (:func:`nst_jax.runinfo.report`).
     """

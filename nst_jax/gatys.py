@@ -887,7 +887,8 @@ def stylize_many(pictures, config: StylizeConfig = STYLIZE_CONFIG, *, batch: int
       pictures: :class:`Picture` s (content, style(s), and each one's own :data:`PER_PICTURE` settings).
       config, **settings: the :class:`StylizeConfig` every picture shares (as for :func:`stylize`).
       batch: pictures run at once (``jax.vmap`` over their problems: each its own solver state, step and
-        loss); ``None``: as many as fit in the memory available (:func:`nst_jax.tiling.plan`).  Pictures
+        loss); ``None``: as many as fit in the memory available on a GPU or TPU, one at a time on a CPU
+        (:func:`nst_jax.tiling.plan`).  Pictures
         whose scales have different shapes run in different batches, never padded.
       weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
       callback: receives an :class:`nst_jax.runinfo.Event` after every chunk of iterations of a batch
@@ -917,15 +918,16 @@ def stylize_many(pictures, config: StylizeConfig = STYLIZE_CONFIG, *, batch: int
         groups.setdefault(job.shapes, []).append(job)
     layers = conf.content_layers + conf.style_layers
     halo, align = band_halo(layers)
+    style_grams: dict = {}  # each style set's targets once per side and setting, whatever the batches
     for shapes, jobs in groups.items():
         size = plan(footprint(_history_bytes(solver)), shapes[-1], len(jobs), tile=conf.tile, batch=batch,
                     halo=halo, align=align).batch
         for k in range(0, len(jobs), size):
-            yield from _run_batch(jobs[k:k + size], conf, solver, params, callback, t0, rows)
+            yield from _run_batch(jobs[k:k + size], conf, solver, params, callback, t0, rows, style_grams)
             t0 = time.perf_counter()
 
 
-def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, t0, rows):
+def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, t0, rows, style_grams):
     """Every scale of one batch of same-shaped pictures: targets, initial images, :func:`optimize`; then
     each picture's result and report."""
     n, shapes = len(jobs), jobs[0].shapes
@@ -947,7 +949,7 @@ def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, 
                            "moments, mmd-poly)")
         bcfg = cfg.with_band(band)
         c = np.stack([im.resize(j.content, shape) for j in jobs])
-        targets = _batch_targets(params, c, jobs, _style_side(conf, shape), bcfg)
+        targets = _batch_targets(params, c, jobs, _style_side(conf, shape), bcfg, style_grams)
         if x is None:
             x0 = np.stack([_initial_image(j.conf.init, c[i:i + 1], j.styles[0], j.conf.seed)[0]
                            for i, j in enumerate(jobs)])
@@ -976,13 +978,13 @@ def _run_batch(jobs: list[_Job], conf: StylizeConfig, solver, params, callback, 
         yield Result(job.index, image, report)
 
 
-def _batch_targets(params, c, jobs, style_side: int, cfg: Config):
+def _batch_targets(params, c, jobs, style_side: int, cfg: Config, seen: dict):
     """One picture's targets per entry of a leading axis: the content maps of ``c`` (N, H, W, 3) in one pass,
-    each distinct style set's Gram matrices once."""
+    each distinct style set's Gram matrices once (kept in ``seen`` for the next batches)."""
     maps = _content_targets_jit(params, jnp.asarray(c), cfg)
-    grams, seen = [], {}
+    grams = []
     for j in jobs:
-        key = (tuple(id(s) for s in j.styles), tuple(j.blend))
+        key = (tuple(id(s) for s in j.styles), tuple(j.blend), style_side, cfg)
         if key not in seen:
             s = [jnp.asarray(im.resize_longest(st, style_side))[None] for st in j.styles]
             seen[key] = _style_targets_jit(params, s, j.blend, cfg)

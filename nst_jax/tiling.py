@@ -214,15 +214,25 @@ class Plan:
     band: int
 
 
+def on_accelerator() -> bool:
+    """Whether JAX's default device is a GPU or TPU rather than the CPU."""
+    import jax
+
+    return jax.devices()[0].platform != "cpu"
+
+
 def plan(footprint: Footprint, shape, items: int = 1, *, tile="auto", batch: int | None = None,
-         halo: int = 0, align: int = 1, budget: float | None = None) -> Plan:
+         halo: int = 0, align: int = 1, budget: float | None = None, accelerator: bool | None = None) -> Plan:
     """The one memory model of every method: how many of ``items`` pictures of ``shape`` (H, W) to run at
     once and in what band height, within ``budget`` bytes (default :func:`memory_budget`).
 
     ``tile``: ``"none"`` (whole pictures), a band height in px (rounded up to ``align``), or ``"auto"``: whole
     pictures when one fits, else the tallest band (plus ``halo`` rows on each side) that does, one picture at
-    a time.  ``batch``: a fixed batch size; ``None``: as many pictures as fit (at least 1, at most ``items``).
-    A band as tall as the picture is no band (0)."""
+    a time.  ``batch``: a fixed batch size; ``None``: on an ``accelerator`` (default: :func:`on_accelerator`)
+    as many pictures as fit (at least 1, at most ``items``), on a CPU one at a time: there one picture
+    already keeps every core busy, and for all three methods batches of 2-16 took longer a picture than
+    the same pictures one after another (BENCHMARKS.md "Many pictures").  A band as tall as the picture is
+    no band (0)."""
     height, width = int(shape[0]), int(shape[1])
     pixels = height * width
     room = (memory_budget() if budget is None else budget) - footprint.fixed
@@ -239,9 +249,11 @@ def plan(footprint: Footprint, shape, items: int = 1, *, tile="auto", batch: int
         one = whole if band == 0 else (pixels * footprint.held
                                         + (band + 2 * halo) * width * footprint.per_pixel)
         fits = int(room // one) if one > 0 else items
-        batch = 1 if tile == "auto" and band else max(1, min(items, fits))
+        if accelerator is None:
+            accelerator = on_accelerator()
+        batch = 1 if (tile == "auto" and band) or not accelerator else max(1, min(items, fits))
     return Plan(max(1, min(int(batch), max(1, items))), band)
 
 
-__all__ = ["Footprint", "Plan", "available_bytes", "bands", "memory_budget", "needs_tiling", "parse_tile",
-           "plan", "replicate", "row_sharding", "shard_rows"]
+__all__ = ["Footprint", "Plan", "available_bytes", "bands", "memory_budget", "needs_tiling", "on_accelerator",
+           "parse_tile", "plan", "replicate", "row_sharding", "shard_rows"]

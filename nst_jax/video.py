@@ -11,14 +11,14 @@ the frame).
   (:func:`nst_jax.gatys.image_terms`); ``temporal_frames`` are the j (``(1,)``: the short-term loss;
   ``(1, 10, 20, 40)``: the paper's long-term loss, each pixel counted by the closest frame that sees it).
   Frames run one after the other (each needs its predecessor); the first gets ``first_iters`` iterations.
-* **AdaIN and fast networks**: the network stylises frames in batches (one compiled program); then each frame
+* **AdaIN and fast networks**: the network stylises frames (in batches on a GPU or TPU); then each frame
   is the minimiser of ``|x - f_t|^2 + temporal_weight * sum_j c_j |x - warp_j|^2`` per pixel, ``f_t`` the
   network's output: the same temporal loss with fidelity to the network in place of VGG's terms, solved in
   closed form, ``x = (f_t + lambda sum_j c_j warp_j) / (1 + lambda sum_j c_j)`` (BENCHMARKS.md measures it
   against running Gatys iterations from the network's output).
 
-Without ``temporal``, every method goes frame by frame, in batches of frames.  Frames are streamed: only the
-last ``max(temporal_frames)`` inputs and results are held.
+Without ``temporal``, every method goes frame by frame (in batches of frames on a GPU or TPU).  Frames are
+streamed: only the last ``max(temporal_frames)`` inputs and results are held.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ METHODS = ("gatys", "adain", "fast")
 # the weights measured, the largest whose frames stay within 1.2x the frame-by-frame style distance (mean of
 # the pan and zoom clips, BENCHMARKS.md "Video"); larger weights steady the clip further and wash out strokes.
 NETWORK_TEMPORAL_WEIGHTS = {"adain": 0.25, "fast": 0.5}
-BATCH = 8  # frames read and run at once by the frame-by-frame paths
+BATCH = 8  # frames read at once by the frame-by-frame paths (run as tiling.plan batches them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,8 @@ class VideoConfig:
       iters: Gatys's iterations per frame (Ruder et al.'s 1000); first_iters: the first frame's (``None``:
         twice ``iters``, as the paper's 2000).
       flow: ``"dis"`` or ``"farneback"`` (OpenCV).
-      batch: frames at once on the frame-by-frame paths (``None``: :data:`BATCH`).
+      batch: frames at once on the frame-by-frame paths (``None``: :data:`BATCH` read at once, run as
+        :func:`nst_jax.tiling.plan` batches them: all on a GPU or TPU, one at a time on a CPU).
     """
 
     method: str = "gatys"
@@ -182,7 +183,7 @@ def _fast_frames(chunk, styles, config, conf, *, model, progress, **_):
 
     params, meta, style = model
     conf = dataclasses.replace(conf or feedforward.STYLIZE_CONFIG, size=None)
-    images, _ = feedforward.stylize(list(chunk), (params, meta), conf, style=style, batch=len(chunk))
+    images, _ = feedforward.stylize(list(chunk), (params, meta), conf, style=style, batch=config.batch)
     return images
 
 
@@ -192,7 +193,7 @@ def _adain_frames(chunk, styles, config, conf, *, decoder, weights, progress, **
     conf = dataclasses.replace(conf or adain.STYLIZE_CONFIG, size=None)
     out = [None] * len(chunk)
     for i, image, report in adain.stylize_many(list(chunk), styles, conf, decoder=decoder, weights=weights,
-                                               batch=len(chunk)):
+                                               batch=config.batch):
         if image is None:
             raise NSTError(str(report))
         out[i] = image
@@ -204,16 +205,18 @@ def _gatys_frames(chunk, styles, config, conf, *, weights, progress, **_):
 
     conf = dataclasses.replace(conf or gatys.STYLIZE_CONFIG, size=None, iters=config.iters)
     out = [None] * len(chunk)
+    finished = []
 
     def callback(it):
         if it.iterations:
-            progress(len(chunk) * it.iteration / it.iterations * 0.999)
+            progress(len(finished) + it.batch * it.iteration / it.iterations * 0.999)
 
-    for r in gatys.stylize_many([gatys.Picture(f, styles) for f in chunk], conf, batch=len(chunk),
+    for r in gatys.stylize_many([gatys.Picture(f, styles) for f in chunk], conf, batch=config.batch,
                                 weights=weights, callback=callback):
         if r.error is not None:
             raise r.error
         out[r.index] = r.image
+        finished.append(r.index)
     return out
 
 

@@ -55,7 +55,7 @@ def test_a_batch_gives_each_picture_its_single_run(params, pair):
     content, style = pair
     pictures = [gatys.Picture(content, style),
                 gatys.Picture(content[:, ::-1], style, {"style_weight": 400.0})]
-    batch = list(gatys.stylize_many(pictures, size=48, iters=1, weights=params))
+    batch = list(gatys.stylize_many(pictures, size=48, iters=1, weights=params, batch=2))
     assert [r.report["batch"] for r in batch] == [2, 2]
     for p, r in zip(pictures, batch, strict=True):
         image, report = gatys.stylize(p.content, style, size=48, iters=1, weights=params, **p.settings)
@@ -64,7 +64,7 @@ def test_a_batch_gives_each_picture_its_single_run(params, pair):
     # L-BFGS's second step divides by y = g1 - g0, a difference of nearly equal gradients, so rounding
     # differences grow: at 48 px the loss after 30 iterations differed by up to 33% between batched and
     # single runs (and by up to 19% between single runs from starts 1e-4 apart); at 256 px by 2%.
-    batch = list(gatys.stylize_many(pictures, size=48, iters=30, weights=params))
+    batch = list(gatys.stylize_many(pictures, size=48, iters=30, weights=params, batch=2))
     for p, r in zip(pictures, batch, strict=True):
         single = gatys.stylize(p.content, style, size=48, iters=30, weights=params, **p.settings)[1]["loss"]
         assert r.report["loss"] == pytest.approx(single, rel=0.4)
@@ -81,13 +81,16 @@ def test_a_bad_picture_is_named_and_the_others_run(params, pair):
 
 def test_memory_plan_closed_forms():
     fp = tiling.Footprint(per_pixel=100.0, held=20.0, fixed=1000.0)
-    # whole pictures: (budget - fixed) // (pixels * (per_pixel + held)) of them, at most the items
-    assert tiling.plan(fp, (10, 10), 50, budget=1000 + 12000 * 7 + 5) == tiling.Plan(7, 0)
-    assert tiling.plan(fp, (10, 10), 3, budget=1000 + 12000 * 7) == tiling.Plan(3, 0)
+    # on an accelerator whole pictures: (budget - fixed) // (pixels * (per_pixel + held)) of them, at most
+    # the items; on a CPU one at a time unless told otherwise
+    assert tiling.plan(fp, (10, 10), 50, budget=1000 + 12000 * 7 + 5, accelerator=True) == tiling.Plan(7, 0)
+    assert tiling.plan(fp, (10, 10), 3, budget=1000 + 12000 * 7, accelerator=True) == tiling.Plan(3, 0)
+    assert tiling.plan(fp, (10, 10), 50, budget=10 ** 9, accelerator=False) == tiling.Plan(1, 0)
+    assert tiling.plan(fp, (10, 10), 50, batch=5, budget=10 ** 9, accelerator=False) == tiling.Plan(5, 0)
     assert tiling.plan(fp, (10, 10), 3, batch=2, budget=10 ** 9) == tiling.Plan(2, 0)
     # one picture does not fit: the tallest band (plus halos) that does, one picture at a time
     # room 6000 - 2000 held = 4000 bytes = 4 rows of 10 px at 100 B, minus 2 x 1 halo = 2 rows
-    assert tiling.plan(fp, (10, 10), 5, halo=1, budget=1000 + 6000) == tiling.Plan(1, 2)
+    assert tiling.plan(fp, (10, 10), 5, halo=1, budget=1000 + 6000, accelerator=True) == tiling.Plan(1, 2)
     assert tiling.plan(fp, (10, 10), 5, tile=4, align=4, budget=10 ** 9).band == 4
     assert tiling.plan(fp, (10, 10), 5, tile=12, budget=10 ** 9).band == 0  # a band as tall as the picture
     assert tiling.plan(fp, (10, 10), 5, tile="none", budget=0) == tiling.Plan(1, 0)

@@ -14,10 +14,10 @@ def test_fast_cli(model_file, tmp_path):
         Image.fromarray((np.random.default_rng(k).random((30, 40, 3)) * 255).astype(np.uint8)) \
             .save(tmp_path / f"c{k}.png")
     r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "outdir", "--model",
-            model_file, "--size", "32")
+            model_file, "--size", "32", "--batch", "2")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["c0_net.png", "c1_net.png"]
-    assert "1 batch" in r.stderr
+    assert "in 1 batch" in r.stderr
     r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "one.png", "--model", model_file, "--quiet",
             "--size", "none")
     assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)

@@ -101,7 +101,7 @@ def test_model_file_roundtrip_and_errors(model_file, tmp_path):
 def test_fast_stylize_batches_same_shapes(model_file):
     rng = np.random.default_rng(4)
     a, b, c = rng.random((40, 60, 3)), rng.random((20, 30, 3)), rng.random((30, 30, 3))
-    outs, report = F.stylize([a, b, c], model_file, size=32)
+    outs, report = F.stylize([a, b, c], model_file, size=32, batch=3)
     assert [o.shape for o in outs] == [(21, 32, 3), (21, 32, 3), (32, 32, 3)]
     assert report["batches"] == 2  # a and b share a shape after resizing
     a = a.astype(np.float32)
