@@ -888,8 +888,8 @@ def stylize_many(pictures, config: StylizeConfig = STYLIZE_CONFIG, *, batch: int
       config, **settings: the :class:`StylizeConfig` every picture shares (as for :func:`stylize`).
       batch: pictures run at once (``jax.vmap`` over their problems: each its own solver state, step and
         loss); ``None``: as many as fit in the memory available on a GPU or TPU, one at a time on a CPU
-        (:func:`nst_jax.tiling.plan`).  Pictures
-        whose scales have different shapes run in different batches, never padded.
+        (:func:`nst_jax.tiling.plan`).  Pictures whose scales have different shapes run in different
+        batches, never padded.
       weights: VGG-19 weights (path or pytree; default: the fetched ImageNet weights).
       callback: receives an :class:`nst_jax.runinfo.Event` after every chunk of iterations of a batch
         (``batch``: its size; ``losses``: each picture's loss).

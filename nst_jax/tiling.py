@@ -146,9 +146,8 @@ def available_bytes() -> int:
     ``MemAvailable`` (Linux), else a conservative 4 GiB."""
     import jax
 
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        stats = dev.memory_stats() or {}
+    if on_accelerator():
+        stats = jax.devices()[0].memory_stats() or {}
         if "bytes_limit" in stats:
             return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
     try:
