@@ -196,7 +196,7 @@ def refine(a, params, grams):
         clip = Path(a.clips) / clip_name
         frames = [im.resize_longest(im.load_image(f), a.size) for f in sorted(clip.glob("*.png"))]
         inputs, flows, weights = motion(clip, clip_name, frames[0].shape[:2])
-        outs = [r[1] for r in sorted(adain.stylize_many(frames, [style], size=None), key=lambda r: r[0])]
+        outs, _ = adain.stylize(frames, [style], size=None)
         for iters in a.refine:
             t = time.perf_counter()
             vconf = video.VideoConfig(iters=iters, first_iters=iters)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -36,10 +37,10 @@ from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
 from .losses import mean_std
 from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
+from .run import Job, Method, Placement, collect, run_pictures
 from .runinfo import Event, emitter
-from .runinfo import report as make_report
-from .tiling import Footprint
-from .vgg import vgg19_features
+from .tiling import Footprint, replicate, shard_rows, to_host
+from .vgg import vgg19_features, vgg19_params
 
 ENCODER_LAYER = "relu4_1"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -49,9 +50,9 @@ DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
 CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz"
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
-__all__ = ["STYLIZE_CONFIG", "Decoder", "StylizeConfig", "adain", "adain_moments",
+__all__ = ["STYLIZE_CONFIG", "AdaIN", "Decoder", "StylizeConfig", "adain", "adain_moments",
            "count_params", "decode", "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder",
-           "stylize"]
+           "stylize", "stylize_many"]
 
 
 # --- pure functions ----------------------------------------------------------------------------------
@@ -303,6 +304,118 @@ class StylizeConfig:
 STYLIZE_CONFIG = StylizeConfig()
 
 
+class AdaIN(Method):
+    """AdaIN on the run contract (:mod:`nst_jax.run`): the styles, mask and settings shared by its pictures,
+    both networks loaded once and the styles' moments computed once (per content with ``preserve_color=
+    "histogram"``, which recolours the styles to each content first)."""
+
+    name = "adain"
+    footprint = FOOTPRINT
+    halo = ENCODER_HALO
+    align = MULTIPLE
+
+    def __init__(self, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None,
+                 weights=None, callback: Callable[[Event], None] | None = None, **settings):
+        t0 = time.perf_counter()
+        self.conf = conf = with_fields(config, settings, "stylize setting")
+        self.say = emitter("adain", callback)
+        styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
+        if not styles:
+            raise NSTError("at least one style image is needed")
+        self.blend = blend_weights(conf.style_blend, len(styles))
+        if mask is not None and len(styles) != 2:
+            raise NSTError(f"a mask needs exactly two style images (inside, outside), got {len(styles)}")
+        if mask is not None and conf.style_blend is not None:
+            raise NSTError("a mask places each style in its own region; it takes no style blend")
+        self.styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
+        for s in self.styles:
+            if min(s.shape[:2]) < MULTIPLE:
+                raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
+                               f"least {MULTIPLE} px")
+        if mask is not None:
+            mask = np.asarray(mask, np.float32)
+            mask = mask.mean(-1) if mask.ndim == 3 else mask
+            if mask.ndim != 2:
+                raise NSTError(f"mask must be a 2-D (grey) image, got shape {mask.shape}")
+        self.mask = mask
+        self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
+        self.dtype = jnp.dtype(conf.dtype)
+        self.say("loading networks")
+        self.vgg = weights if isinstance(weights, dict) else vgg19_params(weights)
+        self.decoder = decoder if isinstance(decoder, dict) else load_decoder(decoder)[0]
+        self.load_seconds = time.perf_counter() - t0
+        self._shared = None
+
+    def moments(self, content):
+        """(K, C) means and standard deviations of the styles (recoloured to ``content`` first, if asked)."""
+        if self.preserve_color != "histogram" and self._shared is not None:
+            return self._shared
+        m = [_style_moments(self.vgg, jnp.asarray(s)[None], dtype=self.dtype)
+             for s in _image.preserve_color(self.preserve_color, content, styles=self.styles)]
+        out = jnp.concatenate([a for a, _ in m]), jnp.concatenate([b for _, b in m])
+        if self.preserve_color != "histogram":
+            self._shared = out
+        return out
+
+    def prepare(self, index: int, content) -> Job:
+        c = _image.resize_longest(np.asarray(content, np.float32), self.conf.size)
+        if min(c.shape[:2]) < MULTIPLE:
+            raise NSTError(f"content image {c.shape[0]}x{c.shape[1]} is too small: both sides must be at "
+                           f"least {MULTIPLE} px")
+        return Job(index, c, c.shape)
+
+    def _mix(self, h: int, w: int):
+        """(K, h', w') weights of the styles over the feature map (summing to 1 over K)."""
+        fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
+        if self.mask is None:
+            return jnp.asarray(np.broadcast_to(np.asarray(self.blend, np.float32)[:, None, None],
+                                               (len(self.styles), fh, fw)))
+        # pytorch-AdaIN: the mask resized to the feature map
+        inside = (_image.resize(self.mask[..., None], (fh, fw))[..., 0] > 0.5).astype(np.float32)
+        return jnp.asarray(np.stack([inside, 1.0 - inside]))
+
+    def run(self, jobs: list[Job], placement: Placement, callback) -> list:
+        t1 = time.perf_counter()
+        (h, w), rows, alpha, dt = jobs[0].shape, placement.rows, jnp.float32(self.conf.alpha), self.dtype
+        if self._shared is None and self.preserve_color != "histogram":
+            self.say("encoding styles")
+        x = np.stack([j.content for j in jobs])
+        ms = [self.moments(j.content) for j in jobs]
+        s_mean, s_std = jnp.stack([m for m, _ in ms]), jnp.stack([s for _, s in ms])
+        mix = self._mix(h, w)
+        if rows is not None:
+            self.say(f"stylising {len(jobs)} image(s) of {w}x{h} across {rows.mesh.size} devices")
+            out = _transfer(*replicate((self.vgg, self.decoder), rows), shard_rows(x, rows),
+                            *replicate((s_mean, s_std, alpha, mix), rows), dtype=dt)
+        elif placement.band:
+            self.say(f"stylising {w}x{h} in bands of {placement.band} rows")
+            out = np.concatenate([_transfer_tiled(self.vgg, self.decoder, x[j:j + 1], s_mean[j:j + 1],
+                                                  s_std[j:j + 1], alpha, mix, placement.band, dt)
+                                  for j in range(len(jobs))])
+        else:
+            self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
+            out = _transfer(self.vgg, self.decoder, jnp.asarray(x), s_mean, s_std, alpha, mix, dtype=dt)
+        out = to_host(out)
+        entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},
+                   "styles": len(self.styles), "alpha": float(self.conf.alpha), "style_blend": self.blend,
+                   "mask": self.mask is not None}
+        self.load_seconds = 0.0  # counted in the first batch's report only
+        return [(out[j], dict(entries)) for j in range(len(jobs))]
+
+
+def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None,
+                 weights=None, batch: int | None = None, callback: Callable[[Event], None] | None = None,
+                 **settings):
+    """:func:`stylize` for a list of contents, yielding a :class:`nst_jax.run.Result` per content as its
+    batch finishes (so that a caller keeps what is done when interrupted).  A content that cannot be stylised
+    (too small) yields its error first; the others run."""
+    contents = list(contents)
+    if not contents:
+        raise NSTError("no content images given")
+    method = AdaIN(styles, config, mask=mask, decoder=decoder, weights=weights, callback=callback, **settings)
+    yield from run_pictures(method, contents, batch=batch, callback=callback)
+
+
 def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None, weights=None,
             batch: int | None = None, callback: Callable[[Event], None] | None = None, **settings):
     """Stylise one image, or a list of them, with AdaIN (:func:`stylize_many`, collected).
@@ -325,120 +438,5 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
       report every method returns (:func:`nst_jax.runinfo.report`).
     """
     single = isinstance(content, np.ndarray) and content.ndim == 3
-    results = list(stylize_many([content] if single else content, styles, config, mask=mask, decoder=decoder,
-                                weights=weights, batch=batch, callback=callback, **settings))
-    for _, image, error in results:
-        if image is None:
-            raise error
-    outs = [image for _, image, _ in sorted(results, key=lambda r: r[0])]
-    report = dict(results[-1][2], images=len(outs))
-    return (outs[0] if single else outs), report
-
-
-def stylize_many(contents, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None,
-                 weights=None, batch: int | None = None, callback: Callable[[Event], None] | None = None,
-                 **settings):
-    """:func:`stylize` for a list of contents, yielding ``(index, image, report)`` per content as its batch
-    finishes (so that a caller keeps what is done when interrupted); ``report`` is the run's so far.  A
-    content that cannot be stylised (too small) yields ``(index, None, error)`` first; the others run."""
-    import time
-
-    from .tiling import plan, replicate, row_sharding, shard_rows, to_host
-    from .vgg import vgg19_params
-
-    t0 = time.perf_counter()
-    conf = with_fields(config, settings, "stylize setting")
-    say = emitter("adain", callback)
-    styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
-    if not styles:
-        raise NSTError("at least one style image is needed")
-    contents = list(contents)
-    if not contents:
-        raise NSTError("no content images given")
-    if batch is not None and int(batch) < 1:
-        raise NSTError(f"batch must be at least 1, not {batch}")
-    k = len(styles)
-    blend = blend_weights(conf.style_blend, k)
-    if mask is not None and k != 2:
-        raise NSTError(f"a mask needs exactly two style images (inside, outside), got {k}")
-    if mask is not None and conf.style_blend is not None:
-        raise NSTError("a mask places each style in its own region; it takes no style blend")
-    alpha, preserve_color, tile, dt = conf.alpha, conf.preserve_color, conf.tile, jnp.dtype(conf.dtype)
-    rows = row_sharding(conf.devices)
-
-    contents = [_image.resize_longest(np.asarray(c, np.float32), conf.size) for c in contents]
-    bad = {i: NSTError(f"content image {c.shape[0]}x{c.shape[1]} is too small: both sides must be at least "
-                       f"{MULTIPLE} px") for i, c in enumerate(contents) if min(c.shape[:2]) < MULTIPLE}
-    styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
-    for s in styles:
-        if min(s.shape[:2]) < MULTIPLE:
-            raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
-                           f"least {MULTIPLE} px")
-    if mask is not None:
-        mask = np.asarray(mask, np.float32)
-        mask = mask.mean(-1) if mask.ndim == 3 else mask
-        if mask.ndim != 2:
-            raise NSTError(f"mask must be a 2-D (grey) image, got shape {mask.shape}")
-
-    say("loading networks")
-    vgg_params = weights if isinstance(weights, dict) else vgg19_params(weights)
-    decoder_params = decoder if isinstance(decoder, dict) else load_decoder(decoder)[0]
-
-    t1 = time.perf_counter()
-    say("encoding styles")
-
-    def moments(c):
-        """(K, C) means and standard deviations of the styles (recoloured to ``c`` first, if asked)."""
-        m = [_style_moments(vgg_params, jnp.asarray(s)[None], dtype=dt)
-             for s in _image.preserve_color(preserve_color, c, styles=styles)]
-        return jnp.concatenate([a for a, _ in m]), jnp.concatenate([b for _, b in m])
-
-    for i, error in bad.items():  # named, and the others still done
-        yield i, None, error
-    good = [i for i in range(len(contents)) if i not in bad]
-    if not good:
-        return
-    shared = None if preserve_color == "histogram" else moments(contents[good[0]])
-    groups: dict[tuple, list[int]] = {}
-    for i in good:
-        groups.setdefault(contents[i].shape[:2], []).append(i)
-    bands, batches = set(), 0
-    for (h, w), idx in groups.items():
-        fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
-        if mask is None:
-            mix = np.broadcast_to(np.asarray(blend, np.float32)[:, None, None], (k, fh, fw))
-        else:  # pytorch-AdaIN: the mask resized to the feature map
-            inside = (_image.resize(mask[..., None], (fh, fw))[..., 0] > 0.5).astype(np.float32)
-            mix = np.stack([inside, 1.0 - inside])
-        mix = jnp.asarray(mix)
-        p = plan(FOOTPRINT, (h, w), len(idx), tile="none" if rows is not None else tile, batch=batch,
-                 halo=ENCODER_HALO, align=MULTIPLE)
-        for start in range(0, len(idx), p.batch):
-            part = idx[start:start + p.batch]
-            x = np.stack([contents[i] for i in part])
-            ms = [moments(contents[i]) if shared is None else shared for i in part]
-            s_mean, s_std = jnp.stack([m for m, _ in ms]), jnp.stack([s for _, s in ms])
-            batches += 1
-            if rows is not None:
-                say(f"stylising {len(part)} image(s) of {w}x{h} across {rows.mesh.size} devices")
-                out = _transfer(*replicate((vgg_params, decoder_params), rows), shard_rows(x, rows),
-                                *replicate((s_mean, s_std, jnp.float32(alpha), mix), rows), dtype=dt)
-            elif p.band:
-                say(f"stylising {w}x{h} in bands of {p.band} rows")
-                out = np.concatenate([_transfer_tiled(vgg_params, decoder_params, x[j:j + 1], s_mean[j:j + 1],
-                                                      s_std[j:j + 1], jnp.float32(alpha), mix, p.band, dt)
-                                      for j in range(len(part))])
-                bands.add(p.band)
-            else:
-                say(f"stylising {len(part)} image(s) of {w}x{h}")
-                out = _transfer(vgg_params, decoder_params, jnp.asarray(x), s_mean, s_std, jnp.float32(alpha),
-                                mix, dtype=dt)
-            out = np.clip(to_host(out), 0.0, 1.0)
-            report = make_report("adain", t0, {"load": t1 - t0, "stylise": time.perf_counter() - t1}, (h, w),
-                                 1 if rows is None else rows.mesh.size, max(bands) if bands else None,
-                                 preserve_color, styles=k, alpha=float(alpha), style_blend=blend,
-                                 mask=mask is not None, batches=batches, batch=len(part))
-            for j, i in enumerate(part):
-                done = _image.preserve_color(preserve_color, contents[i], stylised=out[j])
-                yield i, done.astype(np.float32), report
-
+    return collect(stylize_many([content] if single else content, styles, config, mask=mask, decoder=decoder,
+                                weights=weights, batch=batch, callback=callback, **settings), single)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,15 @@ from .nets import (
     upsample_nearest,
     valid_conv,
 )
-from .tiling import Footprint
+from .run import Job, Method, Placement, collect, run_pictures
+from .runinfo import emitter
+from .tiling import Footprint, replicate, shard_rows, to_host
 
 MULTIPLE = 4  # two stride-2 convolutions: sides are padded to a multiple of 4
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_PREFIX = "fast_"
 MODEL_FORMAT = "nst_jax-fast-v1"
+DEFAULT_MODEL = "starry_night"  # the network `nst-jax fast` and `video --method fast` use unless told
 
 
 # --- network ---------------------------------------------------------------------------------------------
@@ -414,7 +418,71 @@ class StylizeConfig:
 STYLIZE_CONFIG = StylizeConfig()
 
 
-def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
+class Fast(Method):
+    """A trained network on the run contract (:mod:`nst_jax.run`): ``model`` and ``style`` as
+    :func:`stylize` takes them, loaded once; its style is fixed, so ``preserve_color="histogram"`` recolours
+    its output."""
+
+    name = "fast"
+    footprint = FOOTPRINT
+    fixed_style = True
+
+    def __init__(self, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
+                 callback=None, **settings):
+        t0 = time.perf_counter()
+        self.conf = conf = with_fields(config, settings, "stylize setting")
+        self.say = emitter("fast", callback)
+        if isinstance(model, dict):
+            self.params, self.meta = model, {}
+        elif isinstance(model, tuple):
+            self.params, self.meta = model
+        else:
+            self.params, self.meta = load_model(model)
+        mix = choose_style(self.params, self.meta, style)
+        self.mix = None if mix is None else jnp.asarray(mix)
+        self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
+        self.load_seconds = time.perf_counter() - t0
+
+    def prepare(self, index: int, content) -> Job:
+        c = _image.resize_longest(np.asarray(content, np.float32), self.conf.size)
+        if min(c.shape[:2]) < MULTIPLE:
+            raise NSTError(f"image {c.shape[0]}x{c.shape[1]} is too small: both sides must be at least "
+                           f"{MULTIPLE} px")
+        return Job(index, c, c.shape)
+
+    def run(self, jobs: list[Job], placement: Placement, callback) -> list:
+        t1 = time.perf_counter()
+        (h, w), rows = jobs[0].shape, placement.rows
+        self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
+        x = np.stack([j.content for j in jobs])
+        tile_rows = None
+        if rows is not None:
+            y = _apply_jit(replicate(self.params, rows), shard_rows(x, rows), replicate(self.mix, rows))
+        elif placement.band:
+            tile_rows = self.tile if isinstance(self.tile, int) else max(1, TILE_PIXELS // w)
+            self.say(f"one layer at a time, in bands of {tile_rows} rows")
+            y = apply_net_tiled(self.params, x, self.mix, tile_rows)
+        else:
+            y = _apply_jit(self.params, jnp.asarray(x), self.mix)
+        y = to_host(y)
+        entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},
+                   "tile_rows": tile_rows}
+        self.load_seconds = 0.0  # counted in the first batch's report only
+        return [(y[j], dict(entries)) for j in range(len(jobs))]
+
+
+def stylize_many(contents, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
+                 batch: int | None = None, callback=None, **settings):
+    """:func:`stylize` for a list of contents, yielding a :class:`nst_jax.run.Result` per content as its
+    batch finishes; a content that cannot be stylised (too small) yields its error first, the others run."""
+    contents = list(contents)
+    if not contents:
+        raise NSTError("no content images given")
+    method = Fast(model, config, style=style, callback=callback, **settings)
+    yield from run_pictures(method, contents, batch=batch, callback=callback)
+
+
+def stylize(contents, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
             batch: int | None = None, callback=None, **settings):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
@@ -428,70 +496,12 @@ def stylize(contents, model="starry_night", config: StylizeConfig = STYLIZE_CONF
     Returns ``(images, report)``: a list of ``(H, W, 3)`` float32 arrays in [0, 1] (a single array when a
     single array was given) and the report every method returns (:func:`nst_jax.runinfo.report`).
     """
-    import time
-
-    from .runinfo import emitter
-    from .tiling import plan, replicate, row_sharding, shard_rows, to_host
-
-    t0 = time.perf_counter()
-    conf = with_fields(config, settings, "stylize setting")
-    size, preserve_color, tile = conf.size, conf.preserve_color, conf.tile
-    say = emitter("fast", callback)
     single = isinstance(contents, np.ndarray) and contents.ndim == 3
-    items = [contents] if single else list(contents)
-    if not items:
-        raise NSTError("no content images given")
-    rows = row_sharding(conf.devices)
-    if isinstance(model, dict):
-        params, meta = model, {}
-    elif isinstance(model, tuple):
-        params, meta = model
-    else:
-        params, meta = load_model(model)
-    mix = choose_style(params, meta, style)
-    mix = None if mix is None else jnp.asarray(mix)
-    resized = [_image.resize_longest(np.asarray(c, np.float32), size) for c in items]
-    for r in resized:
-        if min(r.shape[:2]) < MULTIPLE:
-            raise NSTError(f"image {r.shape[0]}x{r.shape[1]} is too small: both sides must be at least "
-                           f"{MULTIPLE} px")
-    groups: dict[tuple, list[int]] = {}
-    for i, r in enumerate(resized):
-        groups.setdefault(r.shape, []).append(i)
-    outs: list = [None] * len(items)
-    tile_rows = None
-    t1 = time.perf_counter()
-    batches = 0
-    for shape, idx in groups.items():
-        p = plan(FOOTPRINT, shape[:2], len(idx), tile="none" if rows is not None else tile, batch=batch)
-        for start in range(0, len(idx), p.batch):
-            part = idx[start:start + p.batch]
-            batches += 1
-            say(f"stylising {len(part)} image(s) of {shape[1]}x{shape[0]}")
-            x = np.stack([resized[i] for i in part])
-            if rows is not None:
-                y = _apply_jit(replicate(params, rows), shard_rows(x, rows), replicate(mix, rows))
-            elif p.band:
-                band = tile if isinstance(tile, int) else max(1, TILE_PIXELS // shape[1])
-                say(f"one layer at a time, in bands of {band} rows")
-                y = apply_net_tiled(params, x, mix, band)
-                tile_rows = band
-            else:
-                y = _apply_jit(params, jnp.asarray(x), mix)
-            y = np.clip(to_host(y), 0.0, 1.0)
-            for j, i in enumerate(part):
-                out = _image.preserve_color(preserve_color, resized[i], stylised=y[j], fixed_style=True)
-                outs[i] = out.astype(np.float32)
-    from .runinfo import report as make_report
-
-    report = make_report("fast", t0, {"load": t1 - t0, "stylise": time.perf_counter() - t1}, outs[0].shape,
-                         1 if rows is None else rows.mesh.size, tile_rows, preserve_color,
-                         images=len(items), batches=batches, sizes=[list(o.shape[:2]) for o in outs])
-    return (outs[0] if single else outs), report
-
+    return collect(stylize_many([contents] if single else contents, model, config, style=style, batch=batch,
+                                callback=callback, **settings), single)
 
 
 __all__ = ["STYLIZE_CONFIG", "InstanceNorm", "StylizeConfig", "TransformNet", "apply_net", "apply_net_tiled",
            "choose_style", "count_params", "init_net", "instance_norm", "load_model",
            "model_styles", "num_styles", "save_model", "shipped_models", "shipped_styles", "style_mix",
-           "stylize"]
+           "stylize", "stylize_many", "Fast", "DEFAULT_MODEL"]

@@ -39,6 +39,19 @@ def bands(height: int, band: int, halo: int, align: int = 1) -> list[tuple[int, 
     return out
 
 
+def equal_bands(height: int, band: int, halo: int, align: int = 1) -> tuple[int, list[tuple[int, int, int]]]:
+    """:func:`bands` computed from slices of one ``length`` (one compiled band program, one loop):
+    ``(length, [(start, stop, lo), ...])``, each band's own rows and the first of the ``length`` rows it is
+    computed from -- at least the band plus ``halo`` on each side, ``lo`` on the ``align`` grid, the last
+    slice ending at the image's last row.  ``length >= height`` means one band: the whole image."""
+    length = band + 2 * halo
+    length += (height - length) % align  # so that the bottom slice, ending at `height`, starts on the grid
+    if length >= height:
+        return height, [(0, height, 0)]
+    return length, [(start, stop, min(lo, height - length))
+                    for start, stop, lo, _ in bands(height, band, halo)]
+
+
 def row_sharding(devices):
     """``devices`` (``None``/1: one device; N; ``"all"``) as the sharding that splits an image's rows
     across the first N devices (``None`` for one)."""

@@ -178,95 +178,92 @@ def _blend(out, previous, weights, lam: float):
     return np.clip(num / den, 0, 1).astype(np.float32)
 
 
+def _results(results, n: int) -> list:
+    """The images of a run's :class:`nst_jax.run.Result` s in frame order; a failed frame stops the clip."""
+    out = [None] * n
+    for r in results:
+        if r.error is not None:
+            raise r.error
+        out[r.index] = r.image
+    return out
+
+
 def _fast_frames(chunk, styles, config, conf, *, model, progress, **_):
     from . import feedforward
 
+    if not (isinstance(model, tuple) and len(model) == 3):
+        raise NSTError("--method fast needs model=(params, meta, style): a network as feedforward.load_model "
+                       "gives it, and its style (None for a one-style network)")
     params, meta, style = model
     conf = dataclasses.replace(conf or feedforward.STYLIZE_CONFIG, size=None)
-    images, _ = feedforward.stylize(list(chunk), (params, meta), conf, style=style, batch=config.batch)
-    return images
+    return _results(feedforward.stylize_many(list(chunk), (params, meta), conf, style=style,
+                                             batch=config.batch), len(chunk))
 
 
 def _adain_frames(chunk, styles, config, conf, *, decoder, weights, progress, **_):
     from . import adain
 
     conf = dataclasses.replace(conf or adain.STYLIZE_CONFIG, size=None)
-    out = [None] * len(chunk)
-    for i, image, report in adain.stylize_many(list(chunk), styles, conf, decoder=decoder, weights=weights,
-                                               batch=config.batch):
-        if image is None:
-            raise NSTError(str(report))
-        out[i] = image
-    return out
+    return _results(adain.stylize_many(list(chunk), styles, conf, decoder=decoder, weights=weights,
+                                       batch=config.batch), len(chunk))
 
 
 def _gatys_frames(chunk, styles, config, conf, *, weights, progress, **_):
     from . import gatys
 
     conf = dataclasses.replace(conf or gatys.STYLIZE_CONFIG, size=None, iters=config.iters)
-    out = [None] * len(chunk)
     finished = []
 
     def callback(it):
         if it.iterations:
             progress(len(finished) + it.batch * it.iteration / it.iterations * 0.999)
 
-    for r in gatys.stylize_many([gatys.Picture(f, styles) for f in chunk], conf, batch=config.batch,
-                                weights=weights, callback=callback):
-        if r.error is not None:
-            raise r.error
-        out[r.index] = r.image
-        finished.append(r.index)
-    return out
+    def results():
+        for r in gatys.stylize_many([gatys.Picture(f, styles) for f in chunk], conf, batch=config.batch,
+                                    weights=weights, callback=callback):
+            finished.append(r.index)
+            yield r
+
+    return _results(results(), len(chunk))
 
 
 def _gatys_temporal(frames, styles, config: VideoConfig, conf, weights, history, progress, starts=None):
     """Ruder et al.: one frame at a time, each from the previous result warped onto it, with the temporal
     loss; one compiled program for every frame (the first has its temporal weights at 0).  ``starts``: an
     iterator of each frame's starting image instead (e.g. a network's output, BENCHMARKS.md "Video")."""
-    import jax.numpy as jnp
-
     from . import gatys
     from . import image as im
-    from .vgg import vgg19_params, with_winograd
 
     conf = dataclasses.replace(conf or gatys.STYLIZE_CONFIG, size=None)
     first_iters = config.first_iters or 2 * config.iters
-    conf = dataclasses.replace(conf, iters=max(config.iters, first_iters))  # the solver's memory fits both
-    solver = gatys._solver(conf)
-    params = with_winograd(vgg19_params(weights) if not isinstance(weights, dict) else weights)
+    # one method object for the clip: the network, the solver (whose memory fits both lengths), the style
+    # targets computed once, the programs compiled once
+    method = gatys.Gatys(conf, weights=weights, iters=max(config.iters, first_iters))
     past = _History(config.temporal_frames, config.flow, history)
-    style_targets, done = None, 0
+    done = 0
     for frame in frames:
-        job = gatys._prepare(0, gatys.Picture(frame, styles), conf)
-        cfg = gatys.Config(gatys.Objective(conf.content_layers, conf.style_layers, conf.pool,
-                                           gatys.style_loss(conf.style_loss)),
-                           gatys.Execution(remat=bool(conf.remat)))
-        if style_targets is None:
-            side = gatys._style_side(conf, frame.shape[:2])
-            style_targets = gatys._style_targets_jit(
-                params, [jnp.asarray(im.resize_longest(s, side))[None] for s in job.styles], job.blend, cfg)
-        content = gatys._content_targets_jit(params, jnp.asarray(job.content)[None], cfg)
+        job = method.prepare(0, gatys.Picture(frame, styles))
+        content = job.content[None]
+        targets = method.targets(content, [job], job.shape)
         previous, trust = past.warped(job.content)
-        targets = {"content": content, "style": style_targets,
-                   "temporal": {"previous": np.stack(previous)[:, None],
-                                "weights": np.stack(trust)[:, None, ..., None]}}
+        targets["temporal"] = {"previous": np.stack(previous).astype(np.float32)[None, :, None],
+                               "weights": np.stack(trust).astype(np.float32)[None, :, None, ..., None]}
         first = not past.items
         if starts is not None:
             x0 = np.asarray(next(starts), np.float32)[None]
         elif first:
-            x0 = gatys._initial_image(conf.init, job.content[None], job.styles[0], conf.seed)
+            x0 = gatys.initial_image(conf.init, content, job.data.styles[0], conf.seed)
         else:
             x0 = previous[0][None]
-        wts = dataclasses.replace(job.conf.loss_weights, temporal=config.weight)
-        wts = wts.as_arrays(len(conf.style_layers))
+        wts = dataclasses.replace(job.data.conf.loss_weights, temporal=config.weight)
         iters = first_iters if first else config.iters
 
         def callback(it, d=done, n=iters):
             progress(d + min(it.iteration / n, 0.999))
 
-        x, info = gatys.optimize(params, np.asarray(x0, np.float32), gatys.stack([targets]),
-                                 gatys.stack([wts]), cfg, iters, solver, callback)
+        x, info = method.optimize(np.asarray(x0, np.float32), targets,
+                                  gatys.stack([wts.as_arrays(len(conf.style_layers))]), iters=iters,
+                                  callback=callback)
         raw = np.clip(np.asarray(x[0]), 0, 1)
         if not np.isfinite(info["loss"][0]):
             raise NSTError("the optimisation diverged (loss is not finite); lower the style or temporal "

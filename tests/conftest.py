@@ -26,16 +26,13 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="module", autouse=True)
 def release_compiled_programs():
-    """After each test file, its compiled programs are dropped (Gatys's executables, JAX's jit caches): a full
-    run holds one file's programs at a time instead of every program of the run."""
+    """After each test file, its compiled programs are dropped (JAX's jit caches): a full run holds one file's
+    programs at a time instead of every program of the run."""
     yield
     import gc
 
     import jax
 
-    from nst_jax import gatys
-
-    gatys.PROGRAMS.clear()
     jax.clear_caches()
     gc.collect()
 

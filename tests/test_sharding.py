@@ -37,9 +37,7 @@ w = {"content": jnp.float32(5), "style": jnp.float32(100), "tv": jnp.float32(5e-
 rep = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec())
 params, targets, w = jax.device_put((params, targets, w), rep)
 tb, wb = jax.device_put(gatys.stack([targets]), rep), jax.device_put(gatys.stack([w]), rep)
-init = gatys.PROGRAMS.get(gatys._init, {"cfg": cfg, "solver": solvers.lbfgs(history=3), "rows": rows},
-                          params, tb, wb, x)
-state = init(params, tb, wb, x)
+state = gatys.init_states(params, tb, wb, x, cfg, solvers.lbfgs(history=3), rows)
 out["history_spec"] = str(state.s_history.sharding.spec)
 # the objective and its gradient at one point: split by rows, and whole
 xs = jax.device_put(c + 0.1 * jnp.sin(jnp.arange(64.0))[None, None, :, None], rows)

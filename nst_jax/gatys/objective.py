@@ -1,0 +1,203 @@
+"""The objective of Gatys, Ecker & Bethge (2015) as a plain function of the image: content features, style
+representations (:class:`nst_jax.style.StyleLoss`) and the terms on the pixels, composed as the paper writes
+them (:func:`objective`, :func:`gatys_loss`); the targets they are measured against (:func:`compute_targets`);
+and the static (:class:`Config`) and dynamic (:class:`LossWeights`) parts of a compiled objective.
+
+Defaults (content 5, style 100 per layer, TV 5e-4 on 0-255 pixel values, content at relu4_2 and style
+at relu1_1 ... relu5_1 with equal layer weights) are jcjohnson/neural-style's, whose loss
+normalisations :mod:`nst_jax.losses` follows; neural-style's TV module has an implicit factor 1/2, so
+its ``-tv_weight 1e-3`` is our 5e-4.  The PyTorch tutorial (content 1, style 1e6) divides its Gram
+matrix by N*C*H*W and normalises the input with torchvision's mean/std, so its numbers do not transfer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..losses import content_loss, temporal_loss, total_variation
+from ..style import GRAM, StyleLoss, style_loss
+from ..vgg import vgg19_features
+
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What the objective is (static: changing it recompiles): the layers, the pooling and the style
+    representation (:class:`nst_jax.style.StyleLoss`)."""
+
+    content_layers: tuple[str, ...] = CONTENT_LAYERS
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    pool: str = "max"
+    style_loss: StyleLoss = GRAM
+
+    def __post_init__(self):
+        object.__setattr__(self, "style_loss", style_loss(self.style_loss))  # a name or a StyleLoss
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How the objective is evaluated (static), not what it is: ``band`` > 0, a band of this many rows at a
+    time (:func:`gatys_value_and_grad_banded`); ``remat``, recompute each VGG block in the backward pass;
+    ``conv``, VGG-19's convolution (:func:`nst_jax.vgg.vgg19_features`)."""
+
+    band: int = 0
+    remat: bool = False
+    conv: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The static part of a compiled Gatys program: its :class:`Objective` and its :class:`Execution`."""
+
+    objective: Objective = Objective()
+    execution: Execution = Execution()
+
+    def with_band(self, band: int) -> Config:
+        """The same objective evaluated ``band`` rows at a time (0: the whole image)."""
+        return dataclasses.replace(self, execution=dataclasses.replace(self.execution, band=band))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The dynamic part of the objective, a pytree (changing it does not recompile): the content, style
+    and TV weights and one weight per style layer (``None``: all 1).  The class attributes are the
+    defaults every entry point and the CLI use (neural-style's, see the module notes)."""
+
+    content: Any = 5.0
+    style: Any = 100.0
+    tv: Any = 5e-4
+    style_layers: Any = None
+    seed: Any = 0  # the key of a sampling style representation (one per picture; folded with each evaluation)
+    temporal: Any = 1e3  # Ruder et al. 2016's, when the targets hold earlier frames (nst_jax.video)
+
+    def __getitem__(self, name):  # weights["content"], as for the plain dict the objective also takes
+        return getattr(self, name)
+
+    def as_arrays(self, n_style_layers: int) -> LossWeights:
+        layers = np.ones(n_style_layers) if self.style_layers is None else self.style_layers
+        return LossWeights(jnp.float32(self.content), jnp.float32(self.style), jnp.float32(self.tv),
+                           jnp.asarray(layers, jnp.float32), jnp.int32(self.seed), jnp.float32(self.temporal))
+
+
+def features(params, x, layers, cfg: Config):
+    return vgg19_features(params, x, tuple(dict.fromkeys(layers)), cfg.objective.pool,
+                          remat=cfg.execution.remat, conv=cfg.execution.conv)
+
+
+def content_targets(params, content, cfg: Config):
+    """The content image's feature maps at the content layers (a band of rows at a time if
+    ``cfg.execution.band`` is set)."""
+    layers = cfg.objective.content_layers
+    if cfg.execution.band:
+        from .banded import banded_summary
+
+        return banded_summary(params, content, layers, (), cfg)[0]
+    return features(params, content, layers, cfg)
+
+
+def style_targets(params, styles, blend, cfg: Config):
+    """The style images' targets at the style layers (the representation's ``target``; by bands as its
+    :class:`nst_jax.style.Sums` when ``cfg.execution.band`` is set), mixed by ``blend`` (weights summing to
+    1)."""
+    obj, rep = cfg.objective, cfg.objective.style_loss
+    per_style = []
+    if cfg.execution.band:
+        from .banded import banded_summary
+    for s in styles:
+        if cfg.execution.band:
+            sums = banded_summary(params, s, (), obj.style_layers, cfg)[1]
+            per_style.append({k: rep.sums.finish(sums[k], positions(params, s.shape, k, cfg))
+                              for k in obj.style_layers})
+        else:
+            f = features(params, s, obj.style_layers, cfg)
+            per_style.append({k: rep.target(f[k]) for k in obj.style_layers})
+    return {k: rep.mixed([t[k] for t in per_style], list(blend)) for k in obj.style_layers}
+
+
+def compute_targets(params, content, styles, blend, cfg: Config):
+    """Content features and the blended style targets (computed once per run and scale).
+
+    ``content``: (1, H, W, 3); ``styles``: list of (1, h_k, w_k, 3); ``blend``: weights summing to 1."""
+    return {"content": content_targets(params, content, cfg),
+            "style": style_targets(params, styles, blend, cfg)}
+
+
+content_targets_compiled = jax.jit(content_targets, static_argnums=(2,))
+_style_targets_traced = jax.jit(style_targets, static_argnums=(3,))
+_style_targets_static = jax.jit(style_targets, static_argnums=(2, 3))
+
+
+def style_targets_compiled(params, styles, blend, cfg: Config):
+    """:func:`style_targets` compiled; the blend is data for a weighted sum of targets, and static for a
+    representation that mixes samples (their counts are shapes)."""
+    if cfg.objective.style_loss.mix is None:
+        return _style_targets_traced(params, styles, blend, cfg)
+    return _style_targets_static(params, styles, tuple(float(w) for w in blend), cfg)
+
+
+def positions(params, shape, layer, cfg: Config) -> int:
+    """H * W of the feature map at ``layer`` for images of ``shape``."""
+    f = jax.eval_shape(lambda y: features(params, y, (layer,), cfg),
+                       jax.ShapeDtypeStruct(tuple(shape), jnp.float32))[layer]
+    return f.shape[1] * f.shape[2]
+
+
+def style_key(weights, key):
+    """The key of a sampling representation: the picture's seed, folded with the evaluation's number
+    (``key``, when given)."""
+    base = jax.random.key(weights["seed"] if not isinstance(weights, dict) or "seed" in weights else 0)
+    return base if key is None else jax.random.fold_in(base, key)
+
+
+def image_terms(x, targets) -> dict:
+    """The terms of the objective taken on the image ``x`` (N, H, W, 3) in [0, 1] itself, in 0..255 units:
+    ``tv``, its total variation, and, when ``targets`` hold earlier frames (``targets["temporal"]``:
+    ``previous`` (K, N, H, W, 3), earlier results warped onto this frame, and ``weights`` (K, N, H, W, 1)),
+    ``temporal``, Ruder et al. 2016's temporal loss :func:`nst_jax.losses.temporal_loss` summed over them."""
+    terms = {"tv": total_variation(x * 255.0)}
+    if "temporal" in targets:
+        t = targets["temporal"]
+        terms["temporal"] = sum(temporal_loss(x * 255.0, t["previous"][k] * 255.0, t["weights"][k])
+                                for k in range(t["previous"].shape[0]))
+    return terms
+
+
+def objective(summary, counts, pixels, targets, weights, obj: Objective, key):
+    """The objective from its terms, as Gatys et al. write it: ``content_weight * sum_l content_l +
+    style_weight * sum_l w_l style_l + tv_weight * TV`` (+ ``temporal_weight * temporal`` for a video frame,
+    Ruder et al.).  ``summary``: ``{"content": {layer: feature map}, "style": {layer: the representation's
+    summary}}`` (the feature map, or its :class:`nst_jax.style.Sums`), ``counts``: the positions of each style
+    layer, ``pixels``: :func:`image_terms`, ``key``: a ``jax.random`` key (one per style layer is folded from
+    it).  Returns ``(total, terms)``."""
+    rep = obj.style_loss
+    content = sum(content_loss(summary["content"][k], targets["content"][k]) for k in obj.content_layers)
+    style = sum(weights["style_layers"][i] * rep.value(summary["style"][k], counts[k], targets["style"][k],
+                                                        jax.random.fold_in(key, i))
+                for i, k in enumerate(obj.style_layers))
+    terms = {"content": weights["content"] * content, "style": weights["style"] * rep.weight * style,
+             **{k: weights[k] * v for k, v in pixels.items()}}
+    return sum(terms.values()), terms
+
+
+def gatys_loss(params, x, targets, weights, cfg: Config, key=None):
+    """Total loss and its terms for images ``x`` (N, H, W, 3): :func:`objective` on the whole image's
+    features.
+
+    ``weights``: a :class:`LossWeights` (or a dict with its entries), ``style_layers`` of shape (L,);
+    ``key``: an integer folded into the picture's seed, for a sampling style representation (the evaluation's
+    number)."""
+    obj = cfg.objective
+    f = features(params, x, obj.content_layers + obj.style_layers, cfg)
+    summary = {"content": {k: f[k] for k in obj.content_layers},
+               "style": {k: obj.style_loss.summarise(f[k]) for k in obj.style_layers}}
+    counts = {k: f[k].shape[1] * f[k].shape[2] for k in obj.style_layers}
+    return objective(summary, counts, image_terms(x, targets), targets, weights, obj,
+                     style_key(weights, key))
