@@ -232,6 +232,19 @@ def load_model(model: str | os.PathLike):
     return params, meta
 
 
+def default_model(style=None) -> str:
+    """The network to use when none is named: for ``style`` (a name or ``{name: weight}``), the shipped
+    conditional network that paints every style named; else :data:`DEFAULT_MODEL`."""
+    if style is None or isinstance(style, int):
+        return DEFAULT_MODEL
+    wanted = [style] if isinstance(style, str) else list(style)
+    for name, path in shipped_models().items():
+        if set(wanted) <= set(model_styles(read_meta(path))):
+            return name
+    raise NSTError(f"no shipped network paints {', '.join(map(str, wanted))}; name one with --model (see "
+                   "--list)")
+
+
 def style_mix(styles: list[str], spec) -> np.ndarray:
     """Weights over a conditional network's ``styles`` from ``spec``: a style name, an index, or a mapping
     ``{name: weight}`` (non-negative, normalised to sum 1: Dumoulin et al.'s convex combination of the
@@ -427,7 +440,7 @@ class Fast(Method):
     footprint = FOOTPRINT
     fixed_style = True
 
-    def __init__(self, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
+    def __init__(self, model=None, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
                  callback=None, **settings):
         t0 = time.perf_counter()
         self.conf = conf = with_fields(config, settings, "stylize setting")
@@ -437,7 +450,7 @@ class Fast(Method):
         elif isinstance(model, tuple):
             self.params, self.meta = model
         else:
-            self.params, self.meta = load_model(model)
+            self.params, self.meta = load_model(default_model(style) if model is None else model)
         mix = choose_style(self.params, self.meta, style)
         self.mix = None if mix is None else jnp.asarray(mix)
         self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
@@ -471,7 +484,7 @@ class Fast(Method):
         return [(y[j], dict(entries)) for j in range(len(jobs))]
 
 
-def stylize_many(contents, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
+def stylize_many(contents, model=None, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
                  batch: int | None = None, callback=None, **settings):
     """:func:`stylize` for a list of contents, yielding a :class:`nst_jax.run.Result` per content as its
     batch finishes; a content that cannot be stylised (too small) yields its error first, the others run."""
@@ -482,11 +495,12 @@ def stylize_many(contents, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_
     yield from run_pictures(method, contents, batch=batch, callback=callback)
 
 
-def stylize(contents, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
+def stylize(contents, model=None, config: StylizeConfig = STYLIZE_CONFIG, *, style=None,
             batch: int | None = None, callback=None, **settings):
     """Stylise one image or a list of images with a trained network, in one forward pass.
 
-    ``model``: a shipped model or style name, a ``.npz`` path, parameters, or ``(params, meta)``.
+    ``model``: a shipped model or style name, a ``.npz`` path, parameters, or ``(params, meta)``; ``None``:
+    :func:`default_model` (the network that paints ``style``, else :data:`DEFAULT_MODEL`).
     ``config``: a :class:`StylizeConfig`; ``**settings`` replace its fields by name (``size=256``).
     ``style`` (conditional networks): a style name, an index or ``{name: weight}`` (see :func:`style_mix`);
     a shipped style name given as ``model`` chooses its style itself.  Images that have the same shape after
@@ -504,4 +518,4 @@ def stylize(contents, model=DEFAULT_MODEL, config: StylizeConfig = STYLIZE_CONFI
 __all__ = ["STYLIZE_CONFIG", "InstanceNorm", "StylizeConfig", "TransformNet", "apply_net", "apply_net_tiled",
            "choose_style", "count_params", "init_net", "instance_norm", "load_model",
            "model_styles", "num_styles", "save_model", "shipped_models", "shipped_styles", "style_mix",
-           "stylize", "stylize_many", "Fast", "DEFAULT_MODEL"]
+           "stylize", "stylize_many", "Fast", "DEFAULT_MODEL", "default_model"]

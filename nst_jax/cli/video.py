@@ -10,8 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-from .config import defaults
-from .errors import NSTError
+from ..config import defaults
+from ..errors import NSTError
+from .common import (
+    NO_DEFAULT,
+    PRESERVE_COLOR_HELP,
+    HelpFormatter,
+    alpha,
+    positive_int,
+    size_or_none,
+    style_spec,
+    write_json,
+)
 
 # options of one method only (default None: the method's own default applies)
 METHOD_OPTIONS = {
@@ -64,76 +74,77 @@ def _frame_list(text):
     return values
 
 
-def add_parser(sub, helpers):
-    """The ``video`` subcommand on ``sub``; ``helpers``: the ``nst_jax.cli`` module (its argument types)."""
-    from . import adain, gatys, video
-    from .flow import FLOWS
-    from .style import STYLE_LOSSES
+def add_parser(sub) -> None:
+    """The ``video`` subcommand on ``sub``."""
+    from .. import adain, feedforward, gatys, video
+    from ..flow import FLOWS
+    from ..style import STYLE_LOSSES
 
     v = video.VIDEO_CONFIG
     gd, ad = defaults(gatys.StylizeConfig), defaults(adain.StylizeConfig)
     p = sub.add_parser("video", help="a clip (video file or folder of frames), temporally consistent "
                                      "(Ruder et al. 2016)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("input", metavar="IN", help="a video file (.mp4, .webm, .mov, ...) or a folder of frames")
     p.add_argument("styles", nargs="*", metavar="STYLE", help="style image(s) (gatys, adain; not fast)")
     p.add_argument("-o", "--output", required=True,
                    help="a video file (.mp4, .webm, .mov, .mkv, .avi) or a folder for PNG frames")
     p.add_argument("--method", choices=video.METHODS, default=v.method, help="gatys, adain or fast")
-    p.add_argument("--size", type=helpers._size_or_none, default=None,
-                   help="longest side in px (default: the frames' own)" + helpers._NO_DEFAULT)
+    p.add_argument("--size", type=size_or_none, default=None,
+                   help="longest side in px (default: the frames' own)" + NO_DEFAULT)
     p.add_argument("--no-temporal", action="store_true", help="frame by frame, no temporal consistency")
     p.add_argument("--temporal-weight", type=float, default=v.temporal_weight,
                    help="weight of the temporal loss (default: gatys 1e3, Ruder et al.'s; "
                         + ", ".join(f"{k} {v:g}" for k, v in video.NETWORK_TEMPORAL_WEIGHTS.items()) + ")"
-                        + helpers._NO_DEFAULT)
+                        + NO_DEFAULT)
     p.add_argument("--temporal-frames", type=_frame_list, default=v.temporal_frames,
                    help="earlier frames (distances) whose results constrain each frame; 1,10,20,40: Ruder et "
                         "al.'s long-term loss (default: " + ",".join(map(str, v.temporal_frames)) + ")"
-                        + helpers._NO_DEFAULT)
+                        + NO_DEFAULT)
     p.add_argument("--flow", choices=FLOWS, default=v.flow, help="OpenCV's optical flow: DIS or Farneback")
-    p.add_argument("--batch", type=helpers._positive_int, default=v.batch,
+    p.add_argument("--batch", type=positive_int, default=v.batch,
                    help=f"frame by frame: frames at once (default: {video.BATCH} on a GPU/TPU, 1 on a CPU)"
-                   + helpers._NO_DEFAULT)
+                   + NO_DEFAULT)
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of a video made from a folder of frames (default: the input's; 25 for a "
-                        "folder)" + helpers._NO_DEFAULT)
+                        "folder)" + NO_DEFAULT)
     p.add_argument("--preserve-color", choices=("luminance", "histogram"), default=None,
-                   help=helpers.PRESERVE_COLOR_HELP)
+                   help=PRESERVE_COLOR_HELP)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.work/")
     g = p.add_argument_group("gatys")
-    g.add_argument("--iters", type=helpers._positive_int, default=None,
-                   help=f"iterations per frame (default {v.iters}, Ruder et al.'s)" + helpers._NO_DEFAULT)
-    g.add_argument("--first-iters", type=helpers._positive_int, default=None,
-                   help="iterations of the first frame (default: twice --iters)" + helpers._NO_DEFAULT)
+    g.add_argument("--iters", type=positive_int, default=None,
+                   help=f"iterations per frame (default {v.iters}, Ruder et al.'s)" + NO_DEFAULT)
+    g.add_argument("--first-iters", type=positive_int, default=None,
+                   help="iterations of the first frame (default: twice --iters)" + NO_DEFAULT)
     for name in ("content", "style", "tv"):
         g.add_argument(f"--{name}-weight", type=float, default=None,
-                       help=f"as for stylize (default {gd[name + '_weight']:g})" + helpers._NO_DEFAULT)
+                       help=f"as for stylize (default {gd[name + '_weight']:g})" + NO_DEFAULT)
     g.add_argument("--init", choices=("content", "noise"), default=None,
-                   help="the first frame's start (default: content)" + helpers._NO_DEFAULT)
+                   help="the first frame's start (default: content)" + NO_DEFAULT)
     g.add_argument("--style-scale", type=float, default=None,
-                   help=f"as for stylize (default {gd['style_scale']:g})" + helpers._NO_DEFAULT)
+                   help=f"as for stylize (default {gd['style_scale']:g})" + NO_DEFAULT)
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=None,
-                   help="as for stylize (default: gram)" + helpers._NO_DEFAULT)
+                   help="as for stylize (default: gram)" + NO_DEFAULT)
     g = p.add_argument_group("adain")
-    g.add_argument("--alpha", type=helpers._alpha, default=None,
-                   help=f"as for adain (default {ad['alpha']:g})" + helpers._NO_DEFAULT)
+    g.add_argument("--alpha", type=alpha, default=None,
+                   help=f"as for adain (default {ad['alpha']:g})" + NO_DEFAULT)
     g.add_argument("--decoder", default=None,
-                   help="decoder .npz (default: the shipped one)" + helpers._NO_DEFAULT)
-    g.add_argument("--style-size", type=helpers._size_or_none, default=None,
-                   help=f"style images' longest side (default {ad['style_size']})" + helpers._NO_DEFAULT)
+                   help="decoder .npz (default: the shipped one)" + NO_DEFAULT)
+    g.add_argument("--style-size", type=size_or_none, default=None,
+                   help=f"style images' longest side (default {ad['style_size']})" + NO_DEFAULT)
     g = p.add_argument_group("fast")
     g.add_argument("--model", default=None,
-                   help=f"a shipped model's or style's name, or a .npz (default: {_default_model()})"
-                        + helpers._NO_DEFAULT)
+                   help="a shipped model's or style's name, or a .npz (default: "
+                        f"{feedforward.DEFAULT_MODEL}; with --style, the shipped network that paints it)"
+                        + NO_DEFAULT)
     g.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]", default=None,
-                   help="with a network of several styles: which one, or a blend" + helpers._NO_DEFAULT)
-    p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain)" + helpers._NO_DEFAULT)
+                   help="with a network of several styles: which one, or a blend" + NO_DEFAULT)
+    p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain)" + NO_DEFAULT)
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-compile-cache", action="store_true",
                    help="do not use the persistent XLA compilation cache")
-    p.set_defaults(func=lambda args: run(args, helpers))
+    p.set_defaults(func=run)
     return p
 
 
@@ -160,10 +171,10 @@ def _check_options(args):
                        "run one after the other")
 
 
-def _method_config(args, helpers):
+def _method_config(args):
     """The method's StylizeConfig from the options given (the rest: its defaults) and what the method needs
     besides: ``(config, model, decoder)``."""
-    from . import adain, feedforward, gatys
+    from .. import adain, feedforward, gatys
 
     given = {k: v for k, v in vars(args).items() if v is not None}
     if args.method == "gatys":
@@ -173,33 +184,35 @@ def _method_config(args, helpers):
         names = set(defaults(adain.StylizeConfig)) - {"size"}
         decoder, _ = adain.load_decoder(args.decoder)
         return adain.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), None, decoder
-    params, meta = feedforward.load_model(args.model or _default_model())
-    style = helpers._style_spec(args.style) if args.style else None
+    style = style_spec(args.style) if args.style else None
+    params, meta = feedforward.load_model(args.model or feedforward.default_model(style))
     feedforward.choose_style(params, meta, style)
     conf = feedforward.StylizeConfig(size=None, preserve_color=args.preserve_color)
     return conf, (params, meta, style), None
 
 
-def _default_model():
-    import inspect
-
-    from . import feedforward
-
-    return inspect.signature(feedforward.stylize).parameters["model"].default
-
-
 def _run_record(args, vconf, shape) -> dict:
-    """What a resumed run must share with the interrupted one."""
+    """What a resumed run must share with the interrupted one: every option, each file as the path it
+    resolves to (so that a resume from another folder, or by another spelling of a path, is the same run)."""
     keep = {k: v for k, v in vars(args).items()
             if k not in ("func", "resume", "quiet", "report", "no_compile_cache")}
-    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in keep.items()},
-            "input": str(Path(args.input).expanduser().resolve()), "shape": list(shape)}
+
+    def where(p):
+        return str(Path(p).expanduser().resolve())
+
+    files = {"input": where(args.input), "output": where(args.output),
+             "styles": [where(s) for s in args.styles]}
+    for k in ("decoder", "weights", "model"):
+        if keep.get(k) is not None and Path(keep[k]).expanduser().exists():
+            files[k] = where(keep[k])
+    return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in keep.items()}, **files,
+            "shape": list(shape)}
 
 
-def run(args, helpers) -> int:
-    from . import image as im
-    from . import video, videoio
-    from .runinfo import DeferredInterrupt, run_metadata
+def run(args) -> int:
+    from .. import image as im
+    from .. import video, videoio
+    from ..runinfo import DeferredInterrupt, run_metadata
 
     t0 = time.perf_counter()
     _check_options(args)
@@ -211,18 +224,21 @@ def run(args, helpers) -> int:
         raise NSTError(f"--fps must be positive, not {args.fps:g}")
     source = videoio.open_source(args.input)
     out = videoio.check_output(args.output)
+    for given in [args.input, *args.styles]:
+        if out.resolve() == Path(given).expanduser().resolve():
+            raise NSTError(f"the output {out} is the input {given}: choose another -o")
     if args.fps is not None and not videoio.is_video_path(out):
         raise NSTError("--fps sets a video file's frame rate; the output is a folder of frames")
     if args.report and not Path(args.report).expanduser().parent.is_dir():
         raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
     styles = [im.load_image(s) for s in args.styles]
-    conf, model, decoder = _method_config(args, helpers)
+    conf, model, decoder = _method_config(args)
     shape = im.fit_shape(source.shape, args.size) if args.size else tuple(source.shape)
     if videoio.is_video_path(out):
         shape = videoio.even_shape(shape)
     fps = args.fps or source.fps or videoio.FOLDER_FPS
     if not args.no_compile_cache:
-        from .compile_cache import enable_compilation_cache
+        from ..compile_cache import enable_compilation_cache
 
         enable_compilation_cache()
     work = videoio.WorkFolder(out, _run_record(args, vconf, shape), args.resume)
@@ -273,10 +289,14 @@ def run(args, helpers) -> int:
     if not written:
         work.discard()
         raise NSTError(f"{source.path}: no frame could be read")
+    if failed and out.exists():  # a clip short of frames never replaces what the user has
+        print(f"nst-jax: error: {len(failed)} frame(s) could not be read; {out} is left as it was and the "
+              f"{written} finished frames are kept in {work.path}", file=sys.stderr)
+        return 1
     result = work.finish(names[:written], fps, source, log=lambda m: print(f"nst-jax: {m}", file=sys.stderr))
     seconds = time.perf_counter() - t0
     if args.report:
-        helpers._write_json_atomic(args.report, {
+        write_json(args.report, {
             "method": args.method, "temporal": vconf.temporal,
             "temporal_weight": vconf.weight if vconf.temporal else None,
             "temporal_frames": list(vconf.temporal_frames), "flow": vconf.flow, "input": str(args.input),

@@ -1,0 +1,66 @@
+"""``nst-jax adain``: AdaIN (Huang & Belongie 2017) on one picture or a folder of contents."""
+
+from __future__ import annotations
+
+from ..config import defaults
+from .common import (
+    PRESERVE_COLOR_HELP,
+    HelpFormatter,
+    alpha,
+    api_defaults,
+    floats,
+    image_arguments,
+    many_arguments,
+    run_arguments,
+    size_arguments,
+    size_or_none,
+)
+from .pictures import enable_cache, execute, gather
+
+
+def add_parser(sub) -> None:
+    from .. import adain
+
+    d = {**api_defaults(adain.stylize), **defaults(adain.StylizeConfig)}
+    a = sub.add_parser("adain", help="AdaIN (Huang & Belongie 2017): any style in one forward pass",
+                       formatter_class=HelpFormatter)
+    image_arguments(a)
+    a.add_argument("--alpha", type=alpha, default=d["alpha"],
+                   help="content-style trade-off: 0 = content, 1 = full style")
+    a.add_argument("--style-blend", type=floats, default=d["style_blend"],
+                   help="comma-separated interpolation weights, one per style (default: equal)")
+    a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
+    a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
+                   help=PRESERVE_COLOR_HELP)
+    a.add_argument("--size", type=size_or_none, default=d["size"],
+                   help="content (and output) longest side in px; 'none' keeps the original")
+    a.add_argument("--style-size", type=size_or_none, default=d["style_size"],
+                   help="style images' longest side in px; 'none' keeps the original")
+    a.add_argument("--decoder", default=d["decoder"], help="decoder .npz (default: the shipped one)")
+    a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
+                   help="bfloat16: mixed precision for GPU/TPU; slower on a CPU")
+    many_arguments(a)
+    size_arguments(a, d)
+    a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file (default: fetched)")
+    run_arguments(a)
+    a.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import adain
+    from .. import image as im
+
+    decoder, _ = adain.load_decoder(args.decoder)  # every input is checked before any work or output
+    inputs = gather(args, [args.content], {}, inputs=[args.mask, args.decoder],
+                    skip_existing=args.skip_existing)
+    mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None
+    conf = adain.StylizeConfig(**{name: getattr(args, name) for name in defaults(adain.StylizeConfig)})
+    enable_cache(args)
+
+    def stylize(images, callback):
+        return adain.stylize_many(images, inputs.styles, conf, mask=mask, decoder=decoder,
+                                  weights=args.weights, batch=args.batch, callback=callback)
+
+    extra = {"method": "adain", "styles": [str(s) for s in args.styles], "mask_file": args.mask,
+             "decoder": args.decoder or "shipped", "weights": args.weights}
+    return execute(args, inputs, stylize, extra)
