@@ -316,7 +316,7 @@ class AdaIN(Method):
 
     def __init__(self, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=None, decoder=None,
                  weights=None, callback: Callable[[Event], None] | None = None, **settings):
-        t0 = time.perf_counter()
+        self.started = t0 = time.perf_counter()
         self.conf = conf = with_fields(config, settings, "stylize setting")
         self.say = emitter("adain", callback)
         styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)

@@ -9,13 +9,14 @@ from .weights import cache_dir
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
-    """Turn on JAX's persistent compilation cache (default ``$NST_JAX_HOME/xla``).
+    """Turn on JAX's persistent compilation cache (default ``$NST_JAX_XLA_CACHE``, else
+    ``$NST_JAX_HOME/xla``).
 
     The CLI calls this unless ``--no-compile-cache`` is given; API users opt in.
     """
     import jax
 
-    path = Path(path) if path else cache_dir() / "xla"
+    path = Path(path or os.environ.get("NST_JAX_XLA_CACHE") or cache_dir() / "xla")
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -105,6 +105,7 @@ class Method:
     :meth:`run`."""
 
     name: str = ""
+    started: float | None = None  # when the method began its setup (loading networks): a report's clock
     footprint: Footprint = Footprint(0.0)
     halo: int = 0
     align: int = 1
@@ -131,13 +132,13 @@ def finish(method: Method, job: Job, raw) -> tuple[np.ndarray, float]:
 
 
 def _report(method: Method, job: Job, entries: dict, t0: float, placement: Placement, batch: int,
-            outside: float) -> dict:
+            outside: float, batches: int) -> dict:
     entries = dict(entries)
     timings = entries.pop("timings", {})
     tile_rows = entries.pop("tile_rows", placement.band or None)
     core = make_report(method.name, t0, timings, job.shape, placement.devices, tile_rows,
                        method.preserve_color)
-    return {**core, **entries, "batch": batch, "pixels_outside_range": outside}
+    return {**core, **entries, "batch": batch, "batches": batches, "pixels_outside_range": outside}
 
 
 def run_pictures(method: Method, items: Iterable, *, batch: int | None = None,
@@ -147,9 +148,10 @@ def run_pictures(method: Method, items: Iterable, *, batch: int | None = None,
 
     ``batch``: pictures run at once (``None``: as many as fit in the memory available on a GPU or TPU, one at
     a time on a CPU: :func:`nst_jax.tiling.plan`).  A result's ``report["seconds"]`` is its batch's time (the
-    first batch's includes the run's setup) and ``report["batch"]`` the batch's size.  On Ctrl-C raises
+    first batch's includes the run's setup), ``report["batch"]`` the batch's size and ``report["batches"]``
+    the batches run so far.  On Ctrl-C raises
     :class:`Interrupted` for the running batch."""
-    t0 = time.perf_counter()
+    t0 = method.started or time.perf_counter()
     if batch is not None and int(batch) < 1:
         raise NSTError(f"batch must be at least 1, not {batch}")
     rows = row_sharding(method.devices)
@@ -163,6 +165,7 @@ def run_pictures(method: Method, items: Iterable, *, batch: int | None = None,
             yield Result(i, error=e)
             continue
         groups.setdefault(job.key, []).append(job)
+    batches = 0
     for jobs in groups.values():
         shape = jobs[0].shape
         tile = "none" if rows is not None else method.tile
@@ -171,16 +174,18 @@ def run_pictures(method: Method, items: Iterable, *, batch: int | None = None,
         placement = Placement(p.band, rows, tile, method.footprint, method.halo, method.align)
         for k in range(0, len(jobs), p.batch):
             part = jobs[k:k + p.batch]
-            yield from _run_batch(method, part, placement, callback, t0)
+            batches += 1
+            yield from _run_batch(method, part, placement, callback, t0, batches)
             t0 = time.perf_counter()
 
 
-def _run_batch(method: Method, part: list[Job], placement: Placement, callback, t0) -> Iterator[Result]:
+def _run_batch(method: Method, part: list[Job], placement: Placement, callback, t0,
+               batches: int) -> Iterator[Result]:
     try:
         outs = method.run(part, placement, callback)
     except Interrupted as e:
         done = [finish(method, j, raw) for j, raw in zip(part, e.images, strict=True)]
-        reports = [_report(method, j, r, t0, placement, len(part), out)
+        reports = [_report(method, j, r, t0, placement, len(part), out, batches)
                    for j, r, (_, out) in zip(part, e.reports, done, strict=True)]
         raise Interrupted([img for img, _ in done], reports) from None
     for job, out in zip(part, outs, strict=True):
@@ -189,7 +194,8 @@ def _run_batch(method: Method, part: list[Job], placement: Placement, callback, 
             continue
         raw, entries = out
         image, outside = finish(method, job, raw)
-        yield Result(job.index, image, _report(method, job, entries, t0, placement, len(part), outside))
+        yield Result(job.index, image, _report(method, job, entries, t0, placement, len(part), outside,
+                                                batches))
 
 
 def collect(results: Iterable[Result], single: bool):

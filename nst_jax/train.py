@@ -212,6 +212,141 @@ def cumulative_record(meta: dict | None) -> dict:
     return {"steps": step, "images": step * batch, "wall_seconds": wall, "runs": [run]}
 
 
+def check_config(cfg: TrainConfig, devices: int) -> None:
+    """One line for a setting that cannot train."""
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.ckpt_every < 1 or cfg.log_every < 1:
+        raise NSTError("steps, batch size, checkpoint interval and log interval must be positive")
+    if cfg.warmup < 0:
+        raise NSTError(f"warm-up must be 0 or more steps, not {cfg.warmup}")
+    if not cfg.clip_grad_norm >= 0:
+        raise NSTError(f"the gradient clipping norm must be positive (or 0: off), not {cfg.clip_grad_norm}")
+    if cfg.batch_size % devices:
+        raise NSTError(f"batch size {cfg.batch_size} is not divisible by the {devices} devices")
+
+
+def create_train_state(task, cfg: TrainConfig, opt, init: tuple[dict, dict] | None) -> TrainState:
+    """A fresh state: ``task.init`` (seeded by ``cfg.seed``), or the parameters of an exported network
+    ``init`` (which must have the task's architecture), with a fresh optimiser state."""
+    if init is None:
+        return TrainState.create(task.init(jax.random.key(cfg.seed)), opt)
+    params = jax.tree_util.tree_map(jnp.asarray, init[0])
+    expected = jax.eval_shape(task.init, jax.random.key(cfg.seed))
+    leaves, wanted = jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(expected)
+    if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(expected)
+            or any(a.shape != b.shape for a, b in zip(leaves, wanted, strict=True))):
+        raise NSTError("the network to start from does not have this task's architecture")
+    return TrainState.create(params, opt)
+
+
+# what a resumed run must share with the checkpoint it continues (the rest may change, e.g. steps)
+RESUME_KEYS = ("batch_size", "learning_rate", "lr_decay", "warmup", "clip_grad_norm", "seed")
+
+
+def restore_checkpoint(manager, state: TrainState, record: dict, cfg: TrainConfig, say):
+    """``(state, step, wall_seconds)`` of the latest checkpoint (``(state, 0, 0.0)`` when there is none),
+    refused when it was made by another task or with other :data:`RESUME_KEYS`; ``record`` takes the
+    checkpoint's cumulative record of the network it started from."""
+    import orbax.checkpoint as ocp
+
+    latest = manager.latest_step()
+    if latest is None:
+        say(f"no checkpoint in {manager.directory}: starting from step 0")
+        return state, 0, 0.0
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state.as_dict())
+    restored = manager.restore(latest, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    meta = restored["meta"]
+    for key in ("task", "task_config"):
+        if meta.get(key) != record[key]:
+            raise NSTError(f"cannot resume: the checkpoint in {manager.directory} was made with {key} "
+                           f"{meta.get(key)}, this run asks for {record[key]}")
+    if "init_cumulative" in meta:  # the run that made this checkpoint started from a network
+        record["init_cumulative"] = meta["init_cumulative"]
+    old = meta["train_config"]
+    for key in RESUME_KEYS:
+        if old.get(key, 0) != getattr(cfg, key):
+            raise NSTError(f"cannot resume: the checkpoint was trained with {key}={old.get(key, 0)}, this "
+                           f"run asks for {getattr(cfg, key)}")
+    say(f"resumed from step {int(latest)} in {manager.directory}")
+    return TrainState(**restored["state"]), int(latest), float(meta.get("wall_seconds", 0.0))
+
+
+class Checkpoints:
+    """Checkpoints (orbax) and what each one refreshes: the exported model with its cumulative record (the
+    runs that made it), and the loss curve."""
+
+    def __init__(self, task, cfg: TrainConfig, ckpt_dir: Path, record: dict, devices: int, resume: bool):
+        import orbax.checkpoint as ocp
+
+        self.task, self.cfg, self.dir, self.record, self.devices = task, cfg, ckpt_dir, record, devices
+        root = ckpt_dir / "checkpoints"
+        if not resume and root.exists() and any(root.iterdir()):
+            raise NSTError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue them, or choose "
+                           "an empty --ckpt-dir")
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.manager = ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(
+            max_to_keep=cfg.keep, create=True, enable_async_checkpointing=False))
+
+    def save(self, state: TrainState, step: int, wall: float, records: list[dict]) -> None:
+        import orbax.checkpoint as ocp
+
+        meta = {**self.record, "step": step, "wall_seconds": wall, "devices": self.devices,
+                "platform": jax.devices()[0].platform, "processes": jax.process_count()}
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state.as_dict()),
+                                                        meta=ocp.args.JsonSave(meta)), force=True)
+        if jax.process_index() != 0:
+            return
+        before = self.record.get("init_cumulative") or cumulative_record(None)
+        this_run = {"steps": step, "batch_size": self.cfg.batch_size, "wall_seconds": wall,
+                    "platform": meta["platform"], "devices": self.devices, "machine": machine(),
+                    "task_config": self.task.config}
+        cumulative = {"steps": before["steps"] + step,
+                      "images": before["images"] + step * self.cfg.batch_size,
+                      "wall_seconds": before["wall_seconds"] + wall,
+                      "runs": list(before["runs"]) + [this_run]}
+        export_meta = {**meta, "final_metrics": records[-1] if records else None, "cumulative": cumulative}
+        self.task.export(_local_copy(state.params), self.dir / self.task.export_name, export_meta)
+        _plot(records, self.dir / "loss_curve.png", f"{self.task.name}: training loss")
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+class MetricsLog:
+    """The step metrics averaged over each window of ``log_every`` steps, with the window's throughput (the
+    first step, which compiles, left out), appended to ``metrics.jsonl`` as each window closes."""
+
+    def __init__(self, path: Path, start: int, cfg: TrainConfig):
+        self.path, self.start, self.cfg = path, start, cfg
+        self.records = _read_metrics(path, start)
+        if jax.process_index() == 0:
+            _write_lines_atomic(path, self.records)
+        self.window: list[dict] = []
+        self.t_window = time.perf_counter()
+
+    def add(self, step: int, metrics: dict, wall: float, skipped: int):
+        """The record of a window that closes at ``step`` (else ``None``)."""
+        if step == self.start + 1:  # the first call compiled: the window's clock starts after it
+            self.t_window = time.perf_counter()
+        self.window.append(metrics)
+        if step % self.cfg.log_every and step != self.cfg.steps:
+            return None
+        elapsed = time.perf_counter() - self.t_window
+        n_steps = len(self.window) - (1 if step - len(self.window) == self.start else 0)
+        # None (JSON null) until a step has been timed: the first one compiles
+        ips = n_steps * self.cfg.batch_size / elapsed if elapsed > 0 and n_steps > 0 else None
+        rec = {"step": step, **{k: float(np.mean([m[k] for m in self.window])) for k in self.window[0]},
+               "lr": float(schedule(self.cfg)(step - 1)), "wall_seconds": round(wall, 2),
+               "images_per_second": None if ips is None else round(ips, 3), "skipped": skipped}
+        self.records.append(rec)
+        if jax.process_index() == 0:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        self.window, self.t_window = [], time.perf_counter()
+        return rec
+
+
 def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool = False,
           init: tuple[dict, dict] | None = None, distributed: bool = False,
           callback: Callable[[Progress], None] | None = None,
@@ -223,160 +358,62 @@ def train(task, cfg: TrainConfig, ckpt_dir: str | os.PathLike, *, resume: bool =
 
     Ctrl-C (SIGINT) stops after the current step, saves a checkpoint and re-raises KeyboardInterrupt.
     """
-    import orbax.checkpoint as ocp
-
     say = log or (lambda msg: None)
     if distributed:
         from .tiling import initialize_distributed
 
         initialize_distributed()
     ckpt_dir = Path(ckpt_dir).expanduser().absolute()
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.ckpt_every < 1 or cfg.log_every < 1:
-        raise NSTError("steps, batch size, checkpoint interval and log interval must be positive")
-    if cfg.warmup < 0:
-        raise NSTError(f"warm-up must be 0 or more steps, not {cfg.warmup}")
-    if not cfg.clip_grad_norm >= 0:
-        raise NSTError(f"the gradient clipping norm must be positive (or 0: off), not {cfg.clip_grad_norm}")
     mesh = make_mesh()
     n_dev = mesh.devices.size
-    if cfg.batch_size % n_dev:
-        raise NSTError(f"batch size {cfg.batch_size} is not divisible by the {n_dev} devices")
-    data_sharding = NamedSharding(mesh, P("data"))
-    replicated = NamedSharding(mesh, P())
+    check_config(cfg, n_dev)
     record = {"task": task.name, "task_config": task.config, "train_config": asdict(cfg)}
     if init is not None:
         record["init_cumulative"] = cumulative_record(init[1])
-
-    ckpt_root = ckpt_dir / "checkpoints"
-    if not resume and ckpt_root.exists() and any(ckpt_root.iterdir()):
-        raise NSTError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue them, or choose "
-                       "an empty --ckpt-dir")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    manager = ocp.CheckpointManager(
-        ckpt_root, options=ocp.CheckpointManagerOptions(max_to_keep=cfg.keep, create=True,
-                                                          enable_async_checkpointing=False))
-
+    checkpoints = Checkpoints(task, cfg, ckpt_dir, record, n_dev, resume)
     opt = optimizer(cfg)
-    if init is not None:
-        params = jax.tree_util.tree_map(jnp.asarray, init[0])
-        expected = jax.eval_shape(task.init, jax.random.key(cfg.seed))
-        leaves, wanted = jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(expected)
-        if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(expected)
-                or any(a.shape != b.shape for a, b in zip(leaves, wanted, strict=True))):
-            raise NSTError("the network to start from does not have this task's architecture")
-    else:
-        params = task.init(jax.random.key(cfg.seed))
-    state = TrainState.create(params, opt)
-    start, wall_before = 0, 0.0
+    state, start, wall_before = create_train_state(task, cfg, opt, init), 0, 0.0
     if resume:
-        latest = manager.latest_step()
-        if latest is None:
-            say(f"no checkpoint in {ckpt_root}: starting from step 0")
-        else:
-            abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state.as_dict())
-            restored = manager.restore(latest, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-            meta = restored["meta"]
-            for key in ("task", "task_config"):
-                if meta.get(key) != record[key]:
-                    raise NSTError(f"cannot resume: the checkpoint in {ckpt_root} was made with "
-                                   f"{key} {meta.get(key)}, this run asks for {record[key]}")
-            if "init_cumulative" in meta:  # the run that made this checkpoint started from a network
-                record["init_cumulative"] = meta["init_cumulative"]
-            old = meta["train_config"]
-            for key in ("batch_size", "learning_rate", "lr_decay", "warmup", "clip_grad_norm", "seed"):
-                if old.get(key, 0) != getattr(cfg, key):
-                    raise NSTError(f"cannot resume: the checkpoint was trained with {key}={old.get(key, 0)}, "
-                                   f"this run asks for {getattr(cfg, key)}")
-            state, start = TrainState(**restored["state"]), int(latest)
-            wall_before = float(meta.get("wall_seconds", 0.0))
-            say(f"resumed from step {start} in {ckpt_root}")
+        state, start, wall_before = restore_checkpoint(checkpoints.manager, state, record, cfg, say)
     if start >= cfg.steps:
         say(f"already at step {start} >= {cfg.steps}: nothing to do")
-
-    state = jax.device_put(state, replicated)
-    frozen = jax.device_put(task.frozen, replicated)
+    replicated = NamedSharding(mesh, P())
+    state, frozen = jax.device_put(state, replicated), jax.device_put(task.frozen, replicated)
     step_fn = make_train_step(task, opt, mesh)
-
-    metrics_path = ckpt_dir / "metrics.jsonl"
-    records = _read_metrics(metrics_path, start)
-    if jax.process_index() == 0:
-        _write_lines_atomic(metrics_path, records)
-
+    metrics_log = MetricsLog(ckpt_dir / "metrics.jsonl", start, cfg)
     # Ctrl-C: finish the current step, save a checkpoint, stop
     interrupt = DeferredInterrupt(second_aborts=False, enabled=jax.process_index() == 0).install()
-
-    def save(step_now: int, wall: float):
-        meta = {**record, "step": step_now, "wall_seconds": wall, "devices": n_dev,
-                "platform": jax.devices()[0].platform, "processes": jax.process_count()}
-        manager.save(step_now, args=ocp.args.Composite(state=ocp.args.StandardSave(state.as_dict()),
-                                                       meta=ocp.args.JsonSave(meta)), force=True)
-        if jax.process_index() == 0:
-            before = record.get("init_cumulative") or cumulative_record(None)
-            this_run = {"steps": step_now, "batch_size": cfg.batch_size, "wall_seconds": wall,
-                        "platform": meta["platform"], "devices": n_dev, "machine": machine(),
-                        "task_config": task.config}
-            cumulative = {"steps": before["steps"] + step_now,
-                          "images": before["images"] + step_now * cfg.batch_size,
-                          "wall_seconds": before["wall_seconds"] + wall,
-                          "runs": list(before["runs"]) + [this_run]}
-            export_meta = {**meta, "final_metrics": records[-1] if records else None,
-                           "cumulative": cumulative}
-            task.export(_local_copy(state.params), ckpt_dir / task.export_name, export_meta)
-            _plot(records, ckpt_dir / "loss_curve.png", f"{task.name}: training loss")
-
     batches = task.batches(start, (jax.process_index(), jax.process_count()))
-    t_run = time.perf_counter()
-    t_compile = 0.0
-    window: list[dict] = []
-    t_window = time.perf_counter()
-    step = start
-    interrupted = False
+    t_run, t_compile, step, interrupted = time.perf_counter(), 0.0, start, False
     try:
         while step < cfg.steps:
-            local = next(batches)
-            batch = _global_batch(local, data_sharding, cfg.batch_size)
+            batch = _global_batch(next(batches), NamedSharding(mesh, P("data")), cfg.batch_size)
             t_step = time.perf_counter()
             state, metrics = step_fn(state, frozen, batch)
             metrics = {k: float(v) for k, v in _local_copy(metrics).items()}
             if step == start:  # the first call compiles
                 t_compile = time.perf_counter() - t_step
-                t_window = time.perf_counter()
             if not all(np.isfinite(v) for v in metrics.values()):
                 raise NSTError(f"training diverged at step {step + 1} (loss {metrics['loss']}); lower the "
                                "learning rate or resume from an earlier checkpoint")
             step += 1
-            window.append(metrics)
             wall = wall_before + time.perf_counter() - t_run
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                elapsed = time.perf_counter() - t_window
-                n_steps = len(window) - (1 if step - len(window) == start else 0)
-                # None (JSON null) until a step has been timed: the first one compiles
-                ips = n_steps * cfg.batch_size / elapsed if elapsed > 0 and n_steps > 0 else None
-                rec = {"step": step, **{k: float(np.mean([m[k] for m in window])) for k in window[0]},
-                       "lr": float(schedule(cfg)(step - 1)), "wall_seconds": round(wall, 2),
-                       "images_per_second": None if ips is None else round(ips, 3),
-                       "skipped": int(getattr(batches, "skipped", 0))}
-                records.append(rec)
-                if jax.process_index() == 0:
-                    with open(metrics_path, "a") as f:
-                        f.write(json.dumps(rec) + "\n")
-                if callback:
-                    callback(Progress(step, cfg.steps, rec, wall, ips))
-                window, t_window = [], time.perf_counter()
+            rec = metrics_log.add(step, metrics, wall, int(getattr(batches, "skipped", 0)))
+            if rec is not None and callback:
+                callback(Progress(step, cfg.steps, rec, wall, rec["images_per_second"]))
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                save(step, wall)
+                checkpoints.save(state, step, wall, metrics_log.records)
             if interrupt.requested:
                 interrupted = True
                 break
         if interrupted and step % cfg.ckpt_every and step != cfg.steps:
-            save(step, wall_before + time.perf_counter() - t_run)
-        manager.wait_until_finished()
+            checkpoints.save(state, step, wall_before + time.perf_counter() - t_run, metrics_log.records)
     finally:
         if hasattr(batches, "close"):
             batches.close()
-        manager.close()
+        checkpoints.close()
         interrupt.restore()
+    records = metrics_log.records
     summary = {"start_step": start, "step": step, "compile_seconds": t_compile,
                "wall_seconds": wall_before + time.perf_counter() - t_run, "devices": n_dev,
                "final": records[-1] if records else None, "ckpt_dir": str(ckpt_dir),

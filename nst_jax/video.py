@@ -143,8 +143,9 @@ def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VI
       config: a :class:`VideoConfig`.
       method_config: the method's ``StylizeConfig`` (:mod:`nst_jax.gatys`, :mod:`nst_jax.adain`,
         :mod:`nst_jax.feedforward`); its ``size`` is not used (the frames' own is).
-      model: the fast network (as :func:`nst_jax.feedforward.stylize` takes it, with ``style`` in
-        ``method_config``'s place: pass ``(params, meta, style)``); decoder: AdaIN's (default: shipped).
+      model: the fast network, as :func:`nst_jax.feedforward.stylize` takes it (``None``: the default
+        network; a name or a ``.npz``; ``(params, meta)``), or ``(params, meta, style)`` with the style of a
+        network of several; decoder: AdaIN's (default: shipped).
       weights: VGG-19 weights (default: the fetched ImageNet weights).
       history: ``(input, result)`` pairs of the frames before these, oldest first (to resume a clip).
       progress: called with the frames finished so far (fractional within a Gatys frame).
@@ -154,6 +155,7 @@ def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VI
         yield from _gatys_temporal(frames, styles, config, method_config, weights, history, progress)
         return
     run = {"gatys": _gatys_frames, "adain": _adain_frames, "fast": _fast_frames}[config.method]
+    model, decoder, weights = _networks(config.method, model, decoder, weights)
     past = _History(config.temporal_frames, config.flow, history)
     done = 0
     for chunk in _batches(frames, config.batch or BATCH):
@@ -166,6 +168,23 @@ def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VI
             done += 1
             progress(done)
             yield out
+
+
+def _networks(method: str, model, decoder, weights):
+    """The method's networks loaded once for the clip (the frames run in chunks)."""
+    if method == "fast" and not isinstance(model, (tuple, dict)):
+        from .feedforward import default_model, load_model
+
+        model = load_model(default_model() if model is None else model)
+    if method in ("gatys", "adain") and not isinstance(weights, dict):
+        from .vgg import vgg19_params
+
+        weights = vgg19_params(weights)
+    if method == "adain" and not isinstance(decoder, dict):
+        from .adain import load_decoder
+
+        decoder = load_decoder(decoder)[0]
+    return model, decoder, weights
 
 
 def _blend(out, previous, weights, lam: float):
@@ -191,13 +210,12 @@ def _results(results, n: int) -> list:
 def _fast_frames(chunk, styles, config, conf, *, model, progress, **_):
     from . import feedforward
 
-    if not (isinstance(model, tuple) and len(model) == 3):
-        raise NSTError("--method fast needs model=(params, meta, style): a network as feedforward.load_model "
-                       "gives it, and its style (None for a one-style network)")
-    params, meta, style = model
+    network, style = model, None
+    if isinstance(model, tuple) and len(model) == 3:  # (params, meta, style)
+        network, style = model[:2], model[2]
     conf = dataclasses.replace(conf or feedforward.STYLIZE_CONFIG, size=None)
-    return _results(feedforward.stylize_many(list(chunk), (params, meta), conf, style=style,
-                                             batch=config.batch), len(chunk))
+    return _results(feedforward.stylize_many(list(chunk), network, conf, style=style, batch=config.batch),
+                    len(chunk))
 
 
 def _adain_frames(chunk, styles, config, conf, *, decoder, weights, progress, **_):

@@ -17,6 +17,21 @@ SHARED = ROOT.parent / "shared"
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
+# One persistent compilation cache for the whole run, shared by the test processes and the commands they run
+# (a program the suite compiled once is read back, not compiled again, wherever it recurs).  A fresh folder
+# per run, made by the first process (pytest-xdist's controller, before its workers start), so that a run's
+# time never depends on an earlier one's.
+if "NST_JAX_XLA_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["NST_JAX_XLA_CACHE"] = tempfile.mkdtemp(prefix="nst_jax-test-xla-")
+    atexit.register(shutil.rmtree, os.environ["NST_JAX_XLA_CACHE"], ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["NST_JAX_XLA_CACHE"])
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 
 def pytest_collection_modifyitems(items):
     """The heaviest end-to-end tests (marked ``slow``) first: with several workers (``make test``) none of
@@ -24,17 +39,6 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def release_compiled_programs():
-    """After each test file, its compiled programs are dropped (JAX's jit caches): a full run holds one file's
-    programs at a time instead of every program of the run."""
-    yield
-    import gc
-
-    import jax
-
-    jax.clear_caches()
-    gc.collect()
 
 
 @pytest.fixture(scope="session")

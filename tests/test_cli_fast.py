@@ -16,8 +16,8 @@ def test_fast_cli(model_file, tmp_path):
     r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "outdir", "--model",
             model_file, "--size", "32", "--batch", "2")
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["c0_net.png", "c1_net.png"]
-    assert "in 1 batch" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["c0.png", "c1.png"]  # as every command
+    assert "saved 2 of 2 pictures" in r.stderr
     r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "one.png", "--model", model_file, "--quiet",
             "--size", "none")
     assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (40, 30)

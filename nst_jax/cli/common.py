@@ -147,8 +147,8 @@ class ProgressBar:
     per scale for iterations (loss, elapsed and remaining time; updated between compiled chunks), one
     line per stage message otherwise."""
 
-    def __init__(self, quiet=False, stream=sys.stderr):
-        self.quiet, self.stream = quiet, stream
+    def __init__(self, quiet=False, stream=None):
+        self.quiet, self.stream = quiet, stream or sys.stderr  # the stderr of now
         self.bar, self.scale = None, None
 
     def __call__(self, it):
@@ -189,8 +189,8 @@ class PictureProgress:
     """One progress bar over the pictures of a folder or sweep (done, remaining time), advanced by each
     batch's iterations as they run and by each picture written."""
 
-    def __init__(self, total: int, quiet=False, stream=sys.stderr):
-        self.quiet, self.stream, self.total, self.done = quiet, stream, total, 0
+    def __init__(self, total: int, quiet=False, stream=None):
+        self.quiet, self.stream, self.total, self.done = quiet, stream or sys.stderr, total, 0
         self.bar = None
         if not quiet:
             from tqdm import tqdm
@@ -315,7 +315,7 @@ def start_distributed(args):
         if any(given):
             raise NSTError("--coordinator, --num-processes and --process-id go with --distributed")
         return
-    from .tiling import initialize_distributed
+    from ..tiling import initialize_distributed
 
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     if not is_main_process():

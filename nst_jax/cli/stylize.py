@@ -90,19 +90,19 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from .. import gatys
     from .. import image as im
 
     sweep = {k: getattr(args, k) for k in SWEEPS if isinstance(getattr(args, k), list)}
-    if sweep and args.save_every:
-        raise NSTError("--save-every follows one picture; not with a sweep")
+    if args.save_every and (sweep or Path(args.content).expanduser().is_dir()):
+        raise NSTError("--save-every follows one picture; not with a folder of contents or a sweep")
     if "seed" in sweep and args.init != "noise":
         raise NSTError("several --seed values need --init noise (the seed only draws the starting noise)")
     init_file = None if args.init in ("content", "noise", "style") else args.init
     fixed = {k: getattr(args, k) for k in SWEEPS if k not in sweep}
     inputs = gather(args, [args.content], sweep, inputs=[init_file], skip_existing=args.skip_existing)
-    if not inputs.single and args.save_every:
-        raise NSTError("--save-every follows one picture; not with a folder of contents")
     init = args.init if init_file is None else im.load_image(init_file)
     conf = gatys.StylizeConfig(**{name: getattr(args, name) for name in defaults(gatys.StylizeConfig)
                                   if name not in ("init",) + SWEEPS}, init=init, **fixed)

@@ -103,8 +103,8 @@ def training_arguments(p, d, model_file, init_help, init_many=False):
 class TrainProgress:
     """One line per logged step on stderr: step, losses, throughput, ETA."""
 
-    def __init__(self, quiet=False, stream=sys.stderr):
-        self.quiet, self.stream = quiet, stream
+    def __init__(self, quiet=False, stream=None):
+        self.quiet, self.stream = quiet, stream or sys.stderr
         self._first = None
 
     def __call__(self, p):

@@ -191,7 +191,7 @@ def _method_config(args):
     return conf, (params, meta, style), None
 
 
-def _run_record(args, vconf, shape) -> dict:
+def run_record(args, vconf, shape) -> dict:
     """What a resumed run must share with the interrupted one: every option, each file as the path it
     resolves to (so that a resume from another folder, or by another spelling of a path, is the same run)."""
     keep = {k: v for k, v in vars(args).items()
@@ -209,12 +209,8 @@ def _run_record(args, vconf, shape) -> dict:
             "shape": list(shape)}
 
 
-def run(args) -> int:
-    from .. import image as im
-    from .. import video, videoio
-    from ..runinfo import DeferredInterrupt, run_metadata
-
-    t0 = time.perf_counter()
+def _check_files(args, video, videoio):
+    """Every input and output checked before any work: ``(vconf, source, out)``."""
     _check_options(args)
     vconf = video.VideoConfig(method=args.method, temporal=not args.no_temporal,
                               temporal_weight=args.temporal_weight, temporal_frames=args.temporal_frames,
@@ -231,6 +227,16 @@ def run(args) -> int:
         raise NSTError("--fps sets a video file's frame rate; the output is a folder of frames")
     if args.report and not Path(args.report).expanduser().parent.is_dir():
         raise NSTError(f"report folder {Path(args.report).expanduser().parent} does not exist")
+    return vconf, source, out
+
+
+def run(args) -> int:
+    from .. import image as im
+    from .. import video, videoio
+    from ..runinfo import DeferredInterrupt
+
+    t0 = time.perf_counter()
+    vconf, source, out = _check_files(args, video, videoio)
     styles = [im.load_image(s) for s in args.styles]
     conf, model, decoder = _method_config(args)
     shape = im.fit_shape(source.shape, args.size) if args.size else tuple(source.shape)
@@ -241,7 +247,7 @@ def run(args) -> int:
         from ..compile_cache import enable_compilation_cache
 
         enable_compilation_cache()
-    work = videoio.WorkFolder(out, _run_record(args, vconf, shape), args.resume)
+    work = videoio.WorkFolder(out, run_record(args, vconf, shape), args.resume)
     done = work.done()
     progress = FrameProgress(source.frames, done, args.quiet)
     failed = []
@@ -294,6 +300,13 @@ def run(args) -> int:
               f"{written} finished frames are kept in {work.path}", file=sys.stderr)
         return 1
     result = work.finish(names[:written], fps, source, log=lambda m: print(f"nst-jax: {m}", file=sys.stderr))
+    return _finish(args, vconf, result, written, done, failed, shape, fps, t0)
+
+
+def _finish(args, vconf, result, written: int, done: int, failed: list, shape, fps, t0) -> int:
+    """The report and the summary line; exit status 1 when a frame could not be read."""
+    from ..runinfo import run_metadata
+
     seconds = time.perf_counter() - t0
     if args.report:
         write_json(args.report, {

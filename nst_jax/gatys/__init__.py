@@ -122,6 +122,7 @@ class Gatys(Method):
     name = "gatys"
 
     def __init__(self, config: StylizeConfig = STYLIZE_CONFIG, *, weights=None, **settings):
+        self.started = time.perf_counter()
         self.conf = conf = with_fields(config, settings, "stylize setting")
         self.solver = solver(conf)
         self.cfg = compiled_config(conf)
