@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo bench bench-full claims quality lint clean
+.PHONY: venv test check demo bench bench-full claims quality lint clean
 
 venv: $(STAMP)
 
@@ -15,9 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-# Two test processes (pytest-xdist): most of a test's time is compiling, which is single-threaded.
+# The whole suite, what CI runs (at most 12 minutes on a 2-core CPU).  Two test processes (pytest-xdist):
+# most of a test's time is compiling, which is single-threaded.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 tests
+
+# The edit loop (about 3 minutes on a 2-core CPU): the suite without the end-to-end tests marked slow.
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=10 -m "not slow" tests
 
 demo: $(STAMP)
 	$(BIN)/python -m nst_jax.demo

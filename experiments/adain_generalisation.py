@@ -13,6 +13,7 @@ If the unseen rows are much higher than the seen ones, more data is what the dec
 equal, it is training (or capacity).
 
     python experiments/adain_generalisation.py --pairs 48 --crop 256
+    python experiments/adain_generalisation.py --smoke   # 2 pairs per cell, 32 px crops, a temporary folder
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import statistics
 from pathlib import Path
 
+import harness
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,7 +71,11 @@ def main():
                     help="square crop of the image resized to this short side")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--out", default=str(RESULTS / "adain" / "generalisation.json"))
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        a.pairs, a.crop, a.batch = 2, 32, 2
+        a.out = str(Path(harness.smoke_results()) / "adain" / "generalisation.json")
 
     vgg = vgg19_params()
     decoder, meta = adain.load_decoder()

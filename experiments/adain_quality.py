@@ -12,6 +12,7 @@ For each (photo, painting) pair, at 256 or 512 px:
 Also writes an image grid (photo | painting | alpha 0.5 | alpha 1) to experiments/results/adain/.
 
     python experiments/adain_quality.py --decoder nst_jax/models/adain_decoder.npz --size 512
+    python experiments/adain_quality.py --smoke   # 32 px, one photo x two paintings, a temporary folder
 """
 
 import argparse
@@ -20,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+import harness
 import jax.numpy as jnp
 import numpy as np
 
@@ -61,16 +63,22 @@ def main():
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--images", default=str(SHARED))
     ap.add_argument("--grid", default=None, help="grid image path (default experiments/results/adain/...)")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    photos, paintings = PHOTOS, PAINTINGS
+    out_dir = Path(__file__).parent / "results" / "adain"
+    if a.smoke:
+        a.size, photos, paintings = 32, PHOTOS[:1], PAINTINGS[:2]
+        out_dir = Path(harness.smoke_results()) / "adain"
     root = Path(a.images)
     if not root.is_dir():
         sys.exit(f"{root} not found: this experiment needs ../shared/images")
     vgg = vgg19_params()
     decoder, meta = A.load_decoder(a.decoder)
     rows, tiles = [], []
-    for p in PHOTOS:
+    for p in photos:
         content = im.resize_longest(im.load_image(root / p), a.size)
-        for s in PAINTINGS:
+        for s in paintings:
             style = im.resize_longest(im.load_image(root / s), a.size)
             out, _ = A.stylize(content, style, decoder=decoder, weights=vgg, size=None, style_size=None)
             half, _ = A.stylize(content, style, alpha=0.5, decoder=decoder, weights=vgg, size=None,
@@ -91,8 +99,7 @@ def main():
                "median_content_vs_control": float(np.median(c_ratio)),
                "max_content_vs_control": float(np.max(c_ratio)), "pairs": rows}
     print(json.dumps({k: v for k, v in summary.items() if k != "pairs"}))
-    out_dir = Path(__file__).parent / "results" / "adain"
-    out_dir.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"adain_quality_{a.size}.json").write_text(json.dumps(summary, indent=2))
     width = max(sum(t.shape[1] for t in row) + 4 * (len(row) - 1) for row in tiles)
     grid = np.ones((len(tiles) * 196, width, 3), np.float32)

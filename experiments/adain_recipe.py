@@ -9,6 +9,8 @@ and against crops seen, the warm-up's own seconds and crops counted before its A
 
 Writes ``experiments/results/adain/warmup_experiment/recipe.png`` and
 prints the loss reached at equal seconds and equal crops.
+
+    python experiments/adain_recipe.py --smoke   # three made-up records of 30 steps, a temporary folder
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+import harness
 import matplotlib
 import numpy as np
 
@@ -45,14 +48,33 @@ def at(run, key, value, k=10):
     return float(np.mean(run["loss"][max(0, idx - k):idx]))
 
 
+def made_up(path: Path, steps: int, loss0: float, seconds_per_step: float) -> str:
+    """A ``metrics.jsonl`` of ``steps`` records with a falling loss (for --smoke)."""
+    recs = [{"step": k, "wall_seconds": k * seconds_per_step, "loss": loss0 / (1 + 0.1 * k)}
+            for k in range(1, steps + 1)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return str(path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paper",
                     default=str(HERE / "results" / "adain" / "training" / "run1_cpu" / "metrics.jsonl"))
-    ap.add_argument("--warmup-run", required=True)
-    ap.add_argument("--then", required=True)
+    ap.add_argument("--warmup-run")
+    ap.add_argument("--then")
     ap.add_argument("--batch", type=int, default=8)
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    out = HERE / "results" / "adain" / "warmup_experiment" / "recipe.png"
+    if a.smoke:
+        tmp = Path(harness.smoke_results())
+        a.paper = made_up(tmp / "paper.jsonl", 30, 100.0, 2.0)
+        a.warmup_run = made_up(tmp / "warmup.jsonl", 10, 80.0, 1.0)
+        a.then = made_up(tmp / "then.jsonl", 20, 60.0, 2.0)
+        out = tmp / "adain" / "warmup_experiment" / "recipe.png"
+        out.parent.mkdir(parents=True)
+    if a.warmup_run is None or a.then is None:
+        ap.error("--warmup-run and --then are required")
     paper = read(a.paper, a.batch)
     warm = read(a.warmup_run, a.batch)
     then = read(a.then, a.batch)
@@ -72,7 +94,6 @@ def main():
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    out = HERE / "results" / "adain" / "warmup_experiment" / "recipe.png"
     fig.savefig(out, dpi=100)
     end_wall, end_crops = then["wall"][-1], then["crops"][-1]
     print(f"warm-up: {warm['step'][-1]:.0f} steps, {offset_wall:.0f} s; then {then['step'][-1]:.0f} AdaIN "

@@ -8,6 +8,7 @@ another, as a shell loop over neural-style-pt would.
     python experiments/batch_throughput.py --gatys-size 256 --iters 40 --net-size 512 --batches 1 2 4 8
     python experiments/batch_throughput.py --iters 10 --batches 1 4 16 --pictures 16  # 16 pictures each time
     python experiments/batch_throughput.py --gatys-size 512 --iters 300 --batches 1 4 8 16 --torch  # a GPU
+    python experiments/batch_throughput.py --smoke  # 32 px, 2 iterations, a batch of 2, --torch, temp folder
 """
 
 import argparse
@@ -70,7 +71,12 @@ def main():
     ap.add_argument("--photos", type=Path, help="a folder of photos (default: photos-extra's Kodak photos)")
     ap.add_argument("--torch", action="store_true", help="also the PyTorch reference, one picture at a time")
     ap.add_argument("--out", help="default: results/many/batch_throughput.json (results/gpu/ on a GPU)")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.gatys_size, a.iters, a.net_size, a.batches, a.pictures, a.torch = 32, 2, 32, [2], None, True
+        a.out = None
     name = "batch_throughput" + (f"_{a.pictures}_pictures" if a.pictures else "")
     out = a.out or harness.result_path("many", f"{name}{harness.backend_tag()}.json")
     style = im.load_image(STYLE)

@@ -5,6 +5,7 @@ VGG-19 weights, same decoder weights (the shipped decoder), same inputs, same ma
 
     python experiments/bench_adain.py            # inference 512², training 256² batch 8, 5 rounds
     python experiments/bench_adain.py --quick    # inference 256², training 128² batch 4, 5 rounds
+    python experiments/bench_adain.py --smoke    # inference 32², training 32² batch 2, 1 round, temp folder
 """
 
 import argparse
@@ -23,7 +24,7 @@ from nst_jax import adain_train as AT
 from nst_jax import vgg19_params  # noqa: E402
 from nst_jax import weights as W  # noqa: E402
 from nst_jax.data import ArraySource  # noqa: E402
-from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer  # noqa: E402
+from nst_jax.train import TrainConfig, TrainState, make_mesh, make_train_step, optimizer  # noqa: E402
 
 
 def main():
@@ -34,7 +35,11 @@ def main():
     ap.add_argument("--batch", type=int, help="training batch (default 8; quick 4)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--decoder", default=str(A.DECODER_FILE))
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.train_size, a.batch, a.repeats = 32, 32, 2, 1
     size = a.size or (256 if a.quick else 512)
     tsize = a.train_size or (128 if a.quick else 256)
     batch = a.batch or (4 if a.quick else 8)
@@ -78,7 +83,7 @@ def main():
     cfg = TrainConfig(steps=1, batch_size=batch)
     opt = optimizer(cfg)
     mesh = make_mesh()
-    state = {"params": decoder, "opt": opt.init(decoder), "step": jnp.zeros((), jnp.int32)}
+    state = TrainState.create(decoder, opt)
     # committed to the mesh as train() does, so the warm-up compiles the program that is timed
     holder = {"state": jax.device_put(state, NamedSharding(mesh, PartitionSpec()))}
     step = make_train_step(task, opt, mesh)
@@ -106,7 +111,7 @@ def main():
     print(harness.row([f"training step {tsize}², batch {batch} (images/s: JAX "
                        f"{batch / r['jax']['median']:.2f}, PyTorch {batch / r['torch']['median']:.2f})",
                        harness.fmt(r["jax"]), harness.fmt(r["torch"]), f"**{ratio:.2f}×**"]), flush=True)
-    tag = ("quick" if a.quick else "full") + harness.backend_tag()
+    tag = ("smoke" if a.smoke else "quick" if a.quick else "full") + harness.backend_tag()
     harness.save(harness.result_path("adain", f"bench_adain_{tag}.json"), results)
 
 

@@ -12,6 +12,7 @@ content and style.
 
     python experiments/bench_cli.py                 # 256 px, 50 iterations, 5 rounds
     python experiments/bench_cli.py --size 512 --iters 20 --repeats 3
+    python experiments/bench_cli.py --smoke         # 32 px, 2 iterations, 1 round, temporary folder
 """
 
 import argparse
@@ -60,7 +61,11 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.iters, a.repeats = 32, 2, 1
     W.fetch()
     h5 = str(W.cached_h5())
     content = os.path.join(harness.IMAGES, "tubingen.jpg")

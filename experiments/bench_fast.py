@@ -5,6 +5,7 @@ weights, same input, same machine, alternated runs.
     python experiments/bench_fast.py                 # 512², batch 1 and 4, 5 rounds
     python experiments/bench_fast.py --quick         # 256², batch 1
     python experiments/bench_fast.py --model PATH    # a trained model (default: freshly initialised)
+    python experiments/bench_fast.py --smoke         # 32², batch 1, 1 round, results in a temporary folder
 """
 
 import argparse
@@ -28,7 +29,11 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--model")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.batches, a.repeats = 32, [1], 1
     size = a.size or (256 if a.quick else 512)
     batches = a.batches or ([1] if a.quick else [1, 4])
     model = a.model
@@ -57,7 +62,7 @@ def main():
         print(harness.row([f"inference {size}², batch {b} (per image: JAX {per_image:.0f} ms)",
                            harness.fmt(r["jax"]), harness.fmt(r["torch"]),
                            f"**{r['torch']['median'] / r['jax']['median']:.2f}×**"]), flush=True)
-    tag = ("quick" if a.quick else "full") + harness.backend_tag()
+    tag = ("smoke" if a.smoke else "quick" if a.quick else "full") + harness.backend_tag()
     harness.save(harness.result_path("fast", f"bench_fast_{tag}.json"), results)
 
 

@@ -11,6 +11,7 @@ evaluator, and each reference's loss after as many iterations as it completes in
     python experiments/bench_gatys.py --quick   # 256 px, 50 iterations, 5 rounds
     python experiments/bench_gatys.py           # 256 and 512 px, 50 iterations, 5 rounds
     python experiments/bench_gatys.py --linesearch-variants   # also jaxopt's line searches, once
+    python experiments/bench_gatys.py --smoke   # 32 px, 2 iterations, 1 round, one line search, temp folder
 """
 
 import argparse
@@ -63,7 +64,11 @@ def main():
     ap.add_argument("--linesearch-variants", action="store_true")
     ap.add_argument("--no-wolfe", action="store_true",
                     help="leave out the strong-Wolfe reference (it costs 10-20%% more evaluations)")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.sizes, a.iters, a.repeats, a.no_wolfe, a.linesearch_variants = [32], 2, 1, True, True
     sizes = a.sizes or ([256] if a.quick else [256, 512])
     params = vgg19_params()
     # PyTorch reads the same weights as JAX: the .h5 in nst_jax's cache, or NST_JAX_WEIGHTS' .npz
@@ -127,18 +132,19 @@ def main():
         c, s = load_pair(sizes[0])
         cfg = gatys.Config()
         p = gatys.with_winograd(params)
-        targets = gatys._targets_jit(p, jnp.asarray(c[None]), [jnp.asarray(s[None])], [1.0], cfg)
+        targets = jax.jit(gatys.compute_targets, static_argnums=(4,))(
+            p, jnp.asarray(c[None]), [jnp.asarray(s[None])], [1.0], cfg)
         wts = {"content": jnp.float32(5), "style": jnp.float32(100), "tv": jnp.float32(5e-4),
                "style_layers": jnp.ones(5, jnp.float32)}
         print(f"\njaxopt.LBFGS line searches, {sizes[0]} px, {a.iters} iterations, one run each")
         print(harness.row(["configuration", "evaluations", "seconds (after compile)", "final loss"]))
         print(harness.row(["---"] * 4))
-        for name, kw in [("backtracking, init 'increase' (jaxopt default init)",
-                          dict(linesearch="backtracking")),
-                         ("backtracking, init 'max', max step 1",
-                          dict(linesearch="backtracking", linesearch_init="max", max_stepsize=1.0)),
-                         ("zoom, init 'max', max step 1",
-                          dict(linesearch="zoom", linesearch_init="max", max_stepsize=1.0))]:
+        variants = [("backtracking, init 'increase' (jaxopt default init)", dict(linesearch="backtracking")),
+                    ("backtracking, init 'max', max step 1",
+                     dict(linesearch="backtracking", linesearch_init="max", max_stepsize=1.0)),
+                    ("zoom, init 'max', max step 1",
+                     dict(linesearch="zoom", linesearch_init="max", max_stepsize=1.0))]
+        for name, kw in variants[:1] if a.smoke else variants:  # smoke: one compile of jaxopt's solver
             def fun(x, p=p):
                 return gatys.gatys_loss(p, x, targets, wts, cfg)
 

@@ -5,6 +5,7 @@ weights, same input, same machine, alternated runs.
 
     python experiments/bench_vgg.py            # 256 and 512 px, 7 rounds
     python experiments/bench_vgg.py --quick    # 256 px, 5 rounds
+    python experiments/bench_vgg.py --smoke    # 32 px, 1 round, results in a temporary folder
 """
 
 import argparse
@@ -28,7 +29,11 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", type=int, nargs="+")
     ap.add_argument("--repeats", type=int)
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.sizes, a.repeats = [32], 1
     sizes = a.sizes or ([256] if a.quick else [256, 512])
     repeats = a.repeats or (5 if a.quick else 7)
     params = with_winograd(vgg19_params())

@@ -20,6 +20,7 @@ relu1_1..relu5_1 of ||G(x) - G(s)||^2 / ||G(s)||^2 (G: Gram matrix).
 
     python experiments/claims_gatys.py all                      # 256 px, 200 iterations (512 for resolution)
     python experiments/claims_gatys.py weights --iters 100
+    python experiments/claims_gatys.py --smoke                  # all, 32 px, 10 iterations, temporary folder
 """
 
 import argparse
@@ -247,12 +248,21 @@ CLAIMS = {"weights": claim_weights, "init": claim_init, "pooling": claim_pooling
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("claim", choices=[*CLAIMS, "all"])
+    ap.add_argument("claim", nargs="?", choices=[*CLAIMS, "all"])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="for 'resolution'")
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--adam-lr", type=float, nargs="+", default=[0.02, 0.05], help="for 'solvers'")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        global OUT
+        OUT = os.path.join(harness.smoke_results(), "claims")
+        # 10 iterations: the solvers claim's warm-up runs 10, and L-BFGS keeps at most one pair an iteration,
+        # so fewer would compile a second program
+        a.claim, a.size, a.sizes, a.iters, a.adam_lr = a.claim or "all", 32, [32], 10, [0.02]
+    if a.claim is None:
+        ap.error("the claim is required")
     params = with_winograd(vgg19_params())
     yard = Yardstick(params)
     print(f"machine: {harness.machine()}; {harness.versions()}")

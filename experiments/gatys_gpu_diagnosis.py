@@ -17,6 +17,7 @@ Run it a second time with ``XLA_FLAGS=--xla_gpu_autotune_level=0 ... --tag autot
 --precisions default`` to see whether XLA's choice of convolution algorithm matters.
 
     python experiments/gatys_gpu_diagnosis.py --size 512 --iters 300
+    python experiments/gatys_gpu_diagnosis.py --smoke   # 32 px, 2 iterations, default precision, temp folder
 """
 
 import argparse
@@ -52,8 +53,9 @@ def torch_value_grad(obj, x_nhwc):
 
 def jax_value_grad(params, c, s, x_nhwc):
     cfg = gatys.Config()
-    targets = gatys._targets_jit(params, jnp.asarray(c[None]), [jnp.asarray(s[None])], [1.0], cfg)
-    wts = gatys.LossWeights().as_arrays(len(cfg.style_layers))
+    targets = jax.jit(gatys.compute_targets, static_argnums=(4,))(
+        params, jnp.asarray(c[None]), [jnp.asarray(s[None])], [1.0], cfg)
+    wts = gatys.LossWeights().as_arrays(len(cfg.objective.style_layers))
 
     def f(x):
         return gatys.gatys_loss(params, x, targets, wts, cfg)[0]
@@ -93,7 +95,11 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--jax-only", action="store_true")
     ap.add_argument("--precisions", nargs="+", default=["default", "highest"], choices=["default", "highest"])
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.iters, a.every, a.precisions = 32, 2, 1, ["default"]
     params = vgg19_params()
     vgg = tr.CaffeVGG19(os.environ.get("NST_JAX_WEIGHTS") or W.cached_h5()).to(tr.DEVICE)
     c, s = harness.load_pair(a.size)
@@ -136,8 +142,7 @@ def main():
             traj.append([ev.iteration, ev.loss, ev.evaluations])
 
         with jax.default_matmul_precision(None if prec == "default" else "highest"):
-            jax.clear_caches()
-            gatys.PROGRAMS._cache.clear()
+            jax.clear_caches()  # the compiled programs (JAX's jit cache) are made anew at this precision
             gatys.stylize(c, s, size=None, iters=a.iters, weights=params)  # compile
             traj.clear()
             t = time.perf_counter()

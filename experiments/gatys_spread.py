@@ -8,12 +8,14 @@ result with the same PyTorch evaluator as bench_gatys.py.  It tells whether a di
 loss between the two implementations at equal iterations is larger than either's own spread.
 
 ``--reject F [F ...]`` runs nst_jax once per value of its safeguard's threshold
-(``gatys.REJECT_FACTOR``: a trial point whose loss exceeds F x the current one is refused and the
-same direction retried with a shorter step; ``inf`` takes every finite one, as torch.optim.LBFGS does).
+(``nst_jax.solvers.lbfgs(reject=F)``, default ``gatys.REJECT_FACTOR``: a trial point whose loss exceeds F x
+the current one is refused and the same direction retried with a shorter step; ``inf`` takes every finite
+one, as torch.optim.LBFGS does).
 
     python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 --reject 10 1
     python experiments/gatys_spread.py --size 512 --iters 20 --seeds 0 1 2 --reject 10 1
     python experiments/gatys_spread.py --size 256 --iters 100 --seeds 0 1 2 --history 10 20 100
+    python experiments/gatys_spread.py --smoke   # 32 px, 2 iterations, seeds 0 1, a temporary folder
 """
 
 import argparse
@@ -27,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch_reference as tr  # noqa: E402
 from bench_gatys import evaluate  # noqa: E402
 
-from nst_jax import gatys, vgg19_params  # noqa: E402
+from nst_jax import gatys, solvers, vgg19_params  # noqa: E402
 from nst_jax import weights as W  # noqa: E402
 
 
@@ -40,7 +42,11 @@ def main():
     ap.add_argument("--reject", type=float, nargs="+", default=[gatys.REJECT_FACTOR])
     ap.add_argument("--history", type=int, nargs="+", default=[gatys.HISTORY],
                     help="L-BFGS pairs kept by nst_jax (PyTorch keeps 100)")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.iters, a.seeds = 32, 2, [0, 1]
     params = vgg19_params()
     vgg = tr.CaffeVGG19(W.cached_h5())
     c, s = harness.load_pair(a.size)
@@ -53,8 +59,8 @@ def main():
         noise = np.random.default_rng(seed).uniform(-a.eps, a.eps, c.shape).astype(np.float32)
         x0 = c + noise if seed else c  # seed 0: the unperturbed start
         for name, (f, h) in names.items():
-            gatys.REJECT_FACTOR = f
-            xj, _ = gatys.stylize(c, s, size=None, iters=a.iters, init=x0, weights=params, history=h)
+            xj, _ = gatys.stylize(c, s, size=None, iters=a.iters, init=x0, weights=params,
+                                  optimizer=solvers.lbfgs(history=h, reject=f))
             out[name].append(evaluate(vgg, c, s, xj)["total"])
         y, _ = tr.lbfgs(lambda y: obj(y / 255.0), tr.nchw(x0[None]) * 255.0, a.iters)
         out["torch"].append(evaluate(vgg, c, s, tr.nhwc((y / 255.0).clamp(0, 1))[0])["total"])

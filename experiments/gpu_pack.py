@@ -3,6 +3,8 @@ the repository; ../shared and the weights cache stay behind).
 
     python experiments/gpu_pack.py .gpu           # .gpu/{vgg19_to_conv5_1.npz, images/, photos/, styles/}
     python experiments/gpu_pack.py --unpack .gpu  # (on the GPU machine) .gpu/vgg19_full.npz, NST_JAX_WEIGHTS
+    python experiments/gpu_pack.py --smoke [DIR]  # a tiny pack (2 photos, 2 paintings), then unpacked, in DIR
+                                                  # (default: a new temporary folder)
 
 * VGG-19: the layers every method uses (conv1_1 .. conv5_1) in float16 (24.6 MiB instead of 80 MB). The
   unpacked file is a complete nst_jax .npz, float32, with conv5_2 .. conv5_4 zero (no method reads them:
@@ -30,7 +32,7 @@ KEEP = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3
         "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1")
 
 
-def pack(dst: Path, photos_max: int | None):
+def pack(dst: Path, photos_max: int | None, styles_max: int | None = None):
     from quality import HELD_BACK_STYLES
 
     from nst_jax import image as im
@@ -59,6 +61,8 @@ def pack(dst: Path, photos_max: int | None):
     for p in sorted((SHARED / "datasets" / "styles").rglob("*")):
         if not p.is_file() or p.name in HELD_BACK_STYLES:
             continue
+        if styles_max is not None and n_styles >= styles_max:
+            break
         try:
             u8 = resize_short_side(im.load_image(p), 256)
         except Exception:
@@ -84,10 +88,22 @@ def unpack(src: Path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("folder")
+    ap.add_argument("folder", nargs="?")
     ap.add_argument("--unpack", action="store_true")
     ap.add_argument("--photos", type=int, help="at most this many training photos")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny pack (2 photos, 2 paintings) in FOLDER (default: a new temporary folder), "
+                         "then unpacked there")
     a = ap.parse_args()
+    if a.smoke:
+        import tempfile
+
+        folder = Path(a.folder or tempfile.mkdtemp(prefix="nst_smoke_gpu_"))
+        pack(folder, 2, 2)
+        unpack(folder)
+        return
+    if a.folder is None:
+        ap.error("the folder is required")
     unpack(Path(a.folder)) if a.unpack else pack(Path(a.folder), a.photos)
 
 

@@ -17,7 +17,10 @@
 # ADAIN_EXTRA / CIN_EXTRA: more training options, e.g. CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50" (what
 # the shipped four-painting network was trained with after a loss spike at a constant lr 1e-3).
 #
-# SMOKE=1 shrinks everything (a CPU dry run of the script itself).
+# SMOKE=1 (or --smoke as the first argument, the phase then defaulting to bench) shrinks everything: a CPU dry
+# run of the script itself in a temporary folder (a tiny pack built there by gpu_pack.py --smoke, $OUT); the
+# benchmark scripts only started in phase bench (each has its own --smoke), run with --smoke in the other
+# phases; training 2 steps on 32 px crops; PYTHON defaults to .venv's.
 #
 # What travels is the tracked tree plus .gpu, 64 MiB at most: .gpu is ~46 MiB, so keep experiments/results
 # (~9 MiB of grids and logs) off the transfer, then restore the index:
@@ -26,15 +29,26 @@
 #   git reset -q && sed -i '\|^/experiments/results/$|d' .git/info/exclude
 set -u
 cd "$(dirname "$0")/.."
+SMOKE=${SMOKE:-}
+if [ "${1:-}" = --smoke ]; then SMOKE=1; shift; set -- "${1:-bench}" "${@:2}"; fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NST_JAX_HOME=/tmp/nst_jax_home
 OUT=${OUT:-/tmp/device_out}
-mkdir -p "$OUT" /tmp/nst_jax_home
 P=$PWD/.gpu
 PY=${PYTHON:-python3}
+SM=()  # the scripts' own smoke option
+if [ -n "$SMOKE" ]; then
+    W=$(mktemp -d)
+    export NST_JAX_HOME=$W/home OUT=$W/out CROP=32 BATCH=2 FCROP=32 FBATCH=2 SMOKE_T=300 SMOKE_STEPS=2
+    P=$W/gpu
+    [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && PY=$PWD/.venv/bin/python
+    SM=(--smoke)
+fi
+mkdir -p "$OUT" "$NST_JAX_HOME"
 LOG=$OUT/log_${1}.txt
 exec > >(tee -a "$LOG") 2>&1
 echo "== $(date -u) phase $1"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+[ -n "$SMOKE" ] && { "$PY" experiments/gpu_pack.py --smoke "$P" || exit 1; }
 "$PY" experiments/gpu_pack.py --unpack "$P" || exit 1
 export NST_JAX_WEIGHTS=$P/vgg19_full.npz NST_SHARED_IMAGES=$P/images
 "$PY" -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, torch.cuda.is_available())"
@@ -59,34 +73,39 @@ cin() {
 
 if [ "$1" = bench ]; then
     R=experiments/results
-    if [ -n "${SMOKE:-}" ]; then
-        timeout 300 "$PY" experiments/bench_gatys.py --sizes 64 --iters 5 --repeats 1 --no-wolfe
-        timeout 300 "$PY" experiments/bench_adain.py --quick --repeats 1
-        timeout 300 "$PY" experiments/bench_fast.py --quick --repeats 1
+    if [ -n "$SMOKE" ]; then  # their own --smoke runs are tested apart: here, that each starts
+        for b in bench_gatys bench_adain bench_fast; do
+            "$PY" experiments/$b.py --help > /dev/null || exit 1
+            echo "smoke: experiments/$b.py starts (run it with --smoke for a tiny run)"
+        done
+        T=$W
     else
         timeout 170 "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats 3 --no-wolfe
         timeout 90 "$PY" experiments/bench_adain.py --repeats 10
         timeout 60 "$PY" experiments/bench_fast.py --repeats 10
+        T=/tmp
+        tar czf "$OUT/bench_results.tgz" $R/gpu/*.json 2>/dev/null
     fi
-    tar czf "$OUT/bench_results.tgz" $R/gpu/*.json 2>/dev/null
-    adain "${SMOKE_T:-45}" /tmp/smoke_adain --steps "${SMOKE_STEPS:-1000000}"
-    cin "${SMOKE_T:-45}" /tmp/smoke_cin --steps "${SMOKE_STEPS:-1000000}"
-    tail -n 3 /tmp/smoke_adain/metrics.jsonl /tmp/smoke_cin/metrics.jsonl
+    adain "${SMOKE_T:-45}" $T/smoke_adain --steps "${SMOKE_STEPS:-1000000}"
+    cin "${SMOKE_T:-45}" $T/smoke_cin --steps "${SMOKE_STEPS:-1000000}"
+    tail -n 3 $T/smoke_adain/metrics.jsonl $T/smoke_cin/metrics.jsonl || exit 1
 elif [ "$1" = gatys ]; then
-    timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe
+    timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe \
+        "${SM[@]}"
     tar czf "$OUT/gatys_results.tgz" experiments/results/gpu/bench_gatys*.json 2>/dev/null
 elif [ "$1" = many ]; then
     timeout "${MANY_T:-540}" "$PY" experiments/batch_throughput.py --gatys-size "${MANY_SIZE:-512}" --iters "${MANY_ITERS:-300}" \
-        --net-size "${MANY_SIZE:-512}" --batches ${MANY_BATCHES:-1 4 8 16} --torch --photos "$P/photos"
+        --net-size "${MANY_SIZE:-512}" --batches ${MANY_BATCHES:-1 4 8 16} --torch --photos "$P/photos" "${SM[@]}"
     cp experiments/results/gpu/batch_throughput_*.json "$OUT/" 2>/dev/null
 elif [ "$1" = cin ]; then
     cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
     cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
 elif [ "$1" = diag ]; then
-    timeout "${DIAG_T:-200}" "$PY" experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}"
+    timeout "${DIAG_T:-200}" "$PY" experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}" \
+        "${SM[@]}"
     [ -n "${AUTOTUNE0:-}" ] && XLA_FLAGS=--xla_gpu_autotune_level=0 timeout "${DIAG_T2:-90}" "$PY" \
         experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}" \
-        --tag autotune0 --jax-only --precisions default
+        --tag autotune0 --jax-only --precisions default "${SM[@]}"
     tar czf "$OUT/diag_results.tgz" experiments/results/gpu/gatys_gpu_diagnosis_* 2>/dev/null
 elif [ "$1" = cinbest ]; then
     # every checkpoint exports model.npz (atomically); keep a copy of each, named by the step in its metadata

@@ -7,13 +7,12 @@ least squares over the cases with C^2 HW >= --fit-min (below it, fixed per-call 
 plots time against C^2 HW.  The claim holds if p is close to 2 and q close to 1.
 
     python experiments/gram_cost.py
+    python experiments/gram_cost.py --smoke   # C in {8, 16}, HW in {8², 16²}, 1 round, temporary folder
 """
 
 import argparse
 import json
 import os
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 import harness  # noqa: E402
 import jax  # noqa: E402
@@ -43,7 +42,11 @@ def main():
     ap.add_argument("--sides", type=int, nargs="+", default=[32, 64, 128, 256])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--fit-min", type=float, default=2 ** 26)
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.channels, a.sides, a.repeats, a.fit_min = [8, 16], [8, 16], 1, 0.0
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     g = jax.jit(gram_matrix)
     rows = []
@@ -85,7 +88,7 @@ def main():
     ax.set_ylabel("Gram matrix time, ms")
     ax.set_title(harness.machine(), fontsize=8)
     ax.legend(fontsize=8)
-    out = os.path.join(HERE, "results", "claims")
+    out = os.path.join(harness.RESULTS, "claims")
     os.makedirs(out, exist_ok=True)
     fig.savefig(os.path.join(out, "gram_cost.png"), dpi=110, bbox_inches="tight")
     with open(os.path.join(out, "gram_cost.json"), "w") as f:

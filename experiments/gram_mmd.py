@@ -11,13 +11,12 @@ computed here in float64 NumPy from the same features: the left through the C x 
 right through the M x N kernel sums, which never form a Gram matrix.  3 photos x 4 paintings x 5 layers.
 
     python experiments/gram_mmd.py --size 96
+    python experiments/gram_mmd.py --smoke   # 32 px, one photo x two paintings, a temporary folder
 """
 
 import argparse
 import json
 import os
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 import harness  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -56,11 +55,16 @@ def mmd_side(x, s):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=96, help="longest side of every image")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    photos, paintings = PHOTOS, PAINTINGS
+    if a.smoke:
+        harness.smoke_results()
+        a.size, photos, paintings = 32, PHOTOS[:1], PAINTINGS[:2]
     params = vgg19_params()
     rows = []
-    for photo in PHOTOS:
-        for painting in PAINTINGS:
+    for photo in photos:
+        for painting in paintings:
             c, s = harness.load_pair(a.size, photo, painting)
             fc = vgg19_features(params, jnp.asarray(c)[None], LAYERS)
             fs = vgg19_features(params, jnp.asarray(s)[None], LAYERS)
@@ -85,7 +89,7 @@ def main():
     ax.set_ylabel("MMD² with k(a, b) = (a·b)², divided by C⁴")
     ax.set_title(f"{len(rows)} cases, largest relative difference {worst:.1e}", fontsize=9)
     ax.legend(fontsize=8)
-    out = os.path.join(HERE, "results", "claims")
+    out = os.path.join(harness.RESULTS, "claims")
     os.makedirs(out, exist_ok=True)
     fig.savefig(os.path.join(out, "gram_mmd.png"), dpi=110, bbox_inches="tight")
     with open(os.path.join(out, "gram_mmd.json"), "w") as f:

@@ -6,8 +6,10 @@ a batched ``matmul`` with a swapped axis, one plain 2-D ``f.T @ f`` per image (a
 einsum; and PyTorch's ``bmm`` (the reference's gram).  "forward / forward+grad" in ms, medians of 20.
 
     python experiments/gram_variants.py
+    python experiments/gram_variants.py --smoke   # two tiny cases, 2 timings each
 """
 
+import argparse
 import os
 import time
 
@@ -42,7 +44,11 @@ def g_transpose_copy(f):
     return jnp.einsum("ncp,ndp->ncd", ft, ft) / (c * h * w)
 
 
-def median_ms(fn, repeats=20):
+REPEATS = 20
+
+
+def median_ms(fn, repeats=None):
+    repeats = repeats or REPEATS
     fn()
     ts = []
     for _ in range(repeats):
@@ -53,6 +59,10 @@ def median_ms(fn, repeats=20):
 
 
 def main():
+    global REPEATS
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    harness.add_smoke(ap)
+    a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     print(f"machine: {harness.machine()}; {harness.versions()}")
     variants = [("einsum", g_einsum), ("swapaxes", g_swapaxes), ("per-image 2-D", g_per_image),
@@ -61,6 +71,8 @@ def main():
     print(harness.row(["---"] * (len(variants) + 2)))
     cases = [(1, 256, 64), (1, 128, 128), (1, 64, 256), (1, 32, 512), (1, 512, 64),
              (4, 128, 64), (4, 64, 128), (4, 32, 256), (8, 128, 64)]
+    if a.smoke:
+        cases, REPEATS = [(1, 8, 8), (2, 8, 16)], 2
     for n, hw, c in cases:
         x = np.random.default_rng(0).random((n, hw, hw, c), dtype=np.float32)
         cells = []

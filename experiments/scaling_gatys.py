@@ -10,6 +10,7 @@
 
     python experiments/scaling_gatys.py --sizes 128 192 256 384 512 --memory
     python experiments/scaling_gatys.py --memory-json experiments/results/gatys/memory_gatys_history100.json
+    python experiments/scaling_gatys.py --smoke   # 24 and 32 px, 1 round, a made-up memory JSON, temp folder
 """
 
 import argparse
@@ -17,8 +18,6 @@ import json
 import os
 import subprocess
 import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 import harness  # noqa: E402
 import jax  # noqa: E402
@@ -48,7 +47,14 @@ def main():
     ap.add_argument("--memory", action="store_true", help="also peak memory (one process per size)")
     ap.add_argument("--memory-sizes", type=int, nargs="+", default=[256, 512, 768, 1024])
     ap.add_argument("--memory-json", help="plot the no-remat rows of a memory_gatys.py result instead")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        tmp = harness.smoke_results()
+        a.sizes, a.repeats, a.memory = [24, 32], 1, False
+        a.memory_json = os.path.join(tmp, "memory_smoke.json")  # the plot's memory panel, from made-up rows
+        with open(a.memory_json, "w") as f:
+            json.dump([{"size": n, "remat": False, "peak_gb": 1.0 + n * n * 3e-6} for n in (24, 32)], f)
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     params = gatys.with_winograd(vgg19_params())
     vgg = tr.CaffeVGG19(W.cached_h5())
@@ -62,7 +68,8 @@ def main():
     rng = np.random.default_rng(0)
     for size in a.sizes:
         c, s, x = (rng.uniform(size=(1, size, size, 3)).astype(np.float32) for _ in range(3))
-        targets = gatys._targets_jit(params, jnp.asarray(c), [jnp.asarray(s)], [1.0], cfg)
+        targets = jax.jit(gatys.compute_targets, static_argnums=(4,))(
+            params, jnp.asarray(c), [jnp.asarray(s)], [1.0], cfg)
         xj = jnp.asarray(x)
         obj = tr.GatysObjective(vgg, tr.nchw(c), tr.nchw(s))
         xt = tr.nchw(x)
@@ -124,7 +131,7 @@ def main():
         ax.set_xlabel("megapixels")
         ax.set_ylabel("peak resident memory, GB")
         ax.legend(fontsize=8)
-    out = os.path.join(HERE, "results", "claims")
+    out = os.path.join(harness.RESULTS, "claims")
     os.makedirs(out, exist_ok=True)
     fig.savefig(os.path.join(out, "scaling_gatys.png"), dpi=110, bbox_inches="tight")
     with open(os.path.join(out, "scaling_gatys.json"), "w") as f:

@@ -7,8 +7,9 @@ Each solver runs ``--iters`` iterations once after an untimed warm-up run (compi
 and thread start for PyTorch).  Recorded along the way: the best loss so far against function evaluations
 (value + gradient) and against seconds of optimisation (the content/style targets excluded for every
 solver).  PyTorch's trace has every evaluation; nst_jax's solvers report between compiled chunks of
-iterations, so their curves come from a second run with one iteration per chunk, its time axis scaled
-to the timed run's total (one iteration per call adds a little dispatch time to each).
+iterations, so their curves come from a second run with one iteration per chunk (``save_every=1``: a
+report after every iteration), its time axis scaled to the timed run's total (one iteration per call adds a
+little dispatch time to each).
 
 The table gives each solver's final loss (every result scored by the same PyTorch evaluator, after
 clipping to [0, 1]), its evaluations and seconds, and its best loss at the evaluation count and at the
@@ -16,6 +17,8 @@ time that torch.optim.LBFGS without line search took.
 
     python experiments/solvers_gatys.py                # 256 px, 100 iterations
     python experiments/solvers_gatys.py --size 512 --iters 100
+    python experiments/solvers_gatys.py --smoke        # 32 px, 2 iterations, lbfgs, adam, torch without
+                                                       # line search, a temporary folder
 """
 
 import argparse
@@ -38,17 +41,17 @@ TORCH_SOLVERS = {"torch LBFGS, no line search": None, "torch LBFGS, strong Wolfe
 
 
 def run_jax(params, c, s, iters, kw, chunk=gatys.CHUNK):
+    """``chunk``: iterations between reports (below :data:`gatys.CHUNK`, by ``save_every``, which ends a
+    compiled chunk of iterations at each of its multiples)."""
     trace = []
-    gatys.CHUNK, default = chunk, gatys.CHUNK
+    if chunk < gatys.CHUNK:
+        kw = dict(kw, save_every=chunk)
 
     def callback(it):
         trace.append((it.evaluations, it.seconds, it.loss))
 
     t0 = time.perf_counter()
-    try:
-        out, rep = gatys.stylize(c, s, size=None, iters=iters, weights=params, callback=callback, **kw)
-    finally:
-        gatys.CHUNK = default
+    out, rep = gatys.stylize(c, s, size=None, iters=iters, weights=params, callback=callback, **kw)
     # Iterate.seconds counts from the call: take the targets and compile time off
     setup = time.perf_counter() - t0 - rep["optimize_seconds"]
     trace = [(e, t - setup, v) for e, t, v in trace]
@@ -84,21 +87,28 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--plot", help="loss curves (PNG); default results/gatys/solvers_gatys_<size>.png")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    jax_solvers, torch_solvers = JAX_SOLVERS, TORCH_SOLVERS
+    if a.smoke:  # two of nst_jax's solvers (lbfgsb's line search compiles for long) and PyTorch's reference
+        harness.smoke_results()
+        a.size, a.iters, a.plot = 32, 2, None
+        jax_solvers = {k: v for k, v in JAX_SOLVERS.items() if "lbfgsb" not in k}
+        torch_solvers = {k: v for k, v in TORCH_SOLVERS.items() if v is None}
     c, s = harness.load_pair(a.size)
     params = vgg19_params()
     vgg = tr.CaffeVGG19(W.cached_h5())
     print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
     print(f"{a.size} px, {a.iters} iterations per solver", flush=True)
     runs = {}
-    for name, kw in JAX_SOLVERS.items():
+    for name, kw in jax_solvers.items():
         run_jax(params, c, s, 2, kw)  # warm-up: compiles the programs this size needs
         runs[name] = run_jax(params, c, s, a.iters, kw)
         traced = run_jax(params, c, s, a.iters, kw, chunk=1)
         k = runs[name][3] / traced[3]
         runs[name] = (runs[name][0], [(e, t * k, v) for e, t, v in traced[1]], runs[name][2], runs[name][3])
         print(f"{name}: {runs[name][2]} evaluations, {runs[name][3]:.1f} s", flush=True)
-    for name, ls in TORCH_SOLVERS.items():
+    for name, ls in torch_solvers.items():
         run_torch(vgg, c, s, 2, ls)
         runs[name] = run_torch(vgg, c, s, a.iters, ls)
         print(f"{name}: {runs[name][2]} evaluations, {runs[name][3]:.1f} s", flush=True)

@@ -19,6 +19,8 @@ content term).
     python experiments/style_losses.py --calibrate
     python experiments/style_losses.py --size 192 --iters 60
     python experiments/style_losses.py --commands
+    python experiments/style_losses.py --smoke   # all three modes at 32 px, 2 iterations, one pair, gram and
+                                                 # swd only, L-BFGS, a temporary folder
 """
 
 from __future__ import annotations
@@ -120,21 +122,30 @@ def main():
     ap.add_argument("--pairs", type=int, default=1, help="how many of the held-back pairs")
     ap.add_argument("--solvers", nargs="+", default=["lbfgs", "adam"])
     ap.add_argument("--out", default="/tmp/style_losses")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        global NAMES
+        NAMES = ("gram", "swd")  # Gatys's, and a sampling representation with Adam as its solver
+        a.out = harness.smoke_results()
+        a.size, a.iters, a.texture_iters, a.pairs, a.solvers = 32, 2, 2, 1, ["lbfgs"]
     params = with_winograd(vgg19_params())
-    if a.calibrate:
+    if a.calibrate or a.smoke:
         rows = []
-        for photo, painting in PAIRS:
+        for photo, painting in PAIRS[:1] if a.smoke else PAIRS:
             t = style_terms(params, load(photo), load(painting), a.size)
             rows.append({k: t["gram"] / t[k] for k in NAMES})
             print(photo, painting, {k: f"{v:.4g}" for k, v in t.items()}, flush=True)
         print("weight for equal style terms at the photo (median of the pairs):",
               {k: f"{statistics.median(r[k] for r in rows):.4g}" for k in NAMES})
-        return
+        if not a.smoke:
+            return
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    if a.commands:
-        return commands(params, a.size, a.iters, out)
+    if a.commands or a.smoke:
+        commands(params, a.size, a.iters, out)
+        if not a.smoke:
+            return
     record = {"machine": harness.machine(), "size": a.size, "iters": a.iters, "pairs": [], "texture": {}}
     grid_rows = []
     for photo, painting in PAIRS[:a.pairs]:

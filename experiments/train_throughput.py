@@ -4,6 +4,8 @@ pipeline, and what this CPU sustains on a large float32 3x3 convolution in XLA a
 
     python experiments/train_throughput.py                    # AdaIN 128 px batch 8, fast 128 px batch 4
     python experiments/train_throughput.py --steps 20
+    python experiments/train_throughput.py --smoke    # 1 step, 32 px crops, batch 2, a tiny convolution,
+                                                      # a temporary folder
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
+import harness
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,7 +25,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from nst_jax import adain_train as AT
 from nst_jax import feedforward_train as FT
 from nst_jax.data import ImageFolder
-from nst_jax.train import TrainConfig, make_mesh, make_train_step, optimizer
+from nst_jax.train import TrainConfig, TrainState, make_mesh, make_train_step, optimizer
 from nst_jax.vgg import vgg19_params
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +43,7 @@ def time_steps(task, batch_size, steps, lr, real_data):
     rep, shard = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
     opt = optimizer(TrainConfig(steps=steps, batch_size=batch_size, learning_rate=lr))
     p0 = task.init(jax.random.key(0))
-    state = jax.device_put({"params": p0, "opt": opt.init(p0), "step": jnp.zeros((), jnp.int32)}, rep)
+    state = jax.device_put(TrainState.create(p0, opt), rep)
     frozen = jax.device_put(task.frozen, rep)
     step = make_train_step(task, opt, mesh)
     stream = task.batches(0, (0, 1))
@@ -60,13 +63,13 @@ def time_steps(task, batch_size, steps, lr, real_data):
     return flops, statistics.median(times)
 
 
-def conv_peak(repeats=5):
+def conv_peak(repeats=5, n=8, side=64, channels=256):
     """Seconds and FLOP/s of a 3x3, 256 -> 256 channel convolution on a 8 x 64 x 64 batch (forward)."""
     import torch
 
-    x = np.random.default_rng(0).random((8, 64, 64, 256), np.float32)
-    k = np.random.default_rng(1).random((3, 3, 256, 256), np.float32)
-    flops = 2 * 8 * 64 * 64 * 256 * 256 * 9
+    x = np.random.default_rng(0).random((n, side, side, channels), np.float32)
+    k = np.random.default_rng(1).random((3, 3, channels, channels), np.float32)
+    flops = 2 * n * side * side * channels * channels * 9
     f = jax.jit(lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
                                                           dimension_numbers=("NHWC", "HWIO", "NHWC")))
     xj, kj = jnp.asarray(x), jnp.asarray(k)
@@ -94,7 +97,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--crop", type=int, default=128)
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    results, batches, conv = HERE / "results", {"adain": 8, "fast": 4}, {}
+    if a.smoke:
+        results = Path(harness.smoke_results())
+        a.steps, a.crop, batches = 1, 32, {"adain": 2, "fast": 2}
+        conv = dict(repeats=1, n=1, side=8, channels=16)
     vgg = vgg19_params()
     content = ImageFolder(DATA / "imagenet-sample")
     styles = ImageFolder(DATA / "styles")
@@ -102,14 +111,17 @@ def main():
 
     starry = im.load_image(HERE.parents[1] / "shared" / "images" / "starry_night.jpg")
     tasks = {
-        "adain": (AT.AdaINTask(vgg, content, styles, crop=a.crop, resize=256, batch_size=8), 8, 1e-4),
-        "fast": (FT.FastTask(vgg, starry, content, crop=a.crop, resize=384, batch_size=4), 4, 1e-3),
+        "adain": (AT.AdaINTask(vgg, content, styles, crop=a.crop, resize=256, batch_size=batches["adain"]),
+                  batches["adain"], 1e-4),
+        "fast": (FT.FastTask(vgg, starry, content, crop=a.crop, resize=384, batch_size=batches["fast"]),
+                 batches["fast"], 1e-3),
     }
     out = {"machine": machine(), "versions": versions(), "crop": a.crop}
-    peak = conv_peak()
+    peak = conv_peak(**conv)
     out["conv_peak"] = peak
     print(f"machine: {out['machine']}; {out['versions']}")
-    print(f"3x3 conv 256->256, 8x64x64: XLA {peak['xla_tflops']:.3f} TFLOP/s, "
+    n, side, ch = conv.get("n", 8), conv.get("side", 64), conv.get("channels", 256)
+    print(f"3x3 conv {ch}->{ch}, {n}x{side}x{side}: XLA {peak['xla_tflops']:.3f} TFLOP/s, "
           f"PyTorch {peak['torch_tflops']:.3f}")
     for name, (task, bs, lr) in tasks.items():
         flops, t_mem = time_steps(task, bs, a.steps, lr, real_data=False)
@@ -120,7 +132,7 @@ def main():
         print(f"{name}: {flops / 1e9:.0f} GFLOP/step; {t_mem:.3f} s/step from memory "
               f"({flops / t_mem / 1e12:.3f} TFLOP/s), {t_real:.3f} s/step with the data pipeline "
               f"({bs / t_real:.2f} images/s)")
-    save(str(HERE / "results" / "training" / f"throughput_{a.crop}.json"), out)
+    save(str(results / "training" / f"throughput_{a.crop}.json"), out)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ normalised features (``nst_jax/models/vgg19_channel_means.npz``), which keeps ev
 paper's loss weights and learning rate meaningful.
 
     python experiments/vgg_channel_means.py ../shared/datasets/imagenet-sample
+    python experiments/vgg_channel_means.py --smoke   # 3 of those photos at 32 px, to a temporary folder
 """
 
 import argparse
 import json
 from pathlib import Path
 
+import harness
 import jax
 import numpy as np
 
@@ -24,10 +26,22 @@ from nst_jax.data import ImageFolder, resize_short_side
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder")
+    ap.add_argument("folder", nargs="?")
     ap.add_argument("--size", type=int, default=224, help="centre crop after resizing the short side")
     ap.add_argument("--out", default=str(CHANNEL_MEANS_FILE))
+    harness.add_smoke(ap)
     args = ap.parse_args()
+    if args.smoke:  # never the shipped file
+        import shutil
+
+        tmp = Path(harness.smoke_results())
+        photos = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "imagenet-sample"
+        (tmp / "photos").mkdir()
+        for p in sorted(photos.glob("*.jpg"))[:3]:
+            shutil.copy(p, tmp / "photos")
+        args.folder, args.size, args.out = str(tmp / "photos"), 32, str(tmp / "vgg19_channel_means.npz")
+    if args.folder is None:
+        ap.error("the folder is required")
     params = vgg19_params()
     src = ImageFolder(args.folder)
     feats = jax.jit(lambda x: {k: v.mean(axis=(0, 1, 2)) for k, v in

