@@ -134,7 +134,8 @@ def _batches(frames: Iterable, size: int) -> Iterator[list]:
 
 def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VIDEO_CONFIG,
                   method_config=None, *, model=None, decoder=None, weights=None, history=(),
-                  progress: Callable[[float], None] | None = None) -> Iterator[np.ndarray]:
+                  progress: Callable[[float], None] | None = None, starts: Iterable | None = None
+                  ) -> Iterator[np.ndarray]:
     """Stylise a clip, yielding each result frame in order (streamed).
 
     Args:
@@ -149,10 +150,15 @@ def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VI
       weights: VGG-19 weights (default: the fetched ImageNet weights).
       history: ``(input, result)`` pairs of the frames before these, oldest first (to resume a clip).
       progress: called with the frames finished so far (fractional within a Gatys frame).
+      starts: temporal Gatys only: each frame's starting image instead of the previous result warped
+        (e.g. a network's output: BENCHMARKS.md "Video" measures that refinement).
     """
     progress = progress or (lambda done: None)
+    if starts is not None and not (config.method == "gatys" and config.temporal):
+        raise NSTError("starting images (starts=) go with the temporal Gatys mode")
     if config.method == "gatys" and config.temporal:
-        yield from _gatys_temporal(frames, styles, config, method_config, weights, history, progress)
+        yield from _gatys_temporal(frames, styles, config, method_config, weights, history, progress,
+                                   None if starts is None else iter(starts))
         return
     run = {"gatys": _gatys_frames, "adain": _adain_frames, "fast": _fast_frames}[config.method]
     model, decoder, weights = _networks(config.method, model, decoder, weights)

@@ -155,6 +155,7 @@ def test_folder_bad_usage(folder, tmp_path):
     assert (tmp_path / "file.png").read_bytes() == b"keep me"
 
 
+@pytest.mark.slow
 def test_style_weight_sweep(folder, tmp_path, params):
     """One picture per value, a labelled contact sheet, and the content distance rising / the style distance
     falling with the weight (Gatys et al. 2016, Fig. 3)."""

@@ -49,6 +49,7 @@ def test_train_adain_cli_then_resume_and_use(files, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_reconstruction_warm_up_then_adain_from_it(files, tmp_path):
     """The warm-up needs no style images; the AdaIN run starts from its decoder and counts both runs."""
     small = ["--batch-size", "2", "--crop", "32", "--resize", "36", "--log-every", "1"]

@@ -30,9 +30,9 @@ import jax
 from nst_jax import adain, feedforward as F, gatys, image as im
 content, painting = im.load_image(photo), im.load_image(style)
 devices = "all" if mode == "multi" else 1
-g, rg = gatys.stylize(content, painting, size=128, iters=3, devices=devices)
-a, ra = adain.stylize(content, painting, size=128, style_size=128, devices=devices, tile="none")
-f, rf = F.stylize(content, "starry_night", size=128, devices=devices, tile="none")
+g, rg = gatys.stylize(content, painting, size=64, iters=3, devices=devices)
+a, ra = adain.stylize(content, painting, size=64, style_size=64, devices=devices, tile="none")
+f, rf = F.stylize(content, "starry_night", size=64, devices=devices, tile="none")
 rank = jax.process_index()
 np.savez(f"{out_dir}/{mode}_{rank}.npz", gatys=g, adain=a, fast=f[0])
 print(json.dumps({"processes": jax.process_count(), "devices": len(jax.devices()),
@@ -88,7 +88,7 @@ def test_two_processes_give_the_one_process_result(tmp_path):
     ref = np.load(tmp_path / "single_0.npz")
     for rank in (0, 1):  # every process holds the whole, equal picture
         got = np.load(tmp_path / f"multi_{rank}.npz")
-        assert got["gatys"].shape == ref["gatys"].shape == (96, 128, 3)
+        assert got["gatys"].shape == ref["gatys"].shape == (48, 64, 3)
         assert np.abs(got["gatys"] - ref["gatys"]).max() < 2 / 255
         assert np.abs(got["adain"] - ref["adain"]).max() < 1e-3 / 255
         assert np.abs(got["fast"] - ref["fast"]).max() < 1e-3 / 255
@@ -102,7 +102,7 @@ def test_cli_two_processes_write_once(tmp_path):
 
     def argv(out, *extra):
         return [sys.executable, "-m", "nst_jax", "fast", str(photo), "-o", str(out), "--model",
-                "starry_night", "--size", "128", "--quiet", *extra]
+                "starry_night", "--size", "64", "--quiet", *extra]
 
     procs = [subprocess.Popen(argv(tmp_path / f"out{rank}.png", "--devices", "all", "--distributed",
                                    "--coordinator", f"localhost:{port}", "--num-processes", "2",

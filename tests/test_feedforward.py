@@ -76,6 +76,7 @@ def test_conv_layers_match_lax_valid_convolution(k, stride, hw):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=1e-4, atol=1e-4 * np.abs(e).max())
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss(params):
     rng = np.random.default_rng(0)
     style = rng.random((48, 48, 3)).astype(np.float32) ** 3

@@ -63,6 +63,7 @@ def own_vs_flipped(params, x, content):
     return float(content_loss(f[0], f[1]) / content_loss(f[0], f[2]))
 
 
+@pytest.mark.slow
 @needs_shared
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_style_distance_falls_content_stays_bounded(params, images, optimizer):
@@ -87,6 +88,7 @@ def test_style_distance_falls_content_stays_bounded(params, images, optimizer):
     assert set(report["terms"]) == {"content", "style", "tv"}
 
 
+@pytest.mark.slow
 @needs_shared
 def test_lbfgsb_stylizes_inside_the_box(params, images):
     """jaxopt's L-BFGS-B: the style moves, the layout survives, and no pixel ever leaves [0, 1] (the
@@ -112,6 +114,7 @@ def test_second_call_does_not_recompile(params, images):
     assert report["compile_seconds"] == 0.0
 
 
+@pytest.mark.slow
 def test_scales_coarse_to_fine(params, images):
     content, style = images
     seen = []
@@ -202,6 +205,7 @@ def test_band_halo_covers_the_receptive_reach():
     assert gatys.band_halo(("relu2_1",)) == (6, 2)  # 1 + 1 + pool 1 + 2 (conv2_1 at stride 2) = 5 -> 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("band", [48, 96])
 def test_banded_loss_and_gradient_equal_the_whole_image(params, tall_case, band):
     """Relative error at most 1e-5 in float32, for the loss, each term and the gradient."""
@@ -263,6 +267,7 @@ def test_stylize_tiled_equals_untiled(params, tall_case):
         nst_jax.stylize(content, style, tile="x", **kw)
 
 
+@pytest.mark.slow
 def test_banded_targets_equal_the_whole_image(params, tall_case):
     """The targets of a tiled run (content features assembled from bands, Gram matrices summed over
     bands; a style taller than a band and one smaller than it, blended) equal the whole images'."""

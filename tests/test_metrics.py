@@ -14,6 +14,7 @@ def _np_gram(f):
     return m.T @ m / (c * h * w)
 
 
+@pytest.mark.slow
 def test_distances_match_float64_numpy(params):
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:40, 0:48] / 40.0

@@ -21,6 +21,7 @@ def batch():
     return jnp.asarray(content), jnp.asarray(style)
 
 
+@pytest.mark.slow
 def test_bfloat16_training_steps_follow_float32(params, batch):
     """Two Adam steps from the shipped decoder: each step's loss within 3% of float32's, the gradient
     pointing the same way, the parameters and optimiser state float32 throughout."""

@@ -20,7 +20,7 @@ content, style = im.load_image(sys.argv[1]), im.load_image(sys.argv[2])
 out = {"devices": len(jax.devices())}
 runs = {}
 for d in (1, 4):
-    img, rep = gatys.stylize(content, style, size=128, iters=3, devices=d)
+    img, rep = gatys.stylize(content, style, size=64, iters=3, devices=d)
     runs[d] = (img, rep)
 out["loss"] = [runs[1][1]["loss"], runs[4][1]["loss"]]
 out["max_diff"] = float(np.abs(runs[1][0] - runs[4][0]).max())
@@ -62,10 +62,10 @@ for name in ("swd", "mmd-rbf"):
                  float(jnp.linalg.norm(jax.device_put(sg4, one) - sg1) / jnp.linalg.norm(sg1))]
 # the feed-forward methods across devices: the one-device pictures
 from nst_jax import adain, feedforward as F
-a1, _ = adain.stylize(content, style, size=128, style_size=128, tile="none")
-a4, ra = adain.stylize(content, style, size=128, style_size=128, devices=4)
-f1, _ = F.stylize(content, "starry_night", size=128, tile="none")
-f4, rf = F.stylize(content, "starry_night", size=128, devices="all")
+a1, _ = adain.stylize(content, style, size=64, style_size=64, tile="none")
+a4, ra = adain.stylize(content, style, size=64, style_size=64, devices=4)
+f1, _ = F.stylize(content, "starry_night", size=64, tile="none")
+f4, rf = F.stylize(content, "starry_night", size=64, devices="all")
 out["adain_diff"] = float(np.abs(a1 - a4).max())
 out["fast_diff"] = float(np.abs(f1 - f4).max())
 out["ff_devices"] = [ra["devices"], rf["devices"]]

@@ -106,6 +106,7 @@ def test_sample_targets_mix_as_a_mixture():
     assert len(counts) == 100 and counts.min() >= 40 and counts.max() <= 41
 
 
+@pytest.mark.slow
 def test_custom_style_loss_moves_channel_means(params, images):
     """A StyleLoss written here (the channel means), optimised by stylize: the picture's VGG channel means
     move at least half way from the photo's to the painting's."""
@@ -129,6 +130,7 @@ def test_custom_style_loss_moves_channel_means(params, images):
     assert moved >= 0.5, moved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["moments", "mmd-poly"])
 def test_sums_over_positions_stay_exact_in_bands(params, name):
     rng = np.random.default_rng(11)

@@ -35,6 +35,7 @@ def _edge_image(h=120, w=88, edge_row=40):
     return np.clip(img, 0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("band", [8, 40, 64])
 def test_tiled_adain_equals_the_whole_image(params, decoder, band):
     content = _edge_image()

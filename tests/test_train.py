@@ -36,6 +36,7 @@ def _params(path):
         return {k: z[k] for k in z.files}
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss(params):
     rng = np.random.default_rng(0)
     content = ArraySource([rng.random((32, 32, 3)) for _ in range(4)])
