@@ -13,7 +13,8 @@ If the unseen rows are much higher than the seen ones, more data is what the dec
 equal, it is training (or capacity).
 
     python experiments/adain_generalisation.py --pairs 48 --crop 256
-    python experiments/adain_generalisation.py --smoke   # 2 pairs per cell, 32 px crops, a temporary folder
+    python experiments/adain_generalisation.py --smoke   # all four cells, 1 pair each (not 48), 32 px crops,
+                                                         # a temporary folder
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def main():
     harness.add_smoke(ap)
     a = ap.parse_args()
     if a.smoke:
-        a.pairs, a.crop, a.batch = 2, 32, 2
+        a.pairs, a.crop, a.batch = 1, 32, 1
         a.out = str(Path(harness.smoke_results()) / "adain" / "generalisation.json")
 
     vgg = vgg19_params()

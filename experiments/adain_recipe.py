@@ -10,7 +10,8 @@ and against crops seen, the warm-up's own seconds and crops counted before its A
 Writes ``experiments/results/adain/warmup_experiment/recipe.png`` and
 prints the loss reached at equal seconds and equal crops.
 
-    python experiments/adain_recipe.py --smoke   # three made-up records of 30 steps, a temporary folder
+    python experiments/adain_recipe.py --smoke   # three made-up records of 30 steps, a temporary folder (the
+                                                 # whole script; no real training records)
 """
 
 from __future__ import annotations

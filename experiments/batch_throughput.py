@@ -8,7 +8,9 @@ another, as a shell loop over neural-style-pt would.
     python experiments/batch_throughput.py --gatys-size 256 --iters 40 --net-size 512 --batches 1 2 4 8
     python experiments/batch_throughput.py --iters 10 --batches 1 4 16 --pictures 16  # 16 pictures each time
     python experiments/batch_throughput.py --gatys-size 512 --iters 300 --batches 1 4 8 16 --torch  # a GPU
-    python experiments/batch_throughput.py --smoke  # 32 px, 2 iterations, a batch of 2, --torch, temp folder
+    python experiments/batch_throughput.py --smoke  # 32 px, 2 iterations, --torch, a temporary folder, one
+                                                    # batch of 1 (not several sizes), tubingen.jpg (the
+                                                    # benchmarks' photo, not photos-extra's; or --photos)
 """
 
 import argparse
@@ -75,7 +77,7 @@ def main():
     a = ap.parse_args()
     if a.smoke:
         harness.smoke_results()
-        a.gatys_size, a.iters, a.net_size, a.batches, a.pictures, a.torch = 32, 2, 32, [2], None, True
+        a.gatys_size, a.iters, a.net_size, a.batches, a.pictures, a.torch = 32, 2, 32, [1], None, True
         a.out = None
     name = "batch_throughput" + (f"_{a.pictures}_pictures" if a.pictures else "")
     out = a.out or harness.result_path("many", f"{name}{harness.backend_tag()}.json")
@@ -83,6 +85,8 @@ def main():
     if a.photos and not a.photos.is_dir():
         raise SystemExit(f"--photos {a.photos}: not a folder")
     files = im.image_files(a.photos) if a.photos else sorted(KODAK.glob("kodak24-*.jpg"))
+    if a.smoke and not a.photos:  # the benchmarks' photo: the programs the other smoke runs compile too
+        files = [STYLE.with_name("tubingen.jpg")]
     if a.pictures is not None and a.pictures < 1:
         raise SystemExit(f"--pictures must be at least 1, not {a.pictures}")
     most = a.pictures or max(a.batches)

@@ -6,6 +6,7 @@ VGG-19 weights, same decoder weights (the shipped decoder), same inputs, same ma
     python experiments/bench_adain.py            # inference 512², training 256² batch 8, 5 rounds
     python experiments/bench_adain.py --quick    # inference 256², training 128² batch 4, 5 rounds
     python experiments/bench_adain.py --smoke    # inference 32², training 32² batch 2, 1 round, temp folder
+                                                 # (both benchmarks; no larger sizes)
 """
 
 import argparse

@@ -5,7 +5,8 @@ weights, same input, same machine, alternated runs.
     python experiments/bench_fast.py                 # 512², batch 1 and 4, 5 rounds
     python experiments/bench_fast.py --quick         # 256², batch 1
     python experiments/bench_fast.py --model PATH    # a trained model (default: freshly initialised)
-    python experiments/bench_fast.py --smoke         # 32², batch 1, 1 round, results in a temporary folder
+    python experiments/bench_fast.py --smoke         # 32², batch 1 (not 4), 1 round, results in a temporary
+                                                     # folder
 """
 
 import argparse

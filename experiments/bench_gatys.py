@@ -11,7 +11,10 @@ evaluator, and each reference's loss after as many iterations as it completes in
     python experiments/bench_gatys.py --quick   # 256 px, 50 iterations, 5 rounds
     python experiments/bench_gatys.py           # 256 and 512 px, 50 iterations, 5 rounds
     python experiments/bench_gatys.py --linesearch-variants   # also jaxopt's line searches, once
-    python experiments/bench_gatys.py --smoke   # 32 px, 2 iterations, 1 round, one line search, temp folder
+    python experiments/bench_gatys.py --smoke   # 32 px, 2 iterations, 1 round, JAX and PyTorch without line
+                                                # search, a temporary folder; not the strong-Wolfe reference
+                                                # or jaxopt's line searches (a long compile: add
+                                                # --linesearch-variants for one of them)
 """
 
 import argparse
@@ -68,7 +71,7 @@ def main():
     a = ap.parse_args()
     if a.smoke:
         harness.smoke_results()
-        a.sizes, a.iters, a.repeats, a.no_wolfe, a.linesearch_variants = [32], 2, 1, True, True
+        a.sizes, a.iters, a.repeats, a.no_wolfe = [32], 2, 1, True  # jaxopt's only with --linesearch-variants
     sizes = a.sizes or ([256] if a.quick else [256, 512])
     params = vgg19_params()
     # PyTorch reads the same weights as JAX: the .h5 in nst_jax's cache, or NST_JAX_WEIGHTS' .npz

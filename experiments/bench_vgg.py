@@ -5,7 +5,8 @@ weights, same input, same machine, alternated runs.
 
     python experiments/bench_vgg.py            # 256 and 512 px, 7 rounds
     python experiments/bench_vgg.py --quick    # 256 px, 5 rounds
-    python experiments/bench_vgg.py --smoke    # 32 px, 1 round, results in a temporary folder
+    python experiments/bench_vgg.py --smoke    # 32 px only (not 256 and 512), both passes, 1 round, results
+                                               # in a temporary folder
 """
 
 import argparse

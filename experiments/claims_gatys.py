@@ -20,7 +20,10 @@ relu1_1..relu5_1 of ||G(x) - G(s)||^2 / ||G(s)||^2 (G: Gram matrix).
 
     python experiments/claims_gatys.py all                      # 256 px, 200 iterations (512 for resolution)
     python experiments/claims_gatys.py weights --iters 100
-    python experiments/claims_gatys.py --smoke                  # all, 32 px, 10 iterations, temporary folder
+    python experiments/claims_gatys.py --smoke                  # all, 32 px, 2 iterations, temporary folder;
+                                                                # one Gatys program: max pooling only and
+                                                                # L-BFGS only (no average pooling, no Adam),
+                                                                # two weight ratios (not five)
 """
 
 import argparse
@@ -44,6 +47,9 @@ from nst_jax.losses import gram_matrix  # noqa: E402
 from nst_jax.vgg import with_winograd  # noqa: E402
 
 OUT = os.path.join(HERE, "results", "claims")
+POOLS = ("max", "avg")  # for 'pooling'
+# for 'weights': content / style; nst_jax's default is 5 / 100 = 0.05
+RATIOS = (5.0, 0.5, 0.05, 0.005, 0.0005)
 STYLE_LAYERS = gatys.STYLE_LAYERS
 CONTENT_LAYER = "relu4_2"
 
@@ -101,7 +107,7 @@ def save(fig, name, data):
 def claim_weights(params, yard, a):
     c, s = harness.load_pair(a.size)
     style_w = 100.0
-    ratios = [5.0, 0.5, 0.05, 0.005, 0.0005]  # content / style; nst_jax's default is 5 / 100 = 0.05
+    ratios = list(RATIOS)
     rows, images = [], []
     for r in ratios:
         x, rep, _ = run(params, c, s, a.iters, content_weight=r * style_w, style_weight=style_w)
@@ -161,7 +167,7 @@ def claim_init(params, yard, a):
 def claim_pooling(params, yard, a):
     c, s = harness.load_pair(a.size)
     rows, images, curves = [], [], []
-    for pool in ("max", "avg"):
+    for pool in POOLS:
         x, rep, curve = run(params, c, s, a.iters, pool=pool)
         d = yard(x, c, s)
         l0 = curve[0][2]
@@ -171,10 +177,10 @@ def claim_pooling(params, yard, a):
         curves.append(curve)
         print(f"{pool}: loss {rep['loss']:.4g}, {d}", flush=True)
     fig = plt.figure(figsize=(10, 7))
-    show_row([fig.add_subplot(2, 2, i + 1) for i in range(2)], images,
-             [f"{p} pooling" for p in ("max", "avg")])
+    show_row([fig.add_subplot(2, 2, i + 1) for i in range(len(POOLS))], images,
+             [f"{p} pooling" for p in POOLS])
     ax = fig.add_subplot(2, 1, 2)
-    for pool, curve in zip(("max", "avg"), curves, strict=True):
+    for pool, curve in zip(POOLS, curves, strict=True):
         it, _, loss = zip(*curve, strict=True)
         ax.semilogy(it, np.array(loss) / loss[0], label=f"{pool} pooling (own objective)")
     ax.set_xlabel("L-BFGS iteration")
@@ -188,7 +194,7 @@ def claim_solvers(params, yard, a):
     runs = [("L-BFGS", dict(optimizer="lbfgs"))] + [
         (f"Adam, lr {lr:g}", dict(optimizer="adam", learning_rate=lr)) for lr in a.adam_lr]
     for _, kw in runs:  # compile every program first: the curves below are warm
-        run(params, c, s, 10, **kw)
+        run(params, c, s, min(10, a.iters), **kw)  # (L-BFGS keeps at most one pair an iteration)
     rows, curves = [], []
     for name, kw in runs:
         x, rep, curve = run(params, c, s, a.iters, **kw)
@@ -256,11 +262,12 @@ def main():
     harness.add_smoke(ap)
     a = ap.parse_args()
     if a.smoke:
-        global OUT
+        global OUT, POOLS, RATIOS
         OUT = os.path.join(harness.smoke_results(), "claims")
-        # 10 iterations: the solvers claim's warm-up runs 10, and L-BFGS keeps at most one pair an iteration,
-        # so fewer would compile a second program
-        a.claim, a.size, a.sizes, a.iters, a.adam_lr = a.claim or "all", 32, [32], 10, [0.02]
+        # every claim on one Gatys program (each pooling and each solver is one of its own): max pooling only,
+        # L-BFGS only
+        a.claim, a.size, a.sizes, a.iters, a.adam_lr = a.claim or "all", 32, [32], 2, []
+        POOLS, RATIOS = ("max",), RATIOS[::4]  # and two weight ratios, not five
     if a.claim is None:
         ap.error("the claim is required")
     params = with_winograd(vgg19_params())

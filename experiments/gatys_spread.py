@@ -15,7 +15,8 @@ one, as torch.optim.LBFGS does).
     python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 --reject 10 1
     python experiments/gatys_spread.py --size 512 --iters 20 --seeds 0 1 2 --reject 10 1
     python experiments/gatys_spread.py --size 256 --iters 100 --seeds 0 1 2 --history 10 20 100
-    python experiments/gatys_spread.py --smoke   # 32 px, 2 iterations, seeds 0 1, a temporary folder
+    python experiments/gatys_spread.py --smoke   # 32 px, 2 iterations, seeds 0 1, history 2 (what stylize
+                                                 # keeps for 2 iterations), a temporary folder
 """
 
 import argparse
@@ -46,7 +47,7 @@ def main():
     a = ap.parse_args()
     if a.smoke:
         harness.smoke_results()
-        a.size, a.iters, a.seeds = 32, 2, [0, 1]
+        a.size, a.iters, a.seeds, a.history = 32, 2, [0, 1], [2]
     params = vgg19_params()
     vgg = tr.CaffeVGG19(W.cached_h5())
     c, s = harness.load_pair(a.size)

@@ -4,7 +4,7 @@ the repository; ../shared and the weights cache stay behind).
     python experiments/gpu_pack.py .gpu           # .gpu/{vgg19_to_conv5_1.npz, images/, photos/, styles/}
     python experiments/gpu_pack.py --unpack .gpu  # (on the GPU machine) .gpu/vgg19_full.npz, NST_JAX_WEIGHTS
     python experiments/gpu_pack.py --smoke [DIR]  # a tiny pack (2 photos, 2 paintings), then unpacked, in DIR
-                                                  # (default: a new temporary folder)
+                                                  # (default: a new temporary folder); not the full sets
 
 * VGG-19: the layers every method uses (conv1_1 .. conv5_1) in float16 (24.6 MiB instead of 80 MB). The
   unpacked file is a complete nst_jax .npz, float32, with conv5_2 .. conv5_4 zero (no method reads them:

@@ -19,8 +19,10 @@
 #
 # SMOKE=1 (or --smoke as the first argument, the phase then defaulting to bench) shrinks everything: a CPU dry
 # run of the script itself in a temporary folder (a tiny pack built there by gpu_pack.py --smoke, $OUT); the
-# benchmark scripts only started in phase bench (each has its own --smoke), run with --smoke in the other
-# phases; training 2 steps on 32 px crops; PYTHON defaults to .venv's.
+# benchmark scripts only started in phase bench (each has its own --smoke: here their --help, all three in one
+# process with the version line), run with --smoke in the other phases; training 2 steps on 32 px crops (the
+# 4-style network's paintings at 32 px); PYTHON defaults to .venv's.  The smoke run of phase bench covers the
+# pack, its unpacking and one tiny run of each training (AdaIN, the 4-style network); not the other phases.
 #
 # What travels is the tracked tree plus .gpu, 64 MiB at most: .gpu is ~46 MiB, so keep experiments/results
 # (~9 MiB of grids and logs) off the transfer, then restore the index:
@@ -31,6 +33,7 @@ set -u
 cd "$(dirname "$0")/.."
 SMOKE=${SMOKE:-}
 if [ "${1:-}" = --smoke ]; then SMOKE=1; shift; set -- "${1:-bench}" "${@:2}"; fi
+CALLER_HOME=${NST_JAX_HOME:-}  # (a smoke run packs the weights of the caller's nst_jax cache)
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NST_JAX_HOME=/tmp/nst_jax_home
 OUT=${OUT:-/tmp/device_out}
 P=$PWD/.gpu
@@ -48,10 +51,15 @@ LOG=$OUT/log_${1}.txt
 exec > >(tee -a "$LOG") 2>&1
 echo "== $(date -u) phase $1"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-[ -n "$SMOKE" ] && { "$PY" experiments/gpu_pack.py --smoke "$P" || exit 1; }
-"$PY" experiments/gpu_pack.py --unpack "$P" || exit 1
+if [ -n "$SMOKE" ]; then
+    # packs, then unpacks; the weights from the caller's cache (the fresh home would fetch them anew)
+    NST_JAX_HOME=$CALLER_HOME "$PY" experiments/gpu_pack.py --smoke "$P" || exit 1
+else
+    "$PY" experiments/gpu_pack.py --unpack "$P" || exit 1
+fi
 export NST_JAX_WEIGHTS=$P/vgg19_full.npz NST_SHARED_IMAGES=$P/images
-"$PY" -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, torch.cuda.is_available())"
+VERSIONS="import jax, torch; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__, torch.cuda.is_available())"
+[ -z "$SMOKE" ] && "$PY" -c "$VERSIONS"  # (a smoke run prints it from the process that starts the benchmarks)
 HELD=(--exclude vincent-van-gogh-the-starry-night.jpg --exclude edvard-munch-the-scream.jpg
       --exclude j-m-w-turner-the-shipwreck-of-the-minotaur.jpg --exclude henri-matisse-woman-with-a-hat.jpg)
 
@@ -73,11 +81,21 @@ cin() {
 
 if [ "$1" = bench ]; then
     R=experiments/results
-    if [ -n "$SMOKE" ]; then  # their own --smoke runs are tested apart: here, that each starts
-        for b in bench_gatys bench_adain bench_fast; do
-            "$PY" experiments/$b.py --help > /dev/null || exit 1
-            echo "smoke: experiments/$b.py starts (run it with --smoke for a tiny run)"
-        done
+    if [ -n "$SMOKE" ]; then  # their own --smoke runs are tested apart: here, that each starts (one process)
+        "$PY" - bench_gatys bench_adain bench_fast <<PYEOF || exit 1
+$VERSIONS
+import contextlib, io, runpy, sys
+sys.path.insert(0, "experiments")
+for b in sys.argv[1:]:
+    sys.argv = [f"experiments/{b}.py", "--help"]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(sys.argv[0], run_name="__main__")
+    except SystemExit as e:
+        if e.code:
+            raise
+    print(f"smoke: experiments/{b}.py starts (run it with --smoke for a tiny run)")
+PYEOF
         T=$W
     else
         timeout 170 "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats 3 --no-wolfe
@@ -87,7 +105,7 @@ if [ "$1" = bench ]; then
         tar czf "$OUT/bench_results.tgz" $R/gpu/*.json 2>/dev/null
     fi
     adain "${SMOKE_T:-45}" $T/smoke_adain --steps "${SMOKE_STEPS:-1000000}"
-    cin "${SMOKE_T:-45}" $T/smoke_cin --steps "${SMOKE_STEPS:-1000000}"
+    cin "${SMOKE_T:-45}" $T/smoke_cin --steps "${SMOKE_STEPS:-1000000}" ${SMOKE:+--style-size 32}
     tail -n 3 $T/smoke_adain/metrics.jsonl $T/smoke_cin/metrics.jsonl || exit 1
 elif [ "$1" = gatys ]; then
     timeout "${GATYS_T:-110}" "$PY" experiments/bench_gatys.py --sizes 512 --iters 300 --repeats "${REPEATS:-2}" --no-wolfe \

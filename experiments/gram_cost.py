@@ -7,7 +7,8 @@ least squares over the cases with C^2 HW >= --fit-min (below it, fixed per-call 
 plots time against C^2 HW.  The claim holds if p is close to 2 and q close to 1.
 
     python experiments/gram_cost.py
-    python experiments/gram_cost.py --smoke   # C in {8, 16}, HW in {8², 16²}, 1 round, temporary folder
+    python experiments/gram_cost.py --smoke   # C in {8, 16}, HW in {8², 16²} (not VGG's widths), 1 round, the
+                                              # fit and plot, a temporary folder
 """
 
 import argparse

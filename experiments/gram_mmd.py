@@ -11,7 +11,7 @@ computed here in float64 NumPy from the same features: the left through the C x 
 right through the M x N kernel sums, which never form a Gram matrix.  3 photos x 4 paintings x 5 layers.
 
     python experiments/gram_mmd.py --size 96
-    python experiments/gram_mmd.py --smoke   # 32 px, one photo x two paintings, a temporary folder
+    python experiments/gram_mmd.py --smoke   # 32 px, one photo x one painting, a temporary folder
 """
 
 import argparse
@@ -60,7 +60,7 @@ def main():
     photos, paintings = PHOTOS, PAINTINGS
     if a.smoke:
         harness.smoke_results()
-        a.size, photos, paintings = 32, PHOTOS[:1], PAINTINGS[:2]
+        a.size, photos, paintings = 32, PHOTOS[:1], PAINTINGS[:1]
     params = vgg19_params()
     rows = []
     for photo in photos:

@@ -6,7 +6,8 @@ a batched ``matmul`` with a swapped axis, one plain 2-D ``f.T @ f`` per image (a
 einsum; and PyTorch's ``bmm`` (the reference's gram).  "forward / forward+grad" in ms, medians of 20.
 
     python experiments/gram_variants.py
-    python experiments/gram_variants.py --smoke   # two tiny cases, 2 timings each
+    python experiments/gram_variants.py --smoke   # every variant on two tiny cases (not the nine real ones),
+                                                  # 2 timings each
 """
 
 import argparse

@@ -2,15 +2,17 @@
 # A folder of pictures through one command against one command per picture (warm compilation cache), and a
 # style-weight sweep: the "Many pictures" rows of BENCHMARKS.md.  Run from the repository root:
 #   bash experiments/many_pictures.sh [SIZE] [ITERS]
-#   bash experiments/many_pictures.sh --smoke     # (or SMOKE=1) 32 px, 2 iterations, one picture, no warm-up;
-#                                                 # a failing command fails the script
+#   bash experiments/many_pictures.sh --smoke     # (or SMOKE=1) 32 px, one picture, no warm-up, adain only:
+#                                                 # its folder command and its single command (not stylize,
+#                                                 # not the sweep); a failing command fails the script
 # NST: the nst-jax command (default .venv/bin/nst-jax).
 set -euo pipefail
 SMOKE=${SMOKE:-}
 if [ "${1:-}" = --smoke ]; then SMOKE=1; shift; fi
 SIZE=${1:-256}; ITERS=${2:-40}
 PICTURES=(13 16 30 41)
-if [ -n "$SMOKE" ]; then SIZE=32; ITERS=2; PICTURES=(13); fi
+METHODS=(stylize adain)
+if [ -n "$SMOKE" ]; then SIZE=32; ITERS=2; PICTURES=(13); METHODS=(adain); fi
 NST=${NST:-.venv/bin/nst-jax}
 S=../shared/images/starry_night.jpg
 P=../shared/datasets/photos-extra
@@ -25,7 +27,7 @@ t() {  # the command's seconds; its failure is ignored (the folder holds a broke
   if [ -n "$SMOKE" ] && { [ "$rc" -gt 1 ] || grep -q Traceback "$W/stderr"; }; then cat "$W/stderr" >&2; return 1; fi
   echo "$(echo "$(date +%s.%N) - $s" | bc)"
 }
-for m in stylize adain; do
+for m in "${METHODS[@]}"; do
   extra=(); [ "$m" = stylize ] && extra=(--iters "$ITERS")
   if [ -z "$SMOKE" ]; then
     # fill the compilation cache with both programs (a batch of 4, one picture): every timed run loads them
@@ -41,7 +43,9 @@ for m in stylize adain; do
   done
   echo "$m: folder ${folder}s, ${#PICTURES[@]} single commands ${singles}s, ratio $(echo "scale=3; $folder / $singles" | bc)"
 done
-cp "$P/deep-photo-style-input-in13.jpg" "$W/sweep/"
-$NST stylize "$W/sweep/deep-photo-style-input-in13.jpg" $S -o "$W/sweep_out" --size "$SIZE" --iters "$ITERS" \
-  --style-weight 20,100,500 --quiet
+if [ -z "$SMOKE" ]; then
+  cp "$P/deep-photo-style-input-in13.jpg" "$W/sweep/"
+  $NST stylize "$W/sweep/deep-photo-style-input-in13.jpg" $S -o "$W/sweep_out" --size "$SIZE" --iters "$ITERS" \
+    --style-weight 20,100,500 --quiet
+fi
 echo "outputs in $W"

@@ -7,7 +7,8 @@ that stays under the memory budget.
 
     python experiments/memory_gatys.py                     # 256, 512, 1024 px
     python experiments/memory_gatys.py --sizes 512 1024 1536 --budget-gb 22
-    python experiments/memory_gatys.py --smoke   # 32 px, history 2, results in a temporary folder
+    python experiments/memory_gatys.py --smoke   # 32 px, history 2, without --remat only (one process, one
+                                                 # program), results in a temporary folder
 """
 
 import argparse
@@ -41,14 +42,15 @@ def main():
     ap.add_argument("--history", type=int, default=100, help="L-BFGS pairs kept")
     harness.add_smoke(ap)
     a = ap.parse_args()
+    remats = (False, True)
     if a.smoke:
         harness.smoke_results()
-        a.sizes, a.history = [32], 2
+        a.sizes, a.history, remats = [32], 2, (False,)
     rows = []
     print("| size | remat | peak memory | run time (compile + 2 iterations) |")
     print("| --- | --- | --- | --- |")
     for size in a.sizes:
-        for remat in (False, True):
+        for remat in remats:
             r = subprocess.run([sys.executable, "-c", CHILD, str(size), "1" if remat else "0",
                                 str(a.history)], capture_output=True, text=True)
             if r.returncode != 0:
@@ -58,11 +60,11 @@ def main():
             rows.append(row)
             print(f"| {size}² | {'yes' if remat else 'no'} | {row['peak_gb']:.2f} GB | "
                   f"{row['seconds']:.0f} s |", flush=True)
-    if a.smoke and len(rows) != 2 * len(a.sizes):
+    if a.smoke and len(rows) != len(remats) * len(a.sizes):
         sys.exit("smoke run: a configuration failed")
     import numpy as np
 
-    for remat in (False, True):
+    for remat in remats:
         pts = [(r["size"] ** 2, r["peak_gb"]) for r in rows if r["remat"] == remat]
         if len(pts) >= 2:
             px, gb = np.array(pts[-2:]).T  # the two largest: the per-pixel slope dominates there

