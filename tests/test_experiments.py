@@ -95,7 +95,6 @@ def test_private_uses_is_found():
                                  "line 8: gatys.PROGRAMS._cache", "line 9: V._conv"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_public_api_only(script):
     source = (EXPERIMENTS / script).read_text()
