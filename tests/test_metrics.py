@@ -68,3 +68,62 @@ def test_edge_correlation_matches_scipy_and_sees_blur():
     assert metrics.edge_correlation(shifted, photo) < 0.7  # the vertical edges move off their place
     with pytest.raises(ValueError, match="equal shapes"):
         metrics.edge_correlation(photo[:40], photo)
+
+
+def _cosine_over_noise(amplitude, freq, sigma=0.05, size=256, seed=0):
+    """A grey picture: 0.5 + amplitude cos(2 pi (fy y + fx x)) + white noise of std sigma (all channels equal,
+    so the luminance is the value itself)."""
+    yy, xx = np.mgrid[:size, :size]
+    v = 0.5 + amplitude * np.cos(2 * np.pi * (freq[0] * yy + freq[1] * xx))
+    v = v + np.random.default_rng(seed).normal(0, sigma, v.shape)
+    return np.repeat(v[..., None], 3, -1)
+
+
+@pytest.mark.parametrize("freq,period", [((0.0, 0.25), 4), ((0.25, 0.25), 4), ((0.5, 0.5), 2),
+                                         ((0.125, 0.375), 8)])
+def test_periodic_peaks_closed_form(freq, period):
+    """A cosine of amplitude A at a lattice frequency over white noise of std s, size N, Hann window w:
+    the peak is A/2 (sum w)^2 (half the cosine's energy at each of +-f; at (1/2, 1/2) the two coincide: A),
+    the neighbourhood's median is that of a Rayleigh variable, s sqrt(sum w^2)^2 sqrt(ln 2)."""
+    n, a, s = 256, 0.02, 0.05
+    w = np.hanning(n + 1)[:-1]  # periodic
+    coincide = all(f in (0.0, 0.5) for f in freq)
+    peak = (a if coincide else a / 2) * w.sum() ** 2
+    median = s * (w @ w) * np.sqrt(np.log(2))
+    peaks = metrics.periodic_peaks(_cosine_over_noise(a, freq, s, n))
+    assert peaks[period] == pytest.approx(peak / median, rel=0.15)
+    assert all(v < 5 for p, v in peaks.items() if p != period), peaks  # the other periods see noise
+
+
+def _photo_512(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        k = 512 / max(im.size)
+        im = im.resize((round(im.width * k), round(im.height * k)), Image.LANCZOS)
+        return np.asarray(im, np.float64) / 255
+
+
+def test_periodic_artifact_fires_on_checkerboards_not_on_photos():
+    from .conftest import shared_image
+
+    paths = [shared_image(n) for n in ("tubingen.jpg", "golden_gate.jpg", "hoovertowernight.jpg",
+                                       "starry_night.jpg", "the_scream.jpg")]
+    paths = [p for p in paths if p.is_file()]
+    if not paths:
+        pytest.skip("../shared/images is not there")
+    for p in paths:
+        x = _photo_512(p)
+        assert metrics.periodic_artifact(x) < 6, p.name          # photos and paintings: no peak
+        if p.name in ("starry_night.jpg", "the_scream.jpg"):
+            continue
+        yy, xx = np.mgrid[:x.shape[0], :x.shape[1]]
+        for period in (2, 4, 8):                                 # a 3/255 square-wave checkerboard
+            board = ((yy // (period // 2) + xx // (period // 2)) % 2 - 0.5) * 3 / 255
+            peaks = metrics.periodic_peaks(np.clip(x + board[..., None], 0, 1))
+            assert peaks[period] > 10, (p.name, period, peaks)
+    smooth = _cosine_over_noise(0.0, (0, 0), sigma=0.02, size=300)  # clean: noise only, a size not a multiple of 8
+    assert metrics.periodic_artifact(smooth) < 5
+    with pytest.raises(ValueError, match="at least 64 px"):
+        metrics.periodic_artifact(np.zeros((48, 100, 3)))
