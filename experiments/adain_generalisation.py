@@ -5,14 +5,19 @@ The decoder's training loss (Huang & Belongie 2017: content = MSE(f(g), t) at re
 distances over relu1_1..relu4_1, total = content + 10 style; :func:`nst_jax.adain_train.adain_loss`) on
 centre crops like the training crops, for four sets of pairs:
 
-* photos it trained on (../shared/datasets/imagenet-sample) or never saw (../shared/datasets/photos-extra);
+* photos it trained on (../shared/datasets/imagenet-sample) or never saw (the held-back part of
+  ../shared/datasets/photos-extra, :func:`quality.held_back_extra`);
 * paintings it trained on (../shared/datasets/styles without the four held back for the quality harness) or
-  never saw (the held-back part of ../shared/datasets/styles-extra, :func:`quality.held_back_extra`).
+  never saw (the held-back part of ../shared/datasets/styles-extra).
+
+Every decoder we train leaves the held-back parts out (``experiments/pack_training_data.py``), so the same
+cells measure the shipped decoder and a new one (``--decoder``).
 
 If the unseen rows are much higher than the seen ones, more data is what the decoder lacks; if they are
 equal, it is training (or capacity).
 
     python experiments/adain_generalisation.py --pairs 48 --crop 256
+    python experiments/adain_generalisation.py --decoder runs/adain/decoder.npz --out /tmp/gen.json
     python experiments/adain_generalisation.py --smoke   # all four cells, 1 pair each (not 48), 32 px crops,
                                                          # a temporary folder
 """
@@ -47,13 +52,14 @@ def files(folder: Path):
 def sets():
     paintings_seen = [p for p in files(DATA / "styles") if p.name not in HELD_BACK_STYLES]
     paintings_unseen = [p for p in files(DATA / "styles-extra") if held_back_extra(p.name)]
-    return {"photos": {"seen": files(DATA / "imagenet-sample"), "unseen": files(DATA / "photos-extra")},
+    photos_unseen = [p for p in files(DATA / "photos-extra") if held_back_extra(p.name)]
+    return {"photos": {"seen": files(DATA / "imagenet-sample"), "unseen": photos_unseen},
             "paintings": {"seen": paintings_seen, "unseen": paintings_unseen}}
 
 
 def spread(paths, n: int):
-    """``n`` paths spread evenly over the sorted list (deterministic)."""
-    idx = np.linspace(0, len(paths) - 1, n).round().astype(int)
+    """``n`` paths spread evenly over the sorted list (deterministic; all of them when there are fewer)."""
+    idx = np.unique(np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int))
     return [paths[i] for i in idx]
 
 
@@ -71,6 +77,7 @@ def main():
     ap.add_argument("--crop", type=int, default=256,
                     help="square crop of the image resized to this short side")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--decoder", help="decoder .npz (default: the shipped one)")
     ap.add_argument("--out", default=str(RESULTS / "adain" / "generalisation.json"))
     harness.add_smoke(ap)
     a = ap.parse_args()
@@ -79,18 +86,20 @@ def main():
         a.out = str(Path(harness.smoke_results()) / "adain" / "generalisation.json")
 
     vgg = vgg19_params()
-    decoder, meta = adain.load_decoder()
+    decoder, meta = adain.load_decoder(a.decoder)
     loss = jax.jit(lambda c, s: jax.vmap(lambda ci, si: adain_loss(decoder, vgg, ci[None], si[None]))(c, s))
     s = sets()
-    out = {"crop": a.crop, "pairs": a.pairs, "decoder_steps": meta.get("cumulative", {}).get("steps"),
+    out = {"crop": a.crop, "pairs": a.pairs, "decoder": a.decoder or "shipped",
+           "decoder_steps": meta.get("cumulative", {}).get("steps"),
            "set_sizes": {k: {kk: len(vv) for kk, vv in v.items()} for k, v in s.items()}, "cells": {}}
     for photos in ("seen", "unseen"):
         for paintings in ("seen", "unseen"):
-            ps = spread(s["photos"][photos], a.pairs)
-            ss = spread(s["paintings"][paintings], a.pairs)
+            n = min(a.pairs, len(s["photos"][photos]), len(s["paintings"][paintings]))
+            ps = spread(s["photos"][photos], n)
+            ss = spread(s["paintings"][paintings], n)
             ss = ss[len(ss) // 3:] + ss[:len(ss) // 3]  # not photo i with painting i of the same order
             rows = []
-            for i in range(0, a.pairs, a.batch):
+            for i in range(0, n, a.batch):
                 c = jnp.asarray(np.stack([crop(p, a.crop) for p in ps[i:i + a.batch]]))
                 st = jnp.asarray(np.stack([crop(p, a.crop) for p in ss[i:i + a.batch]]))
                 total, terms = loss(c, st)

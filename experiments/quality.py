@@ -16,9 +16,10 @@ experiments/results/quality/:
 
 * ``quality_<size>.json``: per pair and method, the yardstick of :mod:`nst_jax.metrics` (content distance
   at relu4_2, style distance = mean relative Gram distance over relu1_1..relu5_1, edge correlation with the
-  photo: what the two VGG distances do not see, blur and ghosting) and the whole command's
-  wall time (a fresh process each, after one untimed warm-up run per method so that the XLA compilation
-  cache is warm, as for a user's second command);
+  photo: what the two VGG distances do not see, blur and ghosting; the periodic-artefact score of
+  :func:`nst_jax.metrics.periodic_artifact`: the upsamplings' checkerboard, also unseen by the others) and
+  the whole command's wall time (a fresh process each, after one untimed warm-up run per method so that the
+  XLA compilation cache is warm, as for a user's second command);
 * ``adain_<size>.jpg`` and ``fast_<size>.jpg``: one grid per method pair, rows = pairs,
   columns = photo | painting | Magenta | ours | Gatys.
 
@@ -110,6 +111,11 @@ def run(cmd) -> float:
     return seconds
 
 
+def periodic(x):
+    """The periodic-artefact score, or None for a picture too small to have one (under 64 px a side)."""
+    return metrics.periodic_artifact(x) if min(x.shape[:2]) >= 64 else None
+
+
 def grid(rows, path: Path, labels, cell: int):
     """rows: lists of (H, W, 3) float images; each cell fitted into cell x cell*3/4 with a label bar."""
     ch = cell * 3 // 4
@@ -196,7 +202,8 @@ def main():
         grams = metrics.style_grams(vgg, painting)
         images[(p, s, "photo")], images[(p, s, "painting")] = photo, painting
         row = {"photo": p, "painting": s,
-               "photo_itself": {"style": metrics.style_distance(vgg, photo, grams), "content": 0.0}}
+               "photo_itself": {"style": metrics.style_distance(vgg, photo, grams), "content": 0.0,
+                                "periodic": periodic(photo)}}
         for method in METHODS:
             f = out_dir / method / f"{p}__{s}.png"
             if not f.exists() or f"{method}/{p}__{s}" not in times:
@@ -208,6 +215,7 @@ def main():
             row[method] = {"style": metrics.style_distance(vgg, out, grams),
                            "content": metrics.content_distance(vgg, out, photo),
                            "edges": metrics.edge_correlation(out, photo),
+                           "periodic": periodic(out),
                            "seconds": times[f"{method}/{p}__{s}"]}
         table.append(row)
         print(json.dumps(row), flush=True)
@@ -216,7 +224,8 @@ def main():
     for method in METHODS + ("photo_itself",):
         rows = [r[method] for r in table if method in r]
         if rows:
-            summary[method] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            summary[method] = {k: statistics.median(r[k] for r in rows) if rows[0][k] is not None else None
+                               for k in rows[0]}
             summary[method]["pairs"] = len(rows)
     tag = f"_{a.tag}" if a.tag else ""
     harness.save(str(RESULTS / "quality" / f"quality_{a.size}{tag}.json"),

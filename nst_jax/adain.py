@@ -36,7 +36,7 @@ from . import nets
 from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
 from .losses import mean_std
-from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample_nearest
+from .nets import count_params, flat_shapes, load_params, pad_to_multiple, save_params, upsample
 from .run import Job, Method, Placement, collect, run_pictures
 from .runinfo import Event, emitter
 from .tiling import Footprint, replicate, shard_rows, to_host
@@ -132,7 +132,11 @@ DECODER_PLAN = (  # (name, output channels), "up" = 2x nearest-neighbour upsampl
 class Decoder(nn.Module):
     """Mirror of the VGG-19 encoder up to relu4_1: 3x3 reflection-padded convolutions with ReLU, pooling
     replaced by nearest-neighbour upsampling, no normalisation; the last convolution is linear and gives
-    RGB in [0, 1] (unclipped while training).  Parameter names are the encoder layers they mirror."""
+    RGB in [0, 1] (unclipped while training).  Parameter names are the encoder layers they mirror.
+    ``upsample``: :func:`nst_jax.nets.upsample`'s kind (the same parameters; ``"bilinear"`` for
+    measurements of where the periodic artefact comes from, ``experiments/periodic_artifacts.py``)."""
+
+    upsample: str = "nearest"
 
     @nn.compact
     def __call__(self, t):
@@ -140,7 +144,7 @@ class Decoder(nn.Module):
         last = DECODER_PLAN[-1][0]
         for item in DECODER_PLAN:
             if item == "up":
-                x = upsample_nearest(x)
+                x = upsample(x, self.upsample)
                 continue
             name, features = item
             x = ReflectConv(features, name=name)(x)

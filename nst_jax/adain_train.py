@@ -23,7 +23,7 @@ from .adain import (
     save_decoder,
 )
 from .errors import NSTError
-from .losses import mean_std
+from .losses import mean_std, periodic_peak_loss
 from .train import TrainConfig
 
 STYLE_WEIGHT = 10.0  # pytorch-AdaIN's default (the paper's lambda)
@@ -36,14 +36,16 @@ __all__ = ["DTYPES", "OBJECTIVES", "TRAIN_CONFIG", "AdaINTask", "adain_loss", "r
 # --- training objective --------------------------------------------------------------------------------
 
 def adain_loss(decoder_params, vgg_params, content, style, style_weight: float = STYLE_WEIGHT,
-               content_weight: float = CONTENT_WEIGHT, dtype=jnp.float32):
+               content_weight: float = CONTENT_WEIGHT, dtype=jnp.float32, periodic_weight: float = 0.0):
     """The paper's training loss for a batch of ``content`` and ``style`` images (NHWC, [0, 1]).
 
     ``t = AdaIN(f(c), f(s))``; ``g = decoder(t)``; content loss = MSE(f(g), t) at relu4_1; style loss =
     sum over relu1_1..relu4_1 of MSE(mu(phi(g)), mu(phi(s))) + MSE(sigma(phi(g)), sigma(phi(s))).
     Returns ``(total, {"content": ..., "style": ...})``.  ``dtype=jnp.bfloat16``: mixed precision (both
     networks' activations and convolutions in bfloat16; features, statistics, the loss and the gradients
-    of the float32 decoder parameters in float32).
+    of the float32 decoder parameters in float32).  ``periodic_weight > 0`` adds that times
+    :func:`nst_jax.losses.periodic_peak_loss` of ``g`` (not in the paper: against the peaks that the
+    decoder's nearest-neighbour upsamplings put at periods of 2, 4 and 8 px; logged as ``"periodic"``).
     """
     content_f = encode(vgg_params, content, dtype=dtype)[ENCODER_LAYER]
     style_f = encode(vgg_params, style, STYLE_LAYERS, dtype=dtype)
@@ -56,7 +58,11 @@ def adain_loss(decoder_params, vgg_params, content, style, style_weight: float =
         gm, gs = mean_std(g_f[name], EPS)
         sm, ss = mean_std(jax.lax.stop_gradient(style_f[name]), EPS)
         loss_s = loss_s + jnp.mean((gm - sm) ** 2) + jnp.mean((gs - ss) ** 2)
-    return content_weight * loss_c + style_weight * loss_s, {"content": loss_c, "style": loss_s}
+    total, terms = content_weight * loss_c + style_weight * loss_s, {"content": loss_c, "style": loss_s}
+    if periodic_weight:
+        terms["periodic"] = periodic_peak_loss(g)
+        total = total + periodic_weight * terms["periodic"]
+    return total, terms
 
 
 def reconstruction_loss(decoder_params, vgg_params, content):
@@ -89,7 +95,7 @@ class AdaINTask:
     def __init__(self, vgg_params, content_source, style_source, *, crop: int = 256, resize: int = 512,
                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
                  batch_size: int = 8, seed: int = 0, prefetch: int = 2, objective: str = "adain",
-                 cache_images: bool = False, dtype: str = "float32"):
+                 cache_images: bool = False, dtype: str = "float32", periodic_weight: float = 0.0):
         from .data import check_crop
 
         check_crop(crop, resize)
@@ -104,7 +110,10 @@ class AdaINTask:
         self.content_source, self.style_source = content_source, style_source
         self.crop, self.resize, self.batch_size = crop, resize, batch_size
         self.seed, self.prefetch, self.cache_images = seed, prefetch, cache_images
+        if periodic_weight < 0:
+            raise NSTError(f"the periodic weight must be 0 or more, not {periodic_weight:g}")
         self.style_weight, self.content_weight = float(style_weight), float(content_weight)
+        self.periodic_weight = float(periodic_weight)
         self.config = {"crop": crop, "resize": resize, "style_weight": self.style_weight,
                        "content_weight": self.content_weight, "content": content_source.name,
                        "style": None if style_source is None else style_source.name}
@@ -112,6 +121,8 @@ class AdaINTask:
             self.config["objective"] = objective
         if dtype != "float32":
             self.config["dtype"] = dtype
+        if self.periodic_weight:  # older checkpoints have no such key
+            self.config["periodic_weight"] = self.periodic_weight
         excluded = sorted(set(getattr(content_source, "excluded", []))
                           | set(getattr(style_source, "excluded", [])))
         if excluded:  # older checkpoints have no such key: only present when something was held back
@@ -124,7 +135,7 @@ class AdaINTask:
         if self.objective == "reconstruction":
             return reconstruction_loss(params, frozen, batch["content"])
         return adain_loss(params, frozen, batch["content"], batch["style"], self.style_weight,
-                          self.content_weight, self.dtype)
+                          self.content_weight, self.dtype, self.periodic_weight)
 
     def batches(self, start_step: int, shard):
         from .data import Batches
@@ -170,7 +181,8 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
                   objective: str = "adain", crop: int = 256, resize: int = 512,
                   resume: bool = False, init_from=None, exclude=(), weights=None,
                   tfds_data_dir=None, cache_images: bool = False, dtype: str = "float32",
-                  distributed: bool = False, callback=None, log=None, **config_fields) -> dict:
+                  periodic_weight: float = 0.0, distributed: bool = False, callback=None, log=None,
+                  **config_fields) -> dict:
     """Train an AdaIN decoder with the paper's recipe (Adam, lr 1e-4 with inverse-time decay 5e-5, batch
     8, shorter side 512 then random 256 crops, style weight 10; 160k steps on COCO + WikiArt).
 
@@ -182,7 +194,8 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
     ``objective="reconstruction"``: the warm-up of :func:`reconstruction_loss` (``style`` may be ``None``).
     ``cache_images``: keep every resized content photo in memory after its first read (the same batches;
     for an accelerator that trains faster than one thread decodes JPEGs).  ``dtype="bfloat16"``: mixed
-    precision (:func:`adain_loss`), float32 master weights and optimiser state.
+    precision (:func:`adain_loss`), float32 master weights and optimiser state.  ``periodic_weight``: the
+    weight of :func:`adain_loss`'s term against periodic artefacts (0: the paper's loss).
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
     arguments named as its fields (``steps=1000``) replace those fields.
     """
@@ -198,6 +211,7 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
                  else open_source(style, tfds_data_dir, exclude))
     task = AdaINTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,
                      style_weight=style_weight, content_weight=content_weight, batch_size=cfg.batch_size,
-                     seed=cfg.seed, objective=objective, cache_images=cache_images, dtype=dtype)
+                     seed=cfg.seed, objective=objective, cache_images=cache_images, dtype=dtype,
+                     periodic_weight=periodic_weight)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)

@@ -39,7 +39,7 @@ from .nets import (
     pad_to_multiple,
     reflect_pad,
     save_params,
-    upsample_nearest,
+    upsample,
     valid_conv,
 )
 from .run import Job, Method, Placement, collect, run_pictures
@@ -105,9 +105,11 @@ class ResidualBlock(nn.Module):
 class TransformNet(nn.Module):
     """Johnson et al.'s transformation network with instance norm; RGB in [0, 1] in and out (the output
     is unclipped during training).  ``num_styles > 0``: one network for several styles, with conditional
-    instance normalisation (Dumoulin et al. 2017); ``style`` is then an ``(N, num_styles)`` weight array."""
+    instance normalisation (Dumoulin et al. 2017); ``style`` is then an ``(N, num_styles)`` weight array.
+    ``upsample``: :func:`nst_jax.nets.upsample`'s kind (the shipped networks: ``"nearest"``)."""
 
     num_styles: int = 0
+    upsample: str = "nearest"
 
     @nn.compact
     def __call__(self, x, style=None):
@@ -117,8 +119,9 @@ class TransformNet(nn.Module):
         y = nn.relu(InstanceNorm(n, name="in3")(ConvLayer(128, 3, 2, name="conv3")(y), style))
         for i in range(1, 6):
             y = ResidualBlock(128, n, name=f"res{i}")(y, style)
-        y = nn.relu(InstanceNorm(n, name="in4")(ConvLayer(64, 3, name="up1")(upsample_nearest(y)), style))
-        y = nn.relu(InstanceNorm(n, name="in5")(ConvLayer(32, 3, name="up2")(upsample_nearest(y)), style))
+        for i, features in ((1, 64), (2, 32)):
+            y = ConvLayer(features, 3, name=f"up{i}")(upsample(y, self.upsample))
+            y = nn.relu(InstanceNorm(n, name=f"in{i + 3}")(y, style))
         return ConvLayer(3, 9, name="out")(y)
 
 

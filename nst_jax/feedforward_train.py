@@ -32,7 +32,7 @@ import numpy as np
 from . import image as _image
 from .errors import NSTError
 from .feedforward import apply_net, init_net, load_model, model_styles, num_styles, save_model
-from .losses import gram_matrix, relative_distance, relative_distances, total_variation
+from .losses import gram_matrix, periodic_peak_loss, relative_distance, relative_distances, total_variation
 from .train import TrainConfig
 from .vgg import vgg19_features
 
@@ -70,13 +70,16 @@ _features_jit = jax.jit(vgg19_features, static_argnums=(2,))
 
 def perceptual_loss(net_params, frozen, content, *, style=None, content_weight=CONTENT_WEIGHT,
                     style_weight=STYLE_WEIGHT, tv_weight=TV_WEIGHT, content_layers=CONTENT_LAYERS,
-                    style_layers=STYLE_LAYERS):
+                    style_layers=STYLE_LAYERS, periodic_weight=0.0):
     """The perceptual loss (see the module docstring) for a batch of content images (NHWC, [0, 1]).
 
     ``frozen``: ``{"vgg": VGG-19 params, "grams": {layer: (S, C, C)}}`` (:func:`style_targets` of each
     style, stacked).  A conditional network (:func:`num_styles` > 0) takes ``style``, the index of each
     image's style ``(N,)``, and ``style_weight`` may then be one weight per style ``(S,)``.  Returns
     ``(total, terms)`` with the unweighted terms (the style term averaged over the batch).
+    ``periodic_weight > 0`` adds that times :func:`nst_jax.losses.periodic_peak_loss` of the network's
+    pictures (not in the paper: against the peaks its nearest-neighbour upsamplings put at periods of 2 and
+    4 px; the term ``"periodic"``).
     """
     vgg = frozen["vgg"]
     n = num_styles(net_params)
@@ -97,7 +100,11 @@ def perceptual_loss(net_params, frozen, content, *, style=None, content_weight=C
     per_image = per_image / len(style_layers)
     tv = total_variation(y, "l2") / (y.shape[1] * y.shape[2] * y.shape[3])
     total = content_weight * c + jnp.mean(weight * per_image) + tv_weight * tv
-    return total, {"content": c, "style": jnp.mean(per_image), "tv": tv}
+    terms = {"content": c, "style": jnp.mean(per_image), "tv": tv}
+    if periodic_weight:
+        terms["periodic"] = periodic_peak_loss(y)
+        total = total + periodic_weight * terms["periodic"]
+    return total, terms
 
 
 # --- training task (for nst_jax.train.train) -------------------------------------------------------------
@@ -114,7 +121,8 @@ class FastTask:
                  style_size: int | None = 512, crop: int = 256, resize: int = 256,
                  content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
                  tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_norm: str = "none",
-                 batch_size: int = 4, seed: int = 0, prefetch: int = 2, cache_images: bool = False):
+                 batch_size: int = 4, seed: int = 0, prefetch: int = 2, cache_images: bool = False,
+                 periodic_weight: float = 0.0):
         from .data import check_crop
         from .vgg import LAYERS
 
@@ -124,6 +132,8 @@ class FastTask:
         if bad or not content_layers:
             raise NSTError(f"unknown content layer(s) {', '.join(bad) or '(none given)'}; VGG-19 layers are "
                            f"named like relu2_2, relu4_2")
+        if periodic_weight < 0:
+            raise NSTError(f"the periodic weight must be 0 or more, not {periodic_weight:g}")
         if style_norm not in STYLE_NORMS:
             raise NSTError(f"unknown style normalisation {style_norm!r}; choose from "
                            f"{', '.join(STYLE_NORMS)}")
@@ -149,6 +159,8 @@ class FastTask:
         self.weights = {"content_weight": float(content_weight),
                         "style_weight": weights if self.styles else weights[0],
                         "tv_weight": float(tv_weight), "content_layers": content_layers}
+        if periodic_weight:  # older checkpoints have no such key
+            self.weights["periodic_weight"] = float(periodic_weight)
         self.config = {"style": names[0] if not self.styles else "+".join(names),
                        "style_shape": list(styles[0].shape[:2]), "crop": crop,
                        "resize": resize, "content": content_source.name, **self.weights,
@@ -278,7 +290,7 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
                tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_norm: str = "none",
                style_size: int | None = 512, crop: int = 256, resize: int = 256,
                resume: bool = False, init_from=None, exclude=(), weights=None, tfds_data_dir=None,
-               cache_images: bool = False, distributed: bool = False,
+               cache_images: bool = False, periodic_weight: float = 0.0, distributed: bool = False,
                callback=None, log=None, **config_fields) -> dict:
     """Train a feed-forward network for one style (Johnson et al.'s recipe: Adam, learning rate 1e-3,
     batch 4, 256² crops, 40k steps = 2 epochs of COCO), or one conditional network for several.
@@ -293,6 +305,7 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
     ``style_norm="photos"``: the style term in units of the photos' own distance to the painting (use
     ``STYLE_WEIGHT_PHOTOS``).  ``cache_images``: keep every resized content photo in memory after its first
     read (the same batches, for an accelerator that trains faster than one thread decodes JPEGs).
+    ``periodic_weight``: the weight of :func:`perceptual_loss`'s term against periodic artefacts (0: none).
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
     arguments named as its fields (``steps=1000``) replace those fields.
     """
@@ -330,7 +343,7 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
                     style_name=names if many else names[0], style_size=style_size, crop=crop, resize=resize,
                     content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                     content_layers=content_layers, style_norm=style_norm, batch_size=cfg.batch_size,
-                    seed=cfg.seed, cache_images=cache_images)
+                    seed=cfg.seed, cache_images=cache_images, periodic_weight=periodic_weight)
     if len(sources) > 1:  # what the starting point was made of, beyond the first network's own record
         from .train import cumulative_record
 

@@ -39,22 +39,18 @@ pictures are to be looked at next to them.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .image import rgb_to_yiq
-from .losses import gram_matrix, relative_distance
+from .losses import ARTIFACT_PERIODS, gram_matrix, periodic_hann, relative_distance, spectral_lattice
 from .vgg import vgg19_features
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 SWD_PROJECTIONS = 128
-
-ARTIFACT_PERIODS = (2, 4, 8)
 
 __all__ = ["ARTIFACT_PERIODS", "CONTENT_LAYER", "STYLE_LAYERS", "SWD_PROJECTIONS", "content_distance",
            "edge_correlation", "feature_swd", "feature_swd_ratio", "periodic_artifact", "periodic_peaks",
@@ -148,57 +144,27 @@ def feature_swd_ratio(vgg_params, x, photo, painting) -> float:
     return feature_swd(vgg_params, x, painting) / feature_swd(vgg_params, photo, painting)
 
 
-def _magnitude_spectrum(lum: np.ndarray) -> np.ndarray:
-    """|FFT| of a 2-D float64 array, its mean removed and a periodic Hann window over both axes (no cross of
-    leakage from the picture's borders; a pattern at an exact bin leaks into its neighbours only)."""
-    h, w = lum.shape
-    hann_y, hann_x = np.hanning(h + 1)[:-1], np.hanning(w + 1)[:-1]
-    return np.abs(np.fft.fft2((lum - lum.mean()) * np.outer(hann_y, hann_x)))
-
-
 def periodic_peaks(x, periods=ARTIFACT_PERIODS) -> dict[int, float]:
     """For each period P (px): the highest peak of ``x``'s luminance spectrum (``x`` ``(H, W, 3)`` in [0, 1])
     at a frequency of period exactly P, over its neighbourhood's median, in float64.
 
-    The frequencies are the lattice ``(u / L, v / L)`` cycles per pixel, ``L`` the least common multiple of
-    the periods; ``(u, v)`` belongs to period ``L / gcd(u, v, L)`` (a 2-px checkerboard has (1/2, 1/2), a 4-px
-    hatching also 1/4 and 3/4 along each axis).  Peak: the largest magnitude within one bin of the lattice
-    point (a window's main lobe; sizes not divisible by L put the point between bins).  Neighbourhood: the
-    bins of a square of half-width ``r`` (3-8 bins, well inside the lattice's spacing) outside its central
-    5 x 5; on an axis (u or v = 0), where photos of buildings and horizons concentrate their energy along a
-    line, only the bins of that line (three bins wide, up to ``3 r`` either side), so that a straight edge
-    is not taken for a pattern.  1 = no peak; photos
-    and optimised pictures 2-5.  Luminance only: JPEG's subsampled chroma has 2-px structure of its own."""
+    The spectrum: the luminance with its mean removed, under a periodic Hann window over both axes (no
+    cross of leakage from the picture's borders), its DFT's magnitude.  The frequencies, their peaks (the
+    highest bin within one of the frequency) and their neighbourhoods are those of
+    :func:`nst_jax.losses.spectral_lattice`: a 2-px checkerboard has (1/2, 1/2), a 4-px hatching also 1/4
+    and 3/4 along each axis.  1 = no peak; photos and optimised pictures 2-5.  Luminance only: JPEG's
+    subsampled chroma has 2-px structure of its own."""
     x = np.asarray(x, np.float64)
     if x.ndim != 3 or x.shape[-1] != 3:
         raise ValueError(f"periodic_peaks needs an (H, W, 3) image, got shape {x.shape}")
-    lcm = math.lcm(*periods)
     h, w = x.shape[:2]
-    if min(h, w) < 8 * lcm:
-        raise ValueError(f"periodic_peaks needs at least {8 * lcm} px on each side, got {h} x {w}")
-    mag = _magnitude_spectrum(rgb_to_yiq(x)[..., 0])
-    spacing = min(h, w) // lcm                          # bins between lattice points
-    r = max(3, min(8, spacing // 2 - 3))                # the square's half-width
-    r_line = max(r, min(3 * r, spacing - 4))            # along an axis: a longer stretch of the line
+    lattice = spectral_lattice(h, w, tuple(periods))
+    lum = rgb_to_yiq(x)[..., 0]
+    window = np.outer(periodic_hann(h), periodic_hann(w))
+    mag = np.abs(np.fft.fft2((lum - lum.mean()) * window)).ravel()
     out = {p: 0.0 for p in periods}
-    for u in range(lcm):
-        for v in range(lcm):
-            order = lcm // math.gcd(u, v, lcm)
-            if (u, v) == (0, 0) or order not in out:
-                continue
-            cy, cx = round(u * h / lcm), round(v * w / lcm)
-            near = np.arange(-1, 2)
-            peak = mag[np.ix_((cy + near) % h, (cx + near) % w)].max()
-            if u == 0 or v == 0:                        # the line's bins outside the central 5
-                d = np.arange(-r_line, r_line + 1)
-                d = d[np.abs(d) > 2]
-                along = (cy + near[:, None]) % h, (cx + d[None, :]) % w
-                background = mag[along] if u == 0 else mag[(cy + d[:, None]) % h, (cx + near[None, :]) % w]
-            else:                                       # the square's bins outside the central 5 x 5
-                d = np.arange(-r, r + 1)
-                window = mag[np.ix_((cy + d) % h, (cx + d) % w)]
-                background = window[(np.abs(d)[:, None] > 2) | (np.abs(d)[None, :] > 2)]
-            out[order] = max(out[order], float(peak / max(np.median(background), 1e-300)))
+    for period, core, background in lattice:
+        out[period] = max(out[period], float(mag[core].max() / max(np.median(mag[background]), 1e-300)))
     return out
 
 

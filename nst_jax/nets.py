@@ -88,6 +88,20 @@ def upsample_nearest(x, factor: int = 2):
     return x.reshape(n, h * factor, w * factor, c)
 
 
+UPSAMPLINGS = ("nearest", "bilinear")
+
+
+def upsample(x, kind: str = "nearest"):
+    """x2 upsampling of an NHWC batch: ``"nearest"`` (each value repeated 2 x 2, as the shipped networks
+    are trained) or ``"bilinear"`` (half-pixel centres, :func:`jax.image.resize`)."""
+    if kind == "nearest":
+        return upsample_nearest(x)
+    if kind == "bilinear":
+        n, h, w, c = x.shape
+        return jax.image.resize(x, (n, 2 * h, 2 * w, c), "bilinear")
+    raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, not {kind!r}")
+
+
 def count_params(tree) -> int:
     return int(sum(np.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(tree)))
 

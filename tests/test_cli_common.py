@@ -131,3 +131,11 @@ def test_video_run_record_is_the_same_from_another_folder(tmp_path, monkeypatch)
     there = run_record(parser.parse_args(["video", "../clip", "-o", str(tmp_path / "out"), "--method",
                                           "fast"]), VideoConfig(), (8, 8))
     assert here == there
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "x"])
+def test_train_periodic_weight_must_be_a_number_of_zero_or_more(tmp_path, value):
+    rc, err = _main("train", "adain", "--content-dir", tmp_path, "--style-dir", tmp_path, "--ckpt-dir",
+                    tmp_path / "run", "--periodic-weight", value)
+    assert rc == 2 and "--periodic-weight" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 a temporary folder), and none of them reaches for a private name of nst_jax."""
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -20,10 +21,6 @@ TIMEOUT = 900  # seconds; a smoke run takes 1-40 s on two loaded CPU cores
 SHARED = ROOT.parent / "shared"
 # what reads ../shared (its images and datasets), directly or through a sibling script
 NEEDS_SHARED = re.compile(r"shared|load_pair|IMAGES|SHARED|video_clips|from (quality|bench_gatys) import")
-# Scripts run without the run's compilation cache: each jits a closure over the VGG-19 weights, a program that
-# holds them as constants, whose cache entry (~170 MB) takes longer to write than the program to compile, and
-# that no other script shares.
-UNCACHED = {"adain_generalisation.py", "scaling_gatys.py", "vgg_channel_means.py"}
 
 
 def _results_snapshot():
@@ -36,23 +33,44 @@ def _results_snapshot():
     return out
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_smoke_run(script, tmp_path):
-    path = EXPERIMENTS / script
-    if not SHARED.is_dir() and NEEDS_SHARED.search(path.read_text()):
-        pytest.skip(f"{script} reads ../shared, which is not there")
-    cmd = ["bash", str(path), "--smoke"] if script.endswith(".sh") else [sys.executable, str(path), "--smoke"]
+def _runnable(script):
+    return SHARED.is_dir() or not NEEDS_SHARED.search((EXPERIMENTS / script).read_text())
+
+
+def _env(tmp_path):
     # the run's one compilation cache (tests/conftest.py) is inherited: the scripts share many programs
-    env = {**os.environ, "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg",
-           # the shell scripts' Python and nst-jax: this interpreter's
-           "PYTHON": sys.executable, "NST": str(Path(sys.executable).parent / "nst-jax")}
-    if script in UNCACHED:
-        env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    return {**os.environ, "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg",
+            # the shell scripts' Python and nst-jax: this interpreter's
+            "PYTHON": sys.executable, "NST": str(Path(sys.executable).parent / "nst-jax")}
+
+
+@pytest.mark.slow
+def test_every_python_script_runs_in_smoke_mode(tmp_path):
+    """All Python scripts in one process (tests/smoke_runner.py: imports, weights and compiled programs made
+    once); each failure is named with its traceback, and the others still run."""
+    scripts = [s for s in SCRIPTS if s.endswith(".py") and _runnable(s)]
+    result = tmp_path / "result.json"
     before = _results_snapshot()
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "smoke_runner.py"), str(result), *scripts],
+                       cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=3 * TIMEOUT)
+    done = json.loads(result.read_text()) if result.is_file() else {}
+    failed = {s: e for s, e in done.items() if e is not None}
+    assert r.returncode == 0 and not failed and len(done) == len(scripts), (
+        f"failed: {sorted(failed)}; not run: {sorted(set(scripts) - set(done))}\n"
+        + "\n".join(f"--- {s}\n{e[-3000:]}" for s, e in failed.items()) + f"\n{r.stderr[-3000:]}")
+    assert _results_snapshot() == before, "a smoke run changed experiments/results"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s.endswith(".sh")])
+def test_shell_script_runs_in_smoke_mode(script, tmp_path):
+    if not _runnable(script):
+        pytest.skip(f"{script} reads ../shared, which is not there")
+    before = _results_snapshot()
+    r = subprocess.run(["bash", str(EXPERIMENTS / script), "--smoke"], cwd=ROOT, env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 0, \
-        f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+        f"{script} --smoke failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
     assert _results_snapshot() == before, "a smoke run changed experiments/results"
     shutil.rmtree(tmp_path, ignore_errors=True)  # the outputs (a GPU pack is ~100 MB)
 

@@ -303,3 +303,21 @@ def test_one_style_of_a_conditional_network_paints_as_it_does():
                                np.asarray(F.apply_net(params, x, style=onehot)), rtol=1e-5, atol=1e-5)
     with pytest.raises(NSTError, match="paints 4 styles"):
         FT.one_style_of(params, {k: v for k, v in meta.items() if k != "style"})
+
+
+def test_periodic_weight_adds_the_periodic_term_of_the_networks_pictures(params):
+    """``periodic_weight``: the perceptual loss plus that times nst_jax.losses.periodic_peak_loss (tested
+    against float64 NumPy in test_losses) of the network's pictures; 0 leaves the loss as it is."""
+    from nst_jax import losses
+
+    rng = np.random.default_rng(6)
+    content = jnp.asarray(rng.random((1, 64, 64, 3)).astype(np.float32))
+    net = F.init_net(jax.random.key(4))
+    frozen = {"vgg": params, "grams": FT.style_targets(params, content)}
+    loss = jax.jit(FT.perceptual_loss, static_argnames=("periodic_weight",))
+    base, plain = loss(net, frozen, content)
+    total, terms = loss(net, frozen, content, periodic_weight=2.0)
+    assert "periodic" not in plain
+    expected = float(losses.periodic_peak_loss(F.apply_net(net, content)))
+    assert float(terms["periodic"]) == pytest.approx(expected, rel=1e-4)
+    assert float(total) == pytest.approx(float(base) + 2.0 * expected, rel=1e-5)

@@ -123,7 +123,8 @@ def test_periodic_artifact_fires_on_checkerboards_not_on_photos():
             board = ((yy // (period // 2) + xx // (period // 2)) % 2 - 0.5) * 3 / 255
             peaks = metrics.periodic_peaks(np.clip(x + board[..., None], 0, 1))
             assert peaks[period] > 10, (p.name, period, peaks)
-    smooth = _cosine_over_noise(0.0, (0, 0), sigma=0.02, size=300)  # clean: noise only, a size not a multiple of 8
+    # clean: noise only, at a size that is not a multiple of 8
+    smooth = _cosine_over_noise(0.0, (0, 0), sigma=0.02, size=300)
     assert metrics.periodic_artifact(smooth) < 5
     with pytest.raises(ValueError, match="at least 64 px"):
         metrics.periodic_artifact(np.zeros((48, 100, 3)))

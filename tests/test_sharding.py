@@ -1,5 +1,7 @@
 """Split by rows across devices (jax.sharding): 4 forced host devices in a subprocess, against the same
-run on one device, for Gatys (objective, gradient, a few L-BFGS iterations), AdaIN and the fast networks."""
+computation on one device: Gatys's objective and gradient (Gram, and the representations that sort or sample
+positions), the L-BFGS history's layout, and the errors.  Whole runs of every method across 4 devices against
+one: tests/test_distributed.py."""
 
 import json
 import subprocess
@@ -18,13 +20,6 @@ from nst_jax import gatys, image as im, solvers
 from nst_jax.errors import NSTError
 content, style = im.load_image(sys.argv[1]), im.load_image(sys.argv[2])
 out = {"devices": len(jax.devices())}
-runs = {}
-for d in (1, 4):
-    img, rep = gatys.stylize(content, style, size=64, iters=3, devices=d)
-    runs[d] = (img, rep)
-out["loss"] = [runs[1][1]["loss"], runs[4][1]["loss"]]
-out["max_diff"] = float(np.abs(runs[1][0] - runs[4][0]).max())
-out["report_devices"] = runs[4][1]["devices"]
 # the L-BFGS history is split by rows like the image
 rows = gatys.row_sharding(4)
 x = jax.device_put(jnp.zeros((1, 48, 64, 3)), rows)
@@ -60,15 +55,6 @@ for name in ("swd", "mmd-rbf"):
     sv1, sg1 = f(*jax.device_put((xs, params, ts, ws), one))
     out[name] = [float(abs(float(sv4) / float(sv1) - 1)),
                  float(jnp.linalg.norm(jax.device_put(sg4, one) - sg1) / jnp.linalg.norm(sg1))]
-# the feed-forward methods across devices: the one-device pictures
-from nst_jax import adain, feedforward as F
-a1, _ = adain.stylize(content, style, size=64, style_size=64, tile="none")
-a4, ra = adain.stylize(content, style, size=64, style_size=64, devices=4)
-f1, _ = F.stylize(content, "starry_night", size=64, tile="none")
-f4, rf = F.stylize(content, "starry_night", size=64, devices="all")
-out["adain_diff"] = float(np.abs(a1 - a4).max())
-out["fast_diff"] = float(np.abs(f1 - f4).max())
-out["ff_devices"] = [ra["devices"], rf["devices"]]
 errors = []
 for kw in ({"devices": 8}, {"devices": "many"}, {"devices": 4, "size": 66}):
     try:
@@ -92,22 +78,15 @@ def test_four_devices_give_the_one_device_result(tmp_path):
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["devices"] == 4 and out["report_devices"] == 4
+    assert out["devices"] == 4
     # the objective and its gradient, split by rows: the whole image's (float32 summation order aside)
     assert out["value_rel"] < 1e-5 and out["grad_rel"] < 1e-5, out
     assert out["grad_spec"].endswith("(None, 'rows')"), out["grad_spec"]
-    # three L-BFGS iterations end to end (longer runs drift apart by float rounding amplified by the
-    # first, large L-BFGS steps: 5e-5 in loss after 10 iterations at 256 px, BENCHMARKS.md)
-    one, four = out["loss"]
-    assert abs(four / one - 1) < 1e-4, (one, four)
-    assert out["max_diff"] < 2 / 255, out["max_diff"]
     # (pictures, pairs, 1, rows, columns, channels): split by rows
     assert out["history_spec"].endswith("(None, None, None, 'rows')"), out["history_spec"]
     assert out["history_shard_rows"] == [12, 12, 12, 12]  # 48 rows, a quarter on each device
     assert "8 devices asked for, 4 available" in out["errors"][0]
     assert "a number or 'all'" in out["errors"][1]
     assert "multiple of 4" in out["errors"][2]
-    assert out["ff_devices"] == [4, 4]
-    assert out["adain_diff"] < 1e-3 / 255 and out["fast_diff"] < 1e-3 / 255, out
     for name in ("swd", "mmd-rbf"):  # the sorting and sampling representations, split by rows: exact
         assert out[name][0] < 1e-5 and out[name][1] < 1e-4, (name, out[name])

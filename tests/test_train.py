@@ -48,20 +48,14 @@ def test_a_few_steps_lower_the_loss(params):
 
 @pytest.mark.slow
 def test_sharded_training_equals_single_device(tmp_path):
-    """4 CPU devices (batch sharded over a mesh) give the 1-device loss and gradient."""
+    """4 CPU devices (batch sharded over a mesh) give the 1-device losses and parameters."""
     runs = {}
     for n in (1, 4):
-        runs[n] = _run_worker([tmp_path / f"d{n}", 2, 10, "--out", tmp_path / f"p{n}.npz",
-                               "--grad-out", tmp_path / f"g{n}.npz"], devices=n)
+        runs[n] = _run_worker([tmp_path / f"d{n}", 2, 10, "--out", tmp_path / f"p{n}.npz"], devices=n)
         assert runs[n]["devices"] == n
-    g1, g4 = _params(tmp_path / "g1.npz"), _params(tmp_path / "g4.npz")
-    np.testing.assert_allclose(g4.pop("loss"), g1.pop("loss"), rtol=1e-6)
-    for k in g1:  # float32 through ~20 layers, reduced in a different order: ~4e-4 of the largest entry
-        np.testing.assert_allclose(g4[k], g1[k], rtol=0, atol=2e-3 * np.abs(g1[k]).max(), err_msg=k)
-        cos = np.sum(g4[k] * g1[k]) / np.linalg.norm(g4[k]) / np.linalg.norm(g1[k])
-        assert cos > 0.99999, (k, cos)
-    # training: the first loss is the same; Adam's first steps are ~lr * sign(g), which turns rounding
-    # differences in near-zero gradient entries into lr-sized ones, so later values agree less tightly
+    # the first loss is the same (the forward pass over the sharded batch); Adam's first steps are
+    # ~lr * sign(g), which turns rounding differences in near-zero gradient entries into lr-sized ones, so
+    # later values agree less tightly
     np.testing.assert_allclose(runs[4]["losses"][0], runs[1]["losses"][0], rtol=1e-6)
     np.testing.assert_allclose(runs[4]["losses"][1], runs[1]["losses"][1], rtol=1e-3)
     a, b = _params(tmp_path / "p1.npz"), _params(tmp_path / "p4.npz")

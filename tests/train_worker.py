@@ -34,30 +34,12 @@ def main():
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--out")
-    ap.add_argument("--grad-out")
     args = ap.parse_args()
     enable_compilation_cache()  # the tests start this worker up to three times with the same program
     content, style = sources(args.delay)
     task = AT.AdaINTask(vgg19_params(), content, style, crop=32, resize=36, batch_size=4, seed=0, prefetch=1)
     cfg = TrainConfig(steps=args.steps, batch_size=4, ckpt_every=args.ckpt_every,
                       log_every=1)
-    if args.grad_out:  # the loss and gradient of the first global batch, batch sharded over the mesh
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        from nst_jax.train import _global_batch, make_mesh
-
-        mesh = make_mesh()
-        stream = task.batches(0, (0, 1))
-        local = next(stream)
-        stream.close()
-        batch = _global_batch(local, NamedSharding(mesh, PartitionSpec("data")), 4)
-        assert len(batch["content"].sharding.device_set) == jax.device_count()
-        p0 = task.init(jax.random.key(cfg.seed))
-        fn = jax.jit(lambda p, f, b: jax.value_and_grad(task.loss, has_aux=True)(
-            p, f, {k: v.astype(np.float32) / 255 for k, v in b.items()}))
-        (loss, _), grads = fn(p0, task.frozen, batch)
-        np.savez(args.grad_out, loss=np.asarray(loss), **{
-            jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(grads)})
     losses = []
     summary = train(task, cfg, args.ckpt_dir, resume=args.resume,
                     callback=lambda p: (losses.append(p.metrics["loss"]), print("step", p.step, flush=True)))

@@ -53,6 +53,16 @@ def positive_int(text):
     return v
 
 
+def non_negative_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0.0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, got {text}")
+    return v
+
+
 def alpha(text):
     try:
         v = float(text)

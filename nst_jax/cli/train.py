@@ -13,6 +13,7 @@ from .common import (
     Parser,
     distributed_arguments,
     hms,
+    non_negative_float,
     positive_int,
     size_or_none,
     training_defaults,
@@ -33,6 +34,9 @@ def add_parser(sub) -> None:
     training_arguments(a, d, "decoder.npz", "a decoder .npz, or 'shipped'")
     a.add_argument("--style-weight", type=float, default=d["style_weight"])
     a.add_argument("--content-weight", type=float, default=d["content_weight"])
+    a.add_argument("--periodic-weight", type=non_negative_float, default=d["periodic_weight"],
+                   help="weight of a term against the peaks the decoder's upsamplings put at periods of 2, 4 "
+                        "and 8 px (nst_jax.losses.periodic_peak_loss; 0: the paper's loss)")
     a.add_argument("--objective", choices=("adain", "reconstruction"), default=d["objective"],
                    help="the paper's loss, or a cheaper warm-up: reconstruct photos from their own features")
     a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
@@ -52,6 +56,9 @@ def add_parser(sub) -> None:
     f.add_argument("--content-weight", type=float, default=d["content_weight"])
     f.add_argument("--style-weight", type=float, default=d["style_weight"])
     f.add_argument("--tv-weight", type=float, default=d["tv_weight"])
+    f.add_argument("--periodic-weight", type=non_negative_float, default=d["periodic_weight"],
+                   help="weight of a term against the peaks the network's upsamplings put at periods of 2 "
+                        "and 4 px (nst_jax.losses.periodic_peak_loss; 0: none)")
     f.add_argument("--style-norm", choices=("none", "photos"), default=d["style_norm"],
                    help="'photos': divide the style term by the training photos' own style distance to the "
                         "painting, so one --style-weight (about 21) suits near and far paintings alike")
@@ -166,7 +173,7 @@ def train_adain(args):
         raise NSTError("train adain needs --style-dir (or --objective reconstruction)")
     return run_training(args, train_decoder, content_source(args), args.style_dir, args.ckpt_dir,
                          style_weight=args.style_weight, content_weight=args.content_weight,
-                         objective=args.objective, dtype=args.dtype)
+                         objective=args.objective, dtype=args.dtype, periodic_weight=args.periodic_weight)
 
 
 def train_fast_command(args):
@@ -176,7 +183,8 @@ def train_fast_command(args):
     return run_training(args, train_fast, style, content_source(args), args.ckpt_dir,
                          content_weight=args.content_weight, style_weight=args.style_weight,
                          tv_weight=args.tv_weight, content_layers=args.content_layers,
-                         style_norm=args.style_norm, style_size=args.style_size)
+                         style_norm=args.style_norm, style_size=args.style_size,
+                         periodic_weight=args.periodic_weight)
 
 
 def progress_message(args):
