@@ -276,12 +276,12 @@ def test_conditional_loss_is_the_mean_of_each_example_against_its_own_style(para
         lambda a: a + 0.2 * jax.random.normal(jax.random.key(7), a.shape) if a.ndim == 2 else a, net)
     idx = jnp.asarray([2, 0, 2])
     sw = [3.0, 5.0, 7.0]
-    total, terms = FT.perceptual_loss(net, frozen, content, style=idx, style_weight=sw)
+    loss = jax.jit(FT.perceptual_loss)  # one program a network shape, not hundreds of eager operations
+    total, terms = loss(net, frozen, content, style=idx, style_weight=sw)
     parts = []
     for i, k in enumerate([2, 0, 2]):
         one = _one_style_of(net, np.eye(3)[k])
-        t, tm = FT.perceptual_loss(one, {"vgg": params, "grams": grams[k]}, content[i:i + 1],
-                                  style_weight=sw[k])
+        t, tm = loss(one, {"vgg": params, "grams": grams[k]}, content[i:i + 1], style_weight=sw[k])
         parts.append((float(t), float(tm["style"])))
     np.testing.assert_allclose(float(total), np.mean([p[0] for p in parts]), rtol=2e-4)
     np.testing.assert_allclose(float(terms["style"]), np.mean([p[1] for p in parts]), rtol=2e-4)

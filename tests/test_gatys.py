@@ -1,6 +1,8 @@
 """Gatys et al.: the objective against the PyTorch reference, and end-to-end runs on real weights
 at small sizes."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -31,15 +33,21 @@ def images(photo):
     return content, style
 
 
-def distances(params, x, content, style):
-    """Content distance (relu4_2 MSE) and style distance (sum of Gram MSEs) -- direct formulas."""
+@jax.jit  # one program a shape, not hundreds of eager operations
+def _distances(params, x, content, style):
     cl, sl = gatys.CONTENT_LAYERS, gatys.STYLE_LAYERS
     fx = nst_jax.vgg19_features(params, x[None], cl + sl)
     fc = nst_jax.vgg19_features(params, content[None], cl)
     fs = nst_jax.vgg19_features(params, style[None], sl)
-    c = float(sum(content_loss(fx[n], fc[n]) for n in cl))
-    s = float(sum(style_loss(gram_matrix(fx[n]), gram_matrix(fs[n])) for n in sl))
+    c = sum(content_loss(fx[n], fc[n]) for n in cl)
+    s = sum(style_loss(gram_matrix(fx[n]), gram_matrix(fs[n])) for n in sl)
     return c, s
+
+
+def distances(params, x, content, style):
+    """Content distance (relu4_2 MSE) and style distance (sum of Gram MSEs) -- direct formulas."""
+    c, s = _distances(params, *(jnp.asarray(a, jnp.float32) for a in (x, content, style)))
+    return float(c), float(s)
 
 
 def test_objective_matches_pytorch(params, torch_vgg, images):
@@ -56,11 +64,16 @@ def test_objective_matches_pytorch(params, torch_vgg, images):
         assert float(terms[k]) == pytest.approx(rterms[k], rel=1e-4), k
 
 
+@jax.jit
+def _own_vs_flipped(params, x, content):
+    f = nst_jax.vgg19_features(params, jnp.stack([x, content, content[::-1]]), ["relu4_2"])["relu4_2"]
+    return content_loss(f[0], f[1]) / content_loss(f[0], f[2])
+
+
 def own_vs_flipped(params, x, content):
     """Content distance (relu4_2 MSE) to the content, over that to the content flipped upside-down:
     the same image statistics in another layout, so < 1 means the layout of the photo survived."""
-    f = nst_jax.vgg19_features(params, np.stack([x, content, content[::-1]]), ["relu4_2"])["relu4_2"]
-    return float(content_loss(f[0], f[1]) / content_loss(f[0], f[2]))
+    return float(_own_vs_flipped(params, *(jnp.asarray(a, jnp.float32) for a in (x, content))))
 
 
 @pytest.mark.slow
@@ -208,9 +221,6 @@ def test_band_halo_covers_the_receptive_reach():
 @pytest.mark.slow
 def test_banded_loss_and_gradient_equal_the_whole_image(params, tall_case, band=48):
     """Relative error at most 1e-5 in float32, for the loss, each term and the gradient."""
-
-    import jax
-
     content, style, x, cfg, targets, w = tall_case
     (value, terms), grad = jax.jit(jax.value_and_grad(
         lambda y: gatys.gatys_loss(params, y, targets, w, cfg), has_aux=True))(x[None])
