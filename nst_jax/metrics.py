@@ -23,8 +23,9 @@ tests use these functions.
 * :func:`periodic_artifact`: the checkerboard a viewer sees at full size and none of the above does: sharp
   peaks of the luminance's magnitude spectrum at the frequencies of a pattern repeating every 2, 4 or 8 px
   (:data:`ARTIFACT_PERIODS`, the strides of a decoder's x2 upsamplings), each peak's height over the median
-  of its spectral neighbourhood.  Photos and Gatys pictures score 2-5; a faint (1/255) 4-px hatching
-  over a 512 px photo scores over 10.  Lower is better; :func:`periodic_peaks` gives it per period.
+  of its spectral neighbourhood.  Photos and paintings score 2-5; a faint (3/255) checkerboard of any of
+  the periods over a 512 px photo scores over 10.  Lower is better; :func:`periodic_peaks` gives it per
+  period.
 
 * :func:`warping_error`: Lai et al. 2018 ("Learning Blind Video Temporal Consistency"): for consecutive
   output frames, the mean squared difference (per value, [0, 1] units) between frame t and frame t-1 warped
@@ -152,7 +153,7 @@ def periodic_peaks(x, periods=ARTIFACT_PERIODS) -> dict[int, float]:
     cross of leakage from the picture's borders), its DFT's magnitude.  The frequencies, their peaks (the
     highest bin within one of the frequency) and their neighbourhoods are those of
     :func:`nst_jax.losses.spectral_lattice`: a 2-px checkerboard has (1/2, 1/2), a 4-px hatching also 1/4
-    and 3/4 along each axis.  1 = no peak; photos and optimised pictures 2-5.  Luminance only: JPEG's
+    and 3/4 along each axis.  1 = no peak; photos and paintings 2-5.  Luminance only: JPEG's
     subsampled chroma has 2-px structure of its own."""
     x = np.asarray(x, np.float64)
     if x.ndim != 3 or x.shape[-1] != 3:
