@@ -8,6 +8,7 @@ deepest of them.  Layer names are the papers': ``conv1_1`` ... ``conv5_4`` (befo
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Iterable
 
@@ -86,8 +87,13 @@ def _pool(x, kind: str):
 # this is 1.6-2.3x faster than lax.conv for layers with >= 256 output channels (measured in
 # experiments/bench_vgg.py), and slower for the wide, shallow layers, which keep lax.conv.  The
 # relative error against direct convolution is ~1e-6 in float32.
+# ``conv="auto"`` takes Winograd there unless ``$NST_JAX_CONV`` says otherwise ("direct" or "winograd" for
+# every layer), read when a program is traced: Winograd's many small products cost ~10x lax.conv's time to
+# compile (4 s against 0.4 s for VGG-19's value and gradient at 48 x 64 px), which only pays at sizes where
+# the run is longer than the compile.
 _WINO_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
 WINOGRAD_MIN_COUT = 256
+CONV_ENV = "NST_JAX_CONV"
 
 
 def _bt(d0, d1, d2, d3):  # rows of B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
@@ -160,7 +166,18 @@ def _conv_direct_bwd(res, dy):
 _conv_direct.defvjp(_conv_direct_fwd, _conv_direct_bwd)
 
 
+def default_conv() -> str:
+    """What ``conv="auto"`` means in this process: ``$NST_JAX_CONV`` ("auto", "direct" or "winograd";
+    unset: "auto")."""
+    conv = os.environ.get(CONV_ENV, "auto") or "auto"
+    if conv not in ("auto", "direct", "winograd"):
+        raise NSTError(f"{CONV_ENV} must be 'auto', 'direct' or 'winograd', not {conv!r}")
+    return conv
+
+
 def _use_winograd(conv: str, cout: int) -> bool:
+    if conv == "auto":
+        conv = default_conv()
     if conv == "auto":
         return jax.default_backend() == "cpu" and cout >= WINOGRAD_MIN_COUT
     return conv == "winograd"
@@ -191,7 +208,8 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
         inside it (``jax.checkpoint`` per block): less memory for large images, about one more
         forward pass of compute.
       conv: ``"auto"`` (Winograd F(2x2,3x3) for the >=256-channel layers on CPU, ``lax.conv``
-        elsewhere), ``"direct"`` (always ``lax.conv``) or ``"winograd"`` (always Winograd).
+        elsewhere; ``$NST_JAX_CONV`` overrides it for the process), ``"direct"`` (always ``lax.conv``) or
+        ``"winograd"`` (always Winograd).
       dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision on GPU/TPU; the
         weights stay float32 and are cast per layer).
 

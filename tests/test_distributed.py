@@ -30,7 +30,7 @@ import jax
 from nst_jax import adain, feedforward as F, gatys, image as im
 content, painting = im.load_image(photo), im.load_image(style)
 devices = "all" if mode == "multi" else 1
-g, rg = gatys.stylize(content, painting, size=64, iters=3, devices=devices)
+g, rg = gatys.stylize(content, painting, size=64, iters=3, optimizer="adam", devices=devices)
 a, ra = adain.stylize(content, painting, size=64, style_size=64, devices=devices, tile="none")
 f, rf = F.stylize(content, "starry_night", size=64, devices=devices, tile="none")
 rank = jax.process_index()
@@ -83,13 +83,16 @@ def test_two_processes_give_the_one_process_result(tmp_path):
     for o in outs:
         assert (o["processes"], o["devices"], o["local_devices"]) == (2, 4, 2), o
         assert o["report_devices"] == [4, 4, 4], o
-        # three L-BFGS iterations: the same loss (float32 summation order across devices aside)
-        assert abs(o["loss"] / one["loss"] - 1) < 1e-4, (o["loss"], one["loss"])
+        # three Adam iterations: the same loss (float32 summation order across devices aside).  Adam, not
+        # L-BFGS: L-BFGS's first curvature pair comes from a ~1e-8 step and amplifies a summation order's
+        # rounding about a millionfold (test_gatys.test_stylize_tiled_equals_untiled), measured here as
+        # 4.5e-4 of the loss after three iterations with lax.conv split by rows
+        assert abs(o["loss"] / one["loss"] - 1) < 1e-5, (o["loss"], one["loss"])
     ref = np.load(tmp_path / "single_0.npz")
     for rank in (0, 1):  # every process holds the whole, equal picture
         got = np.load(tmp_path / f"multi_{rank}.npz")
         assert got["gatys"].shape == ref["gatys"].shape == (48, 64, 3)
-        assert np.abs(got["gatys"] - ref["gatys"]).max() < 2 / 255
+        assert np.abs(got["gatys"] - ref["gatys"]).max() < 1 / 255
         assert np.abs(got["adain"] - ref["adain"]).max() < 1e-3 / 255
         assert np.abs(got["fast"] - ref["fast"]).max() < 1e-3 / 255
 

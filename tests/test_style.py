@@ -143,7 +143,8 @@ def test_sums_over_positions_stay_exact_in_bands(params, name):
     banded_targets = targets_of(params, content[None], [painting[None]], (1.0,), cfg.with_band(48))
     for a, b in zip(jax.tree_util.tree_leaves(targets), jax.tree_util.tree_leaves(banded_targets),
                     strict=True):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+        # float32 sums over 6,656 positions in another order: measured up to 1.4e-5 of a value (moments)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=3e-5, atol=1e-6)
     w = gatys.LossWeights().as_arrays(5)
     (value, _), grad = jax.jit(jax.value_and_grad(
         lambda y: gatys.gatys_loss(params, y, targets, w, cfg), has_aux=True))(x[None])

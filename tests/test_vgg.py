@@ -28,12 +28,20 @@ def batch(photo, n, h, w, seed=0):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("conv", ["direct", "winograd"])
-@pytest.mark.parametrize("pool", ["max", "avg"])
-@pytest.mark.parametrize("shape", [(2, 70, 90), (1, 64, 64), (1, 33, 47)])
+# one compiled program a case (eagerly, Winograd's slices and products compile one small program each)
+features = jax.jit(nst_jax.vgg19_features, static_argnames=("layers", "pool", "conv"))
+
+
+SHAPES = [(2, 70, 90), (1, 64, 64), (1, 33, 47)]
+
+
+# Winograd (a program that compiles in ~8 s) on a batch with even sides and one image with odd ones, with
+# each pooling once: the pooling after a convolution does not depend on how the convolution was computed
+@pytest.mark.parametrize("shape,pool,conv", [(s, p, "direct") for s in SHAPES for p in ("max", "avg")]
+                         + [(SHAPES[0], "max", "winograd"), (SHAPES[2], "avg", "winograd")])
 def test_matches_pytorch_on_real_weights(params, torch_vgg, photo, pool, shape, conv):
     x = batch(photo, *shape)
-    ours = nst_jax.vgg19_features(params, x, LAYERS, pool=pool, conv=conv)
+    ours = features(params, x, LAYERS, pool=pool, conv=conv)
     ref = torch_vgg(pool)
     with torch.no_grad():
         theirs = ref(tr.nchw(x), LAYERS)
@@ -80,8 +88,26 @@ def test_stops_after_the_deepest_requested_layer(params, layer, convs):
         assert _count_convs(auto.jaxpr) == convs
 
 
-@pytest.mark.parametrize("conv", ["direct", "winograd"])
-@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_auto_conv_is_winograd_on_cpu_unless_the_environment_says_otherwise(params, monkeypatch):
+    """conv="auto": on CPU the 256-channel layers of block 3 are Winograd products (4 lax.conv to relu3_1
+    fall to 4 - 1 = 3 when conv3_1 is Winograd); $NST_JAX_CONV forces one algorithm or is refused."""
+    x = np.zeros((1, 32, 32, 3), np.float32)
+
+    def convs():
+        return _count_convs(jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"]))(x).jaxpr)
+
+    monkeypatch.delenv("NST_JAX_CONV", raising=False)
+    assert jax.default_backend() != "cpu" or convs() == 4
+    monkeypatch.setenv("NST_JAX_CONV", "direct")
+    assert convs() == 5
+    monkeypatch.setenv("NST_JAX_CONV", "winograd")
+    assert convs() == 0
+    monkeypatch.setenv("NST_JAX_CONV", "fft")
+    with pytest.raises(nst_jax.NSTError, match="NST_JAX_CONV must be"):
+        convs()
+
+
+@pytest.mark.parametrize("conv,pool", [("direct", "max"), ("direct", "avg"), ("winograd", "max")])
 def test_input_gradient_matches_pytorch(params, torch_vgg, photo, conv, pool):
     """What Gatys needs: d(sum of squared features)/d(image), against torch.autograd.
 
@@ -95,12 +121,11 @@ def test_input_gradient_matches_pytorch(params, torch_vgg, photo, conv, pool):
         x = batch(photo, 1, 48, 40, seed=3)
     layers = ("relu1_1", "relu3_1", "relu5_1")
 
-    def f(im):
-        feats = nst_jax.vgg19_features(params, im, layers, pool=pool, conv=conv,
-                                       remat=conv == "winograd")
+    def f(im, p):  # the weights an argument, not ~80 MB of constants in the program
+        feats = nst_jax.vgg19_features(p, im, layers, pool=pool, conv=conv, remat=conv == "winograd")
         return sum(jax.numpy.mean(v ** 2) for v in feats.values())
 
-    g = np.asarray(jax.grad(f)(x))
+    g = np.asarray(jax.jit(jax.grad(f))(x, params))
     xt = tr.nchw(x).requires_grad_(True)
     out = torch_vgg(pool)(xt, layers)
     (gt,) = torch.autograd.grad(sum((v ** 2).mean() for v in out.values()), xt)
