@@ -213,13 +213,15 @@ DECODER_PLAN = (("conv4_1", 512, 256), "up", ("conv3_4", 256, 256), ("conv3_3", 
                 ("conv2_1", 128, 64), "up", ("conv1_2", 64, 64), ("conv1_1", 64, 3))
 
 
-def torch_decoder(npz_path=None):
-    """nn.Sequential decoder; weights from an nst_jax decoder .npz, or PyTorch's default init."""
+def torch_decoder(npz_path=None, upsample="nearest"):
+    """nn.Sequential decoder; weights from an nst_jax decoder .npz, or PyTorch's default init;
+    ``upsample``: "nearest" (the paper's) or "bilinear" (half-pixel centres, ``align_corners=False``)."""
     layers = []
     z = np.load(npz_path) if npz_path is not None else None
     for item in DECODER_PLAN:
         if item == "up":
-            layers.append(torch.nn.Upsample(scale_factor=2, mode="nearest"))
+            layers.append(torch.nn.Upsample(scale_factor=2, mode=upsample,
+                                            align_corners=False if upsample == "bilinear" else None))
             continue
         name, cin, cout = item
         conv = torch.nn.Conv2d(cin, cout, 3)
@@ -246,14 +248,14 @@ def adain(content_f, style_f, eps=1e-5):
 
 
 class TorchAdaIN(torch.nn.Module):
-    def __init__(self, h5_path, means_npz, decoder_npz=None):
+    def __init__(self, h5_path, means_npz, decoder_npz=None, upsample="nearest"):
         super().__init__()
         self.vgg = CaffeVGG19(h5_path)
         with np.load(means_npz) as z:
             for name in ADAIN_STYLE_LAYERS:
                 means = torch.from_numpy(z[name].astype(np.float32)).view(1, -1, 1, 1)
                 self.register_buffer(f"mean_{name}", means)
-        self.decoder = torch_decoder(decoder_npz)
+        self.decoder = torch_decoder(decoder_npz, upsample)
 
     def encode(self, x, layers=("relu4_1",)):
         return {k: v / getattr(self, f"mean_{k}") for k, v in self.vgg(x, layers).items()}

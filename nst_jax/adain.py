@@ -52,7 +52,7 @@ DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 
 __all__ = ["STYLIZE_CONFIG", "AdaIN", "Decoder", "StylizeConfig", "adain", "adain_moments",
            "count_params", "decode", "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder",
-           "stylize", "stylize_many"]
+           "stylize", "stylize_many", "upsampling"]
 
 
 # --- pure functions ----------------------------------------------------------------------------------
@@ -131,10 +131,10 @@ DECODER_PLAN = (  # (name, output channels), "up" = 2x nearest-neighbour upsampl
 
 class Decoder(nn.Module):
     """Mirror of the VGG-19 encoder up to relu4_1: 3x3 reflection-padded convolutions with ReLU, pooling
-    replaced by nearest-neighbour upsampling, no normalisation; the last convolution is linear and gives
-    RGB in [0, 1] (unclipped while training).  Parameter names are the encoder layers they mirror.
-    ``upsample``: :func:`nst_jax.nets.upsample`'s kind (the same parameters; ``"bilinear"`` for
-    measurements of where the periodic artefact comes from, ``experiments/periodic_artifacts.py``)."""
+    replaced by x2 upsampling, no normalisation; the last convolution is linear and gives RGB in [0, 1]
+    (unclipped while training).  Parameter names are the encoder layers they mirror.  ``upsample``:
+    :func:`nst_jax.nets.upsample`'s kind, ``"nearest"`` as the paper (and the shipped decoder) or
+    ``"bilinear"`` (the same parameters; the decoder file says which, :func:`upsampling`)."""
 
     upsample: str = "nearest"
 
@@ -160,12 +160,14 @@ def init_decoder(key, channels: int = 512):
     return DECODER.init(key, jnp.zeros((1, 8, 8, channels), jnp.float32))["params"]
 
 
-def decode(decoder_params, t, dtype=jnp.float32):
+def decode(decoder_params, t, dtype=jnp.float32, upsample: str = "nearest"):
     """The decoder on AdaIN targets ``t``; ``dtype``: its computation (``jnp.bfloat16``: the float32
-    parameters cast for it, so that their gradients stay float32); the image comes back float32."""
+    parameters cast for it, so that their gradients stay float32); the image comes back float32.
+    ``upsample``: the decoder's upsampling (:class:`Decoder`)."""
     if jnp.dtype(dtype) != jnp.float32:
         decoder_params = jax.tree_util.tree_map(lambda a: a.astype(dtype), decoder_params)
-    return DECODER.apply({"params": decoder_params}, t.astype(dtype)).astype(jnp.float32)
+    net = DECODER if upsample == "nearest" else Decoder(upsample)
+    return net.apply({"params": decoder_params}, t.astype(dtype)).astype(jnp.float32)
 
 
 # --- decoder files -------------------------------------------------------------------------------------
@@ -185,7 +187,17 @@ def load_decoder(path: str | os.PathLike | None = None):
             raise NSTError(f"the shipped AdaIN decoder {path} is missing from this installation")
         raise NSTError(f"decoder file {path} does not exist")
     expected = flat_shapes(lambda: init_decoder(jax.random.key(0)))
-    return load_params(path, DECODER_FORMAT, expected, "AdaIN decoder", "nst-jax train adain")
+    params, meta = load_params(path, DECODER_FORMAT, expected, "AdaIN decoder", "nst-jax train adain")
+    kind = upsampling(meta)
+    if kind not in nets.UPSAMPLINGS:
+        raise NSTError(f"{path} asks for an upsampling this version does not have: {kind!r}")
+    return params, meta
+
+
+def upsampling(meta: dict | None) -> str:
+    """The upsampling of a decoder from its file's metadata (:func:`load_decoder`'s second value):
+    ``task_config["upsample"]`` as training wrote it, ``"nearest"`` when absent (the paper's)."""
+    return str(((meta or {}).get("task_config") or {}).get("upsample", "nearest"))
 
 
 # --- inference -----------------------------------------------------------------------------------------
@@ -209,13 +221,14 @@ def _mix_targets(f, s_mean, s_std, alpha, mask):
     return alpha * t + (1.0 - alpha) * f
 
 
-@partial(jax.jit, static_argnames="dtype")
-def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, dtype=jnp.float32):
+@partial(jax.jit, static_argnames=("dtype", "upsample"))
+def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, dtype=jnp.float32,
+              upsample="nearest"):
     """content (N, H, W, 3); s_mean/s_std (N, K, C); alpha scalar; mask (K, h, w) weights over the feature
     map (summing to 1 over K).  Returns the decoded images cropped back to H x W (unclipped)."""
     h, w = content.shape[1:3]
     f = encode(vgg_params, _pad_to_multiple(content), dtype=dtype)[ENCODER_LAYER]  # (N, h', w', C)
-    return decode(decoder_params, _mix_targets(f, s_mean, s_std, alpha, mask), dtype)[:, :h, :w]
+    return decode(decoder_params, _mix_targets(f, s_mean, s_std, alpha, mask), dtype, upsample)[:, :h, :w]
 
 
 # --- tiled inference (nst_jax.tiling): the same result, a band of rows at a time ----------------------
@@ -234,11 +247,11 @@ def _encode_band(vgg_params, x, dtype=jnp.float32):
 _adain_targets = jax.jit(_mix_targets)
 
 
-_decode_band = jax.jit(decode, static_argnums=2)
+_decode_band = jax.jit(decode, static_argnums=(2, 3))
 
 
 def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, band: int,
-                    dtype=jnp.float32):
+                    dtype=jnp.float32, upsample="nearest"):
     """:func:`_transfer` a band of ``band`` rows at a time: the encoder's features band by band (each from
     its rows and a halo), the content moments and AdaIN targets over the whole feature map, then the
     decoder band by band.  Every band's own rows are exact: equal to the whole image's."""
@@ -255,7 +268,7 @@ def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, m
     del feats
     out = []
     for start, stop, lo, hi in bands(t.shape[1], band // MULTIPLE, DECODER_HALO):
-        g = np.asarray(_decode_band(decoder_params, jnp.asarray(t[:, lo:hi]), dtype))
+        g = np.asarray(_decode_band(decoder_params, jnp.asarray(t[:, lo:hi]), dtype, upsample))
         out.append(g[:, (start - lo) * MULTIPLE:(stop - lo) * MULTIPLE])
     return np.concatenate(out, axis=1)[:, :h, :w]
 
@@ -346,7 +359,9 @@ class AdaIN(Method):
         self.dtype = jnp.dtype(conf.dtype)
         self.say("loading networks")
         self.vgg = weights if isinstance(weights, dict) else vgg19_params(weights)
-        self.decoder = decoder if isinstance(decoder, dict) else load_decoder(decoder)[0]
+        self.decoder, meta = (decoder, {}) if isinstance(decoder, dict) else \
+            decoder if isinstance(decoder, tuple) else load_decoder(decoder)
+        self.upsample = upsampling(meta)
         self.load_seconds = time.perf_counter() - t0
         self._shared = None
 
@@ -390,15 +405,17 @@ class AdaIN(Method):
         if rows is not None:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h} across {rows.mesh.size} devices")
             out = _transfer(*replicate((self.vgg, self.decoder), rows), shard_rows(x, rows),
-                            *replicate((s_mean, s_std, alpha, mix), rows), dtype=dt)
+                            *replicate((s_mean, s_std, alpha, mix), rows), dtype=dt, upsample=self.upsample)
         elif placement.band:
             self.say(f"stylising {w}x{h} in bands of {placement.band} rows")
             out = np.concatenate([_transfer_tiled(self.vgg, self.decoder, x[j:j + 1], s_mean[j:j + 1],
-                                                  s_std[j:j + 1], alpha, mix, placement.band, dt)
+                                                  s_std[j:j + 1], alpha, mix, placement.band, dt,
+                                                  self.upsample)
                                   for j in range(len(jobs))])
         else:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
-            out = _transfer(self.vgg, self.decoder, jnp.asarray(x), s_mean, s_std, alpha, mix, dtype=dt)
+            out = _transfer(self.vgg, self.decoder, jnp.asarray(x), s_mean, s_std, alpha, mix, dtype=dt,
+                            upsample=self.upsample)
         out = to_host(out)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},
                    "styles": len(self.styles), "alpha": float(self.conf.alpha), "style_blend": self.blend,
@@ -432,7 +449,8 @@ def stylize(content, styles, config: StylizeConfig = STYLIZE_CONFIG, *, mask=Non
       config: a :class:`StylizeConfig` (default: the paper's full style, 512 px).
       mask: spatial control, an ``(H, W)`` array in [0, 1] (values > 0.5 are inside) with exactly two
         styles: the first is applied inside the mask, the second outside.
-      decoder: decoder params, a path to a decoder ``.npz``, or ``None`` for the shipped decoder.
+      decoder: a path to a decoder ``.npz``, ``None`` for the shipped decoder, what :func:`load_decoder`
+        returns (``(params, meta)``: its upsampling from ``meta``), or bare params (nearest-neighbour).
       weights: VGG-19 params or weights file (default: the fetched ImageNet weights).
       callback: receives an :class:`nst_jax.runinfo.Event` per stage (``str(event)``: a short message).
       **settings: :class:`StylizeConfig` fields by name (``alpha=0.6``), replacing ``config``'s.

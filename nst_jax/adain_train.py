@@ -36,7 +36,8 @@ __all__ = ["DTYPES", "OBJECTIVES", "TRAIN_CONFIG", "AdaINTask", "adain_loss", "r
 # --- training objective --------------------------------------------------------------------------------
 
 def adain_loss(decoder_params, vgg_params, content, style, style_weight: float = STYLE_WEIGHT,
-               content_weight: float = CONTENT_WEIGHT, dtype=jnp.float32, periodic_weight: float = 0.0):
+               content_weight: float = CONTENT_WEIGHT, dtype=jnp.float32, periodic_weight: float = 0.0,
+               upsample: str = "nearest"):
     """The paper's training loss for a batch of ``content`` and ``style`` images (NHWC, [0, 1]).
 
     ``t = AdaIN(f(c), f(s))``; ``g = decoder(t)``; content loss = MSE(f(g), t) at relu4_1; style loss =
@@ -46,11 +47,12 @@ def adain_loss(decoder_params, vgg_params, content, style, style_weight: float =
     of the float32 decoder parameters in float32).  ``periodic_weight > 0`` adds that times
     :func:`nst_jax.losses.periodic_peak_loss` of ``g`` (not in the paper: against the peaks that the
     decoder's nearest-neighbour upsamplings put at periods of 2, 4 and 8 px; logged as ``"periodic"``).
+    ``upsample``: the decoder's (:class:`nst_jax.adain.Decoder`).
     """
     content_f = encode(vgg_params, content, dtype=dtype)[ENCODER_LAYER]
     style_f = encode(vgg_params, style, STYLE_LAYERS, dtype=dtype)
     t = jax.lax.stop_gradient(adain(content_f, style_f[ENCODER_LAYER]))
-    g = decode(decoder_params, t, dtype)
+    g = decode(decoder_params, t, dtype, upsample)
     g_f = encode(vgg_params, g, STYLE_LAYERS, dtype=dtype)
     loss_c = jnp.mean((g_f[ENCODER_LAYER] - t) ** 2)
     loss_s = 0.0
@@ -65,14 +67,14 @@ def adain_loss(decoder_params, vgg_params, content, style, style_weight: float =
     return total, terms
 
 
-def reconstruction_loss(decoder_params, vgg_params, content):
+def reconstruction_loss(decoder_params, vgg_params, content, upsample: str = "nearest"):
     """A warm-up objective for the decoder: reconstruct the photo from its own features,
     ``mean((decoder(f(c)) - c)^2)`` on pixels in [0, 1] (as the decoders of Li et al. 2017, "Universal Style
     Transfer via Feature Transforms", are trained, without their feature term).  No style images, and no
     backward pass through the encoder: about half the work of an :func:`adain_loss` step.  Returns
     ``(loss, {"pixel": loss})``."""
     t = jax.lax.stop_gradient(encode(vgg_params, content)[ENCODER_LAYER])
-    g = decode(decoder_params, t)
+    g = decode(decoder_params, t, upsample=upsample)
     loss = jnp.mean((g - content) ** 2)
     return loss, {"pixel": loss}
 
@@ -95,8 +97,10 @@ class AdaINTask:
     def __init__(self, vgg_params, content_source, style_source, *, crop: int = 256, resize: int = 512,
                  style_weight: float = STYLE_WEIGHT, content_weight: float = CONTENT_WEIGHT,
                  batch_size: int = 8, seed: int = 0, prefetch: int = 2, objective: str = "adain",
-                 cache_images: bool = False, dtype: str = "float32", periodic_weight: float = 0.0):
+                 cache_images: bool = False, dtype: str = "float32", periodic_weight: float = 0.0,
+                 upsample: str = "nearest"):
         from .data import check_crop
+        from .nets import UPSAMPLINGS
 
         check_crop(crop, resize)
         if objective not in OBJECTIVES:
@@ -105,6 +109,9 @@ class AdaINTask:
             raise NSTError("training with the AdaIN objective needs style images (--style-dir)")
         if dtype not in DTYPES:
             raise NSTError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        if upsample not in UPSAMPLINGS:
+            raise NSTError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, not {upsample!r}")
+        self.upsample = upsample
         self.objective, self.dtype = objective, jnp.dtype(dtype)
         self.frozen = vgg_params
         self.content_source, self.style_source = content_source, style_source
@@ -123,6 +130,8 @@ class AdaINTask:
             self.config["dtype"] = dtype
         if self.periodic_weight:  # older checkpoints have no such key
             self.config["periodic_weight"] = self.periodic_weight
+        if upsample != "nearest":  # older checkpoints have no such key; the exported decoder's meta says it
+            self.config["upsample"] = upsample
         excluded = sorted(set(getattr(content_source, "excluded", []))
                           | set(getattr(style_source, "excluded", [])))
         if excluded:  # older checkpoints have no such key: only present when something was held back
@@ -133,9 +142,9 @@ class AdaINTask:
 
     def loss(self, params, frozen, batch):
         if self.objective == "reconstruction":
-            return reconstruction_loss(params, frozen, batch["content"])
+            return reconstruction_loss(params, frozen, batch["content"], self.upsample)
         return adain_loss(params, frozen, batch["content"], batch["style"], self.style_weight,
-                          self.content_weight, self.dtype, self.periodic_weight)
+                          self.content_weight, self.dtype, self.periodic_weight, self.upsample)
 
     def batches(self, start_step: int, shard):
         from .data import Batches
@@ -181,8 +190,8 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
                   objective: str = "adain", crop: int = 256, resize: int = 512,
                   resume: bool = False, init_from=None, exclude=(), weights=None,
                   tfds_data_dir=None, cache_images: bool = False, dtype: str = "float32",
-                  periodic_weight: float = 0.0, distributed: bool = False, callback=None, log=None,
-                  **config_fields) -> dict:
+                  periodic_weight: float = 0.0, upsample: str = "nearest", distributed: bool = False,
+                  callback=None, log=None, **config_fields) -> dict:
     """Train an AdaIN decoder with the paper's recipe (Adam, lr 1e-4 with inverse-time decay 5e-5, batch
     8, shorter side 512 then random 256 crops, style weight 10; 160k steps on COCO + WikiArt).
 
@@ -195,7 +204,9 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
     ``cache_images``: keep every resized content photo in memory after its first read (the same batches;
     for an accelerator that trains faster than one thread decodes JPEGs).  ``dtype="bfloat16"``: mixed
     precision (:func:`adain_loss`), float32 master weights and optimiser state.  ``periodic_weight``: the
-    weight of :func:`adain_loss`'s term against periodic artefacts (0: the paper's loss).
+    weight of :func:`adain_loss`'s term against periodic artefacts (0: the paper's loss).  ``upsample``:
+    the decoder's upsampling (:class:`nst_jax.adain.Decoder`; ``init_from`` may have another: a
+    nearest-neighbour decoder retrained as a bilinear one keeps its parameters).
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
     arguments named as its fields (``steps=1000``) replace those fields.
     """
@@ -212,6 +223,6 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
     task = AdaINTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,
                      style_weight=style_weight, content_weight=content_weight, batch_size=cfg.batch_size,
                      seed=cfg.seed, objective=objective, cache_images=cache_images, dtype=dtype,
-                     periodic_weight=periodic_weight)
+                     periodic_weight=periodic_weight, upsample=upsample)
     return train(task, cfg, ckpt_dir, resume=resume, init=init, distributed=distributed, callback=callback,
                  log=log)

@@ -186,10 +186,10 @@ def _networks(method: str, model, decoder, weights):
         from .vgg import vgg19_params
 
         weights = vgg19_params(weights)
-    if method == "adain" and not isinstance(decoder, dict):
+    if method == "adain" and not isinstance(decoder, (dict, tuple)):
         from .adain import load_decoder
 
-        decoder = load_decoder(decoder)[0]
+        decoder = load_decoder(decoder)  # (params, meta): the decoder's upsampling is in meta
     return model, decoder, weights
 
 

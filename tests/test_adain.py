@@ -179,6 +179,32 @@ def test_stylize_matches_pytorch_reference(params, torch_adain):
         assert np.abs(out - expect).max() < 2e-3, np.abs(out - expect).max()
 
 
+def test_bilinear_decoder_file_stylizes_as_pytorchs_bilinear_decoder(params, h5_path, tmp_path):
+    """A decoder trained with bilinear upsampling (its file says so) runs bilinear everywhere: the whole
+    image and bands, against PyTorch's ``Upsample(mode="bilinear")`` decoder with the same weights."""
+    import torch
+
+    from experiments import torch_reference as tr
+
+    path = A.save_decoder(tmp_path / "bilinear.npz", A.init_decoder(jax.random.key(8)),
+                          {"task_config": {"upsample": "bilinear"}})
+    assert A.upsampling(A.load_decoder(path)[1]) == "bilinear" and A.upsampling({}) == "nearest"
+    ref = tr.TorchAdaIN(h5_path, A.CHANNEL_MEANS_FILE, path, upsample="bilinear")
+    rng = np.random.default_rng(9)
+    content = rng.random((80, 45, 3)).astype(np.float32)
+    style = rng.random((35, 40, 3)).astype(np.float32) ** 2
+    with torch.no_grad():
+        expect = tr.nhwc(ref.stylize(tr.nchw(content[None]), tr.nchw(style[None])))[0]
+    for tile in ("none", 32):
+        out, _ = A.stylize(content, style, decoder=path, weights=params, size=None, style_size=None, tile=tile)
+        assert np.abs(out - expect).max() < 2e-3, (tile, np.abs(out - expect).max())
+    nearest, _ = A.stylize(content, style, decoder=A.load_decoder(path)[0], weights=params, size=None,
+                           style_size=None)
+    assert np.abs(nearest - expect).max() > 0.01  # bare params: the paper's nearest-neighbour decoder
+    with pytest.raises(NSTError, match="upsampling must be one of"):
+        AT.AdaINTask(params, None, None, objective="reconstruction", upsample="cubic")
+
+
 def test_training_loss_matches_pytorch_reference(params, torch_adain):
     import torch
 

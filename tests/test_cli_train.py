@@ -58,9 +58,10 @@ def test_reconstruction_warm_up_then_adain_from_it(files, tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
             "--ckpt-dir", tmp_path / "ft", "--steps", "1", "--init-from", tmp_path / "warm" / "decoder.npz",
-            "--warmup", "10", *small)
+            "--warmup", "10", "--upsample", "bilinear", *small)
     assert r.returncode == 0, r.stderr
     _, meta = A.load_decoder(tmp_path / "ft" / "decoder.npz")
+    assert A.upsampling(meta) == "bilinear"  # a nearest-neighbour decoder retrained as a bilinear one
     assert meta["cumulative"]["steps"] == 3 and meta["cumulative"]["images"] == 6
     assert [x["task_config"].get("objective", "adain") for x in meta["cumulative"]["runs"]] == \
         ["reconstruction", "adain"]

@@ -50,7 +50,7 @@ def run(args) -> int:
     from .. import adain
     from .. import image as im
 
-    decoder, _ = adain.load_decoder(args.decoder)  # every input is checked before any work or output
+    decoder = adain.load_decoder(args.decoder)  # every input is checked before any work or output
     inputs = gather(args, [args.content], {}, inputs=[args.mask, args.decoder],
                     skip_existing=args.skip_existing)
     mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None

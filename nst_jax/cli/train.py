@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
     a.add_argument("--periodic-weight", type=non_negative_float, default=d["periodic_weight"],
                    help="weight of a term against the peaks the decoder's upsamplings put at periods of 2, 4 "
                         "and 8 px (nst_jax.losses.periodic_peak_loss; 0: the paper's loss)")
+    a.add_argument("--upsample", choices=("nearest", "bilinear"), default=d["upsample"],
+                   help="the decoder's x2 upsamplings: nearest-neighbour as the paper, or bilinear (no "
+                        "periodic artefact at 2/4/8 px; --init-from a nearest decoder keeps its weights); the "
+                        "exported decoder says which, and `nst-jax adain` uses it")
     a.add_argument("--objective", choices=("adain", "reconstruction"), default=d["objective"],
                    help="the paper's loss, or a cheaper warm-up: reconstruct photos from their own features")
     a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
@@ -173,7 +177,8 @@ def train_adain(args):
         raise NSTError("train adain needs --style-dir (or --objective reconstruction)")
     return run_training(args, train_decoder, content_source(args), args.style_dir, args.ckpt_dir,
                          style_weight=args.style_weight, content_weight=args.content_weight,
-                         objective=args.objective, dtype=args.dtype, periodic_weight=args.periodic_weight)
+                         objective=args.objective, dtype=args.dtype, periodic_weight=args.periodic_weight,
+                         upsample=args.upsample)
 
 
 def train_fast_command(args):

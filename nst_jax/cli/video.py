@@ -182,7 +182,7 @@ def _method_config(args):
         return gatys.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), None, None
     if args.method == "adain":
         names = set(defaults(adain.StylizeConfig)) - {"size"}
-        decoder, _ = adain.load_decoder(args.decoder)
+        decoder = adain.load_decoder(args.decoder)
         return adain.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), None, decoder
     style = style_spec(args.style) if args.style else None
     params, meta = feedforward.load_model(args.model or feedforward.default_model(style))
