@@ -196,7 +196,8 @@ def test_bilinear_decoder_file_stylizes_as_pytorchs_bilinear_decoder(params, h5_
     with torch.no_grad():
         expect = tr.nhwc(ref.stylize(tr.nchw(content[None]), tr.nchw(style[None])))[0]
     for tile in ("none", 32):
-        out, _ = A.stylize(content, style, decoder=path, weights=params, size=None, style_size=None, tile=tile)
+        out, _ = A.stylize(content, style, decoder=path, weights=params, size=None, style_size=None,
+                           tile=tile)
         assert np.abs(out - expect).max() < 2e-3, (tile, np.abs(out - expect).max())
     nearest, _ = A.stylize(content, style, decoder=A.load_decoder(path)[0], weights=params, size=None,
                            style_size=None)

@@ -94,7 +94,8 @@ def test_auto_conv_is_winograd_on_cpu_unless_the_environment_says_otherwise(para
     x = np.zeros((1, 32, 32, 3), np.float32)
 
     def convs():
-        return _count_convs(jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"]))(x).jaxpr)
+        jaxpr = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"]))(x).jaxpr
+        return _count_convs(jaxpr)
 
     monkeypatch.delenv("NST_JAX_CONV", raising=False)
     assert jax.default_backend() != "cpu" or convs() == 4

@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
                         "and 8 px (nst_jax.losses.periodic_peak_loss; 0: the paper's loss)")
     a.add_argument("--upsample", choices=("nearest", "bilinear"), default=d["upsample"],
                    help="the decoder's x2 upsamplings: nearest-neighbour as the paper, or bilinear (no "
-                        "periodic artefact at 2/4/8 px; --init-from a nearest decoder keeps its weights); the "
-                        "exported decoder says which, and `nst-jax adain` uses it")
+                        "periodic artefact at 2/4/8 px; --init-from a nearest decoder keeps its weights); "
+                        "the exported decoder says which, and `nst-jax adain` uses it")
     a.add_argument("--objective", choices=("adain", "reconstruction"), default=d["objective"],
                    help="the paper's loss, or a cheaper warm-up: reconstruct photos from their own features")
     a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
