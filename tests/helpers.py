@@ -122,6 +122,24 @@ def run(*args, timeout=600):
     return subprocess.run(PY + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
 
 
+def run_here(*args):
+    """The command line in this process (:func:`nst_jax.cli.main`), for lists of bad inputs that fail before
+    any work: the same exit status and stderr as :func:`run` without a new interpreter importing JAX (~2 s a
+    case).  Each such list keeps at least one case as a real subprocess (:func:`run`)."""
+    import contextlib
+    import io
+
+    from nst_jax.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's usage errors
+            rc = e.code
+    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
+
+
 def assert_clean_error(r, match):
     assert r.returncode != 0, r.stderr
     assert "Traceback" not in r.stderr, r.stderr

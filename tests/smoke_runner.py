@@ -15,6 +15,7 @@ import runpy
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def main():
     results = {}
     for script in scripts:
         print(f"=== {script}", flush=True)
+        t0 = time.perf_counter()
         results[script] = run(script)
+        print(f"=== {script}: {time.perf_counter() - t0:.1f} s", flush=True)
         out.write_text(json.dumps(results))
 
 

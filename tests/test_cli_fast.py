@@ -6,7 +6,7 @@ from PIL import Image
 
 from nst_jax import feedforward as F
 
-from .helpers import assert_clean_error, run
+from .helpers import assert_clean_error, run, run_here
 
 
 def test_fast_cli(model_file, tmp_path):
@@ -29,21 +29,21 @@ def test_fast_cli(model_file, tmp_path):
         steps = meta["cumulative"]["steps"] if "cumulative" in meta else meta["step"]
         assert f"{name}\t{steps} steps" in r.stdout
     (tmp_path / "existing.png").write_bytes(b"keep")
-    r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "existing.png", "--model", "no_such_style")
+    r = run_here("fast", tmp_path / "c0.png", "-o", tmp_path / "existing.png", "--model", "no_such_style")
     assert_clean_error(r, "no shipped model named")
     (tmp_path / "trunc.png").write_bytes((tmp_path / "c0.png").read_bytes()[:80])
-    r = run("fast", tmp_path / "trunc.png", "-o", tmp_path / "existing.png", "--model", model_file)
+    r = run_here("fast", tmp_path / "trunc.png", "-o", tmp_path / "existing.png", "--model", model_file)
     assert_clean_error(r, "damaged or truncated")
-    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "existing.png",
-            "--model", model_file)
+    r = run_here("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "existing.png",
+                 "--model", model_file)
     assert_clean_error(r, "must be a folder")
     assert (tmp_path / "existing.png").read_bytes() == b"keep"
-    r = run("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "multi.png", "--model",
-            model_file)
+    r = run_here("fast", tmp_path / "c0.png", tmp_path / "c1.png", "-o", tmp_path / "multi.png", "--model",
+                 model_file)
     assert_clean_error(r, "names an image file")
     assert not (tmp_path / "multi.png").exists()
     conditional = [n for n, (_, inside) in F.shipped_styles().items() if inside]
     if len(conditional) >= 2:  # a style of a conditional network, and another of its styles
-        r = run("fast", tmp_path / "c0.png", "-o", tmp_path / "s.png", "--model", conditional[0], "--style",
-                conditional[1])
+        r = run_here("fast", tmp_path / "c0.png", "-o", tmp_path / "s.png", "--model", conditional[0],
+                     "--style", conditional[1])
         assert_clean_error(r, "already one style")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .helpers import PY, assert_clean_error, gradient, png_bomb, run, write_variants
+from .helpers import PY, assert_clean_error, gradient, png_bomb, run, run_here, write_variants
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +71,19 @@ def test_bad_content_images(files, name, match):
 def test_bad_style_output_and_weights(files, tmp_path):
     c, s = files / "content.png", files / "style.png"
     assert_clean_error(run("stylize", c, files / "text.jpg", "-o", tmp_path / "o.png"), "not an image")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.xyz"), "format")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "no" / "o.png"), "does not exist")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--weights", files / "text.jpg"),
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.xyz"), "format")
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "no" / "o.png"), "does not exist")
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--weights", files / "text.jpg"),
                        "not a weights file")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--style-layers", "relu9_1"),
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--style-layers", "relu9_1"),
                        "unknown VGG-19 layer")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--size", "8"), "smaller than")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--iters", "zero"), "integer")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--optimizer", "adam",
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--size", "8"), "smaller than")
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--iters", "zero"), "integer")
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--optimizer", "adam",
                            "--history", "5"), "does not take history")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--learning-rate", "0.1"),
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--learning-rate", "0.1"),
                        "does not take learning rate")
-    assert_clean_error(run("stylize", c, s, "-o", tmp_path / "o.png", "--devices", "64"),
+    assert_clean_error(run_here("stylize", c, s, "-o", tmp_path / "o.png", "--devices", "64"),
                        "64 devices asked for")
     assert not (tmp_path / "o.png").exists()
 

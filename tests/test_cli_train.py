@@ -13,7 +13,7 @@ from PIL import Image
 from nst_jax import adain as A
 from nst_jax import feedforward as F
 
-from .helpers import PY, assert_clean_error, build_tiny_tfds, run
+from .helpers import PY, assert_clean_error, build_tiny_tfds, run, run_here
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +77,17 @@ def test_train_adain_bad_input(files, tmp_path):
     r = run("train", "adain", "--style-dir", files / "paintings", "--ckpt-dir", tmp_path / "c",
             "--steps", "1")
     assert_clean_error(r, "exactly one content source")
-    r = run("train", "adain", "--content-dir", tmp_path / "nope", "--style-dir", files / "paintings",
-            "--ckpt-dir", tmp_path / "c", "--steps", "1")
+    r = run_here("train", "adain", "--content-dir", tmp_path / "nope", "--style-dir", files / "paintings",
+                 "--ckpt-dir", tmp_path / "c", "--steps", "1")
     assert_clean_error(r, "does not exist")
-    r = run("train", "adain", "--tfds", "no_such_dataset_xyz", "--tfds-data-dir", tmp_path,
-            "--style-dir", files / "paintings", "--ckpt-dir", tmp_path / "c", "--steps", "1")
+    r = run_here("train", "adain", "--tfds", "no_such_dataset_xyz", "--tfds-data-dir", tmp_path,
+                 "--style-dir", files / "paintings", "--ckpt-dir", tmp_path / "c", "--steps", "1")
     assert_clean_error(r, "not available")
-    r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
-            "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "64", "--resize", "32")
+    r = run_here("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
+                 "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "64", "--resize", "32")
     assert_clean_error(r, "must be at least the crop size")
-    r = run("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
-            "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "32", "--clip-grad-norm", "-1")
+    r = run_here("train", "adain", "--content-dir", files / "photos", "--style-dir", files / "paintings",
+                 "--ckpt-dir", tmp_path / "c", "--steps", "1", "--crop", "32", "--clip-grad-norm", "-1")
     assert_clean_error(r, "clipping norm must be positive")
     assert not (tmp_path / "c").exists()  # nothing written before the error
 
@@ -165,12 +165,12 @@ def test_train_fast_cli_and_resume(tmp_path):
                          (["--content-layers", "relu9_9"], "unknown content layer"),
                          (["--warmup", "-1"], "warm-up"),
                          (["--exclude", "*.jpg"], "after the exclusions")):
-        r = run("train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos, "--ckpt-dir",
-                tmp_path / "bad", "--steps", "1", *bad)
+        r = run_here("train", "fast", "--style", tmp_path / "style.png", "--content-dir", photos,
+                     "--ckpt-dir", tmp_path / "bad", "--steps", "1", *bad)
         assert_clean_error(r, message)
         assert not (tmp_path / "bad" / "model.npz").exists()
-    r = run("train", "fast", "--style", tmp_path / "missing.png", "--content-dir", photos,
-            "--ckpt-dir", tmp_path / "x", "--steps", "1")
+    r = run_here("train", "fast", "--style", tmp_path / "missing.png", "--content-dir", photos,
+                 "--ckpt-dir", tmp_path / "x", "--steps", "1")
     assert_clean_error(r, "does not exist")
 
 
@@ -201,9 +201,10 @@ def test_train_conditional_fast_network_cli(tmp_path, model_file):
                        (["--model", tmp_path / "run" / "model.npz", "--style", "sky=x"], "NAME=WEIGHT"),
                        (["--model", model_file, "--style", "sky"], "paints one style"),
                        (["--model", model_file, "--tile", "wide"], "band height")):
-        r = run("fast", photo, "-o", tmp_path / "bad.png", "--size", "32", *bad)
+        r = run_here("fast", photo, "-o", tmp_path / "bad.png", "--size", "32", *bad)
         assert_clean_error(r, match)
         assert not (tmp_path / "bad.png").exists()
-    r = run("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir", photos,
-            "--ckpt-dir", tmp_path / "bad", "--steps", "1", "--init-from", model_file, model_file, model_file)
+    r = run_here("train", "fast", "--style", tmp_path / "wave.png", tmp_path / "sky.png", "--content-dir",
+                 photos, "--ckpt-dir", tmp_path / "bad", "--steps", "1", "--init-from", model_file,
+                 model_file, model_file)
     assert_clean_error(r, "one one-style network per style")
