@@ -12,7 +12,7 @@ from experiments import torch_reference as tr
 from nst_jax import gatys, metrics, tiling
 from nst_jax import image as im
 
-from .helpers import assert_clean_error, run
+from .helpers import assert_clean_error, run, run_here
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,8 @@ def test_each_picture_of_a_batch_scores_its_own_objective(params, torch_vgg, pai
 
 @pytest.mark.slow
 def test_a_batch_gives_each_picture_its_single_run(params, pair):
-    """The first iteration equal to float32 rounding.  After that L-BFGS without a line search amplifies
-    rounding differences (a batched convolution sums in another order), so after 30 iterations each
-    picture's loss must lie within the spread of its own single runs from starts perturbed by 1e-4."""
+    """The first iteration equal to float32 rounding (after that L-BFGS without a line search amplifies
+    rounding differences: a batched convolution sums in another order)."""
     content, style = pair
     pictures = [gatys.Picture(content, style),
                 gatys.Picture(content[:, ::-1], style, {"style_weight": 400.0})]
@@ -61,13 +60,10 @@ def test_a_batch_gives_each_picture_its_single_run(params, pair):
         image, report = gatys.stylize(p.content, style, size=48, iters=1, weights=params, **p.settings)
         assert r.report["loss"] == pytest.approx(report["loss"], rel=1e-5)
         np.testing.assert_allclose(r.image, image, atol=1e-5)
-    # L-BFGS's second step divides by y = g1 - g0, a difference of nearly equal gradients, so rounding
-    # differences grow: at 48 px the loss after 30 iterations differed by up to 33% between batched and
-    # single runs (and by up to 19% between single runs from starts 1e-4 apart); at 256 px by 2%.
-    batch = list(gatys.stylize_many(pictures, size=48, iters=30, weights=params, batch=2))
-    for p, r in zip(pictures, batch, strict=True):
-        single = gatys.stylize(p.content, style, size=48, iters=30, weights=params, **p.settings)[1]["loss"]
-        assert r.report["loss"] == pytest.approx(single, rel=0.4)
+    # Beyond the first iteration there is nothing exact to test: L-BFGS's second step divides by y = g1 - g0,
+    # a difference of nearly equal gradients, so rounding differences grow: at 48 px the loss after 30
+    # iterations differed by up to 33% between batched and single runs (and by up to 19% between single runs
+    # from starts 1e-4 apart); at 256 px by 2% (README, "Many pictures").
 
 
 def test_a_bad_picture_is_named_and_the_others_run(params, pair):
@@ -147,10 +143,10 @@ def test_folder_bad_usage(folder, tmp_path):
     (tmp_path / "file.png").write_bytes(b"keep me")
     s = folder / "style.png"
     assert_clean_error(run("stylize", tmp_path / "empty", s, "-o", tmp_path / "o"), "no image files")
-    assert_clean_error(run("adain", folder / "in", s, "-o", tmp_path / "file.png"), "is a file")
-    assert_clean_error(run("stylize", folder / "in" / "a.png", s, "-o", tmp_path / "o", "--seed", "1,2"),
-                       "--init noise")
-    assert_clean_error(run("stylize", folder / "in", s, "-o", tmp_path / "o", "--save-every", "2"),
+    assert_clean_error(run_here("adain", folder / "in", s, "-o", tmp_path / "file.png"), "is a file")
+    assert_clean_error(run_here("stylize", folder / "in" / "a.png", s, "-o", tmp_path / "o", "--seed",
+                                "1,2"), "--init noise")
+    assert_clean_error(run_here("stylize", folder / "in", s, "-o", tmp_path / "o", "--save-every", "2"),
                        "save-every")
     assert (tmp_path / "file.png").read_bytes() == b"keep me"
 
