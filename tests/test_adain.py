@@ -271,6 +271,7 @@ def _content_distance(params, x, content):
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_IMAGES / "golden_gate.jpg").is_file(), reason="needs ../shared/images")
 def test_shipped_decoder_moves_an_unseen_photo_toward_the_painting(params, photo="golden_gate.jpg",
                                                                    painting="the_scream.jpg"):

@@ -13,6 +13,7 @@ def files(adain_cli_files):
     return adain_cli_files
 
 
+@pytest.mark.slow
 def test_adain_options(files):
     out, rep = files / "out.png", files / "rep.json"
     dec = files / "decoder.npz"

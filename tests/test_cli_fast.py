@@ -2,6 +2,7 @@
 
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from nst_jax import feedforward as F
@@ -9,6 +10,7 @@ from nst_jax import feedforward as F
 from .helpers import assert_clean_error, run, run_here
 
 
+@pytest.mark.slow
 def test_fast_cli(model_file, tmp_path):
     for k in range(2):
         Image.fromarray((np.random.default_rng(k).random((30, 40, 3)) * 255).astype(np.uint8)) \

@@ -90,6 +90,7 @@ def test_bad_style_output_and_weights(files, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_current_iterate(files, tmp_path):
     out = tmp_path / "interrupted.png"
     p = subprocess.Popen(PY + ["stylize", str(files / "content.png"), str(files / "style.png"), "-o",

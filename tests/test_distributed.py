@@ -97,6 +97,7 @@ def test_two_processes_give_the_one_process_result(tmp_path):
         assert np.abs(got["fast"] - ref["fast"]).max() < 1e-3 / 255
 
 
+@pytest.mark.slow
 def test_cli_two_processes_write_once(tmp_path):
     """``nst-jax fast --distributed``: the same command in each process; only process 0 writes, and what
     it writes is the one-process picture."""

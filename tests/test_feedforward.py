@@ -139,6 +139,7 @@ SHIPPED_STYLES = {"starry_night": "starry_night.jpg", "the_scream": "the_scream.
                   "shipwreck": "shipwreck.jpg", "woman_with_hat_matisse": "woman-with-hat-matisse.jpg"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shared_image("starry_night.jpg").is_file(), reason="needs ../shared/images")
 @pytest.mark.parametrize("model", sorted(SHIPPED_STYLES))
 def test_shipped_network_moves_a_held_back_photo_toward_its_style(params, model):

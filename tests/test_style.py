@@ -154,6 +154,7 @@ def test_sums_over_positions_stay_exact_in_bands(params, name):
     assert np.abs(np.asarray(bgrad) - np.asarray(grad)).max() <= 1e-5 * np.abs(np.asarray(grad)).max()
 
 
+@pytest.mark.slow
 def test_feature_swd_ratio_is_one_for_the_photo(params, images):
     content, painting = images
     assert metrics.feature_swd_ratio(params, content, content, painting) == pytest.approx(1.0)

@@ -61,6 +61,7 @@ def test_tiled_adain_keeps_blends_masks_and_alpha(params, decoder):
     assert np.abs(tiled - whole).max() < 1e-3 / 255
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [False, True])
 def test_tiled_fast_network_equals_the_whole_image(conditional):
     """One layer at a time, a band of rows at a time, instance-norm statistics over the whole image: the

@@ -89,6 +89,7 @@ def test_hash_mismatch_is_refused(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written left behind
 
 
+@pytest.mark.slow
 def test_concurrent_first_fetches_do_not_corrupt_the_cache(tmp_path):
     code = "from nst_jax import weights; print(weights.fetch())"
     env = {**os.environ, "NST_JAX_HOME": str(tmp_path)}
