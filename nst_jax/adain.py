@@ -62,10 +62,7 @@ def adain(content_features, style_features, eps: float = EPS):
 
     ``content_features`` ``(N, H, W, C)``; ``style_features`` ``(N, H', W', C)`` or ``(1, H', W', C)``.
     """
-    c_mean, c_std = mean_std(content_features, eps)
-    s_mean, s_std = mean_std(style_features, eps)
-    normalised = (content_features - c_mean[:, None, None]) / c_std[:, None, None]
-    return normalised * s_std[:, None, None] + s_mean[:, None, None]
+    return adain_moments(content_features, *mean_std(style_features, eps), eps)
 
 
 def adain_moments(content_features, s_mean, s_std, eps: float = EPS):
@@ -75,12 +72,8 @@ def adain_moments(content_features, s_mean, s_std, eps: float = EPS):
     return normalised * s_std[:, None, None] + s_mean[:, None, None]
 
 
-def _load_channel_means() -> dict[str, np.ndarray]:
-    with np.load(CHANNEL_MEANS_FILE) as z:
-        return {k: np.asarray(z[k], np.float32) for k in STYLE_LAYERS}
-
-
-CHANNEL_MEANS = _load_channel_means()
+with np.load(CHANNEL_MEANS_FILE) as _z:
+    CHANNEL_MEANS: dict[str, np.ndarray] = {k: np.asarray(_z[k], np.float32) for k in STYLE_LAYERS}
 """Mean activation of each channel of relu1_1..relu4_1 over 950 ImageNet photos (one per class), for the
 Caffe VGG-19 weights; written by ``experiments/vgg_channel_means.py``."""
 
@@ -121,7 +114,7 @@ class ReflectConv(nn.Module):
         return Conv3x3(self.features, name="Conv_0")(nets.reflect_pad(x, 1))
 
 
-DECODER_PLAN = (  # (name, output channels), "up" = 2x nearest-neighbour upsampling; mirrors VGG-19
+DECODER_PLAN = (  # (name, output channels), "up" = x2 upsampling (Decoder.upsample); mirrors VGG-19
     ("conv4_1", 256), "up",
     ("conv3_4", 256), ("conv3_3", 256), ("conv3_2", 256), ("conv3_1", 128), "up",
     ("conv2_2", 128), ("conv2_1", 64), "up",
@@ -202,13 +195,9 @@ def upsampling(meta: dict | None) -> str:
 
 # --- inference -----------------------------------------------------------------------------------------
 
-def _pad_to_multiple(x, multiple: int = MULTIPLE):
-    return pad_to_multiple(x, multiple)
-
-
 @partial(jax.jit, static_argnames="dtype")
 def _style_moments(vgg_params, style, dtype=jnp.float32):
-    f = encode(vgg_params, _pad_to_multiple(style), dtype=dtype)[ENCODER_LAYER]
+    f = encode(vgg_params, pad_to_multiple(style, MULTIPLE), dtype=dtype)[ENCODER_LAYER]
     return mean_std(f, EPS)
 
 
@@ -227,7 +216,7 @@ def _transfer(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, d
     """content (N, H, W, 3); s_mean/s_std (N, K, C); alpha scalar; mask (K, h, w) weights over the feature
     map (summing to 1 over K).  Returns the decoded images cropped back to H x W (unclipped)."""
     h, w = content.shape[1:3]
-    f = encode(vgg_params, _pad_to_multiple(content), dtype=dtype)[ENCODER_LAYER]  # (N, h', w', C)
+    f = encode(vgg_params, pad_to_multiple(content, MULTIPLE), dtype=dtype)[ENCODER_LAYER]  # (N, h', w', C)
     return decode(decoder_params, _mix_targets(f, s_mean, s_std, alpha, mask), dtype, upsample)[:, :h, :w]
 
 
@@ -258,7 +247,7 @@ def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, m
     from .tiling import bands
 
     h, w = content.shape[1:3]
-    x = np.asarray(_pad_to_multiple(jnp.asarray(content)))
+    x = np.asarray(pad_to_multiple(jnp.asarray(content), MULTIPLE))
     band = max(MULTIPLE, band // MULTIPLE * MULTIPLE)
     feats = []
     for start, stop, lo, hi in bands(x.shape[1], band, ENCODER_HALO, MULTIPLE):

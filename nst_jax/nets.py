@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import NSTError
 from .fileio import atomic_write
-from .vgg import _conv as _vgg_conv
+from .vgg import conv3x3
 
 EPS = 1e-5  # instance normalisation's (PyTorch's InstanceNorm2d default)
 
@@ -50,8 +50,7 @@ def valid_conv(x, kernel, stride: int = 1):
     dn = ("NHWC", "HWIO", "NHWC")
     if stride == 1:
         if k == 3:
-            zero = jnp.zeros(kernel.shape[-1], kernel.dtype)
-            return _vgg_conv(x, {"kernel": kernel, "bias": zero})[:, 1:-1, 1:-1]
+            return conv3x3(x, kernel)[:, 1:-1, 1:-1]
         return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=dn)[:, p:-p, p:-p]
     if stride == 2 and k == 3 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         h, w = (x.shape[1] - k) // 2 + 1, (x.shape[2] - k) // 2 + 1  # VALID's size: one less than SAME's

@@ -183,14 +183,21 @@ def _use_winograd(conv: str, cout: int) -> bool:
     return conv == "winograd"
 
 
-def _conv(x, p, conv="auto"):
-    k = p["kernel"].astype(x.dtype)  # float32 weights, the computation in the activations' dtype
+def conv3x3(x, kernel, bias=None, conv: str = "auto", winograd=None):
+    """A stride-1 ``"SAME"`` 3x3 convolution (NHWC, HWIO) computed as VGG-19's are: Winograd or ``lax.conv``
+    with its fast input-gradient rule, chosen by ``conv`` as in :func:`vgg19_features` (``winograd``: the
+    kernel already transformed, :func:`winograd_kernel`).  Float32 weights, the computation in ``x``'s dtype;
+    other networks' 3x3 layers use it too (:func:`nst_jax.nets.valid_conv`)."""
+    k = kernel.astype(x.dtype)
     if _use_winograd(conv, k.shape[-1]):
-        u = p.get("winograd")
-        y = _conv_winograd(x, k, None if u is None else u.astype(x.dtype))
+        y = _conv_winograd(x, k, None if winograd is None else winograd.astype(x.dtype))
     else:
         y = _conv_direct(x, k)
-    return y + p["bias"].astype(x.dtype)
+    return y if bias is None else y + bias.astype(x.dtype)
+
+
+def _conv(x, p, conv="auto"):
+    return conv3x3(x, p["kernel"], p["bias"], conv, p.get("winograd"))
 
 
 def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max",

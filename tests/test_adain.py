@@ -11,6 +11,7 @@ from nst_jax import adain as A
 from nst_jax import adain_train as AT
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
+from nst_jax.nets import pad_to_multiple
 
 from .helpers import loss_before_after
 
@@ -64,7 +65,7 @@ def test_stylize_keeps_odd_sizes(params, decoder, hw):
 
 def _direct(params, decoder, content, targets):
     """decoder(sum_k w_k AdaIN-target_k) computed by hand from the pure functions."""
-    f = A.encode(params, A._pad_to_multiple(jnp.asarray(content)[None]))[A.ENCODER_LAYER]
+    f = A.encode(params, pad_to_multiple(jnp.asarray(content)[None], A.MULTIPLE))[A.ENCODER_LAYER]
     t = sum(w * tk for w, tk in targets(f))
     h, w = content.shape[:2]
     return np.clip(np.asarray(A.decode(decoder, t)[0, :h, :w]), 0, 1)
@@ -77,7 +78,7 @@ def test_alpha_and_blend_are_the_papers_convex_combinations(params, decoder):
     kw = dict(decoder=decoder, weights=params, size=None, style_size=None)
 
     def enc(s):
-        return A.encode(params, A._pad_to_multiple(jnp.asarray(s)[None]))[A.ENCODER_LAYER]
+        return A.encode(params, pad_to_multiple(jnp.asarray(s)[None], A.MULTIPLE))[A.ENCODER_LAYER]
 
     # alpha = 0: the content's own features through the decoder, whatever the style
     out0, _ = A.stylize(c, s1, alpha=0.0, **kw)

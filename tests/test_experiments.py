@@ -77,7 +77,8 @@ def test_shell_script_runs_in_smoke_mode(script, tmp_path):
 
 def private_uses(source: str) -> list[str]:
     """``module._name`` (or deeper, ``gatys.PROGRAMS._cache``) where the chain starts at a name imported from
-    nst_jax, and private names imported from it (``from nst_jax.gatys import _init``); dunders are public."""
+    nst_jax (or, inside the package, by a relative import), and private names imported from it (``from
+    nst_jax.gatys import _init``, ``from .vgg import _conv``); dunders are public."""
     tree = ast.parse(source)
     roots, found = set(), []
 
@@ -89,10 +90,10 @@ def private_uses(source: str) -> list[str]:
             for alias in node.names:
                 if alias.name.split(".")[0] == "nst_jax":
                     roots.add(alias.asname or "nst_jax")
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nst_jax":
-            for alias in node.names:
+        elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("nst_jax")):
+            for alias in node.names:  # nst_jax's modules, or (level > 0) a relative import inside nst_jax
                 roots.add(alias.asname or alias.name)
-                if private(alias.name) or any(private(p) for p in node.module.split(".")):
+                if private(alias.name) or any(private(p) for p in (node.module or "").split(".")):
                     found.append(f"from {node.module} import {alias.name}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and private(node.attr):
@@ -111,6 +112,9 @@ def test_private_uses_is_found():
            "gatys._targets_jit(1)\ngatys.PROGRAMS._cache.clear()\nV._conv(1)\nnst_jax.__version__\n")
     assert private_uses(src) == ["from nst_jax.gatys import _init", "line 7: gatys._targets_jit",
                                  "line 8: gatys.PROGRAMS._cache", "line 9: V._conv"]
+    inside = ("from .vgg import _conv as c\nfrom . import image as _image\n_image._decode(1)\n"
+              "_image.load_image(2)\n")
+    assert private_uses(inside) == ["from vgg import _conv", "line 3: _image._decode"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -121,3 +125,9 @@ def test_public_api_only(script):
     else:
         found = private_uses(source)
     assert not found, f"{script} uses private names of nst_jax: {found}"
+
+
+@pytest.mark.parametrize("module", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "nst_jax").rglob("*.py")))
+def test_package_modules_use_each_others_public_names(module):
+    found = private_uses((ROOT / module).read_text())
+    assert not found, f"{module} uses private names of other nst_jax modules: {found}"
