@@ -1,6 +1,6 @@
-"""Style representations side by side: gram, moments, mmd-poly, mmd-rbf and swd (nst_jax.style) on held-back
-photo x painting pairs, each optimised with L-BFGS and with Adam, plus texture synthesis (noise start, no
-content term).
+"""Style representations side by side: gram, moments, mmd-poly, mmd-rbf, swd, histogram and remd
+(nst_jax.style) on held-back photo x painting pairs, each optimised with L-BFGS and with Adam, plus texture
+synthesis (noise start, no content term).
 
 * ``--calibrate``: each representation's style term at the photo, against gram's, on the pairs: the ratio
   (median) is the weight that makes the default style weight stylise about as strongly as gram
@@ -128,6 +128,8 @@ def main():
     ap.add_argument("--texture-iters", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=1, help="how many of the held-back pairs")
     ap.add_argument("--solvers", nargs="+", default=["lbfgs", "adam"])
+    ap.add_argument("--names", nargs="+", choices=tuple(style.STYLE_LOSSES), default=None,
+                    help="the representations to optimise (default: all; the distance columns cover all)")
     ap.add_argument("--out", default="/tmp/style_losses")
     harness.add_smoke(ap)
     a = ap.parse_args()
@@ -138,7 +140,7 @@ def main():
         # content) and every measure run the programs of the stylisation, not programs of their own
         PAIRS = (("tubingen", "golden_gate"),)
         a.out = harness.smoke_results()
-        a.size, a.iters, a.texture_iters, a.pairs, a.solvers = 32, 2, 2, 1, ["lbfgs"]
+        a.size, a.iters, a.texture_iters, a.pairs, a.solvers, a.names = 32, 2, 2, 1, ["lbfgs"], None
         YARDSTICK_SIZE = a.size  # the painting of the Gram yardstick at the run's size: no 512 px program
     params = with_winograd(vgg19_params())
     if a.calibrate or a.smoke:
@@ -153,6 +155,7 @@ def main():
             return
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    runs = tuple(a.names or NAMES)
     if a.commands:
         commands(params, a.size, a.iters, out)
         return
@@ -165,7 +168,7 @@ def main():
         row = [(small, photo), (art_small, painting)]
         entry = {"photo": photo, "painting": painting, "runs": {}}
         for solver in a.solvers:
-            for name in NAMES:
+            for name in runs:
                 t0 = time.perf_counter()
                 x, rep = gatys.stylize(content, art, size=a.size, iters=a.iters, style_loss=name,
                                        optimizer=solver, weights=params)
@@ -191,7 +194,7 @@ def main():
     art = load(painting)
     art_small = im.resize_longest(art, a.size)
     row = [(np.zeros_like(art_small) + 1.0, "texture synthesis"), (art_small, painting)]
-    for name in NAMES:
+    for name in runs:
         x, rep = gatys.stylize(art, art, size=a.size, iters=a.texture_iters, style_loss=name, init="noise",
                                content_weight=0.0, weights=params)
         ratio = metrics.feature_swd(params, x, art_small)
@@ -204,7 +207,8 @@ def main():
     record["texture"]["noise_start_feature_swd"] = metrics.feature_swd(params, noise, art_small)
     grid_rows.append(row)
     im.save_image(out / "grid.jpg", im.contact_sheet(grid_rows, thumb=a.size))
-    harness.save(harness.result_path("style", f"style_losses_{a.size}_{a.iters}.json"), record)
+    tag = "" if runs == NAMES else "_" + "-".join(runs)
+    harness.save(harness.result_path("style", f"style_losses_{a.size}_{a.iters}{tag}.json"), record)
     print("grid:", out / "grid.jpg")
 
 

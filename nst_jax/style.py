@@ -25,9 +25,22 @@ The named representations (:data:`STYLE_LOSSES`):
   the style sample, drawn afresh at every evaluation;
 * ``swd``: the sliced Wasserstein distance (Heitz et al. 2021): the features projected on as many random unit
   directions as there are channels, redrawn at every evaluation, and the sorted 1-D distributions matched
-  (squared distance between quantiles).
+  (squared distance between quantiles);
+* ``histogram``: Risser, Wilmot & Barnes 2017's histogram loss, ``|O - R(O)|^2`` with ``R`` each channel's
+  values remapped to the painting's distribution, the remapping exact by sorting (as EFDM, Zhang et al. 2022):
+  the squared distance between each channel's sorted values and the painting's quantiles at the same levels
+  (the sliced Wasserstein distance along the channels' own axes).  Risser et al. add it to the Gram loss;
+  here it stands alone, as every representation does;
+* ``remd``: STROTSS's style term (Kolkin, Salavon & Shakhnarovich 2019): the relaxed earth mover's distance
+  between :data:`MMD_POSITIONS` positions of the picture, drawn afresh at every evaluation, and of the
+  painting, with the cosine cost ``1 - cos(x, y)``, ``max(mean_i min_j C_ij, mean_j min_i C_ij)`` (a lower
+  bound of the exact EMD), plus its moment term ``|mu_x - mu_s|_1 / C + |Sigma_x - Sigma_s|_1 / C^2`` on the
+  features divided by the painting's root-mean-square value (STROTSS's features are about unit scale).
+  STROTSS takes it over hypercolumns of several layers at once and adds a colour term; here it is taken layer
+  by layer, as every representation is.
 
-Each has a default solver, chosen by measurement: L-BFGS (neural-style's) for all but ``swd``, whose
+Each has a default solver, chosen by measurement: L-BFGS (neural-style's) for all but ``swd`` and
+``remd`` (STROTSS itself runs Adam), whose
 projections, redrawn at every evaluation, L-BFGS's curvature pairs do not follow (at 192 px and 60
 iterations it ended farther from the painting on the sliced Wasserstein measure itself than Adam, and than
 Gram); Adam does.
@@ -175,13 +188,20 @@ def _sample(f, k: int = SAMPLE):
     return x[idx]
 
 
-def _mixture(finish):
+def _mixture(finish, key: str = "sample"):
     """``mix`` for sample targets: the blend's mixture distribution, ``round(w * SAMPLE)`` positions of each
-    style's sample (each already in random order), then ``finish`` on the joined sample."""
+    style's sample, then ``finish`` on the joined sample.  ``key``: the target's sample ("sample", in random
+    order: its first positions; "sorted", each channel sorted: evenly spaced quantiles, the same
+    distribution)."""
+    def take(values, n):
+        if key == "sample":
+            return values[:n]
+        return values[jnp.round(jnp.linspace(0, SAMPLE - 1, n)).astype(jnp.int32)] if n else values[:0]
+
     def mix(targets, blend):
         counts = [int(round(w * SAMPLE)) for w in blend]
         counts[-1] = SAMPLE - sum(counts[:-1])
-        return finish(jnp.concatenate([t["sample"][:n] for t, n in zip(targets, counts, strict=True)]))
+        return finish(jnp.concatenate([take(t[key], n) for t, n in zip(targets, counts, strict=True)]))
     return mix
 
 
@@ -231,14 +251,21 @@ def sliced_wasserstein(x, y, dirs):
     otherwise)."""
     px = jnp.sort(jnp.matmul(x, dirs, precision=GRAM_PRECISION), axis=0)
     py = jnp.sort(jnp.matmul(y, dirs, precision=GRAM_PRECISION), axis=0)
-    m, k = px.shape[0], py.shape[0]
-    if m != k:
-        pos = (jnp.arange(m) + 0.5) * (k / m) - 0.5
-        lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, k - 1)
-        hi = jnp.clip(lo + 1, 0, k - 1)
-        frac = jnp.clip(pos - lo, 0.0, 1.0)[:, None]
-        py = py[lo] * (1.0 - frac) + py[hi] * frac
-    return jnp.mean((px - py) ** 2)
+    return jnp.mean((px - quantiles(py, px.shape[0])) ** 2)
+
+
+def quantiles(sorted_values, m: int):
+    """The quantiles of each column of ``sorted_values`` (K, C), sorted along axis 0, at the ``m`` levels
+    ``(i + 0.5) / m``: the values themselves when ``m = K``, else linear interpolation between the values at
+    levels ``(j + 0.5) / K`` (the ends held)."""
+    k = sorted_values.shape[0]
+    if m == k:
+        return sorted_values
+    pos = (jnp.arange(m) + 0.5) * (k / m) - 0.5
+    lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, k - 1)
+    hi = jnp.clip(lo + 1, 0, k - 1)
+    frac = jnp.clip(pos - lo, 0.0, 1.0)[:, None]
+    return sorted_values[lo] * (1.0 - frac) + sorted_values[hi] * frac
 
 
 def swd_distance(f, t, key):
@@ -255,7 +282,67 @@ SWD = StyleLoss(name="swd", weight=2.9, target=lambda f: {"sample": _sample(f)},
                 mix=_mixture(lambda s: {"sample": s}), stochastic=True, solver="adam")
 
 
-STYLE_LOSSES = {r.name: r for r in (GRAM, MOMENTS, MMD_POLY, MMD_RBF, SWD)}
+# --- histogram (Risser et al. 2017) and remd (STROTSS) ------------------------------------------------------
+
+def histogram_distance(f, t, key=None):
+    """Risser et al.'s histogram loss for one layer, ``mean((O - R(O))^2)`` over positions and channels, with
+    ``R`` the exact histogram remapping of each channel of ``f`` (1, H, W, C) to the painting's: the value of
+    rank ``i`` of ``M`` becomes the painting's quantile at level ``(i + 0.5) / M`` (:func:`quantiles` of the
+    target's ``sorted`` sample).  Its gradient, ``2 (O - R(O)) / (M C)``, is Risser et al.'s."""
+    x = jnp.sort(f.reshape(-1, f.shape[-1]), axis=0)
+    return jnp.mean((x - quantiles(t["sorted"], x.shape[0])) ** 2)
+
+
+def _cosine_cost(x, y):
+    xn = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+    yn = y / jnp.maximum(jnp.linalg.norm(y, axis=-1, keepdims=True), 1e-8)
+    return 1.0 - jnp.matmul(xn, yn.T, precision=GRAM_PRECISION)
+
+
+def relaxed_emd(x, y):
+    """STROTSS's relaxed earth mover's distance between point sets ``x`` (M, C) and ``y`` (K, C) with uniform
+    weights and the cosine cost: ``max(mean_i min_j C_ij, mean_j min_i C_ij)``, each side's mass sent to its
+    nearest points (one of the two marginal constraints dropped), so at most the exact EMD."""
+    c = _cosine_cost(x, y)
+    return jnp.maximum(jnp.mean(jnp.min(c, axis=1)), jnp.mean(jnp.min(c, axis=0)))
+
+
+def _moments_of(sample):
+    mu = jnp.mean(sample, axis=0)
+    d = sample - mu
+    return mu, jnp.matmul(d.T, d, precision=GRAM_PRECISION) / sample.shape[0]
+
+
+def remd_distance(f, t, key):
+    """STROTSS's style term for one layer: :func:`relaxed_emd` between :data:`MMD_POSITIONS` positions of
+    ``f`` drawn with ``key`` and the first as many of the painting's sample, plus the moment term
+    ``|mu_x - mu_s|_1 / C + |Sigma_x - Sigma_s|_1 / C^2`` over the same positions, the features divided by
+    the painting's root-mean-square feature value ``t["scale"]``.  (The cosine cost is scale-free, the moments
+    are not: on this VGG-19's features (Caffe's, 0-255 input) the unscaled moment term is 1e3-4e5 where the
+    relaxed EMD is 0.05-0.7, at relu1_1-relu5_1 of a photo against a painting, and would be all of the loss;
+    STROTSS's features are about unit scale, and so are these after the division.)"""
+    x = _positions(f.reshape(-1, f.shape[-1]), key, MMD_POSITIONS)
+    s = t["sample"][:MMD_POSITIONS]
+    mu, cov = _moments_of(x / t["scale"])
+    c = x.shape[-1]
+    moments = jnp.sum(jnp.abs(mu - t["mean"])) / c + jnp.sum(jnp.abs(cov - t["cov"])) / c ** 2
+    return relaxed_emd(x, s) + moments
+
+
+def _remd_finish(sample):
+    scale = jnp.sqrt(jnp.mean(sample ** 2)) + 1e-8
+    mu, cov = _moments_of(sample[:MMD_POSITIONS] / scale)
+    return {"sample": sample, "scale": scale, "mean": mu, "cov": cov}
+
+
+HISTOGRAM = StyleLoss(name="histogram", weight=2.0, distance=histogram_distance,
+                      target=lambda f: {"sorted": jnp.sort(_sample(f), axis=0)},
+                      mix=_mixture(lambda s: {"sorted": jnp.sort(s, axis=0)}, key="sorted"))
+REMD = StyleLoss(name="remd", weight=2.2e5, target=lambda f: _remd_finish(_sample(f)), distance=remd_distance,
+                 mix=_mixture(_remd_finish), stochastic=True, solver="adam")
+
+
+STYLE_LOSSES = {r.name: r for r in (GRAM, MOMENTS, MMD_POLY, MMD_RBF, SWD, HISTOGRAM, REMD)}
 
 
 def style_loss(spec) -> StyleLoss:
@@ -267,5 +354,6 @@ def style_loss(spec) -> StyleLoss:
     raise NSTError(f"style loss must be one of {', '.join(STYLE_LOSSES)} or a StyleLoss, not {spec!r}")
 
 
-__all__ = ["GRAM", "MMD_POLY", "MMD_RBF", "MOMENTS", "STYLE_LOSSES", "SWD", "StyleLoss", "Sums", "directions",
-           "mmd_rbf_distance", "sliced_wasserstein", "style_loss", "swd_distance"]
+__all__ = ["GRAM", "HISTOGRAM", "MMD_POLY", "MMD_RBF", "MOMENTS", "REMD", "STYLE_LOSSES", "SWD", "StyleLoss",
+           "Sums", "directions", "histogram_distance", "mmd_rbf_distance", "quantiles", "relaxed_emd",
+           "remd_distance", "sliced_wasserstein", "style_loss", "swd_distance"]

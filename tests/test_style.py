@@ -93,6 +93,70 @@ def test_sliced_wasserstein_against_pot():
                                         rel=1e-4)
 
 
+def test_histogram_loss_is_rissers_exact_remapping():
+    """Equal sizes: each channel's squared 2-Wasserstein distance (POT's 1-D transport), averaged.  Unequal
+    sizes: Risser et al.'s ``mean((O - R(O))^2)``, R each channel remapped by rank to the painting's quantile
+    function (float64 NumPy, np.interp), and its gradient ``2 (O - R(O)) / (M C)``."""
+    rng = np.random.default_rng(12)
+    f, s = rng.normal(size=(1, 64, 64, 5)), rng.gamma(2.0, 1.0, size=(1, 64, 64, 5))  # 4096 = SAMPLE each
+    t = style.HISTOGRAM.target(jnp.asarray(s, jnp.float32))
+    got = style.histogram_distance(jnp.asarray(f, jnp.float32), t)
+    expected = np.mean([ot.wasserstein_1d(flat(f)[:, c], flat(s)[:, c], p=2) for c in range(5)])
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+    x = rng.normal(size=(1, 9, 11, 5))  # 99 positions against the painting's 4096 quantiles
+    k = np.sort(flat(s), axis=0)
+    levels = (np.arange(99) + 0.5) / 99
+    remapped = np.empty((99, 5))
+    for c in range(5):
+        rank = np.argsort(np.argsort(flat(x)[:, c]))
+        remapped[:, c] = np.interp(levels[rank], (np.arange(4096) + 0.5) / 4096, k[:, c])
+    value, grad = jax.value_and_grad(style.histogram_distance)(jnp.asarray(x, jnp.float32), t)
+    assert float(value) == pytest.approx(np.mean((flat(x) - remapped) ** 2), rel=1e-5)
+    np.testing.assert_allclose(np.asarray(grad).reshape(99, 5), 2 * (flat(x) - remapped) / (99 * 5),
+                               rtol=1e-4, atol=1e-8)
+    # a blend's target is the mixture's quantiles; weights (1, 0) give the first painting's
+    t2 = style.HISTOGRAM.target(jnp.asarray(f, jnp.float32))
+    np.testing.assert_array_equal(style.HISTOGRAM.mixed([t, t2], [1.0, 0.0])["sorted"], t["sorted"])
+    half = style.HISTOGRAM.mixed([t, t2], [0.5, 0.5])["sorted"]
+    both = np.concatenate([flat(s), flat(f)])
+    np.testing.assert_allclose(np.median(np.asarray(half), 0), np.median(both, 0), atol=0.05)
+
+
+def test_relaxed_emd_bounds_pots_exact_emd():
+    """STROTSS's relaxation against POT's exact EMD (uniform weights, the same cosine cost in float64): a
+    lower bound, equal to the closed form max(mean_i min_j C, mean_j min_i C), and zero between a set and
+    itself."""
+    rng = np.random.default_rng(13)
+    for m, k in ((12, 12), (10, 15)):
+        x, y = np.abs(rng.normal(size=(m, 6))), np.abs(rng.normal(0.3, 1.0, size=(k, 6)))
+        unit = [a / np.linalg.norm(a, axis=1, keepdims=True) for a in (x, y)]
+        cost = 1 - unit[0] @ unit[1].T
+        exact = ot.emd2(np.full(m, 1 / m), np.full(k, 1 / k), cost)
+        relaxed = max(cost.min(1).mean(), cost.min(0).mean())
+        got = float(style.relaxed_emd(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)))
+        assert got == pytest.approx(relaxed, rel=1e-5, abs=1e-6)
+        assert got <= exact + 1e-6 and relaxed < exact  # strictly: the sets are not matched one to one
+    assert float(style.relaxed_emd(jnp.asarray(x, jnp.float32), jnp.asarray(x[::-1], jnp.float32))) < 1e-6
+
+
+def test_remd_is_strotss_relaxed_emd_plus_moments():
+    f, s = features(14, 9, 8, 6) + 0.1, features(15, 16, 16, 6, shift=0.5) + 0.1  # 72 positions; 256
+    t = style.REMD.target(jnp.asarray(s))
+    sample = np.asarray(t["sample"], np.float64)[:style.MMD_POSITIONS]  # every painting position, 4 times
+    np.testing.assert_allclose(np.sort(sample[:256], 0), np.sort(flat(s), 0), rtol=1e-6)
+    x = flat(f)  # 72 <= MMD_POSITIONS: every position of the picture
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (sample / np.linalg.norm(sample, axis=1,
+                                                                                     keepdims=True)).T
+    relaxed = max((1 - cos).min(1).mean(), (1 - cos).min(0).mean())
+    scale = np.sqrt(np.mean(flat(s) ** 2))  # the sample holds every position 16 times: the same RMS
+    xs, ss = x / scale, sample / scale
+    moments = (np.abs(xs.mean(0) - ss.mean(0)).sum() / 6
+               + np.abs(np.cov(xs.T, bias=True) - np.cov(ss.T, bias=True)).sum() / 36)
+    got = style.remd_distance(jnp.asarray(f), t, jax.random.key(0))
+    assert float(got) == pytest.approx(relaxed + moments, rel=1e-4)
+
+
 def test_sample_targets_mix_as_a_mixture():
     a, b = features(7, 64, 64, 3), features(8, 64, 64, 3, shift=3.0)
     ta, tb = style.SWD.target(jnp.asarray(a)), style.SWD.target(jnp.asarray(b))
@@ -163,7 +227,7 @@ def test_feature_swd_ratio_is_one_for_the_photo(params, images):
 
 def test_style_loss_options(tmp_path, adain_cli_files):
     photo, painting = adain_cli_files / "content.png", adain_cli_files / "style.png"
-    r = run("stylize", photo, painting, "-o", str(tmp_path / "a.png"), "--style-loss", "histogram")
+    r = run("stylize", photo, painting, "-o", str(tmp_path / "a.png"), "--style-loss", "cnnmrf")
     assert r.returncode == 2
     assert_clean_error(r, "--style-loss")
     r = run("stylize", photo, painting, "-o", str(tmp_path / "b.png"), "--style-loss", "swd", "--tile", "64")
