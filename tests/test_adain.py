@@ -180,6 +180,7 @@ def test_stylize_matches_pytorch_reference(params, torch_adain):
         assert np.abs(out - expect).max() < 2e-3, np.abs(out - expect).max()
 
 
+@pytest.mark.slow
 def test_bilinear_decoder_file_stylizes_as_pytorchs_bilinear_decoder(params, h5_path, tmp_path):
     """A decoder trained with bilinear upsampling (its file says so) runs bilinear everywhere: the whole
     image and bands, against PyTorch's ``Upsample(mode="bilinear")`` decoder with the same weights."""

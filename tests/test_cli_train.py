@@ -92,6 +92,7 @@ def test_train_adain_bad_input(files, tmp_path):
     assert not (tmp_path / "c").exists()  # nothing written before the error
 
 
+@pytest.mark.slow
 def test_train_ctrl_c_saves_a_checkpoint(files, tmp_path):
     ck = tmp_path / "int"
     proc = subprocess.Popen(PY + [str(a) for a in [
@@ -114,6 +115,7 @@ def test_train_ctrl_c_saves_a_checkpoint(files, tmp_path):
     assert steps and 2 <= max(steps) < 100000
 
 
+@pytest.mark.slow
 def test_train_from_tfds_content(files, tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
 
