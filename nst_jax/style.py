@@ -70,11 +70,16 @@ EPS = 1e-5  # under the square root of a variance (as AdaIN's)
 @dataclasses.dataclass(frozen=True)
 class Sums:
     """A statistic that is a sum over positions, finished by the count: ``summarise(f)`` (zero features give
-    zero), ``finish(sums, count) -> statistic`` (the target's form) and ``compare(statistic, target)``."""
+    zero), ``finish(sums, count) -> statistic`` (the target's form) and ``compare(statistic, target)``.
+
+    ``weighted(f, w)``, when given: the same sums with each position weighted by ``w`` (N, H, W, 1), so that
+    ``finish(weighted(f, w), sum(w))`` is the statistic of a weighted region of the image (spatial control,
+    :mod:`nst_jax.regions`); ``summarise(f)`` is ``weighted(f, 1)``."""
 
     summarise: Callable
     finish: Callable
     compare: Callable
+    weighted: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +136,8 @@ def _count(f) -> int:
 
 GRAM = StyleLoss(
     name="gram", target=gram_matrix,
-    sums=Sums(gram_sums, lambda s, m: s / (s.shape[-1] * m), lambda g, t: jnp.mean((g - t) ** 2)))
+    sums=Sums(gram_sums, lambda s, m: s / (s.shape[-1] * m), lambda g, t: jnp.mean((g - t) ** 2),
+              weighted=gram_sums))
 
 
 # --- moments ----------------------------------------------------------------------------------------------
@@ -150,7 +156,8 @@ MOMENTS = StyleLoss(
     name="moments", weight=2.3, target=lambda f: mean_std(f, EPS),
     distance=lambda f, t, key=None: _moment_compare(mean_std(f, EPS), t),
     sums=Sums(lambda f: (jnp.sum(f, axis=(1, 2)), jnp.sum(f * f, axis=(1, 2))), _moment_finish,
-              _moment_compare))
+              _moment_compare,
+              weighted=lambda f, w: (jnp.sum(f * w, axis=(1, 2)), jnp.sum(f * f * w, axis=(1, 2)))))
 
 
 # --- mmd-poly ---------------------------------------------------------------------------------------------
@@ -171,7 +178,8 @@ def _poly_compare(stat, t):
 
 MMD_POLY = StyleLoss(
     name="mmd-poly", weight=0.34,
-    sums=Sums(lambda f: (gram_sums(f), jnp.sum(f, axis=(1, 2))), _poly_finish, _poly_compare))
+    sums=Sums(lambda f: (gram_sums(f), jnp.sum(f, axis=(1, 2))), _poly_finish, _poly_compare,
+              weighted=lambda f, w: (gram_sums(f, w), jnp.sum(f * w, axis=(1, 2)))))
 
 
 # --- sampling representations: mmd-rbf and swd -------------------------------------------------------------

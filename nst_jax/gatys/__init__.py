@@ -48,6 +48,7 @@ import numpy as np
 from .. import image as im
 from ..config import blend_weights, with_fields
 from ..errors import NSTError
+from ..regions import guides, region_masks, resize_mask
 from ..run import Interrupted, Job, Method, Placement, Result, collect, run_pictures
 from ..runinfo import Event
 from ..style import style_loss
@@ -90,12 +91,14 @@ StylizeInterrupted = Interrupted  # Ctrl-C during stylize / stylize_many (the na
 
 @dataclasses.dataclass
 class _Problem:
-    """A prepared picture's own part: its settings, style images as the run uses them, and its scales."""
+    """A prepared picture's own part: its settings, style images as the run uses them, its scales and its
+    regions of spatial control (R, H, W) (``None``: none)."""
 
     conf: StylizeConfig
     styles: list
     blend: list
     shapes: tuple
+    regions: np.ndarray | None = None
 
 
 def initial_image(init, content, style, seed):
@@ -165,7 +168,13 @@ class Gatys(Method):
                                f"{need} px the chosen layers need: {fix}")
         if isinstance(conf.init, np.ndarray) and (conf.init.ndim != 3 or conf.init.shape[-1] != 3):
             raise NSTError(f"init image must be (H, W, 3), got {conf.init.shape}")
-        return Job(index, content, shapes[-1], _Problem(conf, styles, blend, shapes), key=shapes)
+        regions = None
+        if conf.masks is not None:
+            regions = region_masks(conf.masks, len(styles), content.shape[:2])
+            if conf.style_masks is not None and len(conf.style_masks) != len(styles):
+                raise NSTError(f"{len(conf.style_masks)} style masks for {len(styles)} style images: give one "
+                               "per style image")
+        return Job(index, content, shapes[-1], _Problem(conf, styles, blend, shapes, regions), key=shapes)
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:
         """Every scale of one batch of same-shaped pictures: targets, initial images, :meth:`optimize`; then
@@ -225,10 +234,32 @@ class Gatys(Method):
             if key not in self._style_targets:
                 s = [jnp.asarray(im.resize_longest(st, side))[None] for st in j.data.styles]
                 # the styles are held beside their targets, so their ids stay theirs
-                targets = style_targets_compiled(self.params, s, j.data.blend, cfg)
+                targets = style_targets_compiled(self.params, s, j.data.blend, cfg, self._style_guides(s))
                 self._style_targets[key] = (j.data.styles, targets)
             grams.append(self._style_targets[key][1])
-        return {"content": {k: v[:, None] for k, v in maps.items()}, "style": stack(grams)}
+        out = {"content": {k: v[:, None] for k, v in maps.items()}, "style": stack(grams)}
+        if self.conf.masks is not None:
+            layers, mode = self.conf.style_layers, self.conf.mask_mode
+            per_job = [guides(np.stack([resize_mask(r, shape) for r in j.data.regions]), layers, mode)
+                       for j in jobs]
+            out["regions"] = {k: jnp.asarray(np.stack([g[k] for g in per_job])[:, :, None, :, :, None])
+                              for k in layers}
+        return out
+
+    def _style_guides(self, styles) -> list | None:
+        """Each style image's own region (``style_masks``) at the style layers, ``{layer: (1, 1, h, w, 1)}``,
+        or ``None`` for a whole style image; ``None`` without masks."""
+        if self.conf.masks is None:
+            return None
+        masks = self.conf.style_masks or [None] * len(styles)
+        out = []
+        for s, m in zip(styles, masks, strict=True):
+            if m is None:
+                out.append(None)
+                continue
+            g = guides(resize_mask(m, s.shape[1:3])[None], self.conf.style_layers, self.conf.mask_mode)
+            out.append({k: jnp.asarray(v[:, None, :, :, None]) for k, v in g.items()})
+        return out
 
     def optimize(self, x0, targets, weights, cfg: Config | None = None, iters: int | None = None,
                  callback: Callable[[Event], None] | None = None, **options):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from ..errors import NSTError
 from ..tiling import equal_bands
 from ..vgg import LAYERS, check_layers, min_size
-from .objective import Config, features, image_terms, objective, style_key
+from .objective import Config, features, image_terms, objective, style_counts, style_key, summarise
 
 
 class Bands:
@@ -47,11 +47,18 @@ class Bands:
         """The ``count`` rows of ``whole`` (a map at ``name``) that band ``g``'s map covers."""
         return jax.lax.dynamic_slice_in_dim(whole, g[2] // self.strides[name], count, axis=1)
 
+    def guide(self, guides, name, g, count: int):
+        """The rows of the regions' weights at ``name`` ((R, N, H, W, 1), or ``None``) that band ``g`` covers."""
+        if guides is None:
+            return None
+        return jax.vmap(lambda w: self.rows(w, name, g, count))(guides[name])
 
-def banded_summary(params, image, content_layers, style_layers, cfg: Config):
+
+def banded_summary(params, image, content_layers, style_layers, cfg: Config, guides=None):
     """``({layer: whole feature map}, {layer: Sums})`` of images (N, H, W, 3) computed ``cfg.execution.band``
     rows at a time (one ``lax.scan``): each band writes its own rows' features into the whole maps (content
-    layers) and adds its own rows' sums (style layers; the representation's :class:`nst_jax.style.Sums`)."""
+    layers) and adds its own rows' sums (style layers; the representation's :class:`nst_jax.style.Sums`,
+    one weighted set per region with ``guides``, ``{layer: (R, N, H, W, 1)}``)."""
     rep = cfg.objective.style_loss
     if style_layers and rep.sums is None:
         raise NSTError(f"style loss {rep.name!r} is not a sum over positions and cannot be computed in "
@@ -62,12 +69,14 @@ def banded_summary(params, image, content_layers, style_layers, cfg: Config):
         maps, sums = carry
         f = features(params, jax.lax.dynamic_slice_in_dim(image, g[2], b.length, axis=1), b.layers, cfg)
         maps = {k: b.place(maps[k], b.own(f[k], k, g), k, g) for k in maps}
-        sums = {k: jax.tree_util.tree_map(jnp.add, sums[k], rep.sums.summarise(b.own(f[k], k, g)))
+        sums = {k: jax.tree_util.tree_map(jnp.add, sums[k], summarise(rep, b.own(f[k], k, g),
+                                                                      b.guide(guides, k, g, f[k].shape[1])))
                 for k in sums}
         return (maps, sums), None
 
     zero_map = {k: jnp.zeros(b.shapes[k].shape, jnp.float32) for k in content_layers}
-    zero_sums = {k: jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(rep.sums.summarise, b.shapes[k]))
+    zero_sums = {k: jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
+        lambda f, w: summarise(rep, f, w), b.shapes[k], None if guides is None else guides[k]))
                  for k in style_layers}
     (maps, sums), _ = jax.lax.scan(step, (zero_map, zero_sums), b.geometry)
     return maps, sums
@@ -105,8 +114,9 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config, key=No
     at a time."""
     obj, rep = cfg.objective, cfg.objective.style_loss
     b = Bands(params, x.shape, obj.content_layers + obj.style_layers, cfg, cfg.execution.band)
-    maps, sums = banded_summary(params, x, obj.content_layers, obj.style_layers, cfg)
-    counts = {k: b.shapes[k].shape[1] * b.shapes[k].shape[2] for k in obj.style_layers}
+    regions = targets.get("regions")
+    maps, sums = banded_summary(params, x, obj.content_layers, obj.style_layers, cfg, regions)
+    counts = style_counts(params, x.shape, obj.style_layers, cfg, regions)
     pixels = image_terms(x, targets)
     dpixels = jax.grad(lambda y: sum(weights[k] * v for k, v in image_terms(y, targets).items()))(x)
     skey = style_key(weights, key)
@@ -120,8 +130,9 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config, key=No
         c = sum(jnp.sum(b.rows(dsummary["content"][k], k, g, f[k].shape[1]) * b.own(f[k], k, g))
                 for k in obj.content_layers)
         s = sum(sum(jnp.sum(d * v) for d, v in zip(jax.tree_util.tree_leaves(dsummary["style"][k]),
-                                                     jax.tree_util.tree_leaves(rep.sums.summarise(
-                                                         b.own(f[k], k, g))), strict=True))
+                                                     jax.tree_util.tree_leaves(summarise(
+                                                         rep, b.own(f[k], k, g),
+                                                         b.guide(regions, k, g, f[k].shape[1]))), strict=True))
                 for k in obj.style_layers)
         return c + s
 

@@ -29,13 +29,15 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-    """What the objective is (static: changing it recompiles): the layers, the pooling and the style
-    representation (:class:`nst_jax.style.StyleLoss`)."""
+    """What the objective is (static: changing it recompiles): the layers, the pooling, the style
+    representation (:class:`nst_jax.style.StyleLoss`) and ``regions``, the number of regions of spatial
+    control (0: none; :mod:`nst_jax.regions`)."""
 
     content_layers: tuple[str, ...] = CONTENT_LAYERS
     style_layers: tuple[str, ...] = STYLE_LAYERS
     pool: str = "max"
     style_loss: StyleLoss = GRAM
+    regions: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "style_loss", style_loss(self.style_loss))  # a name or a StyleLoss
@@ -103,23 +105,64 @@ def content_targets(params, content, cfg: Config):
     return features(params, content, layers, cfg)
 
 
-def style_targets(params, styles, blend, cfg: Config):
+def style_targets(params, styles, blend, cfg: Config, guides=None):
     """The style images' targets at the style layers (the representation's ``target``; by bands as its
     :class:`nst_jax.style.Sums` when ``cfg.execution.band`` is set), mixed by ``blend`` (weights summing to
-    1)."""
+    1).
+
+    With regions (``cfg.objective.regions``), style image ``r`` is region ``r``'s, not mixed: each target
+    (on a leading region axis) is taken over the part of its image that ``guides[r]`` marks (``{layer:
+    (1, 1, h, w, 1)}`` weights, :func:`nst_jax.regions.guides`; ``None``: the whole image), and ``"present"``
+    (R,) per layer says which regions have any of their style image there."""
     obj, rep = cfg.objective, cfg.objective.style_loss
-    per_style = []
+    guides = guides or [None] * len(styles)
+    per_style, present = [], []
     if cfg.execution.band:
         from .banded import banded_summary
-    for s in styles:
-        if cfg.execution.band:
+    for s, g in zip(styles, guides, strict=True):
+        if g is None and cfg.execution.band:
             sums = banded_summary(params, s, (), obj.style_layers, cfg)[1]
             per_style.append({k: rep.sums.finish(sums[k], positions(params, s.shape, k, cfg))
                               for k in obj.style_layers})
-        else:
+        elif g is None:
             f = features(params, s, obj.style_layers, cfg)
             per_style.append({k: rep.target(f[k]) for k in obj.style_layers})
+        else:  # a weighted part of the image: a representation with Sums.weighted
+            if cfg.execution.band:
+                sums = banded_summary(params, s, (), obj.style_layers, cfg, g)[1]
+            else:
+                f = features(params, s, obj.style_layers, cfg)
+                sums = {k: summarise(rep, f[k], g[k]) for k in obj.style_layers}
+            counts = {k: jnp.sum(g[k][0]) for k in obj.style_layers}
+            per_style.append({k: rep.sums.finish(jax.tree_util.tree_map(lambda v: v[0], sums[k]),
+                                                 jnp.maximum(counts[k], _TINY)) for k in obj.style_layers})
+        present.append({k: jnp.float32(1.0) if g is None else (counts[k] > 0).astype(jnp.float32)
+                        for k in obj.style_layers})
+    if obj.regions:
+        stacked = {k: jax.tree_util.tree_map(lambda *t: jnp.stack(t), *[t[k] for t in per_style])
+                   for k in obj.style_layers}
+        return {**stacked, "present": {k: jnp.stack([p[k] for p in present]) for k in obj.style_layers}}
     return {k: rep.mixed([t[k] for t in per_style], list(blend)) for k in obj.style_layers}
+
+
+_TINY = 1e-12  # under a region's count: an empty region's statistic is zero, and its term is left out
+
+
+def summarise(rep: StyleLoss, f, guide=None):
+    """What the style term needs of the feature map ``f`` (N, H, W, C): the representation's summary
+    (the map itself, or its :class:`nst_jax.style.Sums`), or with ``guide`` ((R, N, H, W, 1) weights) one
+    weighted :class:`~nst_jax.style.Sums` per region, on a leading axis."""
+    if guide is None:
+        return rep.summarise(f)
+    return jax.vmap(lambda w: rep.sums.weighted(f, w))(guide)
+
+
+def style_counts(params, shape, layers, cfg: Config, regions=None) -> dict:
+    """The positions each style layer's statistic is taken over: H * W of its map for images of ``shape``,
+    or with ``regions`` (the targets' ``"regions"``) each region's weight there, (R,)."""
+    if regions is not None:
+        return {k: jnp.sum(regions[k], axis=(1, 2, 3, 4)) for k in layers}
+    return {k: positions(params, shape, k, cfg) for k in layers}
 
 
 def compute_targets(params, content, styles, blend, cfg: Config):
@@ -135,12 +178,12 @@ _style_targets_traced = jax.jit(style_targets, static_argnums=(3,))
 _style_targets_static = jax.jit(style_targets, static_argnums=(2, 3))
 
 
-def style_targets_compiled(params, styles, blend, cfg: Config):
+def style_targets_compiled(params, styles, blend, cfg: Config, guides=None):
     """:func:`style_targets` compiled; the blend is data for a weighted sum of targets, and static for a
     representation that mixes samples (their counts are shapes)."""
     if cfg.objective.style_loss.mix is None:
-        return _style_targets_traced(params, styles, blend, cfg)
-    return _style_targets_static(params, styles, tuple(float(w) for w in blend), cfg)
+        return _style_targets_traced(params, styles, blend, cfg, guides)
+    return _style_targets_static(params, styles, tuple(float(w) for w in blend), cfg, guides)
 
 
 def positions(params, shape, layer, cfg: Config) -> int:
@@ -179,12 +222,25 @@ def objective(summary, counts, pixels, targets, weights, obj: Objective, key):
     it).  Returns ``(total, terms)``."""
     rep = obj.style_loss
     content = sum(content_loss(summary["content"][k], targets["content"][k]) for k in obj.content_layers)
-    style = sum(weights["style_layers"][i] * rep.value(summary["style"][k], counts[k], targets["style"][k],
-                                                        jax.random.fold_in(key, i))
+    style = sum(weights["style_layers"][i] * style_value(obj, summary["style"][k], counts[k], targets["style"],
+                                                         k, jax.random.fold_in(key, i))
                 for i, k in enumerate(obj.style_layers))
     terms = {"content": weights["content"] * content, "style": weights["style"] * rep.weight * style,
              **{k: weights[k] * v for k, v in pixels.items()}}
     return sum(terms.values()), terms
+
+
+def style_value(obj: Objective, summary, count, style_targets, layer: str, key):
+    """One style layer's term: the representation's distance, or with regions the mean over the regions of
+    each one's distance between its weighted statistic and its own style's target (a region with no
+    position here, in the picture or in its style image, has no term)."""
+    rep, target = obj.style_loss, style_targets[layer]
+    if not obj.regions:
+        return rep.value(summary, count, target, key)
+    values = jax.vmap(lambda s, m, t: rep.sums.compare(rep.sums.finish(s, jnp.maximum(m, _TINY)), t))(
+        summary, count, target)
+    used = (count > 0) * style_targets["present"][layer]
+    return jnp.sum(jnp.where(used > 0, values, 0.0)) / obj.regions
 
 
 def gatys_loss(params, x, targets, weights, cfg: Config, key=None):
@@ -196,8 +252,10 @@ def gatys_loss(params, x, targets, weights, cfg: Config, key=None):
     number)."""
     obj = cfg.objective
     f = features(params, x, obj.content_layers + obj.style_layers, cfg)
+    regions = targets.get("regions")
     summary = {"content": {k: f[k] for k in obj.content_layers},
-               "style": {k: obj.style_loss.summarise(f[k]) for k in obj.style_layers}}
-    counts = {k: f[k].shape[1] * f[k].shape[2] for k in obj.style_layers}
+               "style": {k: summarise(obj.style_loss, f[k], None if regions is None else regions[k])
+                         for k in obj.style_layers}}
+    counts = style_counts(params, x.shape, obj.style_layers, cfg, regions)
     return objective(summary, counts, image_terms(x, targets), targets, weights, obj,
                      style_key(weights, key))

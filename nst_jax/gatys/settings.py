@@ -11,6 +11,8 @@ from .. import image as im
 from .. import solvers
 from ..config import check_blend, freeze
 from ..errors import NSTError
+from .. import regions
+from ..regions import check_masks
 from ..style import style_loss
 from ..tiling import Footprint, parse_tile, plan
 from ..vgg import check_layers, min_size
@@ -89,6 +91,16 @@ class StylizeConfig:
         activations held for one band); ``"auto"`` only when the whole image would not fit
         (:func:`band_rows`).  Not with ``devices``.
       save_every: also pass the current image to the callback every this many iterations.
+      masks: spatial control (Gatys et al. 2017, :mod:`nst_jax.regions`): ``None``; one (H, W) array in
+        [0, 1] with two style images (the first inside, where it is 1, the second outside); or a list of
+        them, one per style image (region ``r`` takes style ``r``).  Resized to each content; grey levels
+        blend the regions at their borders.  With a style loss that is a sum over positions (gram, moments,
+        mmd-poly), exact in bands and across devices; no style blend.
+      style_masks: ``None``, or one per style image: ``None`` (the whole image) or an (h, w) array, the part
+        of that style image its region takes.
+      mask_mode: how a mask reaches each layer's feature map: ``"simple"`` (each position the mask's mean
+        over its cell of pixels), ``"inside"`` (its minimum over the position's receptive field) or ``"all"``
+        (its maximum) (:mod:`nst_jax.regions`).
     """
 
     size: int | None = 512
@@ -115,6 +127,9 @@ class StylizeConfig:
     devices: Any = None
     tile: Any = "auto"
     save_every: int | None = None
+    masks: Any = None
+    style_masks: Any = None
+    mask_mode: str = "simple"
 
     def __post_init__(self):
         freeze(self, "content_layers", "style_layers", "style_layer_weights", "style_blend")
@@ -139,6 +154,14 @@ class StylizeConfig:
         check_blend(self.style_blend)
         object.__setattr__(self, "tile", parse_tile(self.tile))
         rep = style_loss(self.style_loss)
+        masks, style_masks = check_masks(self.masks, self.style_masks, self.mask_mode)
+        object.__setattr__(self, "masks", masks)
+        object.__setattr__(self, "style_masks", style_masks)
+        if masks is not None and (rep.sums is None or rep.sums.weighted is None):
+            raise NSTError(f"style loss {rep.name!r} cannot be taken over a region: masks work with a style "
+                           "loss that is a sum over positions (gram, moments, mmd-poly)")
+        if masks is not None and self.style_blend is not None:
+            raise NSTError("masks place each style in its own region; they take no style blend")
         if rep.sums is None and isinstance(self.tile, int):
             raise NSTError(f"style loss {rep.name!r} is not a sum over positions and cannot be computed in "
                            "bands: use --tile none or auto")
@@ -148,6 +171,11 @@ class StylizeConfig:
     def solver_name(self):
         """``optimizer``, or when it is ``None`` the style representation's own default solver."""
         return style_loss(self.style_loss).solver if self.optimizer is None else self.optimizer
+
+    @property
+    def regions(self) -> int:
+        """The number of regions of spatial control (0: none): two for one mask, else one per mask."""
+        return regions.count(self.masks)
 
     @property
     def loss_weights(self) -> LossWeights:
@@ -173,7 +201,8 @@ class Picture:
 
 def compiled_config(conf: StylizeConfig) -> Config:
     """The one translation of the user's settings into the static part of the compiled objective."""
-    return Config(Objective(conf.content_layers, conf.style_layers, conf.pool, style_loss(conf.style_loss)),
+    return Config(Objective(conf.content_layers, conf.style_layers, conf.pool, style_loss(conf.style_loss),
+                            conf.regions),
                   Execution(remat=bool(conf.remat)))
 
 

@@ -1,0 +1,193 @@
+"""Spatial control (nst_jax.regions, Gatys et al. 2017) against independent references: the receptive-field
+guides against the network itself probed with noise (the paper's own way of finding them), the guided
+statistics and the regions' style term against float64 NumPy, one region covering the picture against the
+plain objective, bands against the whole image; the bad settings refused."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nst_jax import gatys, regions, style
+from nst_jax import image as im
+from nst_jax.errors import NSTError
+from nst_jax.vgg import vgg19_features
+
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+def halves(h, w, soft=0):
+    """Left half 1, right half 0, a linear ramp ``soft`` px wide between."""
+    m = np.zeros((h, w), np.float32)
+    m[:, : w // 2] = 1.0
+    if soft:
+        m[:, w // 2 - soft // 2: w // 2 + soft // 2] = np.linspace(1, 0, 2 * (soft // 2))
+    return m
+
+
+def blob(h, w):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (((yy - 0.4 * h) / (0.3 * h)) ** 2 + ((xx - 0.55 * w) / (0.35 * w)) ** 2 < 1).astype(np.float32)
+
+
+def test_receptive_field_guides_are_what_the_network_sees(params):
+    """The paper finds its "inside" and "all" guides by probing the network: noise outside the region (the
+    positions whose features do not vary see only the region), or inside it (those that vary see some of it).
+    Our guides follow the network's structure instead; the probe must agree, position by position."""
+    h, w = 72, 88
+    mask = blob(h, w)
+    # VGG-19's structure as a positive linear network (absolute weights, no biases, no input normalisation,
+    # average pooling): a position's features are positive exactly where its receptive field meets a
+    # positive pixel, and exactly zero elsewhere
+    positive = {k: {"kernel": jnp.abs(v["kernel"]), "bias": jnp.zeros_like(v["bias"])} if k.startswith("conv")
+                else v for k, v in params.items()}
+    positive["preprocess"] = {"mean": jnp.zeros(3), "std": jnp.ones(3)}
+    probe = jax.jit(lambda x: vgg19_features(positive, x, LAYERS, "avg"))
+
+    def varies(where):
+        f = probe(jnp.asarray(np.repeat(where[None, :, :, None], 3, -1)))
+        return {k: np.asarray(v[0].max(-1)) > 0 for k, v in f.items()}
+
+    inside, touches = varies(1.0 - mask), varies(mask)
+    g_in, g_all = regions.guides(mask[None], LAYERS, "inside"), regions.guides(mask[None], LAYERS, "all")
+    for k in LAYERS:
+        assert g_in[k].shape[1:] == inside[k].shape
+        np.testing.assert_array_equal(g_in[k][0] > 0.5, ~inside[k], err_msg=k)
+        np.testing.assert_array_equal(g_all[k][0] > 0.5, touches[k], err_msg=k)
+    # deeper layers see farther: "inside" shrinks and "all" grows with depth; "simple" keeps the area
+    frac = {m: [regions.guides(mask[None], LAYERS, m)[k].mean() for k in LAYERS] for m in regions.MASK_MODES}
+    assert frac["inside"] == sorted(frac["inside"], reverse=True) and frac["all"] == sorted(frac["all"])
+    np.testing.assert_allclose(frac["simple"], mask.mean(), atol=0.02)
+
+
+def test_guided_statistics_against_float64():
+    rng = np.random.default_rng(1)
+    f = np.maximum(rng.normal(0.2, 1.0, (1, 6, 7, 5)), 0).astype(np.float32)
+    wgt = rng.uniform(0, 1, (1, 6, 7, 1)).astype(np.float32)
+    x, p = np.asarray(f, np.float64).reshape(-1, 5), np.asarray(wgt, np.float64).reshape(-1)
+    gram = (x * p[:, None]).T @ x / (5 * p.sum())
+    s = style.GRAM.sums
+    np.testing.assert_allclose(np.asarray(s.finish(s.weighted(jnp.asarray(f), jnp.asarray(wgt)), p.sum()))[0],
+                               gram, rtol=1e-5)
+    mean = (p[:, None] * x).sum(0) / p.sum()
+    std = np.sqrt((p[:, None] * (x - mean) ** 2).sum(0) / p.sum() + style.EPS)
+    m = style.MOMENTS.sums
+    got = m.finish(m.weighted(jnp.asarray(f), jnp.asarray(wgt)), p.sum())
+    np.testing.assert_allclose(np.asarray(got[0])[0], mean, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(got[1])[0], std, rtol=1e-4)
+    # weights of one are the plain statistic, for every representation that takes regions
+    for rep in (style.GRAM, style.MOMENTS, style.MMD_POLY):
+        ones = rep.sums.weighted(jnp.asarray(f), jnp.ones_like(jnp.asarray(wgt)))
+        for a, b in zip(jax.tree_util.tree_leaves(ones), jax.tree_util.tree_leaves(rep.sums.summarise(f)),
+                        strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)
+
+
+def _problem(params, masks, styles, style_masks=None, mode="simple", size=(48, 64), name="gram"):
+    rng = np.random.default_rng(4)
+    content = rng.random(size + (3,)).astype(np.float32)
+    method = gatys.Gatys(weights=params, size=max(size), masks=masks, style_masks=style_masks, mask_mode=mode,
+                         style_loss=name, content_weight=0.0, tv_weight=0.0, iters=1)
+    job = method.prepare(0, gatys.Picture(content, styles))
+    targets = method.targets(content[None], [job], job.shape)
+    w = gatys.stack([gatys.LossWeights(0.0, 1.0, 0.0).as_arrays(5)])
+    one = lambda t: jax.tree_util.tree_map(lambda v: v[0], t)  # noqa: E731  the picture's own
+    x = np.clip(content + rng.normal(0, 0.2, content.shape), 0, 1).astype(np.float32)[None]
+    return method, one(targets), one(w), x
+
+
+def test_regions_style_term_against_float64(params):
+    """Two regions, one of them taking only part of its painting: the style term is the mean over the
+    regions of the squared Gram distance, each region's Gram matrix over its own weighted positions
+    (float64 NumPy on the network's features), its painting's over the part its style mask marks."""
+    rng = np.random.default_rng(5)
+    a, b = rng.random((40, 56, 3)).astype(np.float32), rng.random((64, 48, 3)).astype(np.float32) ** 2
+    mask = halves(48, 64, soft=8)
+    a_mask = blob(40, 56)
+    method, targets, w, x = _problem(params, mask, [a, b], [a_mask, None])
+    cfg = method.cfg
+    value, terms = gatys.gatys_loss(params, jnp.asarray(x), targets, w, cfg)
+    feats = lambda img: {k: np.asarray(v, np.float64)[0] for k, v in  # noqa: E731
+                         vgg19_features(params, jnp.asarray(img)[None], gatys.STYLE_LAYERS, "max").items()}
+    a, b = im.resize_longest(a, 64), im.resize_longest(b, 64)  # the style images at the picture's size
+    fx, fa, fb = feats(x[0]), feats(a), feats(b)
+    gx = regions.guides(np.stack([mask, 1 - mask]), gatys.STYLE_LAYERS, "simple")
+    ga = regions.guides(regions.resize_mask(a_mask, a.shape[:2])[None], gatys.STYLE_LAYERS, "simple")
+
+    def gram(f, p):
+        x2 = f.reshape(-1, f.shape[-1])
+        p = p.reshape(-1)
+        return (x2 * p[:, None]).T @ x2 / (x2.shape[1] * p.sum())
+
+    expected = 0.0
+    for k in gatys.STYLE_LAYERS:
+        ta = gram(fa[k], ga[k][0])
+        tb = gram(fb[k], np.ones(fb[k].shape[:2]))
+        per = [np.mean((gram(fx[k], gx[k][r]) - t) ** 2) for r, t in enumerate((ta, tb))]
+        expected += np.mean(per)
+    assert float(terms["style"]) == pytest.approx(expected, rel=2e-4)
+
+
+def test_one_region_covering_the_picture_is_the_plain_objective(params):
+    rng = np.random.default_rng(6)
+    painting = rng.random((56, 56, 3)).astype(np.float32)
+    _, t1, w, x = _problem(params, [np.ones((48, 64), np.float32)], [painting])
+    plain, t0, _, _ = _problem(params, None, painting)
+    cfg1 = gatys.Config(gatys.Objective(regions=1))
+    vg = jax.jit(lambda t, c: jax.value_and_grad(lambda y: gatys.gatys_loss(params, y, t, w, c)[0])(
+        jnp.asarray(x)), static_argnums=1)
+    v1, g1 = vg(t1, cfg1)
+    v0, g0 = vg(t0, plain.cfg)
+    assert float(v1) == pytest.approx(float(v0), rel=1e-5)
+    assert np.abs(np.asarray(g1 - g0)).max() <= 1e-5 * np.abs(np.asarray(g0)).max()
+
+
+@pytest.mark.parametrize("name,mode", [("gram", "inside"), ("moments", "simple")])
+def test_regions_stay_exact_in_bands(params, name, mode):
+    rng = np.random.default_rng(7)
+    a, b = rng.random((56, 40, 3)).astype(np.float32), rng.random((48, 48, 3)).astype(np.float32)
+    mask = blob(96, 48)
+    method, targets, w, x = _problem(params, mask, [a, b], [None, halves(48, 48)], mode, size=(96, 48),
+                                     name=name)
+    cfg = method.cfg
+    (value, _), grad = jax.jit(jax.value_and_grad(
+        lambda y: gatys.gatys_loss(params, y, targets, w, cfg), has_aux=True))(jnp.asarray(x))
+    (bvalue, _), bgrad = jax.jit(
+        lambda y: gatys.gatys_value_and_grad_banded(params, y, targets, w, cfg.with_band(32)))(jnp.asarray(x))
+    assert float(bvalue) == pytest.approx(float(value), rel=1e-5)
+    assert np.abs(np.asarray(bgrad) - np.asarray(grad)).max() <= 1e-5 * np.abs(np.asarray(grad)).max()
+    # the style images' own regions, by bands
+    banded_targets = method.targets(x, [method.prepare(0, gatys.Picture(x[0], [a, b]))], (96, 48),
+                                    cfg.with_band(16))
+    for k in gatys.STYLE_LAYERS:
+        for u, v in zip(jax.tree_util.tree_leaves(banded_targets["style"][k]),
+                        jax.tree_util.tree_leaves(targets["style"][k]), strict=True):
+            np.testing.assert_allclose(np.asarray(u)[0], np.asarray(v), rtol=3e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"masks": np.zeros((8, 8))}, "all black"),
+    ({"masks": np.ones((8, 8))}, "all white"),
+    ({"masks": [np.ones((8, 8)), np.zeros((8, 8))]}, "mask 2 is all black"),
+    ({"masks": [np.ones((8, 8)), np.ones((9, 8))]}, "differ in size"),
+    ({"masks": np.full((8, 8), 2.0)}, r"in \[0, 1\]"),
+    ({"masks": np.ones((2, 8, 8, 3, 1))}, "2-D"),
+    ({"masks": halves(8, 8), "style_loss": "swd"}, "sum over positions"),
+    ({"masks": halves(8, 8), "style_blend": (1, 1)}, "no style blend"),
+    ({"masks": halves(8, 8), "mask_mode": "outside"}, "mask mode"),
+    ({"style_masks": [None, halves(8, 8)]}, "go with masks"),
+])
+def test_bad_region_settings(settings, match):
+    with pytest.raises(NSTError, match=match):
+        gatys.StylizeConfig(**settings)
+
+
+def test_regions_and_styles_must_match(params):
+    content, s = np.zeros((32, 32, 3), np.float32), np.zeros((32, 32, 3), np.float32)
+    cases = [({"masks": halves(32, 32)}, [s], "one mask places two styles"),
+             ({"masks": [halves(32, 32)] * 2}, [s, s, s], "2 masks for 3 style images"),
+             ({"masks": halves(32, 32), "style_masks": [None]}, [s, s], "1 style masks for 2")]
+    for settings, styles, match in cases:
+        method = gatys.Gatys(weights=params, size=32, iters=1, **settings)
+        with pytest.raises(NSTError, match=match):
+            method.prepare(0, gatys.Picture(content, styles))
