@@ -191,3 +191,64 @@ def test_regions_and_styles_must_match(params):
         method = gatys.Gatys(weights=params, size=32, iters=1, **settings)
         with pytest.raises(NSTError, match=match):
             method.prepare(0, gatys.Picture(content, styles))
+
+
+def test_mask_command_line(adain_cli_files, tmp_path):
+    """`nst-jax stylize photo a b --mask m`: a picture and a report naming the mask; a mask of another size is
+    resized (said once); bad masks are one clear line, exit 1, nothing written."""
+    import json
+
+    from PIL import Image
+
+    from .helpers import assert_clean_error, run, run_here
+
+    d = adain_cli_files
+    c, a, b, m = d / "content.png", d / "style.png", d / "style2.png", d / "mask.png"
+    Image.fromarray(np.zeros((24, 20), np.uint8)).save(tmp_path / "black.png")
+    Image.fromarray(np.full((24, 20), 255, np.uint8)).save(tmp_path / "white.png")
+    Image.fromarray((halves(30, 20) * 255).astype(np.uint8)).save(tmp_path / "other.png")
+    out = tmp_path / "o.png"
+    r = run_here("stylize", c, a, b, "--mask", tmp_path / "other.png", "-o", out, "--size", "48", "--iters", "2",
+                 "--report", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("resized to each content's size") == 1
+    assert Image.open(out).size == (40, 48)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["mask_files"] == [str(tmp_path / "other.png")] and report["options"]["mask_mode"] == "simple"
+    bad = [((a, b, "--mask", tmp_path / "black.png"), "all black"),
+           ((a, b, "--mask", tmp_path / "white.png"), "all white"),
+           ((a, b, "--mask", d / "text.jpg"), "text.jpg"),
+           ((a, "--mask", m), "one mask places two styles"),
+           ((a, b, a, "--mask", m, "--mask", m), "2 masks for 3 style images"),
+           ((a, b, "--mask", m, "--style-loss", "swd"), "sum over positions"),
+           ((a, b, "--mask", m, "--style-blend", "1,2"), "no style blend"),
+           ((a, b, "--style-mask", m), "go with masks"),
+           ((a, b, "--mask", m, "--style-mask", m), "1 style masks for 2"),
+           ((a, b, "--mask", m, "--mask-mode", "edge"), "invalid choice")]
+    for k, (args, match) in enumerate(bad):
+        target = tmp_path / f"bad{k}.png"
+        command = run if k == 0 else run_here  # one case as a real process
+        assert_clean_error(command("stylize", c, *args, "-o", target, "--size", "48", "--iters", "2"), match)
+        assert not target.exists()
+    # a mask cannot be the output
+    assert_clean_error(run_here("stylize", c, a, b, "--mask", m, "-o", m), "mask.png")
+
+
+@pytest.mark.slow
+def test_video_takes_one_mask_for_the_clip(adain_cli_files, tmp_path):
+    """`nst-jax video frames a b --mask m`: Ruder et al.'s frames, each with the two styles in their regions."""
+    from PIL import Image
+
+    from .helpers import run_here
+
+    d = adain_cli_files
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    base = np.asarray(Image.open(d / "content.png"), np.float32) / 255.0
+    for t in range(3):
+        Image.fromarray((np.roll(base, 2 * t, axis=1) * 255).astype(np.uint8)).save(frames / f"{t:02d}.png")
+    out = tmp_path / "out"
+    r = run_here("video", frames, d / "style.png", d / "style2.png", "--mask", d / "mask.png", "-o", out,
+                 "--iters", "3", "--first-iters", "3", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert len(list(out.glob("*.png"))) == 3

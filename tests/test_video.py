@@ -164,6 +164,10 @@ def test_video_bad_input_is_one_line_and_writes_nothing(model_file, tmp_path):
         ((frames, style, "-o", out, "--batch", "2"), "--batch goes with frame by frame"),
         ((frames, "-o", out, "--method", "fast", "--fps", "30"), "the output is a folder"),
         ((frames, "-o", out, "--method", "fast", "--temporal-frames", "0"), "positive frame distances"),
+        ((frames, style, "-o", out, "--mask", style), "--mask places two styles"),
+        ((frames, style, style, "-o", out, "--mask", tmp_path / "style.txt"), "not an image"),
+        ((frames, style, style, "-o", out, "--mask", style, "--method", "adain"), "--mask is an option of"),
+        ((frames, style, style, "-o", out, "--mask", style, "--mask-mode", "edge"), "invalid choice"),
     ]
     for k, (args, message) in enumerate(cases):  # the first as a real process, the rest in this one
         r = (run if k == 0 else run_here)("video", *args)

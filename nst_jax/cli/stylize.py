@@ -26,6 +26,7 @@ SWEEPS = ("content_weight", "style_weight", "tv_weight", "seed")  # options that
 
 def add_parser(sub) -> None:
     from .. import gatys
+    from ..regions import MASK_MODES
     from ..solvers import SOLVERS, adam, lbfgs, lbfgsb
     from ..style import STYLE_LOSSES
 
@@ -59,6 +60,15 @@ def add_parser(sub) -> None:
                         "Wasserstein, Heitz et al. 2021)")
     s.add_argument("--style-blend", type=floats, default=d["style_blend"],
                    help="comma-separated, one per style image (default: equal)")
+    s.add_argument("--mask", dest="masks", action="append", metavar="FILE",
+                   help="spatial control (Gatys et al. 2017): a grey mask, the first style inside (white) and "
+                        "the second outside; or one --mask per style, each style in its own; resized to the "
+                        "content, grey levels blend at the borders (gram, moments, mmd-poly)")
+    s.add_argument("--style-mask", dest="style_masks", action="append", metavar="FILE",
+                   help="with --mask: one per style image, the part of it its region takes ('none': all of it)")
+    s.add_argument("--mask-mode", choices=MASK_MODES, default=d["mask_mode"],
+                   help="how a mask reaches each VGG-19 layer: simple (each position its cell's mean), inside "
+                        "(positions that see only the region), all (those that see any of it)")
     s.add_argument("--style-scale", type=float, default=d["style_scale"],
                    help="style images' longest side, as a multiple of each scale's --size")
     s.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
@@ -102,10 +112,17 @@ def run(args) -> int:
         raise NSTError("several --seed values need --init noise (the seed only draws the starting noise)")
     init_file = None if args.init in ("content", "noise", "style") else args.init
     fixed = {k: getattr(args, k) for k in SWEEPS if k not in sweep}
-    inputs = gather(args, [args.content], sweep, inputs=[init_file], skip_existing=args.skip_existing)
+    mask_files, style_mask_files = args.masks or [], args.style_masks or []
+    read = [init_file, *mask_files, *(f for f in style_mask_files if f != "none")]
+    inputs = gather(args, [args.content], sweep, inputs=read, skip_existing=args.skip_existing)
     init = args.init if init_file is None else im.load_image(init_file)
+    masks = [im.load_image(f) for f in mask_files]
+    masks = None if not masks else masks[0] if len(masks) == 1 else masks
+    style_masks = [None if f == "none" else im.load_image(f) for f in style_mask_files] or None
+    own = ("init", "masks", "style_masks") + SWEEPS
     conf = gatys.StylizeConfig(**{name: getattr(args, name) for name in defaults(gatys.StylizeConfig)
-                                  if name not in ("init",) + SWEEPS}, init=init, **fixed)
+                                  if name not in own}, init=init, masks=masks, style_masks=style_masks, **fixed)
+    _say_resized(args, conf.masks, inputs)
     enable_cache(args)
 
     def stylize(images, callback):
@@ -113,7 +130,18 @@ def run(args) -> int:
                     for (entry, _), image in zip(inputs.todo, images, strict=True)]
         return gatys.stylize_many(pictures, conf, batch=args.batch, weights=args.weights, callback=callback)
 
-    options = {**{k: v for k, v in as_dict(conf).items() if k != "init"}, **sweep, "weights": args.weights}
+    options = {**{k: v for k, v in as_dict(conf).items() if k not in ("init", "masks", "style_masks")}, **sweep,
+               "weights": args.weights}
     extra = {"method": "gatys", "styles": [str(s) for s in args.styles], "swept": list(sweep),
-             "options": options, "init": args.init}
+             "options": options, "init": args.init, "mask_files": mask_files,
+             "style_mask_files": style_mask_files}
     return execute(args, inputs, stylize, extra, grid=tuple(sweep))
+
+
+def _say_resized(args, masks, inputs) -> None:
+    """One line when the masks' size differs from a content's: they are resized to each."""
+    if masks is None or getattr(args, "quiet", False):
+        return
+    shape = (masks if not isinstance(masks, tuple) else masks[0]).shape
+    if any(image.shape[:2] != shape for _, image in inputs.todo):
+        print(f"nst-jax: the mask is {shape[1]}x{shape[0]} px: resized to each content's size")

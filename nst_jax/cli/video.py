@@ -26,7 +26,7 @@ from .common import (
 # options of one method only (default None: the method's own default applies)
 METHOD_OPTIONS = {
     "gatys": ("iters", "first_iters", "content_weight", "style_weight", "tv_weight", "init", "style_scale",
-              "style_loss"),
+              "style_loss", "mask", "mask_mode"),
     "adain": ("alpha", "decoder", "style_size"),
     "fast": ("model", "style"),
 }
@@ -78,6 +78,7 @@ def add_parser(sub) -> None:
     """The ``video`` subcommand on ``sub``."""
     from .. import adain, feedforward, gatys, video
     from ..flow import FLOWS
+    from ..regions import MASK_MODES
     from ..style import STYLE_LOSSES
 
     v = video.VIDEO_CONFIG
@@ -123,6 +124,11 @@ def add_parser(sub) -> None:
                    help="the first frame's start (default: content)" + NO_DEFAULT)
     g.add_argument("--style-scale", type=float, default=None,
                    help=f"as for stylize (default {gd['style_scale']:g})" + NO_DEFAULT)
+    g.add_argument("--mask", default=None, metavar="FILE",
+                   help="spatial control for the clip: a grey mask, the first style inside (white), the second "
+                        "outside; resized to the frames")
+    g.add_argument("--mask-mode", choices=MASK_MODES, default=None,
+                   help=f"how the mask reaches each VGG-19 layer (default: {gd['mask_mode']}; see stylize)")
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=None,
                    help="as for stylize (default: gram)" + NO_DEFAULT)
     g = p.add_argument_group("adain")
@@ -160,6 +166,9 @@ def _check_options(args):
         raise NSTError("--method fast takes no style image: the network is the style (--model, --style)")
     if args.method != "fast" and not args.styles:
         raise NSTError(f"--method {args.method} needs one or more style images")
+    if args.mask and len(args.styles) != 2:
+        raise NSTError(f"--mask places two styles (inside, outside), not {len(args.styles)}: give two style "
+                       "images")
     if args.method == "fast" and args.weights:
         raise NSTError("--weights (VGG-19) is not used by --method fast")
     if args.no_temporal and (args.temporal_weight is not None or args.first_iters is not None
@@ -178,7 +187,11 @@ def _method_config(args):
 
     given = {k: v for k, v in vars(args).items() if v is not None}
     if args.method == "gatys":
+        from .. import image as im
+
         names = set(defaults(gatys.StylizeConfig)) - {"iters", "size"}
+        if args.mask:
+            given["masks"] = im.load_image(args.mask)
         return gatys.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), None, None
     if args.method == "adain":
         names = set(defaults(adain.StylizeConfig)) - {"size"}
@@ -202,7 +215,7 @@ def run_record(args, vconf, shape) -> dict:
 
     files = {"input": where(args.input), "output": where(args.output),
              "styles": [where(s) for s in args.styles]}
-    for k in ("decoder", "weights", "model"):
+    for k in ("decoder", "weights", "model", "mask"):
         if keep.get(k) is not None and Path(keep[k]).expanduser().exists():
             files[k] = where(keep[k])
     return {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in keep.items()}, **files,
@@ -220,7 +233,7 @@ def _check_files(args, video, videoio):
         raise NSTError(f"--fps must be positive, not {args.fps:g}")
     source = videoio.open_source(args.input)
     out = videoio.check_output(args.output)
-    for given in [args.input, *args.styles]:
+    for given in [args.input, *args.styles, *([args.mask] if args.mask else [])]:
         if out.resolve() == Path(given).expanduser().resolve():
             raise NSTError(f"the output {out} is the input {given}: choose another -o")
     if args.fps is not None and not videoio.is_video_path(out):
