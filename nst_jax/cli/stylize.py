@@ -26,6 +26,7 @@ SWEEPS = ("content_weight", "style_weight", "tv_weight", "seed")  # options that
 
 def add_parser(sub) -> None:
     from .. import gatys
+    from ..content import CONTENT_LOSSES
     from ..regions import MASK_MODES
     from ..solvers import SOLVERS, adam, lbfgs, lbfgsb
     from ..style import STYLE_LOSSES
@@ -39,7 +40,8 @@ def add_parser(sub) -> None:
     s.add_argument("--iters", type=positive_int, default=d["iters"], help="iterations per scale")
     s.add_argument("--optimizer", choices=tuple(SOLVERS), default=d["optimizer"],
                    help="lbfgs: L-BFGS as neural-style runs it; adam; lbfgsb: jaxopt's L-BFGS-B, pixels "
-                        "boxed to [0, 1] (default: the style loss's, adam for swd, else lbfgs)")
+                        "boxed to [0, 1] (default: the content or style loss's: adam for swd, remd and "
+                        "self-similarity, else lbfgs)")
     s.add_argument("--learning-rate", type=float, default=d["learning_rate"],
                    help=f"Adam only (default: {api_defaults(adam)['learning_rate']})")
     s.add_argument("--init", default=d["init"], help="content | noise | style | PATH")
@@ -57,7 +59,11 @@ def add_parser(sub) -> None:
     s.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=d["style_loss"],
                    help="the style representation: gram (Gatys et al.), moments (channel means and standard "
                         "deviations), mmd-poly / mmd-rbf (Li et al. 2017's kernels), swd (sliced "
-                        "Wasserstein, Heitz et al. 2021)")
+                        "Wasserstein, Heitz et al. 2021), histogram (Risser et al. 2017), remd (STROTSS's "
+                        "relaxed EMD)")
+    s.add_argument("--content-loss", choices=tuple(CONTENT_LOSSES), default=d["content_loss"],
+                   help="the content representation: feature (Gatys et al.'s feature distance) or "
+                        "self-similarity (STROTSS's: which parts of the photo resemble which)")
     s.add_argument("--style-blend", type=floats, default=d["style_blend"],
                    help="comma-separated, one per style image (default: equal)")
     s.add_argument("--mask", dest="masks", action="append", metavar="FILE",

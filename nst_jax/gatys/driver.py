@@ -124,7 +124,7 @@ def _chunk(params, targets, weights, x, state, n, *, cfg, solver, rows=None):
 
         def body(_, carry):
             # a sampling representation draws afresh at every evaluation: the key counts evaluations
-            key = carry[1].num_fun_eval if cfg.objective.style_loss.stochastic else None
+            key = carry[1].num_fun_eval if cfg.objective.stochastic else None
 
             def vg(y):
                 (value, terms), g = vg0(y * (1.0 / scale), key)

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..losses import content_loss, temporal_loss, total_variation
+from ..content import FEATURE, ContentLoss, content_loss
+from ..losses import temporal_loss, total_variation
 from ..style import GRAM, StyleLoss, style_loss
 from ..vgg import vgg19_features
 
@@ -30,17 +31,25 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 @dataclasses.dataclass(frozen=True)
 class Objective:
     """What the objective is (static: changing it recompiles): the layers, the pooling, the style
-    representation (:class:`nst_jax.style.StyleLoss`) and ``regions``, the number of regions of spatial
-    control (0: none; :mod:`nst_jax.regions`)."""
+    representation (:class:`nst_jax.style.StyleLoss`), ``regions``, the number of regions of spatial
+    control (0: none; :mod:`nst_jax.regions`), and the content representation
+    (:class:`nst_jax.content.ContentLoss`)."""
 
     content_layers: tuple[str, ...] = CONTENT_LAYERS
     style_layers: tuple[str, ...] = STYLE_LAYERS
     pool: str = "max"
     style_loss: StyleLoss = GRAM
     regions: int = 0
+    content_loss: ContentLoss = FEATURE
 
     def __post_init__(self):
         object.__setattr__(self, "style_loss", style_loss(self.style_loss))  # a name or a StyleLoss
+        object.__setattr__(self, "content_loss", content_loss(self.content_loss))  # a name or a ContentLoss
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether a term samples: each evaluation then draws a fresh key."""
+        return self.style_loss.stochastic or self.content_loss.stochastic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,14 +104,17 @@ def features(params, x, layers, cfg: Config):
 
 
 def content_targets(params, content, cfg: Config):
-    """The content image's feature maps at the content layers (a band of rows at a time if
+    """The content representation's targets of the content images' feature maps at the content layers
+    (the maps themselves for Gatys's feature distance; computed a band of rows at a time if
     ``cfg.execution.band`` is set)."""
-    layers = cfg.objective.content_layers
+    layers, rep = cfg.objective.content_layers, cfg.objective.content_loss
     if cfg.execution.band:
         from .banded import banded_summary
 
-        return banded_summary(params, content, layers, (), cfg)[0]
-    return features(params, content, layers, cfg)
+        maps = banded_summary(params, content, layers, (), cfg)[0]
+    else:
+        maps = features(params, content, layers, cfg)
+    return {k: rep.target(v) for k, v in maps.items()}
 
 
 def style_targets(params, styles, blend, cfg: Config, guides=None):
@@ -220,12 +232,13 @@ def objective(summary, counts, pixels, targets, weights, obj: Objective, key):
     summary}}`` (the feature map, or its :class:`nst_jax.style.Sums`), ``counts``: the positions of each style
     layer, ``pixels``: :func:`image_terms`, ``key``: a ``jax.random`` key (one per style layer is folded from
     it).  Returns ``(total, terms)``."""
-    rep = obj.style_loss
-    content = sum(content_loss(summary["content"][k], targets["content"][k]) for k in obj.content_layers)
+    rep, crep = obj.style_loss, obj.content_loss
+    content = sum(crep.distance(summary["content"][k], targets["content"][k], jax.random.fold_in(key, 1000 + i))
+                  for i, k in enumerate(obj.content_layers))
     style = sum(weights["style_layers"][i] * style_value(obj, summary["style"][k], counts[k], targets["style"],
                                                          k, jax.random.fold_in(key, i))
                 for i, k in enumerate(obj.style_layers))
-    terms = {"content": weights["content"] * content, "style": weights["style"] * rep.weight * style,
+    terms = {"content": weights["content"] * crep.weight * content, "style": weights["style"] * rep.weight * style,
              **{k: weights[k] * v for k, v in pixels.items()}}
     return sum(terms.values()), terms
 

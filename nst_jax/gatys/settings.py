@@ -10,6 +10,7 @@ from typing import Any
 from .. import image as im
 from .. import solvers
 from ..config import check_blend, freeze
+from ..content import content_loss
 from ..errors import NSTError
 from .. import regions
 from ..regions import check_masks
@@ -73,6 +74,9 @@ class StylizeConfig:
       style_loss: the style representation, a name of :data:`nst_jax.style.STYLE_LOSSES` (``"gram"``, the
         default: Gatys et al.'s; ``"moments"``, ``"mmd-poly"``, ``"mmd-rbf"``, ``"swd"``) or a
         :class:`nst_jax.style.StyleLoss` of your own.
+      content_loss: the content representation, a name of :data:`nst_jax.content.CONTENT_LOSSES`
+        (``"feature"``, the default: Gatys et al.'s feature distance; ``"self-similarity"``: STROTSS's) or a
+        :class:`nst_jax.content.ContentLoss` of your own.
       style_blend: one weight per style image (normalised to sum 1; default equal).
       style_scale: style images are resized to ``style_scale * size`` (longest side).
       preserve_color: ``None``, ``"luminance"`` (keep the content's chroma) or ``"histogram"``
@@ -115,6 +119,7 @@ class StylizeConfig:
     style_layers: tuple[str, ...] = STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = None
     style_loss: Any = "gram"
+    content_loss: Any = "feature"
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     preserve_color: str | None = None
@@ -154,6 +159,7 @@ class StylizeConfig:
         check_blend(self.style_blend)
         object.__setattr__(self, "tile", parse_tile(self.tile))
         rep = style_loss(self.style_loss)
+        content_loss(self.content_loss)
         masks, style_masks = check_masks(self.masks, self.style_masks, self.mask_mode)
         object.__setattr__(self, "masks", masks)
         object.__setattr__(self, "style_masks", style_masks)
@@ -169,8 +175,11 @@ class StylizeConfig:
 
     @property
     def solver_name(self):
-        """``optimizer``, or when it is ``None`` the style representation's own default solver."""
-        return style_loss(self.style_loss).solver if self.optimizer is None else self.optimizer
+        """``optimizer``, or when it is ``None`` the content representation's own default solver if it has
+        one, else the style representation's."""
+        if self.optimizer is not None:
+            return self.optimizer
+        return content_loss(self.content_loss).solver or style_loss(self.style_loss).solver
 
     @property
     def regions(self) -> int:
@@ -202,7 +211,7 @@ class Picture:
 def compiled_config(conf: StylizeConfig) -> Config:
     """The one translation of the user's settings into the static part of the compiled objective."""
     return Config(Objective(conf.content_layers, conf.style_layers, conf.pool, style_loss(conf.style_loss),
-                            conf.regions),
+                            conf.regions, content_loss(conf.content_loss)),
                   Execution(remat=bool(conf.remat)))
 
 

@@ -1,0 +1,194 @@
+"""Content representations side by side: Gatys's feature distance and STROTSS's self-similarity
+(nst_jax.content) on held-back photo x painting pairs, and STROTSS as a composition of our terms against our
+Gatys.
+
+* ``--calibrate``: each representation's content term at Gatys's result (feature distance, L-BFGS) against
+  the feature distance's, on the pairs: the ratio (median) is the weight that makes the default content
+  weight keep about as much of the photo with either (:attr:`nst_jax.content.ContentLoss.weight`).
+* ``--sweep`` (default): for each representation, content weights 1/4, 1 and 4 times the default, L-BFGS at
+  192 px (where relu4_2 has at most 1,024 positions, so self-similarity takes them all and is deterministic)
+  for 100 iterations: the Gram yardstick to the painting (:func:`nst_jax.metrics.style_distance`, how far
+  the stylisation went) and the Sobel edge correlation with the photo (:func:`nst_jax.metrics.
+  edge_correlation`); the self-similarity runs' edge correlation interpolated at the feature runs' style
+  distances compares the two at the same stylisation.
+* ``--strotss``: STROTSS composed of our terms (``--style-loss remd --content-loss self-similarity``, Adam,
+  coarse to fine over 3 scales) against Gatys's defaults, at 256 px: the independent sliced Wasserstein
+  ratio (:func:`nst_jax.metrics.feature_swd_ratio`), the Gram yardstick, edges, seconds.
+
+Pictures as grids and the numbers go to results/content/.
+
+    python experiments/content_losses.py --calibrate
+    python experiments/content_losses.py --sweep
+    python experiments/content_losses.py --strotss
+    python experiments/content_losses.py --smoke   # each part at 64 px, 2 iterations, one pair, one weight,
+                                                   # one scale, a temporary folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import harness
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nst_jax import content, gatys, metrics
+from nst_jax import image as im
+from nst_jax.vgg import vgg19_params, with_winograd
+
+PAIRS = (("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("hoovertowernight", "shipwreck"))
+NAMES = tuple(content.CONTENT_LOSSES)
+FACTORS = (0.25, 1.0, 4.0)  # content weights, as multiples of the default
+STROTSS = {"style_loss": "remd", "content_loss": "self-similarity", "optimizer": "adam", "scales": 3}
+
+
+def load(name):
+    return im.load_image(os.path.join(harness.IMAGES, f"{name}.jpg"))
+
+
+_targets = jax.jit(gatys.compute_targets, static_argnums=(3, 4))
+_loss = jax.jit(gatys.gatys_loss, static_argnums=(4,))
+
+
+def content_terms(params, x, photo) -> dict:
+    """Each representation's unweighted content term (its weight divided out) of ``x`` against the photo,
+    the sampling ones averaged over 4 keys."""
+    out = {}
+    for name in NAMES:
+        rep = content.CONTENT_LOSSES[name]
+        cfg = gatys.Config(gatys.Objective(content_loss=rep))
+        t = _targets(params, jnp.asarray(photo)[None], [jnp.asarray(photo)[None]], (1.0,), cfg)
+        w = gatys.LossWeights(1.0, 0.0, 0.0).as_arrays(5)
+        keys = range(4) if rep.stochastic else range(1)
+        out[name] = statistics.fmean(float(_loss(params, jnp.asarray(x)[None], t, w, cfg, jnp.int32(k))[1]
+                                           ["content"]) / rep.weight for k in keys)
+    return out
+
+
+def calibrate(params, pairs, size, iters):
+    ratios = []
+    for photo_name, painting_name in pairs:
+        photo = im.resize_longest(load(photo_name), size)
+        x, _ = gatys.stylize(photo, load(painting_name), size=size, iters=iters, weights=params)
+        t = content_terms(params, x, photo)
+        ratios.append({k: t["feature"] / t[k] for k in NAMES})
+        print(photo_name, painting_name, {k: f"{v:.4g}" for k, v in t.items()}, flush=True)
+    weights = {k: statistics.median(r[k] for r in ratios) for k in NAMES}
+    print("weight for equal content terms at Gatys's result (median of the pairs):",
+          {k: f"{v:.4g}" for k, v in weights.items()}, flush=True)
+    return {"size": size, "iters": iters, "ratios": ratios, "weights": weights}
+
+
+def measures(params, x, photo, painting) -> dict:
+    return {"gram_style_distance": metrics.style_distance(params, x, painting),
+            "edge_correlation": metrics.edge_correlation(x, photo),
+            "feature_swd_ratio": metrics.feature_swd_ratio(params, x, photo, painting),
+            "content_distance": metrics.content_distance(params, x, photo)}
+
+
+def sweep(params, pairs, size, iters, factors):
+    record, rows = [], []
+    for photo_name, painting_name in pairs:
+        photo = im.resize_longest(load(photo_name), size)
+        painting = im.resize_longest(load(painting_name), size)
+        entry = {"photo": photo_name, "painting": painting_name, "runs": {}}
+        row = [(photo, photo_name), (painting, painting_name)]
+        for name in NAMES:
+            for f in factors:
+                cw = f * gatys.LossWeights.content
+                x, rep = gatys.stylize(photo, painting, size=size, iters=iters, content_loss=name,
+                                       content_weight=cw, optimizer="lbfgs", weights=params)
+                m = measures(params, x, photo, painting)
+                m["seconds_per_iteration"] = rep["optimize_seconds"] / rep["iterations"]
+                entry["runs"][f"{name} {cw:g}"] = m
+                row.append((x, f"{name} cw {cw:g}"))
+                print(photo_name, painting_name, name, cw, {k: round(v, 4) for k, v in m.items()}, flush=True)
+        entry["edges_at_equal_stylisation"] = matched_edges(entry["runs"], factors)
+        print("edges at the feature runs' stylisation (feature, self-similarity):",
+              entry["edges_at_equal_stylisation"], flush=True)
+        record.append(entry)
+        rows.append(row)
+    return record, rows
+
+
+def matched_edges(runs: dict, factors) -> list:
+    """For each feature-distance run: its style distance, its edge correlation, and the self-similarity runs'
+    edge correlation interpolated (linearly in the style distance) at that style distance (``None`` outside
+    the self-similarity runs' range)."""
+    cw = [f * gatys.LossWeights.content for f in factors]
+    ss = sorted((runs[f"self-similarity {w:g}"]["gram_style_distance"],
+                 runs[f"self-similarity {w:g}"]["edge_correlation"]) for w in cw)
+    out = []
+    for w in cw:
+        d, e = runs[f"feature {w:g}"]["gram_style_distance"], runs[f"feature {w:g}"]["edge_correlation"]
+        inside = ss[0][0] <= d <= ss[-1][0]
+        e_ss = float(np.interp(d, [p[0] for p in ss], [p[1] for p in ss])) if inside else None
+        out.append({"style_distance": d, "feature_edges": e, "self_similarity_edges": e_ss})
+    return out
+
+
+def strotss(params, pairs, size, iters, scales):
+    record, rows = [], []
+    for photo_name, painting_name in pairs:
+        photo = im.resize_longest(load(photo_name), size)
+        painting = im.resize_longest(load(painting_name), size)
+        entry = {"photo": photo_name, "painting": painting_name, "runs": {}}
+        row = [(photo, photo_name), (painting, painting_name)]
+        for label, settings in (("gatys", {}), ("strotss", {**STROTSS, "scales": scales})):
+            t0 = time.perf_counter()
+            x, rep = gatys.stylize(photo, painting, size=size, iters=iters, weights=params, **settings)
+            m = measures(params, x, photo, painting)
+            m["seconds"] = time.perf_counter() - t0
+            entry["runs"][label] = m
+            row.append((x, label))
+            print(photo_name, painting_name, label, {k: round(v, 4) for k, v in m.items()}, flush=True)
+        record.append(entry)
+        rows.append(row)
+    return record, rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--strotss", action="store_true")
+    ap.add_argument("--size", type=int, default=None, help="default: 192 (calibrate, sweep), 256 (strotss)")
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--pairs", type=int, default=len(PAIRS))
+    harness.add_smoke(ap)
+    a = ap.parse_args()
+    factors, scales = FACTORS, STROTSS["scales"]
+    if a.smoke:
+        harness.smoke_results()
+        a.calibrate = a.sweep = a.strotss = True
+        a.size, a.iters, a.pairs, factors, scales = 64, 2, 1, (1.0,), 1
+    elif not (a.calibrate or a.strotss):
+        a.sweep = True
+    params = with_winograd(vgg19_params())
+    pairs = PAIRS[: a.pairs]
+    record = {"machine": harness.machine()}
+    if a.calibrate:
+        record["calibrate"] = calibrate(params, pairs, a.size or 192, 60 if not a.smoke else a.iters)
+        harness.save(harness.result_path("content", "content_losses_calibrate.json"), record)
+    if a.sweep:
+        size = a.size or 192
+        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors)
+        record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors)}
+        harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}.json"), record)
+        im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}.jpg"),
+                      im.contact_sheet(rows, thumb=size))
+    if a.strotss:
+        size = a.size or 256
+        record["strotss"], rows = strotss(params, pairs, size, a.iters, scales)
+        record["strotss_settings"] = {"size": size, "iters_per_scale": a.iters, **STROTSS, "scales": scales}
+        harness.save(harness.result_path("content", f"strotss_{size}_{a.iters}.json"), record)
+        im.save_image(harness.result_path("content", f"grid_strotss_{size}_{a.iters}.jpg"),
+                      im.contact_sheet(rows, thumb=size))
+
+
+if __name__ == "__main__":
+    main()

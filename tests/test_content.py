@@ -1,0 +1,82 @@
+"""Content representations (nst_jax.content) against independent references: STROTSS's self-similarity
+against float64 NumPy (all positions, and the sampled positions shared by picture and photo), the feature
+distance as before; a content term written in the test runs through the Python API; bad names refused."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nst_jax import content, gatys
+from nst_jax.errors import NSTError
+from nst_jax.vgg import vgg19_features
+
+
+def features(seed, h, w, c):
+    rng = np.random.default_rng(seed)
+    return (np.abs(rng.normal(0.3, 1.0, (1, h, w, c))) + 0.05).astype(np.float32)  # no all-zero position
+
+
+def self_similarity_float64(x, c):
+    def d(a):
+        a = np.asarray(a, np.float64)
+        n = a / np.linalg.norm(a, axis=1, keepdims=True)
+        m = 1.0 - n @ n.T
+        return m / m.sum(axis=0, keepdims=True)
+
+    return np.mean(np.abs(d(x) - d(c)))
+
+
+def test_self_similarity_against_float64():
+    f, t = features(0, 9, 11, 6), features(1, 9, 11, 6)
+    got = content.self_similarity_distance(jnp.asarray(f), jnp.asarray(t), jax.random.key(0))
+    assert float(got) == pytest.approx(self_similarity_float64(f.reshape(-1, 6), t.reshape(-1, 6)), rel=1e-5)
+    # a map with more positions than one estimate takes: the same sampled positions in picture and photo
+    f, t = features(2, 40, 30, 4), features(3, 40, 30, 4)
+    key = jax.random.key(5)
+    idx = np.asarray(jax.random.choice(key, 1200, (content.SELF_SIMILARITY_POSITIONS,), replace=False))
+    got = content.self_similarity_distance(jnp.asarray(f), jnp.asarray(t), key)
+    expected = self_similarity_float64(f.reshape(-1, 4)[idx], t.reshape(-1, 4)[idx])
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+    assert float(content.self_similarity_distance(jnp.asarray(f), jnp.asarray(f), key)) == pytest.approx(0.0,
+                                                                                                         abs=1e-7)
+    # it sees only which positions resemble which: a positive per-channel-free rescaling changes nothing
+    assert float(content.self_similarity_distance(jnp.asarray(3.0 * f), jnp.asarray(t), key)) == \
+        pytest.approx(float(got), rel=1e-5)
+
+
+def test_feature_distance_is_the_mean_squared_error():
+    f, t = features(4, 5, 6, 3), features(5, 5, 6, 3)
+    expected = np.mean((np.asarray(f, np.float64) - t) ** 2)
+    assert float(content.FEATURE.distance(jnp.asarray(f), content.FEATURE.target(jnp.asarray(t)), None)) == \
+        pytest.approx(expected, rel=1e-6)
+    assert gatys.Objective().content_loss is content.FEATURE  # the default objective is Gatys et al.'s
+
+
+def test_a_content_term_of_ones_own_through_the_api(params):
+    """A content term written here, not in the package: the photo's relu4_2 channel means, kept from a noise
+    start with no style; its target is computed by the package from the photo and reported by name."""
+    means = content.ContentLoss(name="channel-means", target=lambda f: jnp.mean(f, axis=(1, 2)),
+                                distance=lambda f, t, key: jnp.mean((jnp.mean(f, axis=(1, 2)) - t) ** 2))
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    photo = np.stack([xx, yy, 0.5 + 0.4 * np.sin(9 * xx)], -1).astype(np.float32)
+    noise = rng.random(photo.shape).astype(np.float32)
+    x, report = gatys.stylize(photo, noise, size=48, iters=30, init=noise, content_loss=means,
+                              style_weight=0.0, tv_weight=0.0, content_weight=1.0, weights=params)
+    assert report["content_loss"] == "channel-means"
+    f = jax.jit(lambda y: jnp.mean(vgg19_features(params, y[None], ("relu4_2",))["relu4_2"], axis=(1, 2)))
+    target = np.asarray(f(jnp.asarray(photo)))
+    before, after = (np.abs(np.asarray(f(jnp.asarray(y))) - target).mean() for y in (noise, x))
+    assert after < 0.5 * before, (before, after)  # 557 -> 212 measured
+
+
+def test_bad_content_losses():
+    with pytest.raises(NSTError, match="content loss must be one of feature, self-similarity"):
+        gatys.StylizeConfig(content_loss="strotss")
+    with pytest.raises(NSTError, match="needs a target"):
+        content.ContentLoss(distance=None)
+    # the solver follows the content representation's wish, unless one is named
+    assert gatys.StylizeConfig(content_loss="self-similarity").solver_name == "adam"
+    assert gatys.StylizeConfig(content_loss="self-similarity", optimizer="lbfgs").solver_name == "lbfgs"
+    assert gatys.StylizeConfig().solver_name == "lbfgs"
