@@ -87,7 +87,8 @@ def measure(params, x, photo, left, right) -> dict:
     w = x.shape[1]
     margin = int(round(w * MARGIN))
     lx, rx = x[:, : w // 2 - margin], x[:, w // 2 + margin:]
-    d = {"left_own": metrics.style_distance(params, lx, left), "left_other": metrics.style_distance(params, lx, right),
+    d = {"left_own": metrics.style_distance(params, lx, left),
+         "left_other": metrics.style_distance(params, lx, right),
          "right_own": metrics.style_distance(params, rx, right),
          "right_other": metrics.style_distance(params, rx, left)}
     d["left_margin"] = d["left_other"] / d["left_own"]
@@ -143,8 +144,8 @@ def main():
                          seconds_per_iteration=rep["optimize_seconds"] / rep["iterations"])
                 entry["runs"][name] = m
                 row.append((x, name))
-                im.save_image(harness.result_path("spatial", f"{photo_name}_{mode}_{'soft' if soft else 'hard'}"
-                                                             f"_{a.size}.png"), x)
+                border = "soft" if soft else "hard"
+                im.save_image(harness.result_path("spatial", f"{photo_name}_{mode}_{border}_{a.size}.png"), x)
                 print(photo_name, name, {k: round(v, 3) for k, v in m.items()}, flush=True)
         record["pairs"].append(entry)
         rows.append(row)

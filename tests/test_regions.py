@@ -214,13 +214,14 @@ def test_mask_command_line(adain_cli_files, tmp_path):
     Image.fromarray(np.full((24, 20), 255, np.uint8)).save(tmp_path / "white.png")
     Image.fromarray((halves(30, 20) * 255).astype(np.uint8)).save(tmp_path / "other.png")
     out = tmp_path / "o.png"
-    r = run_here("stylize", c, a, b, "--mask", tmp_path / "other.png", "-o", out, "--size", "48", "--iters", "2",
-                 "--report", tmp_path / "r.json")
+    r = run_here("stylize", c, a, b, "--mask", tmp_path / "other.png", "-o", out, "--size", "48",
+                 "--iters", "2", "--report", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("resized to each content's size") == 1
     assert Image.open(out).size == (40, 48)
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["mask_files"] == [str(tmp_path / "other.png")] and report["options"]["mask_mode"] == "simple"
+    assert report["mask_files"] == [str(tmp_path / "other.png")]
+    assert report["options"]["mask_mode"] == "simple"
     bad = [((a, b, "--mask", tmp_path / "black.png"), "all black"),
            ((a, b, "--mask", tmp_path / "white.png"), "all white"),
            ((a, b, "--mask", d / "text.jpg"), "text.jpg"),
@@ -242,7 +243,7 @@ def test_mask_command_line(adain_cli_files, tmp_path):
 
 @pytest.mark.slow
 def test_video_takes_one_mask_for_the_clip(adain_cli_files, tmp_path):
-    """`nst-jax video frames a b --mask m`: Ruder et al.'s frames, each with the two styles in their regions."""
+    """`nst-jax video frames a b --mask m`: Ruder et al.'s frames, each with two styles in their regions."""
     from PIL import Image
 
     from .helpers import run_here

@@ -1,7 +1,7 @@
 """Split by rows across devices (jax.sharding): 4 forced host devices in a subprocess, against the same
-computation on one device: Gatys's objective and gradient (Gram, and the representations that sort or sample
-positions), the L-BFGS history's layout, and the errors.  Whole runs of every method across 4 devices against
-one: tests/test_distributed.py."""
+computation on one device: Gatys's objective and gradient (Gram, the representations that sort or sample
+positions, and two regions of spatial control), the L-BFGS history's layout, and the errors.  Whole runs of
+every method across 4 devices against one: tests/test_distributed.py."""
 
 import json
 import subprocess
@@ -45,7 +45,7 @@ out["value_rel"] = float(abs(float(v4) / float(v1) - 1))
 out["grad_rel"] = float(jnp.linalg.norm(jax.device_put(g4, one) - g1) / jnp.linalg.norm(g1))
 out["history_shard_rows"] = [s.data.shape[3] for s in state.s_history.addressable_shards]
 # a representation that sorts (swd) or samples positions (mmd-rbf) stays exact split by rows: XLA gathers
-for name in ("swd", "mmd-rbf"):
+for name in ("swd", "mmd-rbf", "histogram", "remd"):
     cs = gatys.Config(gatys.Objective(style_loss=name))
     pp, cc = jax.device_put((params, c), one)
     ts = jax.jit(gatys.compute_targets, static_argnums=(3, 4))(pp, cc, [cc], (1.0,), cs)  # samples: static
@@ -55,6 +55,18 @@ for name in ("swd", "mmd-rbf"):
     sv1, sg1 = f(*jax.device_put((xs, params, ts, ws), one))
     out[name] = [float(abs(float(sv4) / float(sv1) - 1)),
                  float(jnp.linalg.norm(jax.device_put(sg4, one) - sg1) / jnp.linalg.norm(sg1))]
+# spatial control: two regions' weighted sums over positions, split by rows
+mask = np.zeros((48, 64), np.float32)
+mask[:, :30] = 1.0
+mask[:, 30:34] = 0.5
+method = gatys.Gatys(weights=params, size=64, masks=mask, mask_mode="inside")
+job = method.prepare(0, gatys.Picture(np.asarray(c[0]), [np.asarray(c[0]), np.asarray(c[0]) ** 2]))
+rt = jax.tree_util.tree_map(lambda v: v[0], method.targets(np.asarray(c), [job], job.shape))
+rf = jax.jit(jax.value_and_grad(lambda y, p, t, w: gatys.gatys_loss(p, y, t, w, method.cfg)[0]))
+rv4, rg4 = rf(xs, *jax.device_put((params, rt, w), rep))
+rv1, rg1 = rf(*jax.device_put((xs, params, rt, w), one))
+out["regions"] = [float(abs(float(rv4) / float(rv1) - 1)),
+                  float(jnp.linalg.norm(jax.device_put(rg4, one) - rg1) / jnp.linalg.norm(rg1))]
 errors = []
 for kw in ({"devices": 8}, {"devices": "many"}, {"devices": 4, "size": 66}):
     try:
@@ -88,5 +100,6 @@ def test_four_devices_give_the_one_device_result(tmp_path):
     assert "8 devices asked for, 4 available" in out["errors"][0]
     assert "a number or 'all'" in out["errors"][1]
     assert "multiple of 4" in out["errors"][2]
-    for name in ("swd", "mmd-rbf"):  # the sorting and sampling representations, split by rows: exact
+    for name in ("swd", "mmd-rbf", "histogram", "remd"):  # sorting and sampling representations: exact
         assert out[name][0] < 1e-5 and out[name][1] < 1e-4, (name, out[name])
+    assert out["regions"][0] < 1e-5 and out["regions"][1] < 1e-5, out["regions"]  # spatial control

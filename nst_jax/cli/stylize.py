@@ -67,14 +67,15 @@ def add_parser(sub) -> None:
     s.add_argument("--style-blend", type=floats, default=d["style_blend"],
                    help="comma-separated, one per style image (default: equal)")
     s.add_argument("--mask", dest="masks", action="append", metavar="FILE",
-                   help="spatial control (Gatys et al. 2017): a grey mask, the first style inside (white) and "
-                        "the second outside; or one --mask per style, each style in its own; resized to the "
-                        "content, grey levels blend at the borders (gram, moments, mmd-poly)")
+                   help="spatial control (Gatys et al. 2017): a grey mask, the first style inside (white) "
+                        "and the second outside; or one --mask per style, each style in its own; resized to "
+                        "the content, grey levels blend at the borders (gram, moments, mmd-poly)")
     s.add_argument("--style-mask", dest="style_masks", action="append", metavar="FILE",
-                   help="with --mask: one per style image, the part of it its region takes ('none': all of it)")
+                   help="with --mask: one per style image, the part of it its region takes ('none': all "
+                        "of it)")
     s.add_argument("--mask-mode", choices=MASK_MODES, default=d["mask_mode"],
-                   help="how a mask reaches each VGG-19 layer: simple (each position its cell's mean), inside "
-                        "(positions that see only the region), all (those that see any of it)")
+                   help="how a mask reaches each VGG-19 layer: simple (each position its cell's mean), "
+                        "inside (positions that see only the region), all (those that see any of it)")
     s.add_argument("--style-scale", type=float, default=d["style_scale"],
                    help="style images' longest side, as a multiple of each scale's --size")
     s.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
@@ -127,7 +128,8 @@ def run(args) -> int:
     style_masks = [None if f == "none" else im.load_image(f) for f in style_mask_files] or None
     own = ("init", "masks", "style_masks") + SWEEPS
     conf = gatys.StylizeConfig(**{name: getattr(args, name) for name in defaults(gatys.StylizeConfig)
-                                  if name not in own}, init=init, masks=masks, style_masks=style_masks, **fixed)
+                                  if name not in own}, init=init, masks=masks, style_masks=style_masks,
+                               **fixed)
     _say_resized(args, conf.masks, inputs)
     enable_cache(args)
 
@@ -136,7 +138,8 @@ def run(args) -> int:
                     for (entry, _), image in zip(inputs.todo, images, strict=True)]
         return gatys.stylize_many(pictures, conf, batch=args.batch, weights=args.weights, callback=callback)
 
-    options = {**{k: v for k, v in as_dict(conf).items() if k not in ("init", "masks", "style_masks")}, **sweep,
+    arrays = ("init", "masks", "style_masks")  # the files are named in the report instead
+    options = {**{k: v for k, v in as_dict(conf).items() if k not in arrays}, **sweep,
                "weights": args.weights}
     extra = {"method": "gatys", "styles": [str(s) for s in args.styles], "swept": list(sweep),
              "options": options, "init": args.init, "mask_files": mask_files,

@@ -125,8 +125,8 @@ def add_parser(sub) -> None:
     g.add_argument("--style-scale", type=float, default=None,
                    help=f"as for stylize (default {gd['style_scale']:g})" + NO_DEFAULT)
     g.add_argument("--mask", default=None, metavar="FILE",
-                   help="spatial control for the clip: a grey mask, the first style inside (white), the second "
-                        "outside; resized to the frames")
+                   help="spatial control for the clip: a grey mask, the first style inside (white), the "
+                        "second outside; resized to the frames")
     g.add_argument("--mask-mode", choices=MASK_MODES, default=None,
                    help=f"how the mask reaches each VGG-19 layer (default: {gd['mask_mode']}; see stylize)")
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=None,

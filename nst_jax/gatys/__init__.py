@@ -172,8 +172,8 @@ class Gatys(Method):
         if conf.masks is not None:
             regions = region_masks(conf.masks, len(styles), content.shape[:2])
             if conf.style_masks is not None and len(conf.style_masks) != len(styles):
-                raise NSTError(f"{len(conf.style_masks)} style masks for {len(styles)} style images: give one "
-                               "per style image")
+                raise NSTError(f"{len(conf.style_masks)} style masks for {len(styles)} style images: give "
+                               "one per style image")
         return Job(index, content, shapes[-1], _Problem(conf, styles, blend, shapes, regions), key=shapes)
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:
@@ -276,7 +276,8 @@ class Gatys(Method):
                 "tile_rows": last["band_rows"] or None, "optimizer": self.solver.name,
                 "solver_settings": dict(self.solver.settings),
                 "style_loss": self.cfg.objective.style_loss.name,
-                "content_loss": self.cfg.objective.content_loss.name, "iterations_per_scale": job.data.conf.iters,
+                "content_loss": self.cfg.objective.content_loss.name,
+                "iterations_per_scale": job.data.conf.iters,
                 "iterations": last["iterations"], "scales": scales,
                 "evaluations": sum(s["evaluations"] for s in scales), "loss": last["loss"],
                 "terms": last["terms"], "compile_seconds": timing["compile"],

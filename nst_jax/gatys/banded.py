@@ -48,7 +48,8 @@ class Bands:
         return jax.lax.dynamic_slice_in_dim(whole, g[2] // self.strides[name], count, axis=1)
 
     def guide(self, guides, name, g, count: int):
-        """The rows of the regions' weights at ``name`` ((R, N, H, W, 1), or ``None``) that band ``g`` covers."""
+        """The rows of the regions' weights at ``name`` ((R, N, H, W, 1), or ``None``) that band ``g``
+        covers."""
         if guides is None:
             return None
         return jax.vmap(lambda w: self.rows(w, name, g, count))(guides[name])
@@ -129,10 +130,10 @@ def gatys_value_and_grad_banded(params, x, targets, weights, cfg: Config, key=No
         f = features(params, xb, b.layers, cfg)
         c = sum(jnp.sum(b.rows(dsummary["content"][k], k, g, f[k].shape[1]) * b.own(f[k], k, g))
                 for k in obj.content_layers)
+        own = {k: summarise(rep, b.own(f[k], k, g), b.guide(regions, k, g, f[k].shape[1]))
+               for k in obj.style_layers}
         s = sum(sum(jnp.sum(d * v) for d, v in zip(jax.tree_util.tree_leaves(dsummary["style"][k]),
-                                                     jax.tree_util.tree_leaves(summarise(
-                                                         rep, b.own(f[k], k, g),
-                                                         b.guide(regions, k, g, f[k].shape[1]))), strict=True))
+                                                     jax.tree_util.tree_leaves(own[k]), strict=True))
                 for k in obj.style_layers)
         return c + s
 

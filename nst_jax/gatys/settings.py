@@ -8,11 +8,10 @@ import dataclasses
 from typing import Any
 
 from .. import image as im
-from .. import solvers
+from .. import regions, solvers
 from ..config import check_blend, freeze
 from ..content import content_loss
 from ..errors import NSTError
-from .. import regions
 from ..regions import check_masks
 from ..style import style_loss
 from ..tiling import Footprint, parse_tile, plan
