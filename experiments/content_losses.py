@@ -90,13 +90,19 @@ def measures(params, x, photo, painting) -> dict:
             "content_distance": metrics.content_distance(params, x, photo)}
 
 
-def sweep(params, pairs, size, iters, factors):
-    record, rows = [], []
+def pair_images(pairs, size):
+    """For each pair: the photo and the painting at ``size``, the pair's record and its row of the grid."""
     for photo_name, painting_name in pairs:
         photo = im.resize_longest(load(photo_name), size)
         painting = im.resize_longest(load(painting_name), size)
-        entry = {"photo": photo_name, "painting": painting_name, "runs": {}}
-        row = [(photo, photo_name), (painting, painting_name)]
+        yield (photo_name, painting_name, photo, painting, {"photo": photo_name, "painting": painting_name,
+                                                            "runs": {}},
+               [(photo, photo_name), (painting, painting_name)])
+
+
+def sweep(params, pairs, size, iters, factors):
+    record, rows = [], []
+    for photo_name, painting_name, photo, painting, entry, row in pair_images(pairs, size):
         for name in NAMES:
             for f in factors:
                 cw = f * gatys.LossWeights.content
@@ -133,11 +139,7 @@ def matched_edges(runs: dict, factors) -> list:
 
 def strotss(params, pairs, size, iters, scales):
     record, rows = [], []
-    for photo_name, painting_name in pairs:
-        photo = im.resize_longest(load(photo_name), size)
-        painting = im.resize_longest(load(painting_name), size)
-        entry = {"photo": photo_name, "painting": painting_name, "runs": {}}
-        row = [(photo, photo_name), (painting, painting_name)]
+    for photo_name, painting_name, photo, painting, entry, row in pair_images(pairs, size):
         for label, settings in (("gatys", {}), ("strotss", {**STROTSS, "scales": scales})):
             t0 = time.perf_counter()
             x, rep = gatys.stylize(photo, painting, size=size, iters=iters, weights=params, **settings)

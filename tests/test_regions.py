@@ -144,6 +144,7 @@ def test_one_region_covering_the_picture_is_the_plain_objective(params):
     assert np.abs(np.asarray(g1 - g0)).max() <= 1e-5 * np.abs(np.asarray(g0)).max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,mode,content_loss", [("gram", "inside", "feature"),
                                                    ("moments", "simple", "self-similarity")])
 def test_regions_stay_exact_in_bands(params, name, mode, content_loss):
