@@ -83,7 +83,7 @@ def self_similarity_distance(f, t, key):
 
 
 FEATURE = ContentLoss(name="feature", distance=lambda f, t, key=None: feature_distance(f, t))
-SELF_SIMILARITY = ContentLoss(name="self-similarity", distance=self_similarity_distance, weight=1.0,
+SELF_SIMILARITY = ContentLoss(name="self-similarity", distance=self_similarity_distance, weight=1.2e9,
                               stochastic=True, solver="adam")
 
 CONTENT_LOSSES = {r.name: r for r in (FEATURE, SELF_SIMILARITY)}
