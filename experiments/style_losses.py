@@ -127,7 +127,8 @@ def main():
     ap.add_argument("--iters", type=int, default=60)
     ap.add_argument("--texture-iters", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=1, help="how many of the held-back pairs")
-    ap.add_argument("--solvers", nargs="+", default=["lbfgs", "adam"])
+    ap.add_argument("--solvers", nargs="+", default=["lbfgs", "adam"],
+                    help="lbfgs, adam, or default: each representation's own")
     ap.add_argument("--names", nargs="+", choices=tuple(style.STYLE_LOSSES), default=None,
                     help="the representations to optimise (default: all; the distance columns cover all)")
     ap.add_argument("--out", default="/tmp/style_losses")
@@ -167,26 +168,28 @@ def main():
         art_small = im.resize_longest(art, a.size)
         row = [(small, photo), (art_small, painting)]
         entry = {"photo": photo, "painting": painting, "runs": {}}
-        for solver in a.solvers:
-            for name in runs:
-                t0 = time.perf_counter()
-                x, rep = gatys.stylize(content, art, size=a.size, iters=a.iters, style_loss=name,
-                                       optimizer=solver, weights=params)
-                wall = time.perf_counter() - t0
-                m = {"seconds_per_iteration": rep["optimize_seconds"] / rep["iterations"],
-                     "compile_seconds": rep["compile_seconds"], "wall_seconds": wall,
-                     "feature_swd_ratio": metrics.feature_swd_ratio(params, x, small, art_small),
-                     "gram_style_distance": metrics.style_distance(params, x,
-                                                                   im.resize_longest(art, YARDSTICK_SIZE)),
-                     "content_distance": metrics.content_distance(params, x, small),
-                     "distances": distances(params, x, small, art_small)}
-                entry["runs"][f"{name} {solver}"] = m
-                im.save_image(out / f"{photo}_{painting}_{name}_{solver}.png", x)
-                if solver == style.STYLE_LOSSES[name].solver:  # the grid: each with its default solver
-                    row.append((x, f"{name} ({solver})"))
-                shown = {k: round(v, 4) for k, v in m.items() if k != "distances"}
-                print(photo, painting, name, solver, shown,
-                      {k: round(v, 3) for k, v in m["distances"].items()}, flush=True)
+        plan = [(name, style.STYLE_LOSSES[name].solver if solver == "default" else solver)
+                for solver in a.solvers for name in runs]
+        for name, solver in dict.fromkeys(plan):
+            t0 = time.perf_counter()
+            x, rep = gatys.stylize(content, art, size=a.size, iters=a.iters, style_loss=name,
+                                   optimizer=solver, weights=params)
+            wall = time.perf_counter() - t0
+            m = {"seconds_per_iteration": rep["optimize_seconds"] / rep["iterations"],
+                 "compile_seconds": rep["compile_seconds"], "wall_seconds": wall,
+                 "feature_swd_ratio": metrics.feature_swd_ratio(params, x, small, art_small),
+                 "gram_style_distance": metrics.style_distance(params, x,
+                                                               im.resize_longest(art, YARDSTICK_SIZE)),
+                 "content_distance": metrics.content_distance(params, x, small),
+                 "edge_correlation": metrics.edge_correlation(x, small),
+                 "distances": distances(params, x, small, art_small)}
+            entry["runs"][f"{name} {solver}"] = m
+            im.save_image(out / f"{photo}_{painting}_{name}_{solver}.png", x)
+            if solver == style.STYLE_LOSSES[name].solver:  # the grid: each with its default solver
+                row.append((x, f"{name} ({solver})"))
+            shown = {k: round(v, 4) for k, v in m.items() if k != "distances"}
+            print(photo, painting, name, solver, shown,
+                  {k: round(v, 3) for k, v in m["distances"].items()}, flush=True)
         record["pairs"].append(entry)
         grid_rows.append(row)
     # texture synthesis: no content, white-noise start, the painting's statistics alone
@@ -207,7 +210,8 @@ def main():
     record["texture"]["noise_start_feature_swd"] = metrics.feature_swd(params, noise, art_small)
     grid_rows.append(row)
     im.save_image(out / "grid.jpg", im.contact_sheet(grid_rows, thumb=a.size))
-    tag = "" if runs == NAMES else "_" + "-".join(runs)
+    tag = ("" if runs == NAMES else "_" + "-".join(runs)) + (f"_pairs{a.pairs}" if a.pairs > 1 else "") + (
+        "" if a.solvers == ["lbfgs", "adam"] else "_" + "-".join(a.solvers))
     harness.save(harness.result_path("style", f"style_losses_{a.size}_{a.iters}{tag}.json"), record)
     print("grid:", out / "grid.jpg")
 
