@@ -12,7 +12,7 @@ Gatys.
   edge_correlation`); the self-similarity runs' edge correlation interpolated at the feature runs' style
   distances compares the two at the same stylisation.
 * ``--strotss``: STROTSS composed of our terms (``--style-loss remd --content-loss self-similarity``, Adam,
-  coarse to fine over 3 scales) against Gatys's defaults, at 256 px: the independent sliced Wasserstein
+  one scale) against Gatys's defaults, at 256 px: the independent sliced Wasserstein
   ratio (:func:`nst_jax.metrics.feature_swd_ratio`), the Gram yardstick, edges, seconds.
 
 Pictures as grids and the numbers go to results/content/.
@@ -43,7 +43,8 @@ from nst_jax.vgg import vgg19_params, with_winograd
 PAIRS = (("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("hoovertowernight", "shipwreck"))
 NAMES = tuple(content.CONTENT_LOSSES)
 FACTORS = (0.25, 1.0, 4.0)  # content weights, as multiples of the default
-STROTSS = {"style_loss": "remd", "content_loss": "self-similarity", "optimizer": "adam", "scales": 3}
+# one scale: coarse to fine, the first scale's few deep positions made remd copy the painting's layout
+STROTSS = {"style_loss": "remd", "content_loss": "self-similarity", "optimizer": "adam", "scales": 1}
 
 
 def load(name):
@@ -60,7 +61,8 @@ def content_terms(params, x, photo) -> dict:
     out = {}
     for name in NAMES:
         rep = content.CONTENT_LOSSES[name]
-        cfg = gatys.Config(gatys.Objective(content_loss=rep))
+        layers = rep.layers or gatys.CONTENT_LAYERS
+        cfg = gatys.Config(gatys.Objective(content_layers=layers, content_loss=rep))
         t = _targets(params, jnp.asarray(photo)[None], [jnp.asarray(photo)[None]], (1.0,), cfg)
         w = gatys.LossWeights(1.0, 0.0, 0.0).as_arrays(5)
         keys = range(4) if rep.stochastic else range(1)
@@ -100,14 +102,16 @@ def pair_images(pairs, size):
                [(photo, photo_name), (painting, painting_name)])
 
 
-def sweep(params, pairs, size, iters, factors):
+def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None):
+    """``layers``: the self-similarity runs' content layers (default: Gatys's)."""
     record, rows = [], []
     for photo_name, painting_name, photo, painting, entry, row in pair_images(pairs, size):
         for name in NAMES:
+            own = {"content_layers": layers} if layers and name == "self-similarity" else {}
             for f in factors:
                 cw = f * gatys.LossWeights.content
                 x, rep = gatys.stylize(photo, painting, size=size, iters=iters, content_loss=name,
-                                       content_weight=cw, optimizer="lbfgs", weights=params)
+                                       content_weight=cw, optimizer=solver, weights=params, **own)
                 m = measures(params, x, photo, painting)
                 m["seconds_per_iteration"] = rep["optimize_seconds"] / rep["iterations"]
                 entry["runs"][f"{name} {cw:g}"] = m
@@ -161,6 +165,9 @@ def main():
     ap.add_argument("--size", type=int, default=None, help="default: 192 (calibrate, sweep), 256 (strotss)")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=len(PAIRS))
+    ap.add_argument("--solver", default="lbfgs", help="the sweep's solver, for both representations")
+    ap.add_argument("--self-similarity-layers", type=lambda t: tuple(t.split(",")), default=None,
+                    help="the sweep's content layers for self-similarity (default: Gatys's relu4_2)")
     harness.add_smoke(ap)
     a = ap.parse_args()
     factors, scales = FACTORS, STROTSS["scales"]
@@ -178,10 +185,14 @@ def main():
         harness.save(harness.result_path("content", "content_losses_calibrate.json"), record)
     if a.sweep:
         size = a.size or 192
-        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors)
-        record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors)}
-        harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}.json"), record)
-        im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}.jpg"),
+        layers = a.self_similarity_layers
+        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors, a.solver, layers)
+        record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors),
+                                    "solver": a.solver,
+                                    "self_similarity_layers": list(layers or gatys.CONTENT_LAYERS)}
+        tag = f"_{a.solver}" + ("_" + "-".join(layers) if layers else "")
+        harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}{tag}.json"), record)
+        im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}{tag}.jpg"),
                       im.contact_sheet(rows, thumb=size))
     if a.strotss:
         size = a.size or 256

@@ -21,7 +21,8 @@ The named representations (:data:`CONTENT_LOSSES`):
   ``D_ij = 1 - cos(f_i, f_j)`` of the picture and of the photo, each column divided by its sum, and the
   mean absolute difference between the two: the picture keeps which of its parts resemble which, not their
   features, so the style may change what each part looks like.  STROTSS takes it over hypercolumns of
-  several layers at once; here it is taken layer by layer, as the feature distance is.
+  several layers at once; here it is taken layer by layer, at relu2_1, relu3_1 and relu4_1 unless other
+  content layers are named.
 
 ``weight`` multiplies the content weight: each named representation's makes its term equal to the feature
 distance's at Gatys's result (the median over three held-back pairs at 192 px,
@@ -43,13 +44,18 @@ from .losses import GRAM_PRECISION
 from .losses import content_loss as feature_distance
 
 SELF_SIMILARITY_POSITIONS = 1024  # positions of one self-similarity estimate (STROTSS samples 1024)
+# Three layers from fine to coarse, as STROTSS's hypercolumns reach from conv1 to conv5: at relu4_2 alone
+# (Gatys's content layer, 24 x 18 positions at 192 px) the term kept too little of the photo against remd
+# (BENCHMARKS.md, "Content representations").
+SELF_SIMILARITY_LAYERS = ("relu2_1", "relu3_1", "relu4_1")
 
 
 @dataclasses.dataclass(frozen=True)
 class ContentLoss:
     """A content representation: ``target(features)`` and ``distance(features, target, key)`` (module
     notes); ``stochastic``: whether ``distance`` uses its key; ``weight``: multiplies the content weight;
-    ``solver``: the default solver with it (``None``: no preference)."""
+    ``solver``: the default solver with it (``None``: no preference); ``layers``: the content layers it is
+    taken at when the user names none (``None``: Gatys's, relu4_2)."""
 
     distance: Callable
     target: Callable = lambda f: f  # noqa: E731
@@ -57,6 +63,7 @@ class ContentLoss:
     weight: float = 1.0
     stochastic: bool = False
     solver: str | None = None
+    layers: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if not callable(self.target) or not callable(self.distance):
@@ -84,7 +91,7 @@ def self_similarity_distance(f, t, key):
 
 FEATURE = ContentLoss(name="feature", distance=lambda f, t, key=None: feature_distance(f, t))
 SELF_SIMILARITY = ContentLoss(name="self-similarity", distance=self_similarity_distance, weight=1.2e9,
-                              stochastic=True, solver="adam")
+                              stochastic=True, solver="adam", layers=SELF_SIMILARITY_LAYERS)
 
 CONTENT_LOSSES = {r.name: r for r in (FEATURE, SELF_SIMILARITY)}
 
@@ -98,5 +105,5 @@ def content_loss(spec) -> ContentLoss:
     raise NSTError(f"content loss must be one of {', '.join(CONTENT_LOSSES)} or a ContentLoss, not {spec!r}")
 
 
-__all__ = ["CONTENT_LOSSES", "FEATURE", "SELF_SIMILARITY", "SELF_SIMILARITY_POSITIONS", "ContentLoss",
-           "content_loss", "self_similarity_distance"]
+__all__ = ["CONTENT_LOSSES", "FEATURE", "SELF_SIMILARITY", "SELF_SIMILARITY_LAYERS",
+           "SELF_SIMILARITY_POSITIONS", "ContentLoss", "content_loss", "self_similarity_distance"]

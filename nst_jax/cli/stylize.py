@@ -51,7 +51,8 @@ def add_parser(sub) -> None:
                        help=f"weight of the {name} term (at least 0{sweep})")
     s.add_argument("--pool", choices=("max", "avg"), default=d["pool"], help="VGG-19's pooling")
     s.add_argument("--content-layers", type=names, default=d["content_layers"],
-                   help="comma-separated VGG-19 layer names")
+                   help="comma-separated VGG-19 layer names (default: the content loss's: relu4_2 for "
+                        "feature, relu2_1,relu3_1,relu4_1 for self-similarity)")
     s.add_argument("--style-layers", type=names, default=d["style_layers"],
                    help="comma-separated VGG-19 layer names")
     s.add_argument("--style-layer-weights", type=floats, default=d["style_layer_weights"],

@@ -68,7 +68,8 @@ class StylizeConfig:
       content_weight, style_weight, tv_weight: weights of the three terms (see module notes;
         defaults: :class:`LossWeights`).
       pool: ``"max"`` or ``"avg"`` in VGG-19.
-      content_layers, style_layers: VGG-19 layer names.
+      content_layers, style_layers: VGG-19 layer names (content: ``None``, the content representation's own:
+        relu4_2 for the feature distance, relu2_1, relu3_1 and relu4_1 for self-similarity).
       style_layer_weights: one weight per style layer (default: all 1).
       style_loss: the style representation, a name of :data:`nst_jax.style.STYLE_LOSSES` (``"gram"``, the
         default: Gatys et al.'s; ``"moments"``, ``"mmd-poly"``, ``"mmd-rbf"``, ``"swd"``) or a
@@ -114,7 +115,7 @@ class StylizeConfig:
     style_weight: float = LossWeights.style
     tv_weight: float = LossWeights.tv
     pool: str = "max"
-    content_layers: tuple[str, ...] = CONTENT_LAYERS
+    content_layers: tuple[str, ...] | None = None
     style_layers: tuple[str, ...] = STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = None
     style_loss: Any = "gram"
@@ -137,7 +138,8 @@ class StylizeConfig:
 
     def __post_init__(self):
         freeze(self, "content_layers", "style_layers", "style_layer_weights", "style_blend")
-        object.__setattr__(self, "content_layers", check_layers(self.content_layers))
+        layers = self.content_layers or content_loss(self.content_loss).layers or CONTENT_LAYERS
+        object.__setattr__(self, "content_layers", check_layers(layers))
         object.__setattr__(self, "style_layers", check_layers(self.style_layers))
         if self.iters < 1:
             raise NSTError(f"iters must be at least 1, not {self.iters}")
