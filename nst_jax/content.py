@@ -90,7 +90,7 @@ def self_similarity_distance(f, t, key):
 
 
 FEATURE = ContentLoss(name="feature", distance=lambda f, t, key=None: feature_distance(f, t))
-SELF_SIMILARITY = ContentLoss(name="self-similarity", distance=self_similarity_distance, weight=1.2e9,
+SELF_SIMILARITY = ContentLoss(name="self-similarity", distance=self_similarity_distance, weight=4.6e8,
                               stochastic=True, solver="adam", layers=SELF_SIMILARITY_LAYERS)
 
 CONTENT_LOSSES = {r.name: r for r in (FEATURE, SELF_SIMILARITY)}
