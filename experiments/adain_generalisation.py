@@ -87,7 +87,9 @@ def main():
 
     vgg = vgg19_params()
     decoder, meta = adain.load_decoder(a.decoder)
-    loss = jax.jit(lambda c, s: jax.vmap(lambda ci, si: adain_loss(decoder, vgg, ci[None], si[None]))(c, s))
+    up = adain.upsampling(meta)  # the decoder's own upsampling (a bilinear decoder scored as nearest is not it)
+    loss = jax.jit(lambda c, s: jax.vmap(lambda ci, si: adain_loss(decoder, vgg, ci[None], si[None],
+                                                                   upsample=up))(c, s))
     s = sets()
     out = {"crop": a.crop, "pairs": a.pairs, "decoder": a.decoder or "shipped",
            "decoder_steps": meta.get("cumulative", {}).get("steps"),

@@ -141,10 +141,16 @@ def matched_edges(runs: dict, factors) -> list:
     return out
 
 
-def strotss(params, pairs, size, iters, scales):
+def strotss(params, pairs, size, iters, scales, content_weights=(None,)):
+    """Gatys's defaults against STROTSS's composition at each of ``content_weights`` (``None``: the
+    default)."""
     record, rows = [], []
+    runs = [("gatys", {})]
+    for cw in content_weights:
+        own = {} if cw is None else {"content_weight": cw}
+        runs.append(("strotss" if cw is None else f"strotss cw {cw:g}", {**STROTSS, "scales": scales, **own}))
     for photo_name, painting_name, photo, painting, entry, row in pair_images(pairs, size):
-        for label, settings in (("gatys", {}), ("strotss", {**STROTSS, "scales": scales})):
+        for label, settings in runs:
             t0 = time.perf_counter()
             x, rep = gatys.stylize(photo, painting, size=size, iters=iters, weights=params, **settings)
             m = measures(params, x, photo, painting)
@@ -166,6 +172,8 @@ def main():
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=len(PAIRS))
     ap.add_argument("--solver", default="lbfgs", help="the sweep's solver, for both representations")
+    ap.add_argument("--strotss-content-weights", type=float, nargs="+", default=None,
+                    help="--strotss: the composition at these content weights (default: the default one)")
     ap.add_argument("--self-similarity-layers", type=lambda t: tuple(t.split(",")), default=None,
                     help="the sweep's content layers for self-similarity (default: Gatys's relu4_2)")
     harness.add_smoke(ap)
@@ -196,10 +204,13 @@ def main():
                       im.contact_sheet(rows, thumb=size))
     if a.strotss:
         size = a.size or 256
-        record["strotss"], rows = strotss(params, pairs, size, a.iters, scales)
-        record["strotss_settings"] = {"size": size, "iters_per_scale": a.iters, **STROTSS, "scales": scales}
-        harness.save(harness.result_path("content", f"strotss_{size}_{a.iters}.json"), record)
-        im.save_image(harness.result_path("content", f"grid_strotss_{size}_{a.iters}.jpg"),
+        weights = tuple(a.strotss_content_weights or (None,))
+        record["strotss"], rows = strotss(params, pairs, size, a.iters, scales, weights)
+        record["strotss_settings"] = {"size": size, "iters_per_scale": a.iters, **STROTSS, "scales": scales,
+                                      "content_weights": list(weights)}
+        tag = "".join(f"_cw{w:g}" for w in weights if w is not None)
+        harness.save(harness.result_path("content", f"strotss_{size}_{a.iters}{tag}.json"), record)
+        im.save_image(harness.result_path("content", f"grid_strotss_{size}_{a.iters}{tag}.jpg"),
                       im.contact_sheet(rows, thumb=size))
 
 

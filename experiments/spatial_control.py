@@ -165,7 +165,7 @@ def cost(a, params, record) -> None:
     left, right = (im.resize_longest(load(n), a.size) for n in (left_name, right_name))
     mask = halves_mask(photo.shape[:2], True)
     cost = {"one style": [], "two regions": []}
-    for _ in range(1 if a.smoke else 3):
+    for _ in range(1 if a.smoke else 2):
         for key, styles, extra in (("one style", left, {}), ("two regions", [left, right], {"masks": mask})):
             _, rep = gatys.stylize(photo, styles, size=a.size, iters=a.iters, weights=params, **extra)
             cost[key].append(rep["optimize_seconds"] / rep["iterations"])
