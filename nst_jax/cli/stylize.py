@@ -72,8 +72,8 @@ def add_parser(sub) -> None:
                         "and the second outside; or one --mask per style, each style in its own; resized to "
                         "the content, grey levels blend at the borders (gram, moments, mmd-poly)")
     s.add_argument("--style-mask", dest="style_masks", action="append", metavar="FILE",
-                   help="with --mask: one per style image, the part of it its region takes ('none': all "
-                        "of it)")
+                   help="with --mask: one per style image, the part of it its region takes, or none for "
+                        "all of it")
     s.add_argument("--mask-mode", choices=MASK_MODES, default=d["mask_mode"],
                    help="how a mask reaches each VGG-19 layer: simple (each position its cell's mean), "
                         "inside (positions that see only the region), all (those that see any of it)")
