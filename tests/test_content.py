@@ -53,6 +53,7 @@ def test_feature_distance_is_the_mean_squared_error():
     assert gatys.Objective().content_loss is content.FEATURE  # the default objective is Gatys et al.'s
 
 
+@pytest.mark.slow
 def test_a_content_term_of_ones_own_through_the_api(params):
     """A content term written here, not in the package: the photo's relu4_2 channel means, kept from a noise
     start with no style; its target is computed by the package from the photo and reported by name."""

@@ -130,6 +130,7 @@ def test_regions_style_term_against_float64(params):
     assert float(terms["style"]) == pytest.approx(expected, rel=2e-4)
 
 
+@pytest.mark.slow
 def test_one_region_covering_the_picture_is_the_plain_objective(params):
     rng = np.random.default_rng(6)
     painting = rng.random((56, 56, 3)).astype(np.float32)
