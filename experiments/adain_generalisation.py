@@ -87,7 +87,7 @@ def main():
 
     vgg = vgg19_params()
     decoder, meta = adain.load_decoder(a.decoder)
-    up = adain.upsampling(meta)  # the decoder's own upsampling (a bilinear decoder scored as nearest is not it)
+    up = adain.upsampling(meta)  # the decoder's own (a bilinear decoder scored as a nearest one is not it)
     loss = jax.jit(lambda c, s: jax.vmap(lambda ci, si: adain_loss(decoder, vgg, ci[None], si[None],
                                                                    upsample=up))(c, s))
     s = sets()

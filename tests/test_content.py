@@ -82,7 +82,8 @@ def test_bad_content_losses():
     assert gatys.StylizeConfig(content_loss="self-similarity", optimizer="lbfgs").solver_name == "lbfgs"
     assert gatys.StylizeConfig().solver_name == "lbfgs"
     # and the content layers, unless some are named
-    assert gatys.StylizeConfig(content_loss="self-similarity").content_layers == content.SELF_SIMILARITY_LAYERS
+    layers = gatys.StylizeConfig(content_loss="self-similarity").content_layers
+    assert layers == content.SELF_SIMILARITY_LAYERS
     assert gatys.StylizeConfig(content_loss="self-similarity", content_layers=["relu4_2"]).content_layers == \
         ("relu4_2",)
     assert gatys.StylizeConfig().content_layers == gatys.CONTENT_LAYERS
