@@ -13,6 +13,11 @@ seeded stream of ``(batch, crop, crop, 3)`` uint8 batches:
   (Huang & Belongie: shorter side 512, random 256 crops.)
 * An unreadable record never stops training: it is replaced by the next readable image of the same
   epoch's permutation, and counted (``Batches.skipped``).
+* ``min_std > 0``: a crop without content (its pixels' standard deviation below ``min_std`` 8-bit levels
+  in every channel: a white border, an overexposed sky) is drawn again elsewhere in the image, up to
+  ``CROP_TRIES`` times, then replaced by the next image.  An instance-normalised network (the fast
+  networks) cannot train on one: every normalisation sees zero variance and multiplies the gradient by
+  ``1 / sqrt(eps)``, and after a dozen of them it overflows.
 * Batches are assembled in a background thread ``prefetch`` steps ahead of the training step.
 """
 
@@ -29,6 +34,7 @@ from PIL import Image
 from . import image as _image
 from .errors import NSTError
 
+CROP_TRIES = 8  # positions tried in one image before a crop without content is replaced by the next image
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"})
 
 
@@ -170,13 +176,13 @@ class Batches:
 
     def __init__(self, source, batch_size: int, crop: int = 256, resize: int = 512, seed: int = 0,
                  start_step: int = 0, shard: tuple[int, int] = (0, 1), prefetch: int = 2,
-                 cache: bool = False):
+                 cache: bool = False, min_std: float = 0.0):
         index, count = shard
         if batch_size % count:
             raise NSTError(f"batch size {batch_size} is not divisible by the number of processes {count}")
         check_crop(crop, resize)
         self.source, self.batch_size, self.seed = source, batch_size, seed
-        self.crop, self.resize = crop, resize
+        self.crop, self.resize, self.min_std = crop, resize, float(min_std)
         self.local = batch_size // count
         self.offset = index * self.local
         self.step = start_step
@@ -219,16 +225,23 @@ class Batches:
         n = len(self.source)
         epoch, k = divmod(position, n)
         perm = self._perm(epoch)
-        for j in range(n):  # an unreadable record is replaced by the next readable one
-            img = self._resized(perm[(k + j) % n])
-            if img is not None:
-                break
-        else:
-            raise NSTError(f"no readable image in {self.source.name}")
         rng = np.random.default_rng([self.seed, epoch, k])
-        y = int(rng.integers(0, img.shape[0] - self.crop + 1))
-        x = int(rng.integers(0, img.shape[1] - self.crop + 1))
-        return img[y:y + self.crop, x:x + self.crop]
+        readable = False
+        for j in range(n):  # an unreadable record (or one without content) is replaced by the next image
+            img = self._resized(perm[(k + j) % n])
+            if img is None:
+                continue
+            readable = True
+            for _ in range(CROP_TRIES if self.min_std > 0 else 1):
+                y = int(rng.integers(0, img.shape[0] - self.crop + 1))
+                x = int(rng.integers(0, img.shape[1] - self.crop + 1))
+                crop = img[y:y + self.crop, x:x + self.crop]
+                if self.min_std <= 0 or crop.reshape(-1, crop.shape[-1]).std(axis=0).max() >= self.min_std:
+                    return crop
+        if readable:
+            raise NSTError(f"no image in {self.source.name} has a {self.crop} px crop with content "
+                           f"(pixel standard deviation at least {self.min_std:g} levels)")
+        raise NSTError(f"no readable image in {self.source.name}")
 
     def batch(self, step: int) -> np.ndarray:
         """This process's slice of global batch ``step`` (uint8, NHWC)."""

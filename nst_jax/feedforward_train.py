@@ -41,6 +41,9 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_WEIGHT = 1.0
 STYLE_WEIGHT = 30.0
 TV_WEIGHT = 1.0
+# 8-bit levels: a training crop with less contrast in every channel is drawn again (nst_jax.data.Batches);
+# an instance-normalised network's gradient overflows on a crop without content
+MIN_CROP_STD = 1.0
 STYLE_WEIGHT_PHOTOS = 21.3  # with style_norm="photos": 30 x Starry Night's 0.711
 STYLE_NORM_CROPS = 64
 STYLE_NORMS = ("none", "photos")
@@ -199,7 +202,8 @@ class FastTask:
         from .data import Batches
 
         stream = Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
-                         start_step=start_step, shard=shard, prefetch=self.prefetch, cache=self.cache_images)
+                         start_step=start_step, shard=shard, prefetch=self.prefetch, cache=self.cache_images,
+                         min_std=MIN_CROP_STD)
         return _Named(stream, len(self.styles), start_step)
 
     def export(self, params, path, meta):

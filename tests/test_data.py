@@ -151,3 +151,32 @@ def test_tfds_source_through_tensorflow_datasets(tmp_path):
         open_source("tfds:tiny_images:validation", data_dir=tmp_path)
     with pytest.raises(NSTError, match="not available"):
         open_source("tfds:no_such_dataset_xyz", data_dir=tmp_path)
+
+
+def test_crops_without_content_are_drawn_again():
+    """min_std: no crop flatter than min_std levels in every channel; the white half of an image is avoided,
+    a white image replaced by the next one, the stream still a pure function of (seed, step)."""
+    rng = np.random.default_rng(0)
+    half = rng.random((32, 64, 3)).astype(np.float32)
+    half[:, 32:] = 1.0                                           # the right half white
+    white = np.ones((32, 32, 3), np.float32)
+    src = ArraySource([half, white, rng.random((32, 32, 3)).astype(np.float32)])
+
+    def crops(min_std, steps=8):
+        stream = Batches(src, 3, crop=16, resize=32, seed=5, prefetch=1, min_std=min_std)
+        try:
+            return np.concatenate([next(stream) for _ in range(steps)])
+        finally:
+            stream.close()
+
+    def flat(batch):
+        return batch.reshape(len(batch), -1, 3).std(axis=1).max(axis=1) < 1.0
+
+    assert flat(crops(0.0)).any()                                # the default takes crops as they fall
+    kept = crops(1.0)
+    assert not flat(kept).any()
+    np.testing.assert_array_equal(kept, crops(1.0))
+    stream = Batches(ArraySource([white, white * 0.5]), 1, crop=16, resize=32, prefetch=1, min_std=1.0)
+    with pytest.raises(NSTError, match="crop with content"):
+        next(stream)
+    stream.close()
