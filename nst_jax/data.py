@@ -284,3 +284,24 @@ class Batches:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Zip:
+    """Several :class:`Batches` streams stepped together: each item a dict of their batches by name."""
+
+    def __init__(self, **streams):
+        self.streams = streams
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return {k: next(s) for k, s in self.streams.items()}
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.streams.values())
+
+    def close(self):
+        for s in self.streams.values():
+            s.close()

@@ -32,11 +32,12 @@ import numpy as np
 from . import flow as fl
 from .errors import NSTError
 
-METHODS = ("gatys", "adain", "fast")
+METHODS = ("gatys", "adain", "sanet", "fast")
 # The temporal weight of the networks' closed form (Gatys: Ruder et al.'s, gatys.LossWeights.temporal): of
 # the weights measured, the largest whose frames stay within 1.2x the frame-by-frame style distance (mean of
 # the pan and zoom clips, BENCHMARKS.md "Video"); larger weights steady the clip further and wash out strokes.
-NETWORK_TEMPORAL_WEIGHTS = {"adain": 0.25, "fast": 0.5}
+# SANet's is AdaIN's, not yet measured for it.
+NETWORK_TEMPORAL_WEIGHTS = {"adain": 0.25, "sanet": 0.25, "fast": 0.5}
 BATCH = 8  # frames read at once by the frame-by-frame paths (run as tiling.plan batches them)
 
 
@@ -45,7 +46,7 @@ class VideoConfig:
     """How a clip is stylised (the method's own settings are its ``StylizeConfig``).
 
     Fields:
-      method: ``"gatys"``, ``"adain"`` or ``"fast"``.
+      method: ``"gatys"``, ``"adain"``, ``"sanet"`` or ``"fast"``.
       temporal: tie each frame to the earlier results (module notes); ``False``: frame by frame.
       temporal_weight: ``None``: the method's (Gatys: Ruder et al.'s 1e3; networks:
         :data:`NETWORK_TEMPORAL_WEIGHTS`).
@@ -140,13 +141,14 @@ def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VI
 
     Args:
       frames: (H, W, 3) float32 frames in [0, 1], all of one shape (the size they are stylised at).
-      styles: the style image(s) (Gatys, AdaIN); ``None`` for a fast network.
+      styles: the style image(s) (Gatys, AdaIN, SANet); ``None`` for a fast network.
       config: a :class:`VideoConfig`.
       method_config: the method's ``StylizeConfig`` (:mod:`nst_jax.gatys`, :mod:`nst_jax.adain`,
         :mod:`nst_jax.feedforward`); its ``size`` is not used (the frames' own is).
       model: the fast network, as :func:`nst_jax.feedforward.stylize` takes it (``None``: the default
         network; a name or a ``.npz``; ``(params, meta)``), or ``(params, meta, style)`` with the style of a
-        network of several; decoder: AdaIN's (default: shipped).
+        network of several; for SANet its ``.npz`` or ``(params, meta)`` (default: shipped); decoder:
+        AdaIN's (default: shipped).
       weights: VGG-19 weights (default: the fetched ImageNet weights).
       history: ``(input, result)`` pairs of the frames before these, oldest first (to resume a clip).
       progress: called with the frames finished so far (fractional within a Gatys frame).
@@ -160,7 +162,8 @@ def stylize_video(frames: Iterable[np.ndarray], styles, config: VideoConfig = VI
         yield from _gatys_temporal(frames, styles, config, method_config, weights, history, progress,
                                    None if starts is None else iter(starts))
         return
-    run = {"gatys": _gatys_frames, "adain": _adain_frames, "fast": _fast_frames}[config.method]
+    run = {"gatys": _gatys_frames, "adain": _adain_frames, "sanet": _sanet_frames,
+           "fast": _fast_frames}[config.method]
     model, decoder, weights = _networks(config.method, model, decoder, weights)
     past = _History(config.temporal_frames, config.flow, history)
     done = 0
@@ -182,7 +185,11 @@ def _networks(method: str, model, decoder, weights):
         from .feedforward import default_model, load_model
 
         model = load_model(default_model() if model is None else model)
-    if method in ("gatys", "adain") and not isinstance(weights, dict):
+    if method == "sanet" and not isinstance(model, (tuple, dict)):
+        from .sanet import load_model
+
+        model = load_model(model)  # (params, meta): the decoder's upsampling is in meta
+    if method in ("gatys", "adain", "sanet") and not isinstance(weights, dict):
         from .vgg import vgg19_params
 
         weights = vgg19_params(weights)
@@ -229,6 +236,14 @@ def _adain_frames(chunk, styles, config, conf, *, decoder, weights, progress, **
 
     conf = dataclasses.replace(conf or adain.STYLIZE_CONFIG, size=None)
     return _results(adain.stylize_many(list(chunk), styles, conf, decoder=decoder, weights=weights,
+                                       batch=config.batch), len(chunk))
+
+
+def _sanet_frames(chunk, styles, config, conf, *, model, weights, progress, **_):
+    from . import sanet
+
+    conf = dataclasses.replace(conf or sanet.STYLIZE_CONFIG, size=None)
+    return _results(sanet.stylize_many(list(chunk), styles, conf, model=model, weights=weights,
                                        batch=config.batch), len(chunk))
 
 

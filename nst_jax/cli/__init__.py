@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 
 from ..errors import NSTError
-from . import adain, fast, stylize, train, video, weights
+from . import adain, fast, sanet, stylize, train, video, weights
 from .common import OOM_HINT, Parser, is_oom, start_distributed
 
-SUBCOMMANDS = (weights, stylize, adain, fast, video, train)
+SUBCOMMANDS = (weights, stylize, adain, sanet, fast, video, train)
 
 
 def build_parser() -> Parser:

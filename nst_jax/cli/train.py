@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     from ..adain_train import train_decoder
     from ..feedforward_train import train_fast
 
-    t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network)")
+    t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network, SANet)")
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=Parser)
     d = training_defaults(train_decoder)
     a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",
@@ -71,6 +71,29 @@ def add_parser(sub) -> None:
     f.add_argument("--style-size", type=size_or_none, default=d["style_size"],
                    help="style image's longest side in px")
     f.set_defaults(func=train_fast_command)
+
+    from ..sanet_train import train_sanet
+
+    d = training_defaults(train_sanet)
+    n = tsub.add_parser("sanet", help="train a SANet (Park & Lee 2019)", formatter_class=HelpFormatter)
+    n.add_argument("--style-dir", required=True, help="folder of style images (searched recursively)")
+    training_arguments(n, d, "sanet.npz", "a SANet .npz")
+    n.add_argument("--decoder-from", default=d["decoder_from"], metavar="DECODER",
+                   help="instead of --init-from: a new transform on this AdaIN decoder (same architecture; "
+                        "a decoder .npz, or 'shipped')")
+    n.add_argument("--content-weight", type=non_negative_float, default=d["content_weight"])
+    n.add_argument("--style-weight", type=non_negative_float, default=d["style_weight"])
+    n.add_argument("--identity1-weight", type=non_negative_float, default=d["identity1_weight"],
+                   help="the photo and the painting through the network attending to themselves, in pixels")
+    n.add_argument("--identity2-weight", type=non_negative_float, default=d["identity2_weight"],
+                   help="the same in VGG-19 features (relu1_1..relu5_1)")
+    n.add_argument("--periodic-weight", type=non_negative_float, default=d["periodic_weight"],
+                   help="weight of a term against the peaks the decoder's upsamplings put at periods of 2, 4 "
+                        "and 8 px (0: the paper's loss)")
+    n.add_argument("--upsample", choices=("nearest", "bilinear"), default=d["upsample"],
+                   help="the decoder's x2 upsamplings (the model file says which, and `nst-jax sanet` uses "
+                        "it)")
+    n.set_defaults(func=train_sanet_command)
 
 
 def training_arguments(p, d, model_file, init_help, init_many=False):
@@ -127,7 +150,8 @@ class TrainProgress:
         t0, s0 = self._first
         eta = (now - t0) / (p.step - s0) * (p.steps - p.step) if p.step > s0 else None
         m = p.metrics
-        terms = ", ".join(f"{k} {m[k]:.4g}" for k in ("content", "style", "tv") if k in m)
+        terms = ", ".join(f"{k} {m[k]:.4g}" for k in ("content", "style", "tv", "identity1", "identity2",
+                                                      "periodic") if k in m)
         self.stream.write(f"step {p.step}/{p.steps}  loss {m['loss']:.4g}" + (f" ({terms})" if terms else "")
                           + (f"  {p.images_per_second:.2f} img/s" if p.images_per_second is not None else "")
                           + (f"  ETA {hms(eta)}" if eta else "")
@@ -190,6 +214,16 @@ def train_fast_command(args):
                          tv_weight=args.tv_weight, content_layers=args.content_layers,
                          style_norm=args.style_norm, style_size=args.style_size,
                          periodic_weight=args.periodic_weight)
+
+
+def train_sanet_command(args):
+    from ..sanet_train import train_sanet
+
+    return run_training(args, train_sanet, content_source(args), args.style_dir, args.ckpt_dir,
+                        content_weight=args.content_weight, style_weight=args.style_weight,
+                        identity1_weight=args.identity1_weight, identity2_weight=args.identity2_weight,
+                        periodic_weight=args.periodic_weight, upsample=args.upsample,
+                        decoder_from=args.decoder_from)
 
 
 def progress_message(args):

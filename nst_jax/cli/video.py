@@ -28,6 +28,7 @@ METHOD_OPTIONS = {
     "gatys": ("iters", "first_iters", "content_weight", "style_weight", "tv_weight", "init", "style_scale",
               "style_loss", "mask", "mask_mode"),
     "adain": ("alpha", "decoder", "style_size"),
+    "sanet": ("alpha", "model", "style_size"),
     "fast": ("model", "style"),
 }
 
@@ -87,10 +88,11 @@ def add_parser(sub) -> None:
                                      "(Ruder et al. 2016)",
                        formatter_class=HelpFormatter)
     p.add_argument("input", metavar="IN", help="a video file (.mp4, .webm, .mov, ...) or a folder of frames")
-    p.add_argument("styles", nargs="*", metavar="STYLE", help="style image(s) (gatys, adain; not fast)")
+    p.add_argument("styles", nargs="*", metavar="STYLE",
+                   help="style image(s) (gatys, adain, sanet; not fast)")
     p.add_argument("-o", "--output", required=True,
                    help="a video file (.mp4, .webm, .mov, .mkv, .avi) or a folder for PNG frames")
-    p.add_argument("--method", choices=video.METHODS, default=v.method, help="gatys, adain or fast")
+    p.add_argument("--method", choices=video.METHODS, default=v.method, help="gatys, adain, sanet or fast")
     p.add_argument("--size", type=size_or_none, default=None,
                    help="longest side in px (default: the frames' own)" + NO_DEFAULT)
     p.add_argument("--no-temporal", action="store_true", help="frame by frame, no temporal consistency")
@@ -131,21 +133,21 @@ def add_parser(sub) -> None:
                    help=f"how the mask reaches each VGG-19 layer (default: {gd['mask_mode']}; see stylize)")
     g.add_argument("--style-loss", choices=tuple(STYLE_LOSSES), default=None,
                    help="as for stylize (default: gram)" + NO_DEFAULT)
-    g = p.add_argument_group("adain")
+    g = p.add_argument_group("adain, sanet")
     g.add_argument("--alpha", type=alpha, default=None,
-                   help=f"as for adain (default {ad['alpha']:g})" + NO_DEFAULT)
+                   help=f"as for adain and sanet (default {ad['alpha']:g})" + NO_DEFAULT)
     g.add_argument("--decoder", default=None,
                    help="decoder .npz (default: the shipped one)" + NO_DEFAULT)
     g.add_argument("--style-size", type=size_or_none, default=None,
                    help=f"style images' longest side (default {ad['style_size']})" + NO_DEFAULT)
-    g = p.add_argument_group("fast")
+    g = p.add_argument_group("fast, sanet")
     g.add_argument("--model", default=None,
-                   help="a shipped model's or style's name, or a .npz (default: "
-                        f"{feedforward.DEFAULT_MODEL}; with --style, the shipped network that paints it)"
-                        + NO_DEFAULT)
+                   help="fast: a shipped model's or style's name, or a .npz (default: "
+                        f"{feedforward.DEFAULT_MODEL}; with --style, the shipped network that paints it); "
+                        "sanet: a SANet .npz (default: the shipped one)" + NO_DEFAULT)
     g.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]", default=None,
                    help="with a network of several styles: which one, or a blend" + NO_DEFAULT)
-    p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain)" + NO_DEFAULT)
+    p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain, sanet)" + NO_DEFAULT)
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-compile-cache", action="store_true",
@@ -183,7 +185,7 @@ def _check_options(args):
 def _method_config(args):
     """The method's StylizeConfig from the options given (the rest: its defaults) and what the method needs
     besides: ``(config, model, decoder)``."""
-    from .. import adain, feedforward, gatys
+    from .. import adain, feedforward, gatys, sanet
 
     given = {k: v for k, v in vars(args).items() if v is not None}
     if args.method == "gatys":
@@ -197,6 +199,10 @@ def _method_config(args):
         names = set(defaults(adain.StylizeConfig)) - {"size"}
         decoder = adain.load_decoder(args.decoder)
         return adain.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), None, decoder
+    if args.method == "sanet":
+        names = set(defaults(sanet.StylizeConfig)) - {"size"}
+        model = sanet.load_model(args.model)
+        return sanet.StylizeConfig(size=None, **{k: given[k] for k in names if k in given}), model, None
     style = style_spec(args.style) if args.style else None
     params, meta = feedforward.load_model(args.model or feedforward.default_model(style))
     feedforward.choose_style(params, meta, style)
