@@ -27,17 +27,21 @@ out_dir, photo, style, mode = sys.argv[1:5]
 if mode == "multi":
     tiling.initialize_distributed(sys.argv[5], 2, int(sys.argv[6]))
 import jax
-from nst_jax import adain, feedforward as F, gatys, image as im
+from nst_jax import adain, feedforward as F, gatys, image as im, sanet
 content, painting = im.load_image(photo), im.load_image(style)
 devices = "all" if mode == "multi" else 1
 g, rg = gatys.stylize(content, painting, size=64, iters=3, optimizer="adam", devices=devices)
 a, ra = adain.stylize(content, painting, size=64, style_size=64, devices=devices, tile="none")
 f, rf = F.stylize(content, "starry_night", size=64, devices=devices, tile="none")
+key = jax.random.key(0)  # a SANet with every projection random (none is shipped yet)
+sp = sanet.init_params(key, adain.load_decoder()[0])
+sp["transform"] = jax.tree_util.tree_map(lambda v: 0.02 * jax.random.normal(key, v.shape), sp["transform"])
+s, rs = sanet.stylize(content, painting, size=64, style_size=64, devices=devices, tile="none", model=sp)
 rank = jax.process_index()
-np.savez(f"{out_dir}/{mode}_{rank}.npz", gatys=g, adain=a, fast=f[0])
+np.savez(f"{out_dir}/{mode}_{rank}.npz", gatys=g, adain=a, fast=f[0], sanet=s)
 print(json.dumps({"processes": jax.process_count(), "devices": len(jax.devices()),
                   "local_devices": len(jax.local_devices()), "loss": rg["loss"],
-                  "report_devices": [rg["devices"], ra["devices"], rf["devices"]]}))
+                  "report_devices": [rg["devices"], ra["devices"], rf["devices"], rs["devices"]]}))
 """
 
 
@@ -82,7 +86,7 @@ def test_two_processes_give_the_one_process_result(tmp_path):
     one = _last_json(single.stdout)
     for o in outs:
         assert (o["processes"], o["devices"], o["local_devices"]) == (2, 4, 2), o
-        assert o["report_devices"] == [4, 4, 4], o
+        assert o["report_devices"] == [4, 4, 4, 4], o
         # three Adam iterations: the same loss (float32 summation order across devices aside).  Adam, not
         # L-BFGS: L-BFGS's first curvature pair comes from a ~1e-8 step and amplifies a summation order's
         # rounding about a millionfold (test_gatys.test_stylize_tiled_equals_untiled), measured here as
@@ -95,6 +99,8 @@ def test_two_processes_give_the_one_process_result(tmp_path):
         assert np.abs(got["gatys"] - ref["gatys"]).max() < 1 / 255
         assert np.abs(got["adain"] - ref["adain"]).max() < 1e-3 / 255
         assert np.abs(got["fast"] - ref["fast"]).max() < 1e-3 / 255
+        assert np.abs(got["sanet"] - ref["sanet"]).max() < 1e-3 / 255
+        assert np.abs(got["sanet"] - got["adain"]).max() > 0.01  # the attention did something
 
 
 @pytest.mark.slow
