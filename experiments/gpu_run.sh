@@ -9,12 +9,14 @@
 #                                                   # iterations beside PyTorch in a loop; AdaIN, fast), ~6 min
 #   bash experiments/gpu_run.sh train A F        # AdaIN for A seconds, then the 4-style network for F seconds
 #   bash experiments/gpu_run.sh cin F            # only the 4-style network, F seconds
+#   bash experiments/gpu_run.sh sanet S          # SANet for S seconds: a new transform on the shipped AdaIN
+#                                                   # decoder, or SANET_INIT (a sanet.npz) continued
 #   bash experiments/gpu_run.sh cinbest F        # the same, and also brings back the network of the
 #                                                   # checkpoint whose preceding 500 steps had the lowest mean loss
 #   bash experiments/gpu_run.sh diag             # experiments/gatys_gpu_diagnosis.py (objective and trajectories,
 #                                                   # TF32 on/off; AUTOTUNE0=1 adds XLA's autotune level 0)
 #
-# ADAIN_EXTRA / CIN_EXTRA: more training options, e.g. CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50" (what
+# ADAIN_EXTRA / CIN_EXTRA / SANET_EXTRA: more training options, e.g. CIN_EXTRA="--lr-decay 2e-4 --clip-grad-norm 50" (what
 # the shipped four-painting network was trained with after a loss spike at a constant lr 1e-3).
 #
 # SMOKE=1 (or --smoke as the first argument, the phase then defaulting to bench) shrinks everything: a CPU dry
@@ -78,6 +80,14 @@ cin() {
         --batch-size "${FBATCH:-16}" --warmup 100 --cache-images --ckpt-dir "$dir" --steps 1000000 \
         --ckpt-every 500 --log-every 50 "$@"
 }
+sanet() {
+    local t=$1 dir=$2; shift 2
+    local init=(--decoder-from shipped)
+    [ -n "${SANET_INIT:-}" ] && init=(--init-from "$SANET_INIT")
+    timeout -s INT "$t" "$PY" -m nst_jax train sanet "${init[@]}" --content-dir "$P/photos" \
+        --style-dir "$P/styles" "${HELD[@]}" --crop "${SCROP:-256}" --resize 512 --batch-size "${SBATCH:-8}" \
+        --warmup 100 --cache-images --ckpt-dir "$dir" --steps 1000000 --ckpt-every 1000 --log-every 50 "$@"
+}
 
 if [ "$1" = bench ]; then
     R=experiments/results
@@ -118,6 +128,9 @@ elif [ "$1" = many ]; then
 elif [ "$1" = cin ]; then
     cin "$2" /tmp/cin2 ${CIN_EXTRA:-}
     cp /tmp/cin2/model.npz "$OUT/cin4_model.npz"; cp /tmp/cin2/metrics.jsonl "$OUT/cin4_metrics.jsonl"
+elif [ "$1" = sanet ]; then
+    sanet "$2" /tmp/sanet ${SANET_EXTRA:-}
+    cp /tmp/sanet/sanet.npz "$OUT/sanet.npz"; cp /tmp/sanet/metrics.jsonl "$OUT/sanet_metrics.jsonl"
 elif [ "$1" = diag ]; then
     timeout "${DIAG_T:-200}" "$PY" experiments/gatys_gpu_diagnosis.py --size "${DIAG_SIZE:-512}" --iters "${DIAG_ITERS:-300}" \
         "${SM[@]}"
