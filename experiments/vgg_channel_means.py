@@ -3,9 +3,9 @@
 Dividing each channel by its mean activation gives the "normalised" VGG-19 that Gatys et al. and
 Huang & Belongie (pytorch-AdaIN's ``vgg_normalised.pth``) use: because ReLU is positively homogeneous,
 rescaling a filter and un-scaling it in the next layer changes nothing else, so the normalised network's
-features are exactly ``caffe_features / mean`` per channel.  The AdaIN decoder is trained and run on these
-normalised features (``nst_jax/models/vgg19_channel_means.npz``; SANets encoder reaches relu5_1), which keeps every feature O(1) and the
-paper's loss weights and learning rate meaningful.
+features are exactly ``caffe_features / mean`` per channel.  The AdaIN decoder and SANet are trained and
+run on these normalised features (``nst_jax/models/vgg19_channel_means.npz``; SANet's encoder reaches
+relu5_1), which keeps every feature O(1) and the papers' loss weights and learning rates meaningful.
 
     python experiments/vgg_channel_means.py ../shared/datasets/imagenet-sample
     python experiments/vgg_channel_means.py --smoke   # 3 of those photos (not all) at 32 px, to a temporary
@@ -21,8 +21,8 @@ import jax
 import numpy as np
 
 from nst_jax import vgg19_features, vgg19_params
-from nst_jax.adain import CHANNEL_MEANS_FILE, NORMALISED_LAYERS
 from nst_jax.data import ImageFolder, resize_short_side
+from nst_jax.decoder import CHANNEL_MEANS_FILE, NORMALISED_LAYERS
 
 
 def main():

@@ -23,18 +23,18 @@ style positions), bands and devices.  Training (the paper's loss with its identi
 :mod:`nst_jax.sanet_train`.
 
 The attention is (content positions) x (style positions): at relu4_1 a 512-px photo and a 512-px painting
-give 4,096 x 4,096 weights (64 MB); a 4096-px photo 262,144 x 4,096 (4.3 GB).  :data:`ATTENTION_BLOCK`
-content positions at a time keep it to 64 MB a block whatever the photo's size.
+give 4,096 x 4,096 weights (64 MB); a 4096-px photo 262,144 x 4,096 (4.3 GB).  As many content positions at
+a time as keep a block's weights within :data:`ATTENTION_BYTES` (64 MB) bound it whatever the photo's and the
+painting's sizes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -42,20 +42,25 @@ import numpy as np
 
 from . import image as _image
 from . import nets
-from .adain import (
+from .config import blend_weights, with_fields
+from .decoder import (
+    DECODER_HALO,
     NORMALISED_LAYERS,
+    STYLIZE_CONFIG,
+    StylizeConfig,
     decode,
+    decode_band,
     encode,
     init_decoder,
+    mask_on_features,
     upsampling,
 )
-from .config import blend_weights, check_blend, freeze, with_fields
 from .errors import NSTError
 from .losses import mean_std
 from .nets import flat_shapes, load_params, pad_to_multiple, reflect_pad, save_params, upsample_nearest
 from .run import Job, Method, Placement, collect, run_pictures
 from .runinfo import Event, emitter
-from .tiling import Footprint, replicate, shard_rows, to_host
+from .tiling import Footprint, bands, replicate, shard_rows, to_host
 from .vgg import vgg19_params
 
 ENCODER_LAYERS = ("relu4_1", "relu5_1")
@@ -63,7 +68,7 @@ STYLE_LAYERS = NORMALISED_LAYERS  # relu1_1 .. relu5_1: the paper's style and id
 EPS = 1e-5
 CHANNELS = 512
 MULTIPLE = 16  # relu5_1 is after four 2x2 poolings: sides are padded to a multiple of 16
-ATTENTION_BLOCK = 4096  # content positions per block of the attention (x 4,096 style positions: 64 MB)
+ATTENTION_BYTES = 64 << 20  # the attention's weights per block of content positions (float32)
 MODEL_FILE = Path(__file__).parent / "models" / "sanet.npz"
 MODEL_FORMAT = "nst_jax-sanet-v1"
 MODULES = ("sanet4_1", "sanet5_1")
@@ -90,14 +95,17 @@ def _project(p, x):
 
 def _attend(q, k, v, block: int | None):
     """``softmax(q k^T) v`` per image, the softmax over the style positions: q (N, P, C), k and v (N, S, C).
-    ``block``: content positions at a time (``None``: all at once); exact either way, each content position's
-    row of weights depends on it alone."""
+    ``block``: content positions at a time (``None``: as many as keep a block's weights within
+    :data:`ATTENTION_BYTES`); exact whatever the block, each content position's row of weights depends on it
+    alone."""
     n, p, c = q.shape
+    if block is None:
+        block = max(64, ATTENTION_BYTES // (4 * n * k.shape[1]))
 
     def rows(qi):
         return jax.nn.softmax(qi @ jnp.swapaxes(k, 1, 2), axis=-1) @ v
 
-    if block is None or p <= block:
+    if p <= block:
         return rows(q)
     nb = -(-p // block)
     qb = jnp.pad(q, ((0, 0), (0, nb * block - p), (0, 0))).reshape(n, nb, block, c)
@@ -105,11 +113,11 @@ def _attend(q, k, v, block: int | None):
     return jnp.swapaxes(out, 0, 1).reshape(n, nb * block, v.shape[-1])[:, :p]
 
 
-def attention(params, content, style, block: int | None = ATTENTION_BLOCK):
+def attention(params, content, style, block: int | None = None):
     """One style-attentional module on NHWC features ``content`` (N, h, w, C) and ``style`` (N or 1, h', w',
     C): ``out(softmax(f(norm(c)) g(norm(s))^T) h(s)) + c``, ``norm`` :func:`mean_variance_norm`, the softmax
     over the style positions.  ``params``: ``{"f", "g", "h", "out"}``, each ``{"kernel": (C, C), "bias":
-    (C,)}``."""
+    (C,)}``; ``block``: content positions at a time (:func:`_attend`; default: within 64 MB)."""
     n, h, w, c = content.shape
     style = jnp.broadcast_to(style, (n,) + style.shape[1:])
     q = _project(params["f"], mean_variance_norm(content)).reshape(n, h * w, c)
@@ -119,7 +127,7 @@ def attention(params, content, style, block: int | None = ATTENTION_BLOCK):
     return o.reshape(n, h, w, c) + content
 
 
-def transform(params, content4, style4, content5, style5, block: int | None = ATTENTION_BLOCK):
+def transform(params, content4, style4, content5, style5, block: int | None = None):
     """The transform between encoder and decoder: the attention modules at relu4_1 and relu5_1, relu5_1's
     result upsampled x2 (nearest) and added to relu4_1's, then the 3x3 merge convolution (reflection padded).
     Features NHWC, relu5_1's at half relu4_1's size."""
@@ -185,7 +193,8 @@ def load_model(path: str | os.PathLike | None = None):
 
 @partial(jax.jit, static_argnames="dtype")
 def _style_features(vgg_params, style, dtype=jnp.float32):
-    return encode_pair(vgg_params, pad_to_multiple(style, MULTIPLE), dtype=dtype)
+    # not padded: a padded painting's reflected rows would be positions to attend to
+    return encode_pair(vgg_params, style, dtype=dtype)
 
 
 def _decoder_input(params, f4, f5, styles, alpha, mix, identity: bool):
@@ -211,10 +220,10 @@ def _transfer(vgg_params, params, content, styles, alpha, mix, identity=False, d
 
 # tiled inference: the encoder a band of rows at a time, the transform over the whole feature maps (its
 # normalisation is over every position; its attention in blocks), the decoder a band of rows at a time
-ENCODER_HALO = 128  # px above and below a band: VGG-19 up to relu5_1 sees about 100 px around a pixel
-DECODER_HALO = 8  # relu4_1 rows (64 px): the decoder sees about 2.4 of them around one
-# the encoder to relu5_1 and the three passes of the transform on top of AdaIN's 1100 bytes a pixel
-FOOTPRINT = Footprint(per_pixel=1400, fixed=900 << 20)
+ENCODER_HALO = 128  # px above and below a band: a relu5_1 row sees 70 px above and 85 below its own 16
+# the encoder and decoder as AdaIN's (1100 bytes a pixel); the transform's maps at relu4_1 (512 channels
+# at 1/64 of the pixels, about ten of them), held whole in bands; measured whole: 5.2 GB at 2048 x 1535
+FOOTPRINT = Footprint(per_pixel=1100, held=300, fixed=900 << 20)
 
 
 @partial(jax.jit, static_argnames="dtype")
@@ -223,15 +232,12 @@ def _encode_band(vgg_params, x, dtype=jnp.float32):
 
 
 _decoder_input_jit = jax.jit(_decoder_input, static_argnames="identity")
-_decode_band = jax.jit(decode, static_argnums=(2, 3))
 
 
 def _transfer_tiled(vgg_params, params, content, styles, alpha, mix, band: int, identity=False,
                     dtype=jnp.float32, upsample="nearest"):
     """:func:`_transfer` a band of ``band`` rows at a time through the encoder and the decoder; every band's
     own rows equal the whole image's."""
-    from .tiling import bands
-
     h, w = content.shape[1:3]
     x = np.asarray(pad_to_multiple(jnp.asarray(content), MULTIPLE))
     band = max(MULTIPLE, band // MULTIPLE * MULTIPLE)
@@ -246,54 +252,9 @@ def _transfer_tiled(vgg_params, params, content, styles, alpha, mix, band: int, 
     del f4, f5
     out = []
     for start, stop, lo, hi in bands(t.shape[1], band // 8, DECODER_HALO):
-        g = np.asarray(_decode_band(params["decoder"], jnp.asarray(t[:, lo:hi]), dtype, upsample))
+        g = np.asarray(decode_band(params["decoder"], jnp.asarray(t[:, lo:hi]), dtype, upsample))
         out.append(g[:, (start - lo) * 8:(stop - lo) * 8])
     return np.concatenate(out, axis=1)[:, :h, :w]
-
-
-@dataclasses.dataclass(frozen=True)
-class StylizeConfig:
-    """Every setting of :func:`stylize`, frozen and validated when built.
-
-    Fields:
-      alpha: content-style trade-off in [0, 1]: the decoder sees ``alpha * T(c, s) + (1 - alpha) * T(c, c)``
-        (``T`` :func:`transform`; ``T(c, c)`` is what the identity loss trains to decode to the photo).
-      style_blend: style interpolation weights, one per style (normalised to sum 1; default equal): the
-        transforms by each style mixed, as AdaIN mixes its targets.
-      preserve_color: ``"histogram"`` (each style recoloured to the content's colour statistics first) or
-        ``"luminance"`` (the result's luminance with the content's chroma).
-      size, style_size: longest side in px for the content (the output size) and the styles; ``None``
-        keeps the original size.
-      tile: ``"auto"``, ``"none"`` or a band height in px (:mod:`nst_jax.tiling`): the encoder and decoder a
-        band at a time, the transform over the whole feature maps; the same result as the whole image.
-      devices: N or ``"all"``: the content split by rows across N devices.
-      dtype: ``"float32"`` or ``"bfloat16"`` (the encoder's and decoder's activations and convolutions; the
-        attention in float32).
-    """
-
-    alpha: float = 1.0
-    style_blend: tuple[float, ...] | None = None
-    preserve_color: str | None = None
-    size: int | None = 512
-    style_size: int | None = 512
-    tile: Any = "auto"
-    devices: Any = None
-    dtype: str = "float32"
-
-    def __post_init__(self):
-        from .tiling import parse_tile
-
-        freeze(self, "style_blend")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise NSTError(f"dtype must be 'float32' or 'bfloat16', not {self.dtype!r}")
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise NSTError(f"alpha must be in [0, 1], not {self.alpha}")
-        check_blend(self.style_blend)
-        _image.check_preserve_color(self.preserve_color)
-        object.__setattr__(self, "tile", parse_tile(self.tile))
-
-
-STYLIZE_CONFIG = StylizeConfig()
 
 
 class SANet(Method):
@@ -364,7 +325,7 @@ class SANet(Method):
         if self.mask is None:
             return jnp.asarray(np.broadcast_to(np.asarray(self.blend, np.float32)[:, None, None],
                                                (len(self.styles), fh, fw)))
-        inside = (_image.resize(self.mask[..., None], (fh, fw))[..., 0] > 0.5).astype(np.float32)
+        inside = mask_on_features(self.mask, (h, w), MULTIPLE, 8)
         return jnp.asarray(np.stack([inside, 1.0 - inside]))
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:

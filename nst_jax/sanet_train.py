@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .adain import decode
+from .decoder import decode
 from .errors import NSTError
 from .losses import mean_std, periodic_peak_loss
 from .sanet import (
@@ -159,7 +159,7 @@ TRAIN_CONFIG = TrainConfig(steps=500_000, batch_size=5, learning_rate=1e-4, lr_d
 def train_sanet(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
                 content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
                 identity1_weight: float = IDENTITY1_WEIGHT, identity2_weight: float = IDENTITY2_WEIGHT,
-                periodic_weight: float = 0.0, upsample: str = "nearest", crop: int = 256, resize: int = 512,
+                periodic_weight: float = 0.0, upsample: str | None = None, crop: int = 256, resize: int = 512,
                 resume: bool = False, init_from=None, decoder_from=None, exclude=(), weights=None,
                 tfds_data_dir=None, cache_images: bool = False, distributed: bool = False, callback=None,
                 log=None, **config_fields) -> dict:
@@ -169,9 +169,10 @@ def train_sanet(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
     ``init_from``: a SANet ``.npz`` to continue (its cumulative record continues); ``decoder_from``: instead,
     a new transform on an AdaIN decoder (``"shipped"`` or a decoder ``.npz``: same architecture), the paper's
     decoder having been trained the same way.  ``content`` / ``style``: image folders, ``tfds:NAME``, or
-    sources; ``exclude``: file-name globs held back from both."""
-    from .adain import load_decoder
+    sources; ``exclude``: file-name globs held back from both.  ``upsample``: the decoder's upsampling
+    (``None``: the starting network's, nearest for a new one)."""
     from .data import open_source
+    from .decoder import load_decoder, upsampling
     from .train import train, with_fields
     from .vgg import vgg19_params
 
@@ -179,9 +180,10 @@ def train_sanet(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
     if init_from is not None and decoder_from is not None:
         raise NSTError("give --init-from (a SANet) or --decoder-from (an AdaIN decoder), not both")
     init = None if init_from is None else load_model(init_from)
-    decoder = None
+    decoder, meta = None, None if init is None else init[1]
     if decoder_from is not None:
-        decoder, _ = load_decoder(None if str(decoder_from) == "shipped" else decoder_from)
+        decoder, meta = load_decoder(None if str(decoder_from) == "shipped" else decoder_from)
+    upsample = upsample or upsampling(meta)
     content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
     style_src = style if hasattr(style, "load") else open_source(style, tfds_data_dir, exclude)
     task = SANetTask(vgg19_params(weights, log=log), content_src, style_src, crop=crop, resize=resize,

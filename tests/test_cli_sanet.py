@@ -84,6 +84,11 @@ def test_bad_input_is_one_line_and_writes_nothing(files, tmp_path):
         argv = [*args, "-o", out] if args[0] == "sanet" else args
         assert_clean_error((run if k == 0 else run_here)(*argv), message)
     assert out.read_bytes() == b"keep me" and not (tmp_path / "ck").exists()
+    # a sweep writes to a folder: a setting refused before any picture leaves no empty folder behind
+    r = run_here("sanet", f / "content.png", f / "style.png", "-o", tmp_path / "sweep", "--alpha", "0.5,1",
+                 "--model", model, "--mask", f / "mask.png")
+    assert_clean_error(r, "exactly two")
+    assert not (tmp_path / "sweep").exists()
     r = run_here("sanet", f / "content.png", f / "style.png", "-o", out, "--alpha", "0.5,2")
     assert r.returncode == 2 and "alpha must be in [0, 1]" in r.stderr
     r = run_here("sanet", f / "content.png", f / "style.png", "-o", f / "style.png", "--model", model)

@@ -54,8 +54,8 @@ def test_attention_in_blocks_equals_the_whole(model):
     c = jnp.asarray(rng.random((2, 5, 7, 512)), jnp.float32)
     s = jnp.asarray(rng.random((1, 4, 6, 512)), jnp.float32)
     p = model["transform"]["sanet4_1"]
-    whole = S.attention(p, c, s, block=None)
-    for block in (1, 8, 34):  # 35 positions: blocks with padding, and one block short of them all
+    whole = S.attention(p, c, s, block=35)
+    for block in (1, 8, 34, None):  # 35 positions: blocks with padding, one block short of them all, auto
         np.testing.assert_allclose(S.attention(p, c, s, block=block), whole, rtol=1e-4, atol=1e-4)
 
 
@@ -176,3 +176,17 @@ def test_untrained_transform_passes_the_content_through():
     got = S.transform(p, *(jnp.asarray(a, jnp.float32) for a in (c4, s4, c5, s5)))
     expect = c4 + np.repeat(np.repeat(c5, 2, axis=1), 2, axis=2)
     np.testing.assert_allclose(np.asarray(got), expect, rtol=1e-5, atol=1e-5)
+
+
+def test_mask_lands_where_it_is_on_a_padded_picture():
+    """A 40-row picture is padded to 48 rows (a multiple of 16); the mask, inside above row 32, must cover
+    relu4_1's first four rows (32 px) and not the fifth, as it would if stretched over the padded map."""
+    from nst_jax.decoder import mask_on_features
+
+    mask = np.zeros((40, 48), np.float32)
+    mask[:32] = 1.0
+    grid = mask_on_features(mask, (40, 48), 16, 8)
+    assert grid.shape == (6, 6)
+    np.testing.assert_array_equal(grid[:, 0], [1, 1, 1, 1, 0, 0])
+    small = mask_on_features(mask[::2, ::2], (40, 48), 16, 8)  # a mask of another size: resized first
+    np.testing.assert_array_equal(small, grid)

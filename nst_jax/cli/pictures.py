@@ -47,6 +47,7 @@ class Inputs:
     skipped: list  # Entry whose output exists (--skip-existing)
     failed: list  # {"content": file, "error": text, "pictures": n} of contents that could not be read
     styles: list
+    made_folder: bool = False  # the output folder was made by this command (removed again if left empty)
 
     @property
     def failed_pictures(self) -> int:
@@ -137,6 +138,7 @@ def gather(args, contents: list, sweep: dict, inputs=(), skip_existing: bool = F
             raise NSTError("two pictures would be written to one file: give distinct values")
     _refuse_inputs([e.output for e in entries], [*files, *style_paths, *inputs])
     styles = [im.load_image(s) for s in style_paths]  # before the output folder is made
+    made_folder = not single and not out.exists()
     if not single:
         out.mkdir(exist_ok=True)
         for e in entries:
@@ -158,7 +160,7 @@ def gather(args, contents: list, sweep: dict, inputs=(), skip_existing: bool = F
             next(f for f in failed if f["content"] == e.content)["pictures"] += 1
         else:
             todo.append((e, images[e.content]))
-    return Inputs(single, out, len(entries), todo, skipped, failed, styles)
+    return Inputs(single, out, len(entries), todo, skipped, failed, styles, made_folder)
 
 
 def enable_cache(args) -> None:
@@ -214,6 +216,10 @@ def execute(args, inputs: Inputs, run: Runner, extra: dict, grid: tuple = ()) ->
                     progress.finished()
     except KeyboardInterrupt as e:
         return _interrupted(args, inputs, progress, written, e)
+    except NSTError:  # a setting the method refused before any picture: nothing half-written stays
+        if inputs.made_folder and not any(inputs.out.iterdir()):
+            inputs.out.rmdir()
+        raise
     progress.close()
     if not is_main_process():
         return 0

@@ -91,8 +91,8 @@ def add_parser(sub) -> None:
                    help="weight of a term against the peaks the decoder's upsamplings put at periods of 2, 4 "
                         "and 8 px (0: the paper's loss)")
     n.add_argument("--upsample", choices=("nearest", "bilinear"), default=d["upsample"],
-                   help="the decoder's x2 upsamplings (the model file says which, and `nst-jax sanet` uses "
-                        "it)")
+                   help="the decoder's x2 upsamplings (default: the starting network's, nearest for a new "
+                        "decoder; the model file says which, and `nst-jax sanet` uses it)")
     n.set_defaults(func=train_sanet_command)
 
 
