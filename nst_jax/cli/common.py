@@ -205,7 +205,9 @@ class PictureProgress:
         if not quiet:
             from tqdm import tqdm
 
+            # shown after half a second: a run refused at once prints its one line of error alone
             self.bar = tqdm(total=total, unit="picture", file=stream, dynamic_ncols=True, mininterval=0.5,
+                            delay=0.5,
                             bar_format="{l_bar}{bar}| {n:.1f}/{total} pictures [{elapsed}<{remaining}]")
 
     def __call__(self, it):
@@ -241,8 +243,10 @@ class PictureProgress:
         """One line on stderr, also with ``--quiet``: an input that failed, named."""
         self.message(f"nst-jax: error: {text}", always=True)
 
-    def close(self):
+    def close(self, leave: bool = True):
+        """Finish the bar (``leave=False``: erase it, for a run that stops with one line of error)."""
         if self.bar is not None:
+            self.bar.leave = leave
             self.bar.close()
             self.bar = None
 

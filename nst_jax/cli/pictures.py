@@ -216,7 +216,9 @@ def execute(args, inputs: Inputs, run: Runner, extra: dict, grid: tuple = ()) ->
                     progress.finished()
     except KeyboardInterrupt as e:
         return _interrupted(args, inputs, progress, written, e)
-    except NSTError:  # a setting the method refused before any picture: nothing half-written stays
+    except NSTError:  # a setting the method refused before any picture: one line, nothing half-written
+        if not inputs.single:
+            progress.close(leave=False)
         if inputs.made_folder and not any(inputs.out.iterdir()):
             inputs.out.rmdir()
         raise
