@@ -143,8 +143,8 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("fast, sanet")
     g.add_argument("--model", default=None,
                    help="fast: a shipped model's or style's name, or a .npz (default: "
-                        f"{feedforward.DEFAULT_MODEL}; with --style, the shipped network that paints it); "
-                        "sanet: a SANet .npz (default: the shipped one)" + NO_DEFAULT)
+                        f"{feedforward.DEFAULT_MODEL}; with --style, the shipped network that paints it; "
+                        "sanet: the shipped SANet); sanet: a SANet .npz" + NO_DEFAULT)
     g.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]", default=None,
                    help="with a network of several styles: which one, or a blend" + NO_DEFAULT)
     p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain, sanet)" + NO_DEFAULT)
