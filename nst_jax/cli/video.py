@@ -142,9 +142,9 @@ def add_parser(sub) -> None:
                    help=f"style images' longest side (default {ad['style_size']})" + NO_DEFAULT)
     g = p.add_argument_group("fast, sanet")
     g.add_argument("--model", default=None,
-                   help="fast: a shipped model's or style's name, or a .npz (default: "
-                        f"{feedforward.DEFAULT_MODEL}; with --style, the shipped network that paints it; "
-                        "sanet: the shipped SANet); sanet: a SANet .npz" + NO_DEFAULT)
+                   help="fast: a shipped model's or style's name, or a .npz; sanet: a SANet .npz (default: "
+                        f"fast {feedforward.DEFAULT_MODEL}, or with --style the shipped network that paints "
+                        "it; sanet the shipped one)" + NO_DEFAULT)
     g.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]", default=None,
                    help="with a network of several styles: which one, or a blend" + NO_DEFAULT)
     p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain, sanet)" + NO_DEFAULT)
