@@ -45,10 +45,12 @@ def _env(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_python_script_runs_in_smoke_mode(tmp_path):
-    """All Python scripts in one process (tests/smoke_runner.py: imports, weights and compiled programs made
-    once); each failure is named with its traceback, and the others still run."""
-    scripts = [s for s in SCRIPTS if s.endswith(".py") and _runnable(s)]
+@pytest.mark.parametrize("half", [0, 1])
+def test_every_python_script_runs_in_smoke_mode(half, tmp_path):
+    """The Python scripts in two processes, each running every other script (tests/smoke_runner.py: imports,
+    weights and compiled programs made once a process; two, so that the suite's two workers share them);
+    each failure is named with its traceback, and the others still run."""
+    scripts = [s for s in SCRIPTS if s.endswith(".py") and _runnable(s)][half::2]
     result = tmp_path / "result.json"
     before = _results_snapshot()
     r = subprocess.run([sys.executable, str(ROOT / "tests" / "smoke_runner.py"), str(result), *scripts],
