@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import image as _image
-from .config import blend_weights, with_fields
+from .config import with_fields
 from .decoder import (  # the encoder and decoder AdaIN and SANet share (also this module's public names)
     CHANNEL_MEANS,
     CHANNEL_MEANS_FILE,
@@ -45,8 +45,9 @@ from .decoder import (  # the encoder and decoder AdaIN and SANet share (also th
     encode,
     init_decoder,
     load_decoder,
-    mask_on_features,
+    prepare_styles,
     save_decoder,
+    style_weights,
     upsampling,
 )
 from .errors import NSTError
@@ -166,25 +167,7 @@ class AdaIN(Method):
         self.started = t0 = time.perf_counter()
         self.conf = conf = with_fields(config, settings, "stylize setting")
         self.say = emitter("adain", callback)
-        styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
-        if not styles:
-            raise NSTError("at least one style image is needed")
-        self.blend = blend_weights(conf.style_blend, len(styles))
-        if mask is not None and len(styles) != 2:
-            raise NSTError(f"a mask needs exactly two style images (inside, outside), got {len(styles)}")
-        if mask is not None and conf.style_blend is not None:
-            raise NSTError("a mask places each style in its own region; it takes no style blend")
-        self.styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
-        for s in self.styles:
-            if min(s.shape[:2]) < MULTIPLE:
-                raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
-                               f"least {MULTIPLE} px")
-        if mask is not None:
-            mask = np.asarray(mask, np.float32)
-            mask = mask.mean(-1) if mask.ndim == 3 else mask
-            if mask.ndim != 2:
-                raise NSTError(f"mask must be a 2-D (grey) image, got shape {mask.shape}")
-        self.mask = mask
+        self.styles, self.blend, self.mask = prepare_styles(styles, mask, conf, MULTIPLE)
         self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
         self.dtype = jnp.dtype(conf.dtype)
         self.say("loading networks")
@@ -214,14 +197,8 @@ class AdaIN(Method):
         return Job(index, c, c.shape)
 
     def _mix(self, h: int, w: int):
-        """(K, h', w') weights of the styles over the feature map (summing to 1 over K)."""
-        fh, fw = -(-h // MULTIPLE), -(-w // MULTIPLE)
-        if self.mask is None:
-            return jnp.asarray(np.broadcast_to(np.asarray(self.blend, np.float32)[:, None, None],
-                                               (len(self.styles), fh, fw)))
-        # pytorch-AdaIN: the mask resized to the feature map (here of the picture padded as the content is)
-        inside = mask_on_features(self.mask, (h, w), MULTIPLE, MULTIPLE)
-        return jnp.asarray(np.stack([inside, 1.0 - inside]))
+        """(K, h', w') weights of the styles over the feature map it mixes them on (summing to 1 over K)."""
+        return style_weights(self.blend, self.mask, (h, w), MULTIPLE, MULTIPLE)
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:
         t1 = time.perf_counter()

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import image as _image
 from . import nets
-from .config import check_blend, freeze
+from .config import blend_weights, check_blend, freeze
 from .errors import NSTError
 from .nets import flat_shapes, load_params, save_params, upsample
 from .vgg import vgg19_features
@@ -35,7 +35,7 @@ DECODER_HALO = 8  # relu4_1 rows (64 px) above and below a band: the decoder see
 
 __all__ = ["CHANNEL_MEANS", "DECODER_HALO", "NORMALISED_LAYERS", "STYLIZE_CONFIG", "Decoder", "StylizeConfig",
            "decode", "decode_band", "encode", "init_decoder", "load_decoder", "mask_on_features",
-           "save_decoder", "upsampling"]
+           "prepare_styles", "save_decoder", "style_weights", "upsampling"]
 
 
 # --- the normalised encoder ----------------------------------------------------------------------------
@@ -174,6 +174,44 @@ def mask_on_features(mask, shape, multiple: int, scale: int) -> np.ndarray:
     m = _image.resize(np.asarray(mask, np.float32)[..., None], (h, w))
     m = np.asarray(nets.pad_to_multiple(jnp.asarray(m)[None], multiple))[0]
     return (_image.resize(m, (m.shape[0] // scale, m.shape[1] // scale))[..., 0] > 0.5).astype(np.float32)
+
+
+def prepare_styles(styles, mask, conf, multiple: int):
+    """What AdaIN and SANet take alike: ``(styles, blend, mask)``: the style images resized to
+    ``conf.style_size`` (each side at least ``multiple`` px), the blend weights (``conf.style_blend``, equal
+    by default), the mask as a 2-D grey array (two styles, no blend) or ``None``."""
+    styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
+    if not styles:
+        raise NSTError("at least one style image is needed")
+    blend = blend_weights(conf.style_blend, len(styles))
+    if mask is not None and len(styles) != 2:
+        raise NSTError(f"a mask needs exactly two style images (inside, outside), got {len(styles)}")
+    if mask is not None and conf.style_blend is not None:
+        raise NSTError("a mask places each style in its own region; it takes no style blend")
+    styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
+    for s in styles:
+        if min(s.shape[:2]) < multiple:
+            raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at least "
+                           f"{multiple} px")
+    if mask is not None:
+        mask = np.asarray(mask, np.float32)
+        mask = mask.mean(-1) if mask.ndim == 3 else mask
+        if mask.ndim != 2:
+            raise NSTError(f"mask must be a 2-D (grey) image, got shape {mask.shape}")
+    return styles, blend, mask
+
+
+def style_weights(blend, mask, shape, multiple: int, scale: int):
+    """``(K, h', w')`` weights of the K styles over the feature map (``scale`` px a feature) of a picture of
+    ``shape`` (H, W) padded to a ``multiple``, summing to 1 over K: the ``blend`` everywhere, or with a
+    ``mask`` the first style inside it and the second outside (:func:`mask_on_features`)."""
+    h, w = shape
+    fh, fw = -(-h // multiple) * multiple // scale, -(-w // multiple) * multiple // scale
+    if mask is None:
+        weights = np.asarray(blend, np.float32)[:, None, None]
+        return jnp.asarray(np.broadcast_to(weights, (len(blend), fh, fw)))
+    inside = mask_on_features(mask, shape, multiple, scale)
+    return jnp.asarray(np.stack([inside, 1.0 - inside]))
 
 
 # --- settings ------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import image as _image
 from . import nets
-from .config import blend_weights, with_fields
+from .config import with_fields
 from .decoder import (
     DECODER_HALO,
     NORMALISED_LAYERS,
@@ -52,7 +52,8 @@ from .decoder import (
     decode_band,
     encode,
     init_decoder,
-    mask_on_features,
+    prepare_styles,
+    style_weights,
     upsampling,
 )
 from .errors import NSTError
@@ -272,25 +273,7 @@ class SANet(Method):
         self.started = t0 = time.perf_counter()
         self.conf = conf = with_fields(config, settings, "stylize setting")
         self.say = emitter("sanet", callback)
-        styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
-        if not styles:
-            raise NSTError("at least one style image is needed")
-        self.blend = blend_weights(conf.style_blend, len(styles))
-        if mask is not None and len(styles) != 2:
-            raise NSTError(f"a mask needs exactly two style images (inside, outside), got {len(styles)}")
-        if mask is not None and conf.style_blend is not None:
-            raise NSTError("a mask places each style in its own region; it takes no style blend")
-        self.styles = [_image.resize_longest(np.asarray(s, np.float32), conf.style_size) for s in styles]
-        for s in self.styles:
-            if min(s.shape[:2]) < MULTIPLE:
-                raise NSTError(f"style image {s.shape[0]}x{s.shape[1]} is too small: both sides must be at "
-                               f"least {MULTIPLE} px")
-        if mask is not None:
-            mask = np.asarray(mask, np.float32)
-            mask = mask.mean(-1) if mask.ndim == 3 else mask
-            if mask.ndim != 2:
-                raise NSTError(f"mask must be a 2-D (grey) image, got shape {mask.shape}")
-        self.mask = mask
+        self.styles, self.blend, self.mask = prepare_styles(styles, mask, conf, MULTIPLE)
         self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
         self.dtype = jnp.dtype(conf.dtype)
         self.say("loading networks")
@@ -320,13 +303,8 @@ class SANet(Method):
         return Job(index, c, c.shape)
 
     def _mix(self, h: int, w: int):
-        """(K, h', w') weights of the styles over relu4_1's feature map (summing to 1 over K)."""
-        fh, fw = -(-h // MULTIPLE) * 2, -(-w // MULTIPLE) * 2
-        if self.mask is None:
-            return jnp.asarray(np.broadcast_to(np.asarray(self.blend, np.float32)[:, None, None],
-                                               (len(self.styles), fh, fw)))
-        inside = mask_on_features(self.mask, (h, w), MULTIPLE, 8)
-        return jnp.asarray(np.stack([inside, 1.0 - inside]))
+        """(K, h', w') weights of the styles over the feature map it mixes them on (summing to 1 over K)."""
+        return style_weights(self.blend, self.mask, (h, w), MULTIPLE, 8)
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:
         t1 = time.perf_counter()

@@ -334,3 +334,19 @@ def start_distributed(args):
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     if not is_main_process():
         args.quiet = True  # one progress report: process 0's
+
+
+def arbitrary_style_arguments(a, d) -> None:
+    """The options AdaIN and SANet share (``d``: the method's defaults): style interpolation, a mask, colour
+    preservation, the sizes and the precision."""
+    a.add_argument("--style-blend", type=floats, default=d["style_blend"],
+                   help="comma-separated interpolation weights, one per style (default: equal)")
+    a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
+    a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
+                   help=PRESERVE_COLOR_HELP)
+    a.add_argument("--size", type=size_or_none, default=d["size"],
+                   help="content (and output) longest side in px; 'none' keeps the original")
+    a.add_argument("--style-size", type=size_or_none, default=d["style_size"],
+                   help="style images' longest side in px; 'none' keeps the original")
+    a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
+                   help="bfloat16: mixed precision for GPU/TPU; slower on a CPU")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from ..config import defaults
 from .common import (
-    PRESERVE_COLOR_HELP,
     HelpFormatter,
     alpha,
     api_defaults,
-    floats,
+    arbitrary_style_arguments,
     image_arguments,
     many_arguments,
     run_arguments,
     size_arguments,
-    size_or_none,
     sweep_values,
 )
 from .pictures import enable_cache, execute, gather
@@ -30,18 +28,8 @@ def add_parser(sub) -> None:
     a.add_argument("--alpha", type=sweep_values(alpha), default=d["alpha"],
                    help="content-style trade-off: 0 = the photo through the network, 1 = full style; "
                         "comma-separated values: a sweep, one picture each")
-    a.add_argument("--style-blend", type=floats, default=d["style_blend"],
-                   help="comma-separated interpolation weights, one per style (default: equal)")
-    a.add_argument("--mask", help="grey mask image: the first style inside (white), the second outside")
-    a.add_argument("--preserve-color", choices=("luminance", "histogram"), default=d["preserve_color"],
-                   help=PRESERVE_COLOR_HELP)
-    a.add_argument("--size", type=size_or_none, default=d["size"],
-                   help="content (and output) longest side in px; 'none' keeps the original")
-    a.add_argument("--style-size", type=size_or_none, default=d["style_size"],
-                   help="style images' longest side in px; 'none' keeps the original")
+    arbitrary_style_arguments(a, d)
     a.add_argument("--model", default=d["model"], help="SANet .npz (default: the shipped one)")
-    a.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
-                   help="bfloat16: mixed precision for GPU/TPU; slower on a CPU")
     many_arguments(a)
     size_arguments(a, d)
     a.add_argument("--weights", default=d["weights"], help="VGG-19 weights file (default: fetched)")
