@@ -1,0 +1,234 @@
+"""Where the time of VGG-19 goes, layer by layer: each distinct 3x3 convolution of VGG-19 up to relu5_1 at
+one image size, forward and input gradient (what Gatys et al. evaluate every iteration), in each way XLA:CPU
+can be asked to compute it, against PyTorch (oneDNN) on the same shapes in the same run, alternated; then
+the Gram matrix of each style layer.
+
+JAX ways:
+  direct          the product's ``lax.conv`` path in float32 (``nst_jax.vgg.conv3x3(conv="direct")``)
+  winograd        the product's Winograd F(2x2, 3x3) path in float32 (``conv="winograd"``)
+  direct-bf16     ``lax.conv`` on bfloat16 picture and kernel, float32 accumulation
+  winograd-bf16   Winograd with its input transform and its 16 products in bfloat16 (float32 accumulation),
+                  the output transform in float32
+  wino-batch-bf16 the same 16 products as one batched product (16, P, Cin) @ (16, Cin, Cout)
+  shifted-bf16    nine 1x1 products of the picture shifted by each kernel tap, bfloat16, float32 accumulation
+PyTorch ways: ``torch`` (float32) and ``torch-bf16`` (bfloat16 tensors, oneDNN's own accumulation).
+
+Each way's forward result is also compared with a float64 NumPy convolution of the same input (relative
+Frobenius error): the price in accuracy of each way.  GFLOP/s counts the direct convolution's
+2 * 9 * Cin * Cout operations per output pixel, whatever a way actually does, so the column compares times.
+
+    python experiments/bench_layers.py                 # 256 px (the warm stylize benchmark's size), 5 rounds
+    python experiments/bench_layers.py --size 512 --repeats 7
+    python experiments/bench_layers.py --smoke         # 32 px, two of the shapes, 1 round, results in a
+                                                       # temporary folder
+"""
+
+import argparse
+
+import harness  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nst_jax.vgg import conv3x3, winograd_kernel  # noqa: E402
+
+BF16 = jnp.bfloat16
+F32 = jnp.float32
+
+
+def shapes(size: int):
+    """(layer, side, Cin, Cout, how many of VGG-19's layers up to relu5_1 have this shape)."""
+    return [("conv1_1", size, 3, 64, 1), ("conv1_2", size, 64, 64, 1),
+            ("conv2_1", size // 2, 64, 128, 1), ("conv2_2", size // 2, 128, 128, 1),
+            ("conv3_1", size // 4, 128, 256, 1), ("conv3_2..4", size // 4, 256, 256, 3),
+            ("conv4_1", size // 8, 256, 512, 1), ("conv4_2..4", size // 8, 512, 512, 3),
+            ("conv5_1", size // 16, 512, 512, 1)]
+
+
+# --- the ways --------------------------------------------------------------------------------------------
+
+def _bt(d0, d1, d2, d3):  # B^T's rows (Lavin & Gray 2016)
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def _at(m0, m1, m2, m3):  # A^T's rows
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+def _winograd_tiles(x):
+    """The input transform: ``v[i][j]`` (N, tiles_h, tiles_w, Cin) for i, j < 4, in ``x``'s dtype."""
+    n, h, w, _ = x.shape
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
+    rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
+    return [_bt(*[rows[i][:, :, b: b + 2 * tw: 2] for b in range(4)]) for i in range(4)]
+
+
+def _winograd_out(m, h, w):
+    """The output transform of the 4x4 products ``m[i][j]`` (N, th, tw, Cout) in float32."""
+    cols = [_at(*m[i]) for i in range(4)]  # cols[i][q]
+    out = [_at(cols[0][q], cols[1][q], cols[2][q], cols[3][q]) for q in range(2)]  # out[q][p]
+    y = jnp.stack([jnp.stack([out[0][p], out[1][p]], 3) for p in range(2)], 2)
+    n, th, _, tw, _, c = y.shape
+    return y.reshape(n, 2 * th, 2 * tw, c)[:, :h, :w]
+
+
+def winograd_bf16(x, kernel):
+    u = winograd_kernel(kernel).astype(BF16)
+    v = _winograd_tiles(x.astype(BF16))
+    m = [[jnp.matmul(v[i][j], u[i, j], preferred_element_type=F32) for j in range(4)] for i in range(4)]
+    return _winograd_out(m, *x.shape[1:3]).astype(BF16)
+
+
+def winograd_batched_bf16(x, kernel):
+    cin, cout = kernel.shape[2:]
+    u = winograd_kernel(kernel).astype(BF16).reshape(16, cin, cout)
+    v = _winograd_tiles(x.astype(BF16))
+    tiles = v[0][0].shape[:3]
+    vb = jnp.stack([v[i][j].reshape(-1, cin) for i in range(4) for j in range(4)])  # (16, P, Cin)
+    mb = jnp.einsum("tpc,tco->tpo", vb, u, preferred_element_type=F32)
+    m = [[mb[4 * i + j].reshape(*tiles, cout) for j in range(4)] for i in range(4)]
+    return _winograd_out(m, *x.shape[1:3]).astype(BF16)
+
+
+def direct_bf16(x, kernel):
+    return jax.lax.conv_general_dilated(x.astype(BF16), kernel.astype(BF16), (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        preferred_element_type=F32).astype(BF16)
+
+
+def shifted_bf16(x, kernel):
+    _, h, w, _ = x.shape
+    xp = jnp.pad(x.astype(BF16), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    k = kernel.astype(BF16)
+    y = sum(jnp.einsum("nhwc,co->nhwo", xp[:, a: a + h, b: b + w], k[a, b], preferred_element_type=F32)
+            for a in range(3) for b in range(3))
+    return y.astype(BF16)
+
+
+WAYS = {"direct": lambda x, k: conv3x3(x, k, conv="direct"),
+        "winograd": lambda x, k: conv3x3(x, k, conv="winograd"),
+        "direct-bf16": direct_bf16, "winograd-bf16": winograd_bf16,
+        "wino-batch-bf16": winograd_batched_bf16, "shifted-bf16": shifted_bf16}
+
+
+def reference(x, kernel):
+    """Float64 NumPy: the 3x3 SAME convolution as nine shifted products."""
+    x, k = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+    _, h, w, _ = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return sum(xp[:, a: a + h, b: b + w] @ k[a, b] for a in range(3) for b in range(3))
+
+
+def rel_error(y, ref) -> float:
+    return float(np.linalg.norm(np.asarray(y, np.float64) - ref) / np.linalg.norm(ref))
+
+
+# --- timing ----------------------------------------------------------------------------------------------
+
+def jax_pair(f, x, k, dy):
+    fwd = jax.jit(f)
+    grad = jax.jit(lambda x, k, dy: jax.vjp(lambda x: f(x, k), x)[1](dy.astype(f(x, k).dtype))[0])
+    return (lambda: fwd(x, k)), (lambda: grad(x, k, dy))
+
+
+def torch_pair(x, k, dy, dtype):
+    xt = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous().to(dtype)
+    kt = torch.from_numpy(np.asarray(k)).permute(3, 2, 0, 1).contiguous().to(dtype)
+    dyt = torch.from_numpy(np.asarray(dy)).permute(0, 3, 1, 2).contiguous().to(dtype)
+
+    def fwd():
+        with torch.no_grad():
+            return torch.nn.functional.conv2d(xt, kt, padding=1)
+
+    def grad():
+        xg = xt.clone().requires_grad_(True)
+        return torch.autograd.grad(torch.nn.functional.conv2d(xg, kt, padding=1), xg, dyt)[0]
+
+    return fwd, grad
+
+
+def gram_ways(f):
+    """Gram matrix F^T F / positions of (positions, C) features: float32, bfloat16 in / float32 out,
+    PyTorch."""
+    fj = jnp.asarray(f)
+    g32 = jax.jit(lambda a: a.T @ a / a.shape[0])
+    g16 = jax.jit(lambda a: jnp.matmul(a.T.astype(BF16), a.astype(BF16), preferred_element_type=F32)
+                  / a.shape[0])
+    ft = torch.from_numpy(np.asarray(f))
+    return {"float32": lambda: g32(fj), "bf16": lambda: g16(fj), "torch": lambda: ft.T @ ft / ft.shape[0]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=256, help="the picture's side (square)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ways", nargs="+", default=list(WAYS) + ["torch", "torch-bf16"],
+                    help="a subset of the ways to time")
+    harness.add_smoke(ap)
+    a = ap.parse_args()
+    if a.smoke:
+        harness.smoke_results()
+        a.size, a.repeats = 32, 1
+    rng = np.random.default_rng(0)
+    print(f"machine: {harness.machine()}; {harness.versions()}; torch threads {torch.get_num_threads()}")
+    ways = a.ways
+    print(harness.row(["layer", "shape", "pass", *ways, "best"]))
+    print(harness.row(["---"] * (4 + len(ways))))
+    results = {"size": a.size, "machine": harness.machine(), "layers": {}, "gram": {}}
+    totals = {(p, w): 0.0 for p in ("forward", "input gradient") for w in ways}
+    layers = shapes(a.size)
+    if a.smoke:  # two shapes: every way still compiles and runs, in a fraction of the time
+        layers = [layers[0], layers[-2]]
+    for name, side, cin, cout, count in layers:
+        # activations as VGG's are: non-negative (after a ReLU) except the picture itself
+        x = rng.uniform(0, 1, (1, side, side, cin)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+        dy = rng.standard_normal((1, side, side, cout)).astype(np.float32)
+        ref = reference(x, k)
+        xj, kj, dyj = jnp.asarray(x), jnp.asarray(k), jnp.asarray(dy)
+        fns = {"forward": {}, "input gradient": {}}
+        errors = {}
+        for w in ways:
+            if w in WAYS:
+                fns["forward"][w], fns["input gradient"][w] = jax_pair(WAYS[w], xj, kj, dyj)
+            else:
+                fns["forward"][w], fns["input gradient"][w] = torch_pair(
+                    x, k, dy, torch.bfloat16 if w == "torch-bf16" else torch.float32)
+            y = fns["forward"][w]()
+            errors[w] = rel_error(y.float().permute(0, 2, 3, 1).numpy() if isinstance(y, torch.Tensor)
+                                  else jnp.asarray(y, F32), ref)
+        flops = 2 * 9 * cin * cout * side * side
+        entry = {"side": side, "cin": cin, "cout": cout, "count": count, "rel_error": errors}
+        for pass_, group in fns.items():
+            r = harness.compare(group, a.repeats, sync=harness.sync_all)
+            best = min(ways, key=lambda w: r[w]["median"])
+            entry[pass_] = r
+            for w in ways:
+                totals[(pass_, w)] += count * r[w]["median"]
+            gflops = flops / r[best]["median"] / 1e9  # the input gradient is one convolution too
+            print(harness.row([name, f"{side}² {cin}→{cout}", pass_,
+                               *[f"{r[w]['median'] * 1e3:.2f}" for w in ways],
+                               f"{best} ({gflops:.0f} GFLOP/s)"]), flush=True)
+        print(harness.row([name, "", "rel. error vs float64", *[f"{errors[w]:.1e}" for w in ways], ""]),
+              flush=True)
+        results["layers"][name] = entry
+    for pass_ in ("forward", "input gradient"):
+        print(harness.row(["VGG-19 to relu5_1", "", pass_,
+                           *[f"**{totals[(pass_, w)] * 1e3:.1f}**" for w in ways], ""]))
+    results["totals"] = {f"{p}/{w}": t for (p, w), t in totals.items()}
+
+    print("\nGram matrices (ms): float32 | bfloat16 in, float32 accumulation | PyTorch float32")
+    grams = [("relu1_1", a.size, 64), ("relu2_1", a.size // 2, 128), ("relu3_1", a.size // 4, 256),
+             ("relu4_1", a.size // 8, 512), ("relu5_1", a.size // 16, 512)]
+    for layer, side, c in grams[::4] if a.smoke else grams:
+        f = rng.uniform(0, 1, (side * side, c)).astype(np.float32)
+        r = harness.compare(gram_ways(f), a.repeats, sync=harness.sync_all)
+        results["gram"][layer] = r
+        print(harness.row([layer, f"{side}² x {c}", *[f"{r[w]['median'] * 1e3:.2f}" for w in r]]), flush=True)
+    harness.save(harness.result_path("vgg", f"bench_layers_{a.size}{harness.backend_tag()}.json"), results)
+
+
+if __name__ == "__main__":
+    main()
