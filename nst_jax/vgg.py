@@ -128,18 +128,26 @@ def _conv_winograd(x, kernel, u=None):
     u = winograd_kernel(kernel) if u is None else u  # (4, 4, Cin, Cout)
     xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
     rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
+    acc = _accumulation(x.dtype)
     m = []
     for i in range(4):
         v = _bt(*[rows[i][:, :, b: b + 2 * tw: 2] for b in range(4)])
-        m.append(_at(*[v[j] @ u[i, j] for j in range(4)]))  # m[i][q]: column-transformed products
+        m.append(_at(*[jnp.matmul(v[j], u[i, j], preferred_element_type=acc)
+                       for j in range(4)]))  # m[i][q]: column-transformed products
     out = [_at(m[0][q], m[1][q], m[2][q], m[3][q]) for q in range(2)]  # out[q][p]
     y = jnp.stack([jnp.stack([out[0][p], out[1][p]], 3) for p in range(2)], 2)  # n, th, 2, tw, 2, c
-    return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
+    return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w].astype(x.dtype)
+
+
+def _accumulation(dtype):
+    """The type products of ``dtype`` values are summed in: float32 for bfloat16 (mixed precision: bfloat16
+    operands, float32 sums, rounded to bfloat16 once per layer), else the operands' own."""
+    return jnp.float32 if dtype == jnp.bfloat16 else None
 
 
 def _lax_conv(x, kernel):
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        preferred_element_type=_accumulation(x.dtype)).astype(x.dtype)
 
 
 @jax.custom_vjp
@@ -217,8 +225,9 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
       conv: ``"auto"`` (Winograd F(2x2,3x3) for the >=256-channel layers on CPU, ``lax.conv``
         elsewhere; ``$NST_JAX_CONV`` overrides it for the process), ``"direct"`` (always ``lax.conv``) or
         ``"winograd"`` (always Winograd).
-      dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision on GPU/TPU; the
-        weights stay float32 and are cast per layer).
+      dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision, the products
+        summed in float32 and each layer's result rounded to bfloat16; the weights stay float32 and are
+        cast per layer).
 
     Returns:
       ``{name: (N, H', W', C)}`` in ``dtype`` for exactly the requested names.

@@ -1,14 +1,19 @@
-"""Mixed precision for the AdaIN networks (``dtype=bfloat16``): bfloat16 activations and convolutions,
-float32 master weights, loss and optimiser state.  On the CPU only its correctness is checked, against
-float32: XLA:CPU runs bfloat16 convolutions slower, so the speed is a GPU/TPU measurement."""
+"""Mixed precision (``dtype=bfloat16``): bfloat16 activations and convolutions with float32 sums;
+float32 master weights, loss, targets and optimiser state.  For the AdaIN networks and for Gatys et
+al.'s objective and its solver.  Only correctness is tested, against PyTorch's float32 network and our
+float32 path; the speed, which depends on the chip (AMX, tensor cores), is measured in experiments/."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import torch
 
-from nst_jax import adain, adain_train
+import nst_jax
+from experiments import torch_reference as tr
+from nst_jax import adain, adain_train, gatys
+from nst_jax import image as im
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +63,60 @@ def test_bfloat16_inference_is_the_float32_picture(params, batch):
     assert np.abs(a - b).mean() < 1 / 255 and np.abs(a - b).max() < 8 / 255
     with pytest.raises(Exception, match="dtype"):
         adain.StylizeConfig(dtype="float16")
+
+
+@pytest.fixture(scope="module")
+def pair(photo):
+    """A photo at 48 x 64 px and a colourful oriented texture."""
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    style = np.stack([np.sin(20 * (xx + yy)) * 0.5 + 0.5, np.cos(14 * xx) * 0.5 + 0.5, 0.3 + 0.2 * yy], -1)
+    return im.resize(photo, (48, 64)), style.astype(np.float32)
+
+
+@pytest.mark.parametrize("conv", ["direct", "winograd"])
+def test_bfloat16_gatys_objective_follows_pytorch(params, torch_vgg, pair, conv):
+    """Gatys's loss, its terms and its gradient with VGG-19 in bfloat16 (float32 sums), both convolution
+    algorithms, against PyTorch's float32 objective: within bfloat16's rounding (its 8-bit mantissa), where
+    the float32 path agrees to 1e-4 (tests/test_gatys.py)."""
+    content, style = pair
+    x = np.clip(content + np.random.default_rng(1).normal(0, 0.1, content.shape), 0, 1).astype(np.float32)
+    cfg = gatys.Config(execution=gatys.Execution(conv=conv, dtype="bfloat16"))
+    targets = gatys.compute_targets(params, content[None], [style[None]], [1.0], cfg)
+    w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.ones(5, np.float32)}
+    (total, terms), grad = jax.value_and_grad(lambda y: gatys.gatys_loss(params, y, targets, w, cfg),
+                                              has_aux=True)(jnp.asarray(x[None]))
+    assert total.dtype == jnp.float32 and grad.dtype == jnp.float32
+    ref = tr.GatysObjective(torch_vgg("max"), tr.nchw(content[None]), tr.nchw(style[None]))
+    xt = tr.nchw(x[None]).requires_grad_(True)
+    rterms = ref.terms(xt)
+    (gt,) = torch.autograd.grad(sum(rterms.values()), xt)
+    for k in ("content", "style", "tv"):
+        assert float(terms[k]) == pytest.approx(float(rterms[k]), rel=2e-2), k
+    a, b = np.asarray(grad).ravel(), tr.nhwc(gt).ravel()
+    assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
+
+
+@pytest.mark.slow
+def test_bfloat16_gatys_run_lands_where_float32_does(params, pair):
+    """30 L-BFGS iterations in mixed precision: the picture, scored by the float32 objective, descends as far
+    as the float32 run's, within float32's own spread (its runs from starts 1/255 apart end 4.2e8-6.2e8 here,
+    and bfloat16's 4.7e8-6.0e8: L-BFGS amplifies any rounding), and its picture is as near float32's as a
+    float32 run from a start 1/255 away is."""
+    content, style = pair
+    kw = dict(size=64, iters=30, weights=params, tile="none")
+    a, _ = nst_jax.stylize(content, style, **kw)
+    b, report = nst_jax.stylize(content, style, dtype="bfloat16", **kw)
+    cfg = gatys.Config()
+    targets = gatys.compute_targets(params, content[None], [style[None]], [1.0], cfg)
+    w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.ones(5, np.float32)}
+    la, lb = (float(gatys.gatys_loss(params, jnp.asarray(p[None]), targets, w, cfg)[0]) for p in (a, b))
+    start = float(gatys.gatys_loss(params, jnp.asarray(content[None]), targets, w, cfg)[0])
+    assert la < 0.2 * start and lb < 0.2 * start and 1 / 1.5 < lb / la < 1.5, (start, la, lb)
+    nudged = np.clip(content + np.random.default_rng(1).normal(0, 1 / 255, content.shape), 0, 1)
+    a2, _ = nst_jax.stylize(content, style, init=nudged.astype(np.float32), **kw)
+    spread, gap = np.abs(a - a2).mean(), np.abs(a - b).mean()
+    print(f"mixed precision: picture {gap * 255:.1f} grey levels from float32's, float32 from a nudged start "
+          f"{spread * 255:.1f}")
+    assert gap < 1.5 * spread, (gap * 255, spread * 255)
+    with pytest.raises(Exception, match="dtype"):
+        gatys.StylizeConfig(dtype="float16")

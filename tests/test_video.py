@@ -158,6 +158,7 @@ def test_video_bad_input_is_one_line_and_writes_nothing(model_file, tmp_path):
         ((frames, style, "-o", out, "--method", "gatys", "--model", model_file), "--model is an option of"),
         ((frames, style, "-o", out, "--method", "fast"), "takes no style image"),
         ((frames, "-o", out, "--method", "fast", "--iters", "3"), "--iters is an option of --method gatys"),
+        ((frames, "-o", out, "--method", "fast", "--dtype", "bfloat16"), "--dtype is an option of"),
         ((frames, "-o", out, "--method", "gatys"), "needs one or more style images"),
         ((frames, "-o", tmp_path / "o.png", "--method", "fast"), "names an image file"),
         ((frames, "-o", out, "--method", "fast", "--no-temporal", "--temporal-weight", "2"), "--no-temporal"),

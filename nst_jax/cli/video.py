@@ -148,6 +148,9 @@ def add_parser(sub) -> None:
     g.add_argument("--style", nargs="+", metavar="NAME[=WEIGHT]", default=None,
                    help="with a network of several styles: which one, or a blend" + NO_DEFAULT)
     p.add_argument("--weights", default=None, help="VGG-19 weights file (gatys, adain, sanet)" + NO_DEFAULT)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                   help="the networks' activations and convolutions (gatys, adain, sanet; default: float32): "
+                        "bfloat16 is mixed precision, as for stylize" + NO_DEFAULT)
     p.add_argument("--report", help="write a JSON report here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-compile-cache", action="store_true",
@@ -164,6 +167,8 @@ def _check_options(args):
         if given:
             opt = "--" + given[0].replace("_", "-")
             raise NSTError(f"{opt} is an option of --method {method}, not of --method {args.method}")
+    if args.method == "fast" and args.dtype:
+        raise NSTError("--dtype is an option of --method gatys, adain and sanet, not of --method fast")
     if args.method == "fast" and args.styles:
         raise NSTError("--method fast takes no style image: the network is the style (--model, --style)")
     if args.method != "fast" and not args.styles:

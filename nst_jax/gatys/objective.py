@@ -56,11 +56,14 @@ class Objective:
 class Execution:
     """How the objective is evaluated (static), not what it is: ``band`` > 0, a band of this many rows at a
     time (:func:`gatys_value_and_grad_banded`); ``remat``, recompute each VGG block in the backward pass;
-    ``conv``, VGG-19's convolution (:func:`nst_jax.vgg.vgg19_features`)."""
+    ``conv``, VGG-19's convolution (:func:`nst_jax.vgg.vgg19_features`); ``dtype``, VGG-19's activations and
+    convolutions, ``"float32"`` or ``"bfloat16"`` (mixed precision: bfloat16 operands summed in float32;
+    the feature maps come back float32, and the terms, their targets and the solver stay float32)."""
 
     band: int = 0
     remat: bool = False
     conv: str = "auto"
+    dtype: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +102,11 @@ class LossWeights:
 
 
 def features(params, x, layers, cfg: Config):
-    return vgg19_features(params, x, tuple(dict.fromkeys(layers)), cfg.objective.pool,
-                          remat=cfg.execution.remat, conv=cfg.execution.conv)
+    """VGG-19's maps at ``layers`` as ``cfg`` evaluates them, float32 whatever the network ran in."""
+    maps = vgg19_features(params, x, tuple(dict.fromkeys(layers)), cfg.objective.pool,
+                          remat=cfg.execution.remat, conv=cfg.execution.conv,
+                          dtype=jnp.dtype(cfg.execution.dtype))
+    return {k: v.astype(jnp.float32) for k, v in maps.items()}
 
 
 def content_targets(params, content, cfg: Config):

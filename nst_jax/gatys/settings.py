@@ -23,7 +23,8 @@ from .objective import CONTENT_LAYERS, STYLE_LAYERS, Config, Execution, LossWeig
 # Peak memory of one evaluation (forward + backward through VGG-19 to relu5_1) per pixel, measured on
 # XLA:CPU (BENCHMARKS.md "Time and memory against size"); the solver's history and the image-sized arrays
 # come on top.
-ACTIVATION_BYTES_PER_PIXEL = 3320
+ACTIVATION_BYTES_PER_PIXEL = 3320  # float32; bfloat16 activations take less, not measured: the same model
+DTYPES = ("float32", "bfloat16")
 IMAGE_BYTES_PER_PIXEL = 64  # the iterate, its gradient, the solver's other image-sized arrays, targets
 
 
@@ -84,6 +85,9 @@ class StylizeConfig:
       scales: coarse-to-fine: ``scales`` sizes halving down from ``size``; each starts from the
         upsampled result of the previous one.
       seed: for ``init="noise"``.
+      dtype: VGG-19's activations and convolutions, ``"float32"`` (default) or ``"bfloat16"``: mixed
+        precision, bfloat16 operands with float32 sums (AMX on recent Intel Xeons, tensor cores on GPUs);
+        the feature maps, the Gram matrices and every term, the targets and the solver stay float32.
       remat: recompute each VGG block's activations in the backward pass instead of storing them.
         Measured on XLA:CPU it does not lower the peak for this objective (see BENCHMARKS.md):
         the L-BFGS history and the first block's activations dominate.
@@ -128,6 +132,7 @@ class StylizeConfig:
     learning_rate: float | None = None
     history: int | None = None
     history_dtype: str | None = None
+    dtype: str = "float32"
     remat: bool = False
     devices: Any = None
     tile: Any = "auto"
@@ -149,6 +154,8 @@ class StylizeConfig:
             raise NSTError(f"style scale must be positive, not {self.style_scale}")
         if self.save_every is not None and self.save_every < 1:
             raise NSTError(f"save-every must be at least 1, not {self.save_every}")
+        if self.dtype not in DTYPES:
+            raise NSTError(f"dtype must be 'float32' or 'bfloat16', not {self.dtype!r}")
         if self.pool not in ("max", "avg"):
             raise NSTError(f"pool must be 'max' or 'avg', not {self.pool!r}")
         if isinstance(self.init, str) and self.init not in ("content", "noise", "style"):
@@ -213,7 +220,7 @@ def compiled_config(conf: StylizeConfig) -> Config:
     """The one translation of the user's settings into the static part of the compiled objective."""
     return Config(Objective(conf.content_layers, conf.style_layers, conf.pool, style_loss(conf.style_loss),
                             conf.regions, content_loss(conf.content_loss)),
-                  Execution(remat=bool(conf.remat)))
+                  Execution(remat=bool(conf.remat), dtype=conf.dtype))
 
 
 def solver(conf: StylizeConfig) -> solvers.Solver:
