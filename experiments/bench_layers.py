@@ -6,11 +6,12 @@ the Gram matrix of each style layer.
 JAX ways:
   direct          the product's ``lax.conv`` path in float32 (``nst_jax.vgg.conv3x3(conv="direct")``)
   winograd        the product's Winograd F(2x2, 3x3) path in float32 (``conv="winograd"``)
-  direct-bf16     ``lax.conv`` on bfloat16 picture and kernel, float32 accumulation
-  winograd-bf16   Winograd with its input transform and its 16 products in bfloat16 (float32 accumulation),
-                  the output transform in float32
+  direct-bf16     the product's ``lax.conv`` path on a bfloat16 picture (``--dtype bfloat16``): bfloat16
+                  operands summed in float32, its explicit input-gradient rule
+  winograd-bf16   the product's Winograd path on a bfloat16 picture: input transform and 16 products in
+                  bfloat16 (float32 sums), the output transform in float32
   wino-batch-bf16 the same 16 products as one batched product (16, P, Cin) @ (16, Cin, Cout)
-  shifted-bf16    nine 1x1 products of the picture shifted by each kernel tap, bfloat16, float32 accumulation
+  shifted-bf16    nine 1x1 products of the picture shifted by each kernel tap, bfloat16, float32 sums
 PyTorch ways: ``torch`` (float32) and ``torch-bf16`` (bfloat16 tensors, oneDNN's own accumulation).
 
 Each way's forward result is also compared with a float64 NumPy convolution of the same input (relative
@@ -24,6 +25,7 @@ Frobenius error): the price in accuracy of each way.  GFLOP/s counts the direct 
 """
 
 import argparse
+from functools import partial
 
 import harness  # noqa: E402
 import jax  # noqa: E402
@@ -74,11 +76,14 @@ def _winograd_out(m, h, w):
     return y.reshape(n, 2 * th, 2 * tw, c)[:, :h, :w]
 
 
-def winograd_bf16(x, kernel):
-    u = winograd_kernel(kernel).astype(BF16)
-    v = _winograd_tiles(x.astype(BF16))
-    m = [[jnp.matmul(v[i][j], u[i, j], preferred_element_type=F32) for j in range(4)] for i in range(4)]
-    return _winograd_out(m, *x.shape[1:3]).astype(BF16)
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def cotangent_as(y, dtype):
+    """``y``; its cotangent cast to ``dtype`` on the way back, so that the backward products of a float32 sum
+    of bfloat16 products take bfloat16 operands too."""
+    return y
+
+
+cotangent_as.defvjp(lambda y, dtype: (y, None), lambda dtype, _, g: (g.astype(dtype),))
 
 
 def winograd_batched_bf16(x, kernel):
@@ -87,29 +92,25 @@ def winograd_batched_bf16(x, kernel):
     v = _winograd_tiles(x.astype(BF16))
     tiles = v[0][0].shape[:3]
     vb = jnp.stack([v[i][j].reshape(-1, cin) for i in range(4) for j in range(4)])  # (16, P, Cin)
-    mb = jnp.einsum("tpc,tco->tpo", vb, u, preferred_element_type=F32)
+    mb = cotangent_as(jnp.einsum("tpc,tco->tpo", vb, u, preferred_element_type=F32), BF16)
     m = [[mb[4 * i + j].reshape(*tiles, cout) for j in range(4)] for i in range(4)]
     return _winograd_out(m, *x.shape[1:3]).astype(BF16)
-
-
-def direct_bf16(x, kernel):
-    return jax.lax.conv_general_dilated(x.astype(BF16), kernel.astype(BF16), (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        preferred_element_type=F32).astype(BF16)
 
 
 def shifted_bf16(x, kernel):
     _, h, w, _ = x.shape
     xp = jnp.pad(x.astype(BF16), ((0, 0), (1, 1), (1, 1), (0, 0)))
     k = kernel.astype(BF16)
-    y = sum(jnp.einsum("nhwc,co->nhwo", xp[:, a: a + h, b: b + w], k[a, b], preferred_element_type=F32)
+    y = sum(cotangent_as(jnp.einsum("nhwc,co->nhwo", xp[:, a: a + h, b: b + w], k[a, b],
+                                    preferred_element_type=F32), BF16)
             for a in range(3) for b in range(3))
     return y.astype(BF16)
 
 
 WAYS = {"direct": lambda x, k: conv3x3(x, k, conv="direct"),
         "winograd": lambda x, k: conv3x3(x, k, conv="winograd"),
-        "direct-bf16": direct_bf16, "winograd-bf16": winograd_bf16,
+        "direct-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="direct"),
+        "winograd-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="winograd"),
         "wino-batch-bf16": winograd_batched_bf16, "shifted-bf16": shifted_bf16}
 
 
@@ -142,9 +143,8 @@ def torch_pair(x, k, dy, dtype):
         with torch.no_grad():
             return torch.nn.functional.conv2d(xt, kt, padding=1)
 
-    def grad():
-        xg = xt.clone().requires_grad_(True)
-        return torch.autograd.grad(torch.nn.functional.conv2d(xg, kt, padding=1), xg, dyt)[0]
+    def grad():  # the input gradient alone, as JAX's program computes it
+        return torch.nn.grad.conv2d_input(xt.shape, kt, dyt, padding=1)
 
     return fwd, grad
 

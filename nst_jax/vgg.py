@@ -122,18 +122,24 @@ def with_winograd(params: dict) -> dict:
     return out
 
 
-def _conv_winograd(x, kernel, u=None):
+def _conv_winograd(x, u):
+    """The convolution by the transformed kernel ``u`` (4, 4, Cin, Cout), in ``x``'s dtype."""
     n, h, w, _ = x.shape
     th, tw = (h + 1) // 2, (w + 1) // 2  # odd sizes: one extra zero row/column, cropped at the end
-    u = winograd_kernel(kernel) if u is None else u  # (4, 4, Cin, Cout)
     xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
     rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
     acc = _accumulation(x.dtype)
+
+    def product(v, u):
+        if acc is None:
+            return v @ u
+        # bfloat16 operands summed in float32; the backward products take bfloat16 operands too
+        return _cotangent_as(jnp.matmul(v, u, preferred_element_type=acc), x.dtype)
+
     m = []
     for i in range(4):
         v = _bt(*[rows[i][:, :, b: b + 2 * tw: 2] for b in range(4)])
-        m.append(_at(*[jnp.matmul(v[j], u[i, j], preferred_element_type=acc)
-                       for j in range(4)]))  # m[i][q]: column-transformed products
+        m.append(_at(*[product(v[j], u[i, j]) for j in range(4)]))  # m[i][q]: column-transformed products
     out = [_at(m[0][q], m[1][q], m[2][q], m[3][q]) for q in range(2)]  # out[q][p]
     y = jnp.stack([jnp.stack([out[0][p], out[1][p]], 3) for p in range(2)], 2)  # n, th, 2, tw, 2, c
     return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w].astype(x.dtype)
@@ -141,13 +147,38 @@ def _conv_winograd(x, kernel, u=None):
 
 def _accumulation(dtype):
     """The type products of ``dtype`` values are summed in: float32 for bfloat16 (mixed precision: bfloat16
-    operands, float32 sums, rounded to bfloat16 once per layer), else the operands' own."""
+    operands, float32 sums, the convolution's result rounded to bfloat16), else the operands' own."""
     return jnp.float32 if dtype == jnp.bfloat16 else None
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _cotangent_as(y, dtype):
+    """``y`` itself; its cotangent is cast to ``dtype`` on the way back (so that a float32 sum of bfloat16
+    products is transposed into bfloat16 products, not float32 ones)."""
+    return y
+
+
+def _cotangent_as_fwd(y, dtype):
+    return y, None
+
+
+def _cotangent_as_bwd(dtype, _, g):
+    return (g.astype(dtype),)
+
+
+_cotangent_as.defvjp(_cotangent_as_fwd, _cotangent_as_bwd)
+
+
+def _plain_conv(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def _lax_conv(x, kernel):
+    acc = _accumulation(x.dtype)
+    if acc is None:
+        return _plain_conv(x, kernel)
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        preferred_element_type=_accumulation(x.dtype)).astype(x.dtype)
+                                        preferred_element_type=acc).astype(x.dtype)
 
 
 @jax.custom_vjp
@@ -164,10 +195,11 @@ def _conv_direct_bwd(res, dy):
     # the kernel flipped in space and with its channel axes swapped.  Saying so explicitly (rather
     # than leaving it to autodiff's transposed convolution) is bit-identical and, inside a
     # while loop (our solvers' fori_loop), ~3.5x faster on XLA:CPU, whose generic transposed
-    # convolution path is slow there.  The kernel gradient is autodiff's; XLA drops it when unused.
+    # convolution path is slow there.  The kernel gradient is autodiff's (of the convolution in the
+    # operands' own type: in bfloat16, bfloat16 operands); XLA drops it when unused.
     x, kernel = res
     dx = _lax_conv(dy, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
-    _, kernel_vjp = jax.vjp(lambda k: _lax_conv(x, k), kernel)
+    _, kernel_vjp = jax.vjp(lambda k: _plain_conv(x, k), kernel)
     return dx, kernel_vjp(dy)[0]
 
 
@@ -194,13 +226,13 @@ def _use_winograd(conv: str, cout: int) -> bool:
 def conv3x3(x, kernel, bias=None, conv: str = "auto", winograd=None):
     """A stride-1 ``"SAME"`` 3x3 convolution (NHWC, HWIO) computed as VGG-19's are: Winograd or ``lax.conv``
     with its fast input-gradient rule, chosen by ``conv`` as in :func:`vgg19_features` (``winograd``: the
-    kernel already transformed, :func:`winograd_kernel`).  Float32 weights, the computation in ``x``'s dtype;
-    other networks' 3x3 layers use it too (:func:`nst_jax.nets.valid_conv`)."""
-    k = kernel.astype(x.dtype)
-    if _use_winograd(conv, k.shape[-1]):
-        y = _conv_winograd(x, k, None if winograd is None else winograd.astype(x.dtype))
+    kernel already transformed, :func:`winograd_kernel`).  Float32 weights, the computation in ``x``'s dtype
+    (bfloat16: products summed in float32, the result rounded to bfloat16, then the bias added); other
+    networks' 3x3 layers use it too (:func:`nst_jax.nets.valid_conv`)."""
+    if _use_winograd(conv, kernel.shape[-1]):  # the transform from the float32 kernel, then rounded
+        y = _conv_winograd(x, (winograd_kernel(kernel) if winograd is None else winograd).astype(x.dtype))
     else:
-        y = _conv_direct(x, k)
+        y = _conv_direct(x, kernel.astype(x.dtype))
     return y if bias is None else y + bias.astype(x.dtype)
 
 
@@ -225,9 +257,9 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
       conv: ``"auto"`` (Winograd F(2x2,3x3) for the >=256-channel layers on CPU, ``lax.conv``
         elsewhere; ``$NST_JAX_CONV`` overrides it for the process), ``"direct"`` (always ``lax.conv``) or
         ``"winograd"`` (always Winograd).
-      dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision, the products
-        summed in float32 and each layer's result rounded to bfloat16; the weights stay float32 and are
-        cast per layer).
+      dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision, bfloat16 products
+        summed in float32, forward and backward, each convolution's result rounded to bfloat16; the weights
+        stay float32 and are cast per layer).
 
     Returns:
       ``{name: (N, H', W', C)}`` in ``dtype`` for exactly the requested names.

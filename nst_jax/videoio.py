@@ -178,8 +178,9 @@ class WorkFolder:
             except (OSError, ValueError):
                 raise NSTError(f"{self.path} is not a work folder of nst-jax video (no readable run.json)") \
                     from None
-            if saved != run:
-                diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
+            # an option the interrupted run's version did not record was not given (None) there
+            diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
+            if diff:
                 raise NSTError(f"--resume with other settings than the interrupted run ({', '.join(diff)}); "
                                f"use the same ones, or remove {self.path}")
         elif resume:

@@ -76,22 +76,27 @@ def pair(photo):
 @pytest.mark.parametrize("conv", ["direct", "winograd"])
 def test_bfloat16_gatys_objective_follows_pytorch(params, torch_vgg, pair, conv):
     """Gatys's loss, its terms and its gradient with VGG-19 in bfloat16 (float32 sums), both convolution
-    algorithms, against PyTorch's float32 objective: within bfloat16's rounding (its 8-bit mantissa), where
-    the float32 path agrees to 1e-4 (tests/test_gatys.py)."""
+    algorithms, against PyTorch's float32 objective: within bfloat16's rounding (its 8-bit mantissa; measured
+    0.5-0.7% off on the content and style terms), where the float32 path agrees to 1e-4
+    (tests/test_gatys.py); and the program does compute in bfloat16."""
     content, style = pair
     x = np.clip(content + np.random.default_rng(1).normal(0, 0.1, content.shape), 0, 1).astype(np.float32)
     cfg = gatys.Config(execution=gatys.Execution(conv=conv, dtype="bfloat16"))
-    targets = gatys.compute_targets(params, content[None], [style[None]], [1.0], cfg)
+    net = gatys.with_winograd(params) if conv == "winograd" else params  # as stylize runs it
+    targets = gatys.compute_targets(net, content[None], [style[None]], [1.0], cfg)
     w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.ones(5, np.float32)}
-    (total, terms), grad = jax.value_and_grad(lambda y: gatys.gatys_loss(params, y, targets, w, cfg),
-                                              has_aux=True)(jnp.asarray(x[None]))
+    loss = jax.value_and_grad(lambda y: gatys.gatys_loss(net, y, targets, w, cfg), has_aux=True)
+    (total, terms), grad = loss(jnp.asarray(x[None]))
     assert total.dtype == jnp.float32 and grad.dtype == jnp.float32
+    program = str(jax.make_jaxpr(loss)(jnp.asarray(x[None])))  # the network does run in bfloat16
+    assert "bf16[" in program and "preferred_element_type=float32" in program
     ref = tr.GatysObjective(torch_vgg("max"), tr.nchw(content[None]), tr.nchw(style[None]))
     xt = tr.nchw(x[None]).requires_grad_(True)
     rterms = ref.terms(xt)
     (gt,) = torch.autograd.grad(sum(rterms.values()), xt)
-    for k in ("content", "style", "tv"):
-        assert float(terms[k]) == pytest.approx(float(rterms[k]), rel=2e-2), k
+    rel = {k: abs(float(terms[k]) / float(rterms[k].detach()) - 1) for k in ("content", "style", "tv")}
+    print(f"bfloat16 {conv}: terms off PyTorch's float32 by {rel}")
+    assert max(rel.values()) < 2e-2, rel
     a, b = np.asarray(grad).ravel(), tr.nhwc(gt).ravel()
     assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
 
@@ -111,6 +116,7 @@ def test_bfloat16_gatys_run_lands_where_float32_does(params, pair):
     w = {"content": 5.0, "style": 100.0, "tv": 5e-4, "style_layers": np.ones(5, np.float32)}
     la, lb = (float(gatys.gatys_loss(params, jnp.asarray(p[None]), targets, w, cfg)[0]) for p in (a, b))
     start = float(gatys.gatys_loss(params, jnp.asarray(content[None]), targets, w, cfg)[0])
+    assert not np.array_equal(a, b)  # another computation
     assert la < 0.2 * start and lb < 0.2 * start and 1 / 1.5 < lb / la < 1.5, (start, la, lb)
     nudged = np.clip(content + np.random.default_rng(1).normal(0, 1 / 255, content.shape), 0, 1)
     a2, _ = nst_jax.stylize(content, style, init=nudged.astype(np.float32), **kw)

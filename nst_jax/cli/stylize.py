@@ -93,7 +93,7 @@ def add_parser(sub) -> None:
     s.add_argument("--history-dtype", choices=("float32", "bfloat16"), default=d["history_dtype"],
                    help="how L-BFGS stores its pairs: bfloat16 halves their memory (12 instead of 24 bytes "
                         "per pixel a pair; products still in float32) (default: float32)")
-    s.add_argument("--dtype", choices=("float32", "bfloat16"), default=d["dtype"],
+    s.add_argument("--dtype", choices=gatys.DTYPES, default=d["dtype"],
                    help="VGG-19's activations and convolutions: bfloat16 is mixed precision, bfloat16 "
                         "products summed in float32 (the loss, its targets and the solver stay float32)")
     s.add_argument("--devices", default=d["devices"],

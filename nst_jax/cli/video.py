@@ -220,6 +220,8 @@ def run_record(args, vconf, shape) -> dict:
     resolves to (so that a resume from another folder, or by another spelling of a path, is the same run)."""
     keep = {k: v for k, v in vars(args).items()
             if k not in ("func", "resume", "quiet", "report", "no_compile_cache")}
+    if keep.get("dtype") == "float32":  # the default, said or not, is one run
+        keep["dtype"] = None
 
     def where(p):
         return str(Path(p).expanduser().resolve())

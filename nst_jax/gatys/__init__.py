@@ -58,6 +58,7 @@ from .banded import band_halo, gatys_value_and_grad_banded
 from .driver import CHUNK, HISTORY, PIXEL_SCALE, REJECT_FACTOR, init_states, optimize, solver_for, stack
 from .objective import (
     CONTENT_LAYERS,
+    DTYPES,
     STYLE_LAYERS,
     Config,
     Execution,
@@ -276,7 +277,7 @@ class Gatys(Method):
                 "tile_rows": last["band_rows"] or None, "optimizer": self.solver.name,
                 "solver_settings": dict(self.solver.settings),
                 "style_loss": self.cfg.objective.style_loss.name,
-                "content_loss": self.cfg.objective.content_loss.name,
+                "content_loss": self.cfg.objective.content_loss.name, "dtype": self.cfg.execution.dtype,
                 "iterations_per_scale": job.data.conf.iters,
                 "iterations": last["iterations"], "scales": scales,
                 "evaluations": sum(s["evaluations"] for s in scales), "loss": last["loss"],
@@ -345,7 +346,7 @@ def stylize(content, style, config: StylizeConfig = STYLIZE_CONFIG, *, weights=N
     return collect(results, single=True)
 
 
-__all__ = ["CHUNK", "CONTENT_LAYERS", "HISTORY", "PER_PICTURE", "PIXEL_SCALE", "REJECT_FACTOR",
+__all__ = ["CHUNK", "CONTENT_LAYERS", "DTYPES", "HISTORY", "PER_PICTURE", "PIXEL_SCALE", "REJECT_FACTOR",
            "STYLE_LAYERS", "STYLIZE_CONFIG", "Config", "Execution", "Gatys", "LossWeights", "Objective",
            "Picture", "Result", "StylizeConfig", "StylizeInterrupted", "band_halo", "band_rows",
            "compute_targets", "content_targets", "footprint", "gatys_loss", "gatys_value_and_grad_banded",

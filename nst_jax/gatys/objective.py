@@ -20,12 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..content import FEATURE, ContentLoss, content_loss
+from ..errors import NSTError
 from ..losses import temporal_loss, total_variation
 from ..style import GRAM, StyleLoss, style_loss
 from ..vgg import vgg19_features
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+DTYPES = ("float32", "bfloat16")  # VGG-19's computation: float32, or mixed precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,10 @@ class Execution:
     remat: bool = False
     conv: str = "auto"
     dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise NSTError(f"dtype must be 'float32' or 'bfloat16', not {self.dtype!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,13 +18,12 @@ from ..tiling import Footprint, parse_tile, plan
 from ..vgg import check_layers, min_size
 from .banded import band_halo
 from .driver import solver_for
-from .objective import CONTENT_LAYERS, STYLE_LAYERS, Config, Execution, LossWeights, Objective
+from .objective import CONTENT_LAYERS, DTYPES, STYLE_LAYERS, Config, Execution, LossWeights, Objective
 
 # Peak memory of one evaluation (forward + backward through VGG-19 to relu5_1) per pixel, measured on
 # XLA:CPU (BENCHMARKS.md "Time and memory against size"); the solver's history and the image-sized arrays
 # come on top.
 ACTIVATION_BYTES_PER_PIXEL = 3320  # float32; bfloat16 activations take less, not measured: the same model
-DTYPES = ("float32", "bfloat16")
 IMAGE_BYTES_PER_PIXEL = 64  # the iterate, its gradient, the solver's other image-sized arrays, targets
 
 
