@@ -1,6 +1,7 @@
 """Video: flow, trust weights and the warping error against closed forms; the temporal loss against float64
 NumPy; `nst-jax video` on real files (H.264 with audio, frame folders), bad input, interruption and resume."""
 
+import json
 from fractions import Fraction
 
 import numpy as np
@@ -208,6 +209,12 @@ def test_video_folder_names_a_bad_frame_and_resumes_after_an_interrupt(model_fil
     monkeypatch.setattr(videoio.WorkFolder, "save", save)
     assert main(args) == 1  # without --resume: the work folder is named, nothing is lost
     assert "--resume" in capsys.readouterr().err
+    record = tmp_path / "again.work" / "run.json"
+    saved = json.loads(record.read_text())
+    assert main(args + ["--resume", "--temporal-weight", "0.3"]) == 1  # another setting is named
+    assert "(temporal_weight)" in capsys.readouterr().err
+    del saved["dtype"]  # a work folder from a version without an option: the option was not given there
+    record.write_text(json.dumps(saved))
     assert main(args + ["--resume"]) == 1  # (the bad frame again)
     for t in range(5):
         a = np.asarray(Image.open(tmp_path / "whole" / f"f{t}.png"), np.int16)
