@@ -12,6 +12,7 @@ content and style.
 
     python experiments/bench_cli.py                 # 256 px, 50 iterations, 5 rounds
     python experiments/bench_cli.py --size 512 --iters 20 --repeats 3
+    python experiments/bench_cli.py --dtype bfloat16 --tag _intel   # mixed precision, a file of its own
     python experiments/bench_cli.py --smoke         # 32 px, 2 iterations, each command once (its first run
                                                     # stands for the warm ones), a temporary folder
 """
@@ -62,6 +63,9 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                    help="nst-jax's --dtype (bfloat16: mixed precision); PyTorch runs float32")
+    ap.add_argument("--tag", default="", help="suffix for the result file (e.g. the CPU)")
     harness.add_smoke(ap)
     a = ap.parse_args()
     if a.smoke:
@@ -80,7 +84,8 @@ def run(a, h5, content, style, nst, tmp):
     out = {"jax": os.path.join(tmp, "jax.png"), "torch": os.path.join(tmp, "torch.png")}
     report = os.path.join(tmp, "report.json")
     common = [content, style, "--size", str(a.size), "--iters", str(a.iters)]
-    cmds = {"jax": [nst, "stylize", *common, "-o", out["jax"], "--quiet", "--report", report],
+    cmds = {"jax": [nst, "stylize", *common, "-o", out["jax"], "--quiet", "--report", report,
+                    "--dtype", a.dtype],
             "torch": [sys.executable, os.path.join(HERE, "torch_stylize.py"), *common, "-o", out["torch"],
                       "--h5", h5]}
     print(f"machine: {harness.machine()}; {harness.versions()}")
@@ -96,7 +101,7 @@ def run(a, h5, content, style, nst, tmp):
     med = {n: statistics.median(r) for n, r in runs.items()}
     vgg = tr.CaffeVGG19(h5)
     q = {n: score(vgg, load(content, a.size), load(style, a.size), p) for n, p in out.items()}
-    print(f"\n`nst-jax stylize` vs `torch_stylize.py`, {a.size} px, {a.iters} iterations, "
+    print(f"\n`nst-jax stylize --dtype {a.dtype}` vs `torch_stylize.py`, {a.size} px, {a.iters} iterations, "
           f"{a.repeats} alternated rounds, fresh process each")
     print(harness.row(["", "nst-jax stylize", "PyTorch (torch_stylize.py)"]))
     print(harness.row(["---"] * 3))
@@ -109,7 +114,8 @@ def run(a, h5, content, style, nst, tmp):
                        f"{rep['optimize_seconds']:.1f} s (wall {runs['jax'][-1]:.1f} s)", ""]))
     for term in ("total", "content", "style", "tv"):
         print(harness.row([f"{term} loss of the written PNG"] + [f"{q[n][term]:.4g}" for n in cmds]))
-    harness.save(harness.result_path("gatys", f"bench_cli_{a.size}_{a.iters}.json"),
+    dtype = "" if a.dtype == "float32" else f"_{a.dtype}"
+    harness.save(harness.result_path("gatys", f"bench_cli_{a.size}_{a.iters}{dtype}{a.tag}.json"),
                  {"first": first, "runs": runs, "median": med, "quality": q, "report": rep,
                   "commands": {n: " ".join(c) for n, c in cmds.items()}})
 

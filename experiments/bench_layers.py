@@ -11,7 +11,9 @@ JAX ways:
   winograd-bf16   the product's Winograd path on a bfloat16 picture: input transform and 16 products in
                   bfloat16 (float32 sums), the output transform in float32
   wino-batch-bf16 the same 16 products as one batched product (16, P, Cin) @ (16, Cin, Cout)
-  shifted-bf16    nine 1x1 products of the picture shifted by each kernel tap, bfloat16, float32 sums
+  shifted-bf16    the product's nine 1x1 products of the picture shifted by each kernel tap
+                  (``conv="shifted"``), bfloat16, float32 sums: what ``--dtype bfloat16`` runs at >=256
+                  channels on CPU
 PyTorch ways: ``torch`` (float32) and ``torch-bf16`` (bfloat16 tensors, oneDNN's own accumulation).
 
 Each way's forward result is also compared with a float64 NumPy convolution of the same input (relative
@@ -97,21 +99,12 @@ def winograd_batched_bf16(x, kernel):
     return _winograd_out(m, *x.shape[1:3]).astype(BF16)
 
 
-def shifted_bf16(x, kernel):
-    _, h, w, _ = x.shape
-    xp = jnp.pad(x.astype(BF16), ((0, 0), (1, 1), (1, 1), (0, 0)))
-    k = kernel.astype(BF16)
-    y = sum(cotangent_as(jnp.einsum("nhwc,co->nhwo", xp[:, a: a + h, b: b + w], k[a, b],
-                                    preferred_element_type=F32), BF16)
-            for a in range(3) for b in range(3))
-    return y.astype(BF16)
-
-
 WAYS = {"direct": lambda x, k: conv3x3(x, k, conv="direct"),
         "winograd": lambda x, k: conv3x3(x, k, conv="winograd"),
         "direct-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="direct"),
         "winograd-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="winograd"),
-        "wino-batch-bf16": winograd_batched_bf16, "shifted-bf16": shifted_bf16}
+        "wino-batch-bf16": winograd_batched_bf16,
+        "shifted-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="shifted")}
 
 
 def reference(x, kernel):

@@ -90,10 +90,14 @@ def _pool(x, kind: str):
 # ``conv="auto"`` takes Winograd there unless ``$NST_JAX_CONV`` says otherwise ("direct" or "winograd" for
 # every layer), read when a program is traced: Winograd's many small products cost ~10x lax.conv's time to
 # compile (4 s against 0.4 s for VGG-19's value and gradient at 48 x 64 px), which only pays at sizes where
-# the run is longer than the compile.
+# the run is longer than the compile.  In bfloat16 (mixed precision) "auto" takes nine shifted 1x1 products
+# instead for those layers: plain matrix products, which XLA:CPU runs on AMX's bfloat16 tiles (Intel Xeon)
+# where it runs neither lax.conv nor Winograd's small products faster than in float32
+# (experiments/bench_layers.py; BENCHMARKS.md "Mixed precision on the CPU").
 _WINO_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
 WINOGRAD_MIN_COUT = 256
 CONV_ENV = "NST_JAX_CONV"
+CONVS = ("auto", "direct", "winograd", "shifted")  # shifted: nine 1x1 products (:func:`conv3x3`)
 
 
 def _bt(d0, d1, d2, d3):  # rows of B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
@@ -207,11 +211,11 @@ _conv_direct.defvjp(_conv_direct_fwd, _conv_direct_bwd)
 
 
 def default_conv() -> str:
-    """What ``conv="auto"`` means in this process: ``$NST_JAX_CONV`` ("auto", "direct" or "winograd";
-    unset: "auto")."""
+    """What ``conv="auto"`` means in this process: ``$NST_JAX_CONV`` (one of :data:`CONVS`; unset:
+    "auto")."""
     conv = os.environ.get(CONV_ENV, "auto") or "auto"
-    if conv not in ("auto", "direct", "winograd"):
-        raise NSTError(f"{CONV_ENV} must be 'auto', 'direct' or 'winograd', not {conv!r}")
+    if conv not in CONVS:
+        raise NSTError(f"{CONV_ENV} must be one of {', '.join(CONVS)}, not {conv!r}")
     return conv
 
 
@@ -223,13 +227,40 @@ def _use_winograd(conv: str, cout: int) -> bool:
     return conv == "winograd"
 
 
+def _conv_shifted(x, kernel):
+    """The convolution as nine 1x1 products of the picture shifted by each kernel tap: plain matrix products,
+    which XLA:CPU runs on AMX's bfloat16 tiles where it does not run ``lax.conv``'s."""
+    _, h, w, _ = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    acc = _accumulation(x.dtype)
+
+    def product(a, b):
+        y = jnp.einsum("nhwc,co->nhwo", xp[:, a: a + h, b: b + w], kernel[a, b], preferred_element_type=acc)
+        return y if acc is None else _cotangent_as(y, x.dtype)
+
+    return sum(product(a, b) for a in range(3) for b in range(3)).astype(x.dtype)
+
+
+SHIFTED_MIN_COUT = 256  # bfloat16 on CPU: measured in experiments/bench_layers.py
+
+
+def _use_shifted(conv: str, cout: int, dtype) -> bool:
+    if conv == "auto":
+        conv = default_conv()
+    if conv == "auto":
+        return jax.default_backend() == "cpu" and dtype == jnp.bfloat16 and cout >= SHIFTED_MIN_COUT
+    return conv == "shifted"
+
+
 def conv3x3(x, kernel, bias=None, conv: str = "auto", winograd=None):
     """A stride-1 ``"SAME"`` 3x3 convolution (NHWC, HWIO) computed as VGG-19's are: Winograd or ``lax.conv``
     with its fast input-gradient rule, chosen by ``conv`` as in :func:`vgg19_features` (``winograd``: the
     kernel already transformed, :func:`winograd_kernel`).  Float32 weights, the computation in ``x``'s dtype
     (bfloat16: products summed in float32, the result rounded to bfloat16, then the bias added); other
     networks' 3x3 layers use it too (:func:`nst_jax.nets.valid_conv`)."""
-    if _use_winograd(conv, kernel.shape[-1]):  # the transform from the float32 kernel, then rounded
+    if _use_shifted(conv, kernel.shape[-1], x.dtype):
+        y = _conv_shifted(x, kernel.astype(x.dtype))
+    elif _use_winograd(conv, kernel.shape[-1]):  # the transform from the float32 kernel, then rounded
         y = _conv_winograd(x, (winograd_kernel(kernel) if winograd is None else winograd).astype(x.dtype))
     else:
         y = _conv_direct(x, kernel.astype(x.dtype))
@@ -254,9 +285,9 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
       remat: store only each block's input for the backward pass and recompute the activations
         inside it (``jax.checkpoint`` per block): less memory for large images, about one more
         forward pass of compute.
-      conv: ``"auto"`` (Winograd F(2x2,3x3) for the >=256-channel layers on CPU, ``lax.conv``
-        elsewhere; ``$NST_JAX_CONV`` overrides it for the process), ``"direct"`` (always ``lax.conv``) or
-        ``"winograd"`` (always Winograd).
+      conv: ``"auto"`` (on CPU, for the >=256-channel layers, Winograd F(2x2,3x3) in float32 and nine
+        shifted 1x1 products in bfloat16; ``lax.conv`` elsewhere; ``$NST_JAX_CONV`` overrides it for the
+        process), ``"direct"`` (always ``lax.conv``), ``"winograd"`` or ``"shifted"`` (always that).
       dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision, bfloat16 products
         summed in float32, forward and backward, each convolution's result rounded to bfloat16; the weights
         stay float32 and are cast per layer).
@@ -267,8 +298,8 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
     layers = check_layers(layers)
     if pool not in ("max", "avg"):
         raise NSTError(f"pool must be 'max' or 'avg', not {pool!r}")
-    if conv not in ("auto", "direct", "winograd"):
-        raise NSTError(f"conv must be 'auto', 'direct' or 'winograd', not {conv!r}")
+    if conv not in CONVS:
+        raise NSTError(f"conv must be one of {', '.join(CONVS)}, not {conv!r}")
     x = jnp.asarray(images, jnp.float32)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise NSTError(f"images must be NHWC with 3 channels, got shape {tuple(x.shape)}")

@@ -73,10 +73,10 @@ def pair(photo):
     return im.resize(photo, (48, 64)), style.astype(np.float32)
 
 
-@pytest.mark.parametrize("conv", ["direct", "winograd"])
+@pytest.mark.parametrize("conv", ["direct", "winograd", "shifted"])
 def test_bfloat16_gatys_objective_follows_pytorch(params, torch_vgg, pair, conv):
-    """Gatys's loss, its terms and its gradient with VGG-19 in bfloat16 (float32 sums), both convolution
-    algorithms, against PyTorch's float32 objective: within bfloat16's rounding (its 8-bit mantissa; measured
+    """Gatys's loss, its terms and its gradient with VGG-19 in bfloat16 (float32 sums), each convolution
+    algorithm, against PyTorch's float32 objective: within bfloat16's rounding (its 8-bit mantissa; measured
     0.5-0.7% off on the content and style terms), where the float32 path agrees to 1e-4
     (tests/test_gatys.py); and the program does compute in bfloat16."""
     content, style = pair

@@ -1,6 +1,7 @@
 """The pure-function VGG-19 against an independent PyTorch VGG-19 on the same real weights."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -93,15 +94,18 @@ def test_auto_conv_is_winograd_on_cpu_unless_the_environment_says_otherwise(para
     fall to 4 - 1 = 3 when conv3_1 is Winograd); $NST_JAX_CONV forces one algorithm or is refused."""
     x = np.zeros((1, 32, 32, 3), np.float32)
 
-    def convs():
-        jaxpr = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"]))(x).jaxpr
-        return _count_convs(jaxpr)
+    def convs(dtype=jnp.float32):
+        jaxpr = jax.make_jaxpr(lambda im: nst_jax.vgg19_features(params, im, ["relu3_1"], dtype=dtype))(x)
+        return _count_convs(jaxpr.jaxpr)
 
     monkeypatch.delenv("NST_JAX_CONV", raising=False)
     assert jax.default_backend() != "cpu" or convs() == 4
+    assert jax.default_backend() != "cpu" or convs(jnp.bfloat16) == 4  # conv3_1 as shifted products
     monkeypatch.setenv("NST_JAX_CONV", "direct")
-    assert convs() == 5
+    assert convs() == 5 and convs(jnp.bfloat16) == 5
     monkeypatch.setenv("NST_JAX_CONV", "winograd")
+    assert convs() == 0
+    monkeypatch.setenv("NST_JAX_CONV", "shifted")
     assert convs() == 0
     monkeypatch.setenv("NST_JAX_CONV", "fft")
     with pytest.raises(nst_jax.NSTError, match="NST_JAX_CONV must be"):
