@@ -15,6 +15,7 @@ one, as torch.optim.LBFGS does).
     python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 --reject 10 1
     python experiments/gatys_spread.py --size 512 --iters 20 --seeds 0 1 2 --reject 10 1
     python experiments/gatys_spread.py --size 256 --iters 100 --seeds 0 1 2 --history 10 20 100
+    python experiments/gatys_spread.py --size 256 --iters 50 --seeds 0 1 2 3 4 5 --dtype float32 bfloat16
     python experiments/gatys_spread.py --smoke   # 32 px, 2 iterations, seeds 0 1, history 2 (what stylize
                                                  # keeps for 2 iterations), a temporary folder
 """
@@ -43,6 +44,8 @@ def main():
     ap.add_argument("--reject", type=float, nargs="+", default=[gatys.REJECT_FACTOR])
     ap.add_argument("--history", type=int, nargs="+", default=[gatys.HISTORY],
                     help="L-BFGS pairs kept by nst_jax (PyTorch keeps 100)")
+    ap.add_argument("--dtype", nargs="+", choices=gatys.DTYPES, default=["float32"],
+                    help="nst_jax's VGG-19 computation, one run per value (bfloat16: mixed precision)")
     harness.add_smoke(ap)
     a = ap.parse_args()
     if a.smoke:
@@ -53,14 +56,15 @@ def main():
     c, s = harness.load_pair(a.size)
     ct, st = tr.nchw(c[None]), tr.nchw(s[None])
     obj = tr.GatysObjective(vgg, ct, st)
-    names = {f"jax_reject_{f:g}" + (f"_history_{h}" if a.history != [gatys.HISTORY] else ""): (f, h)
-             for f in a.reject for h in a.history}
+    names = {f"jax_reject_{f:g}" + (f"_history_{h}" if a.history != [gatys.HISTORY] else "")
+             + (f"_{d}" if a.dtype != ["float32"] else ""): (f, h, d)
+             for f in a.reject for h in a.history for d in a.dtype}
     out = {**{n: [] for n in names}, "torch": []}
     for seed in a.seeds:
         noise = np.random.default_rng(seed).uniform(-a.eps, a.eps, c.shape).astype(np.float32)
         x0 = c + noise if seed else c  # seed 0: the unperturbed start
-        for name, (f, h) in names.items():
-            xj, _ = gatys.stylize(c, s, size=None, iters=a.iters, init=x0, weights=params,
+        for name, (f, h, d) in names.items():
+            xj, _ = gatys.stylize(c, s, size=None, iters=a.iters, init=x0, weights=params, dtype=d,
                                   optimizer=solvers.lbfgs(history=h, reject=f))
             out[name].append(evaluate(vgg, c, s, xj)["total"])
         y, _ = tr.lbfgs(lambda y: obj(y / 255.0), tr.nchw(x0[None]) * 255.0, a.iters)
@@ -75,7 +79,8 @@ def main():
     gap = {n: summary[n]["median"] / summary["torch"]["median"] - 1 for n in names}
     for n, g in gap.items():
         print(f"{n} median / PyTorch median - 1 = {100 * g:+.1f}%")
-    tag = f"{a.size}_{a.iters}" + ("_history" if a.history != [gatys.HISTORY] else "")
+    tag = f"{a.size}_{a.iters}" + ("_history" if a.history != [gatys.HISTORY] else "") \
+        + ("_" + "-".join(a.dtype) if a.dtype != ["float32"] else "")
     harness.save(harness.result_path("gatys", f"gatys_spread_{tag}.json"),
                  {"size": a.size, "iters": a.iters, "eps": a.eps, **summary, "gap": gap})
 
