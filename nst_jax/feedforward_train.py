@@ -125,7 +125,7 @@ class FastTask:
                  content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
                  tv_weight: float = TV_WEIGHT, content_layers=CONTENT_LAYERS, style_norm: str = "none",
                  batch_size: int = 4, seed: int = 0, prefetch: int = 2, cache_images: bool = False,
-                 periodic_weight: float = 0.0):
+                 periodic_weight: float = 0.0, style_norm_value=None):
         from .data import check_crop
         from .vgg import LAYERS
 
@@ -157,7 +157,10 @@ class FastTask:
         self.seed, self.prefetch, self.cache_images = seed, prefetch, cache_images
         norms = [1.0] * len(styles)
         if style_norm == "photos":
-            norms = self.photos_distance(STYLE_NORM_CROPS)
+            norms = ([float(v) for v in np.atleast_1d(style_norm_value)] if style_norm_value is not None
+                     else self.photos_distance(STYLE_NORM_CROPS))
+            if len(norms) != len(styles):
+                raise NSTError(f"{len(norms)} style norm(s) for {len(styles)} style(s)")
         weights = [float(style_weight) / v for v in norms]
         self.weights = {"content_weight": float(content_weight),
                         "style_weight": weights if self.styles else weights[0],
@@ -285,6 +288,22 @@ def one_style_of(params, meta: dict):
                                             params), meta
 
 
+def continued_style_norms(meta: dict, names) -> list[float] | float | None:
+    """The ``style_norm="photos"`` norms a network was trained with (its record's last run), when it
+    painted the same styles ``names`` in the same order; else ``None``.  A continued network keeps its
+    style weights: the photos' distance to a painting moves with the crop size and the photo set (halving
+    a painting's weight at 128² crops against the 256² it was trained at), and with it the balance of the
+    loss the network learnt."""
+    task = meta.get("task_config") or {}
+    value = task.get("style_norm_value")
+    if task.get("style_norm") != "photos" or value is None:
+        return None
+    trained = task.get("styles") or [task.get("style")]
+    if list(trained) != list(names if isinstance(names, (list, tuple)) else [names]):
+        return None
+    return value
+
+
 # Johnson et al.'s schedule: Adam, learning rate 1e-3, batch 4, 40k steps (2 epochs of COCO)
 TRAIN_CONFIG = TrainConfig(steps=40_000, batch_size=4, learning_rate=1e-3, lr_decay=0.0)
 
@@ -307,7 +326,8 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
     conditional network also one one-style network per style (see :func:`conditional_from`).  ``exclude``:
     glob patterns of file names left out of the content folder (held back for evaluation).
     ``style_norm="photos"``: the style term in units of the photos' own distance to the painting (use
-    ``STYLE_WEIGHT_PHOTOS``).  ``cache_images``: keep every resized content photo in memory after its first
+    ``STYLE_WEIGHT_PHOTOS``); a network continued (``init_from``) keeps the norms it was trained with
+    (:func:`continued_style_norms`).  ``cache_images``: keep every resized content photo in memory after its first
     read (the same batches, for an accelerator that trains faster than one thread decodes JPEGs).
     ``periodic_weight``: the weight of :func:`perceptual_loss`'s term against periodic artefacts (0: none).
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
@@ -343,11 +363,18 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
         else:
             init = one_style_of(*loaded[0])
     content_src = content if hasattr(content, "load") else open_source(content, tfds_data_dir, exclude)
+    norm_value = None
+    if init is not None and style_norm == "photos":
+        norm_value = continued_style_norms(loaded[0][1], names)
+        if norm_value is not None and log is not None:
+            log("the style term's norms of the network continued from (its style weights kept): "
+                + ", ".join(f"{v:.3g}" for v in np.atleast_1d(norm_value)))
     task = FastTask(vgg19_params(weights, log=log), images if many else images[0], content_src,
                     style_name=names if many else names[0], style_size=style_size, crop=crop, resize=resize,
                     content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                     content_layers=content_layers, style_norm=style_norm, batch_size=cfg.batch_size,
-                    seed=cfg.seed, cache_images=cache_images, periodic_weight=periodic_weight)
+                    seed=cfg.seed, cache_images=cache_images, periodic_weight=periodic_weight,
+                    style_norm_value=norm_value)
     if len(sources) > 1:  # what the starting point was made of, beyond the first network's own record
         from .train import cumulative_record
 

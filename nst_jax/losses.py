@@ -176,7 +176,12 @@ def periodic_peak_loss(images, periods: tuple[int, ...] = ARTIFACT_PERIODS):
     per image, the luminance (mean removed, periodic Hann window), its power spectrum, and at each lattice
     frequency of :func:`spectral_lattice` ``relu(log(sum of the core's power / (9 * mean background
     power)))``, the background under ``stop_gradient``; the mean over lattice frequencies and images.
-    About 0 for photos (a peak no higher than its surroundings); a 4-px hatching adds its log excess."""
+    About 0 for photos (a peak no higher than its surroundings); a 4-px hatching adds its log excess.
+
+    The gradient is blind to contrast: the ratio is divided by ``E / stop_gradient(E)`` (E the picture's
+    whole spectral power, the quotient 1), so scaling the picture's contrast, which scales peak and
+    background alike, changes neither the value nor, unlike a background held constant alone, the
+    gradient; the term lowers a peak against its surroundings, not the picture's contrast."""
     n, h, w, _ = images.shape
     lum = images @ jnp.asarray(LUMA, images.dtype)
     lum = lum - jnp.mean(lum, axis=(1, 2), keepdims=True)
@@ -188,4 +193,6 @@ def periodic_peak_loss(images, periods: tuple[int, ...] = ARTIFACT_PERIODS):
     peak = jnp.sum(power[:, core], axis=-1)                                   # (N, K)
     background = jnp.stack([jnp.mean(power[:, b], axis=-1) for _, _, b in lattice], axis=-1)
     background = jax.lax.stop_gradient(9.0 * background) + 1e-12
-    return jnp.mean(jax.nn.relu(jnp.log(peak / background + 1e-12)))
+    energy = jnp.sum(power, axis=-1, keepdims=True) + 1e-12                  # (N, 1)
+    contrast = energy / jax.lax.stop_gradient(energy)                         # 1, with E's gradient
+    return jnp.mean(jax.nn.relu(jnp.log(peak / (background * contrast) + 1e-12)))

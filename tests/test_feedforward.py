@@ -231,6 +231,25 @@ def test_style_norm_photos_divides_the_style_weight_by_the_photos_own_distance(p
     assert plain.weights["style_weight"] == 21.3 and "style_norm" not in plain.config
     with pytest.raises(NSTError, match="unknown style normalisation"):
         FT.FastTask(params, style, photos, style_size=None, crop=32, resize=32, style_norm="painting")
+    # norms given (a continued network's own): used as they are, not measured on these photos
+    kept = FT.FastTask(params, [style, style[::-1]], photos, style_name=["a", "b"], style_size=None, crop=32,
+                       resize=32, style_weight=21.3, style_norm="photos", style_norm_value=[0.5, 2.0])
+    assert kept.weights["style_weight"] == [42.6, 10.65] and kept.config["style_norm_value"] == [0.5, 2.0]
+    with pytest.raises(NSTError, match="1 style norm"):
+        FT.FastTask(params, [style, style], photos, style_name=["a", "b"], style_size=None, crop=32,
+                    resize=32, style_norm="photos", style_norm_value=[0.5])
+
+
+def test_a_continued_network_keeps_the_style_norms_it_was_trained_with():
+    record = {"task_config": {"style_norm": "photos", "style_norm_value": [0.73, 0.95],
+                              "styles": ["starry_night", "the_scream"]}}
+    assert FT.continued_style_norms(record, ["starry_night", "the_scream"]) == [0.73, 0.95]
+    assert FT.continued_style_norms(record, ["the_scream", "starry_night"]) is None      # another order
+    assert FT.continued_style_norms(record, ["starry_night", "shipwreck"]) is None
+    one = {"task_config": {"style_norm": "photos", "style_norm_value": 0.71, "style": "starry_night"}}
+    assert FT.continued_style_norms(one, "starry_night") == 0.71
+    assert FT.continued_style_norms({"task_config": {"style": "starry_night"}}, "starry_night") is None
+    assert FT.continued_style_norms({}, "starry_night") is None
 
 
 def _one_style_of(params4, weights):

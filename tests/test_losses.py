@@ -177,3 +177,25 @@ def test_periodic_peak_loss_matches_float64_numpy():
         x = x - 0.002 * g / jnp.max(jnp.abs(g))
     assert float(losses.periodic_peak_loss(x)) < 0.5 * hatched
     assert bool(jnp.all(jnp.isfinite(step(x))))
+
+
+def test_periodic_peak_loss_gradient_is_blind_to_contrast():
+    """Scaling a picture's contrast about its mean scales every power alike: the value does not move
+    (closed form), and neither may the gradient (a background held constant alone would make lowering
+    the contrast a way to lower the term), while the gradient still lowers the hatching."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:64, :64]
+    board = ((yy // 2 + xx // 2) % 2 - 0.5)[..., None] * 0.05
+    image = (0.5 + 0.2 * np.sin(xx / 7.0)[..., None] + board + rng.normal(0, 0.02, (64, 64, 3)))[None]
+    image = jnp.asarray(image.astype(np.float32))
+    mean = jnp.mean(image)
+
+    def scaled(s):
+        return losses.periodic_peak_loss(mean + s * (image - mean))
+
+    assert float(scaled(0.7)) == pytest.approx(float(scaled(1.0)), rel=1e-4)
+    assert float(scaled(1.0)) > 0.5
+    assert abs(float(jax.grad(scaled)(1.0))) < 1e-3 * float(scaled(1.0))
+    g = jax.grad(losses.periodic_peak_loss)(image)
+    # the descent direction is against the hatching: -g has a positive share along -board
+    assert float(jnp.sum(-g * -jnp.asarray(board, jnp.float32))) > 0
