@@ -327,8 +327,8 @@ def train_fast(style, content, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, *,
     glob patterns of file names left out of the content folder (held back for evaluation).
     ``style_norm="photos"``: the style term in units of the photos' own distance to the painting (use
     ``STYLE_WEIGHT_PHOTOS``); a network continued (``init_from``) keeps the norms it was trained with
-    (:func:`continued_style_norms`).  ``cache_images``: keep every resized content photo in memory after its first
-    read (the same batches, for an accelerator that trains faster than one thread decodes JPEGs).
+    (:func:`continued_style_norms`).  ``cache_images``: keep every resized content photo in memory after
+    its first read (the same batches, for an accelerator that trains faster than one thread decodes JPEGs).
     ``periodic_weight``: the weight of :func:`perceptual_loss`'s term against periodic artefacts (0: none).
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
     arguments named as its fields (``steps=1000``) replace those fields.
