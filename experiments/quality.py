@@ -17,7 +17,8 @@ experiments/results/quality/:
 * ``quality_<size>.json``: per pair and method, the yardstick of :mod:`nst_jax.metrics` (content distance
   at relu4_2, style distance = mean relative Gram distance over relu1_1..relu5_1, edge correlation with the
   photo: what the two VGG distances do not see, blur and ghosting; the periodic-artefact score of
-  :func:`nst_jax.metrics.periodic_artifact`: the upsamplings' checkerboard, also unseen by the others) and
+  :func:`nst_jax.metrics.periodic_artifact`: the upsamplings' checkerboard, also unseen by the others; the
+  tone, mean luminance and RMS contrast in levels, where a duller picture shows) and
   the whole command's wall time (a fresh process each, after one untimed warm-up run per method so that the
   XLA compilation cache is warm, as for a user's second command);
 * ``adain_<size>.jpg`` and ``fast_<size>.jpg``: one grid per method pair, rows = pairs,
@@ -125,6 +126,13 @@ def periodic(x):
     return metrics.periodic_artifact(x) if min(x.shape[:2]) >= 64 else None
 
 
+def tone(x) -> dict:
+    """Mean luminance and RMS contrast (the luminance's standard deviation), in levels of 255: what a
+    picture that looks duller or darker than another has less of, and no VGG distance reports."""
+    lum = 255.0 * (np.asarray(x, np.float64) @ np.array([0.299, 0.587, 0.114]))
+    return {"luminance": float(lum.mean()), "contrast": float(lum.std())}
+
+
 def grid(rows, path: Path, labels, cell: int):
     """rows: lists of (H, W, 3) float images; each cell fitted into cell x cell*3/4 with a label bar."""
     ch = cell * 3 // 4
@@ -213,7 +221,7 @@ def main():
         images[(p, s, "photo")], images[(p, s, "painting")] = photo, painting
         row = {"photo": p, "painting": s,
                "photo_itself": {"style": metrics.style_distance(vgg, photo, grams), "content": 0.0,
-                                "periodic": periodic(photo)}}
+                                "periodic": periodic(photo), **tone(photo)}}
         for method in METHODS:
             f = out_dir / method / f"{p}__{s}.png"
             if not f.exists() or f"{method}/{p}__{s}" not in times:
@@ -225,7 +233,7 @@ def main():
             row[method] = {"style": metrics.style_distance(vgg, out, grams),
                            "content": metrics.content_distance(vgg, out, photo),
                            "edges": metrics.edge_correlation(out, photo),
-                           "periodic": periodic(out),
+                           "periodic": periodic(out), **tone(out),
                            "seconds": times[f"{method}/{p}__{s}"]}
         table.append(row)
         print(json.dumps(row), flush=True)
