@@ -182,9 +182,9 @@ class AdaIN(Method):
         """(K, C) means and standard deviations of the styles (recoloured to ``content`` first, if asked)."""
         if self.preserve_color != "histogram" and self._shared is not None:
             return self._shared
-        m = [_style_moments(self.vgg, jnp.asarray(s)[None], dtype=self.dtype)
+        m = [_style_moments(self.vgg, np.asarray(s, np.float32)[None], dtype=self.dtype)
              for s in _image.preserve_color(self.preserve_color, content, styles=self.styles)]
-        out = jnp.concatenate([a for a, _ in m]), jnp.concatenate([b for _, b in m])
+        out = np.concatenate([to_host(a) for a, _ in m]), np.concatenate([to_host(b) for _, b in m])
         if self.preserve_color != "histogram":
             self._shared = out
         return out
@@ -202,12 +202,12 @@ class AdaIN(Method):
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:
         t1 = time.perf_counter()
-        (h, w), rows, alpha, dt = jobs[0].shape, placement.rows, jnp.float32(self.conf.alpha), self.dtype
+        (h, w), rows, alpha, dt = jobs[0].shape, placement.rows, np.float32(self.conf.alpha), self.dtype
         if self._shared is None and self.preserve_color != "histogram":
             self.say("encoding styles")
         x = np.stack([j.content for j in jobs])
         ms = [self.moments(j.content) for j in jobs]
-        s_mean, s_std = jnp.stack([m for m, _ in ms]), jnp.stack([s for _, s in ms])
+        s_mean, s_std = np.stack([m for m, _ in ms]), np.stack([s for _, s in ms])
         mix = self._mix(h, w)
         if rows is not None:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h} across {rows.mesh.size} devices")
@@ -221,7 +221,7 @@ class AdaIN(Method):
                                   for j in range(len(jobs))])
         else:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
-            out = _transfer(self.vgg, self.decoder, jnp.asarray(x), s_mean, s_std, alpha, mix, dtype=dt,
+            out = _transfer(self.vgg, self.decoder, x, s_mean, s_std, alpha, mix, dtype=dt,
                             upsample=self.upsample)
         out = to_host(out)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},

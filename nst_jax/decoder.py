@@ -172,7 +172,7 @@ def mask_on_features(mask, shape, multiple: int, scale: int) -> np.ndarray:
     pad_to_multiple`), brought to the feature map's size (``scale`` px a feature), inside where > 0.5."""
     h, w = shape
     m = _image.resize(np.asarray(mask, np.float32)[..., None], (h, w))
-    m = np.asarray(nets.pad_to_multiple(jnp.asarray(m)[None], multiple))[0]
+    m = np.asarray(nets.pad_to_multiple(m[None], multiple))[0]
     return (_image.resize(m, (m.shape[0] // scale, m.shape[1] // scale))[..., 0] > 0.5).astype(np.float32)
 
 
@@ -209,9 +209,9 @@ def style_weights(blend, mask, shape, multiple: int, scale: int):
     fh, fw = -(-h // multiple) * multiple // scale, -(-w // multiple) * multiple // scale
     if mask is None:
         weights = np.asarray(blend, np.float32)[:, None, None]
-        return jnp.asarray(np.broadcast_to(weights, (len(blend), fh, fw)))
+        return np.ascontiguousarray(np.broadcast_to(weights, (len(blend), fh, fw)))
     inside = mask_on_features(mask, shape, multiple, scale)
-    return jnp.asarray(np.stack([inside, 1.0 - inside]))
+    return np.stack([inside, 1.0 - inside]).astype(np.float32)
 
 
 # --- settings ------------------------------------------------------------------------------------------

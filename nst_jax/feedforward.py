@@ -351,7 +351,7 @@ class Fast(Method):
         else:
             self.params, self.meta = load_model(default_model(style) if model is None else model)
         mix = choose_style(self.params, self.meta, style)
-        self.mix = None if mix is None else jnp.asarray(mix)
+        self.mix = None if mix is None else np.asarray(mix, np.float32)
         self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
         self.load_seconds = time.perf_counter() - t0
 
@@ -375,7 +375,7 @@ class Fast(Method):
             self.say(f"one layer at a time, in bands of {tile_rows} rows")
             y = apply_net_tiled(self.params, x, self.mix, tile_rows)
         else:
-            y = _apply_jit(self.params, jnp.asarray(x), self.mix)
+            y = _apply_jit(self.params, x, self.mix)
         y = to_host(y)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},
                    "tile_rows": tile_rows}

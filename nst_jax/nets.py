@@ -77,7 +77,8 @@ def pad_to_multiple(x, multiple: int):
     if ph == 0 and pw == 0:
         return x
     mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+    pad = np.pad if isinstance(x, np.ndarray) else jnp.pad  # a NumPy batch stays on the host
+    return pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
 
 
 def upsample_nearest(x, factor: int = 2):
@@ -152,5 +153,5 @@ def load_params(path: Path, fmt: str, expected, what: str, made_by: str):
         *parents, leaf = key.split("/")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = jnp.asarray(value)
-    return tree, meta
+        node[leaf] = value
+    return jax.device_put(tree), meta  # a transfer; jnp.asarray would compile a program per shape

@@ -288,7 +288,7 @@ class SANet(Method):
         """Per style its relu4_1 and relu5_1 features (batch 1), recoloured to ``content`` first if asked."""
         if self.preserve_color != "histogram" and self._shared is not None:
             return self._shared
-        feats = [_style_features(self.vgg, jnp.asarray(s)[None], dtype=self.dtype)
+        feats = [_style_features(self.vgg, np.asarray(s, np.float32)[None], dtype=self.dtype)
                  for s in _image.preserve_color(self.preserve_color, content, styles=self.styles)]
         out = tuple((f["relu4_1"], f["relu5_1"]) for f in feats)
         if self.preserve_color != "histogram":
@@ -308,7 +308,7 @@ class SANet(Method):
 
     def run(self, jobs: list[Job], placement: Placement, callback) -> list:
         t1 = time.perf_counter()
-        (h, w), rows, alpha, dt = jobs[0].shape, placement.rows, jnp.float32(self.conf.alpha), self.dtype
+        (h, w), rows, alpha, dt = jobs[0].shape, placement.rows, np.float32(self.conf.alpha), self.dtype
         if self._shared is None and self.preserve_color != "histogram":
             self.say("encoding styles")
         x = np.stack([j.content for j in jobs])
@@ -329,7 +329,7 @@ class SANet(Method):
                 for j in range(len(jobs))])
         else:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
-            out = _transfer(self.vgg, self.params, jnp.asarray(x), styles, alpha, mix, identity=identity,
+            out = _transfer(self.vgg, self.params, x, styles, alpha, mix, identity=identity,
                             dtype=dt, upsample=self.upsample)
         out = to_host(out)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},

@@ -47,7 +47,15 @@ def vgg19_params(weights=None, log=None) -> dict:
         tree = weights
     else:
         tree = _weights.load(_weights.resolve(weights, log=log))
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), tree)
+    return jax.tree_util.tree_map(as_float32, tree)
+
+
+def as_float32(a):
+    """``a`` as a float32 JAX array: a float32 one as it is, anything else transferred from a NumPy copy
+    (``jnp.asarray`` of a NumPy array compiles a small program for each new shape, ~20 ms each)."""
+    if isinstance(a, jax.Array) and a.dtype == jnp.float32:
+        return a
+    return jax.device_put(np.asarray(a, np.float32))
 
 
 def check_layers(layers: Iterable[str]) -> tuple[str, ...]:

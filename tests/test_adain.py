@@ -130,6 +130,19 @@ def test_bad_arguments(params, decoder):
         A.stylize(np.zeros((4, 30, 3), np.float32), c, **kw)
 
 
+def test_stylize_compiles_its_two_programs_and_nothing_else(params, decoder, tmp_path):
+    """A picture of a new size from a decoder file compiles the style encoder and the transfer, nothing per
+    weight or per array (each such program costs ~20 ms of a whole command's fixed time)."""
+    from nst_jax.compile_cache import compile_stats
+
+    path = A.save_decoder(tmp_path / "d.npz", decoder, {})
+    rng = np.random.default_rng(9)
+    content, style = rng.random((23, 41, 3)), rng.random((27, 19, 3))
+    before = compile_stats()[0]
+    A.stylize(content, style, decoder=path, weights=params, size=None, style_size=None)
+    assert compile_stats()[0] - before == 2
+
+
 def test_decoder_file_roundtrip_and_errors(tmp_path, decoder):
     path = A.save_decoder(tmp_path / "d.npz", decoder, {"steps": 3})
     loaded, meta = A.load_decoder(path)

@@ -117,6 +117,16 @@ def test_fast_stylize_batches_same_shapes(model_file):
     np.testing.assert_allclose(hist, match_histogram(raw, a), atol=1e-6)
 
 
+def test_stylize_compiles_the_network_and_nothing_else(model_file):
+    """A picture of a new size from a model file compiles the network's program only (nothing per weight:
+    each such program costs ~20 ms of a whole command's fixed time)."""
+    from nst_jax.compile_cache import compile_stats
+
+    before = compile_stats()[0]
+    F.stylize(np.random.default_rng(8).random((27, 45, 3)), model_file, size=None)
+    assert compile_stats()[0] - before == 1
+
+
 def test_network_matches_pytorch_fast_neural_style(model_file):
     """The same weights in the PyTorch example's architecture (experiments/torch_reference.py)."""
     import torch
