@@ -117,7 +117,12 @@ def _at(m0, m1, m2, m3):  # rows of A^T = [[1,1,1,0],[0,1,-1,-1]]
 
 
 def winograd_kernel(kernel):
-    """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (4, 4, Cin, Cout)."""
+    """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (4, 4, Cin, Cout); a NumPy
+    kernel on the host, in float64 then rounded once (exact but for that rounding: G holds 0, ±1/2 and 1),
+    where a program compiled per layer shape would cost more than the products."""
+    if isinstance(kernel, np.ndarray):
+        g = _WINO_G.astype(np.float64)
+        return np.einsum("ia,abco,jb->ijco", g, kernel.astype(np.float64), g).astype(kernel.dtype)
     return jnp.einsum("ia,abco,jb->ijco", _WINO_G, kernel, _WINO_G)
 
 
@@ -130,7 +135,9 @@ def with_winograd(params: dict) -> dict:
     out = dict(params)
     for name, p in params.items():
         if name.startswith("conv") and "winograd" not in p and _use_winograd("auto", p["kernel"].shape[-1]):
-            out[name] = {**p, "winograd": winograd_kernel(p["kernel"])}
+            k = p["kernel"]
+            out[name] = {**p, "winograd": winograd_kernel(k) if isinstance(k, jax.core.Tracer) else
+                         jax.device_put(winograd_kernel(np.asarray(k, np.float32)))}
     return out
 
 

@@ -228,22 +228,23 @@ class Gatys(Method):
         and each distinct style set's targets at the style side of ``shape``, computed once per object."""
         cfg = cfg or self.cfg
         side = style_side(self.conf, shape)
-        maps = content_targets_compiled(self.params, jnp.asarray(contents), cfg)
+        maps = content_targets_compiled(self.params, np.asarray(contents, np.float32), cfg)
         grams = []
         for j in jobs:
             key = (tuple(id(s) for s in j.data.styles), tuple(j.data.blend), side, cfg)
             if key not in self._style_targets:
-                s = [jnp.asarray(im.resize_longest(st, side))[None] for st in j.data.styles]
+                s = [np.asarray(im.resize_longest(st, side), np.float32)[None] for st in j.data.styles]
                 # the styles are held beside their targets, so their ids stay theirs
                 targets = style_targets_compiled(self.params, s, j.data.blend, cfg, self._style_guides(s))
                 self._style_targets[key] = (j.data.styles, targets)
             grams.append(self._style_targets[key][1])
-        out = {"content": {k: v[:, None] for k, v in maps.items()}, "style": stack(grams)}
+        content = {k: jax.device_put(to_host(v)[:, None]) for k, v in maps.items()}  # no program a shape
+        out = {"content": content, "style": stack(grams)}
         if self.conf.masks is not None:
             layers, mode = self.conf.style_layers, self.conf.mask_mode
             per_job = [guides(np.stack([resize_mask(r, shape) for r in j.data.regions]), layers, mode)
                        for j in jobs]
-            out["regions"] = {k: jnp.asarray(np.stack([g[k] for g in per_job])[:, :, None, :, :, None])
+            out["regions"] = {k: jax.device_put(np.stack([g[k] for g in per_job])[:, :, None, :, :, None])
                               for k in layers}
         return out
 
@@ -259,7 +260,8 @@ class Gatys(Method):
                 out.append(None)
                 continue
             g = guides(resize_mask(m, s.shape[1:3])[None], self.conf.style_layers, self.conf.mask_mode)
-            out.append({k: jnp.asarray(v[:, None, :, :, None]) for k, v in g.items()})
+            out.append({k: jax.device_put(np.asarray(v[:, None, :, :, None], np.float32))
+                        for k, v in g.items()})
         return out
 
     def optimize(self, x0, targets, weights, cfg: Config | None = None, iters: int | None = None,

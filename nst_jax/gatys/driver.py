@@ -55,9 +55,10 @@ def _split_rows(tree, image_shape, rows):
 def stack(trees):
     """Pytrees of the same structure stacked along a new leading axis: one entry per picture of a batch
     (the targets and loss weights :func:`optimize` takes)."""
-    def one(*a):
-        dtype = jnp.int32 if jnp.issubdtype(jnp.asarray(a[0]).dtype, jnp.integer) else jnp.float32
-        return jnp.stack([jnp.asarray(v, dtype) for v in a])
+    def one(*a):  # on the host: an eager jnp.stack compiles a program for every new shape
+        host = [np.asarray(to_host(v)) for v in a]
+        dtype = np.int32 if np.issubdtype(host[0].dtype, np.integer) else np.float32
+        return jax.device_put(np.stack([v.astype(dtype) for v in host]))
 
     return jax.tree_util.tree_map(one, *trees)
 
@@ -188,7 +189,8 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
     :class:`nst_jax.run.Interrupted` with the current (unclipped) iterates and ``info``."""
     t0 = time.perf_counter() if t0 is None else t0
     n = int(x0.shape[0])
-    x = jnp.asarray(x0, jnp.float32) if rows is None else shard_rows(np.asarray(x0, np.float32), rows)
+    x = jax.device_put(np.asarray(x0, np.float32)) if rows is None else shard_rows(np.asarray(x0, np.float32),
+                                                                                   rows)
     if rows is not None:
         params, targets, weights = replicate((params, targets, weights), rows)
     static = {"cfg": cfg, "solver": solver, "rows": rows}
@@ -208,7 +210,7 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
     done, boot = 0, 1  # every solver's first step only evaluates at x0
     try:
         for end in _chunk_bounds(iters, save_every):
-            x, state = chunk(params, targets, weights, x, state, jnp.asarray(end - done + boot, jnp.int32))
+            x, state = chunk(params, targets, weights, x, state, np.int32(end - done + boot))
             boot = 0
             values = np.asarray(to_host(state.value), np.float64).reshape(n)
             terms = {k: np.asarray(to_host(v), np.float64).reshape(n) for k, v in state.aux.items()}
@@ -237,7 +239,8 @@ def optimize(params, x0, targets, weights, cfg: Config, iters: int, solver: solv
         # first step (which only evaluates) through the programs already compiled; the old state goes first
         del state
         state = init(params, targets, weights, x)
-        _, state = chunk(params, targets, weights, jnp.clip(x, 0.0, 1.0), state, jnp.asarray(1, jnp.int32))
+        clipped = jnp.clip(x, 0.0, 1.0) if rows is not None else jax.device_put(np.clip(to_host(x), 0.0, 1.0))
+        _, state = chunk(params, targets, weights, clipped, state, np.int32(1))
         terms = {k: np.asarray(to_host(v), np.float64).reshape(n) for k, v in state.aux.items()}
         info["loss"] = [float(v) for v in np.asarray(to_host(state.value), np.float64).reshape(n)]
         info["terms"] = [{k: float(v[i]) for k, v in terms.items()} for i in range(n)]

@@ -103,8 +103,9 @@ class LossWeights:
 
     def as_arrays(self, n_style_layers: int) -> LossWeights:
         layers = np.ones(n_style_layers) if self.style_layers is None else self.style_layers
-        return LossWeights(jnp.float32(self.content), jnp.float32(self.style), jnp.float32(self.tv),
-                           jnp.asarray(layers, jnp.float32), jnp.int32(self.seed), jnp.float32(self.temporal))
+        # NumPy values: a jnp scalar made eagerly compiles a program of its own
+        return LossWeights(np.float32(self.content), np.float32(self.style), np.float32(self.tv),
+                           np.asarray(layers, np.float32), np.int32(self.seed), np.float32(self.temporal))
 
 
 def features(params, x, layers, cfg: Config):
