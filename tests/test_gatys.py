@@ -116,6 +116,21 @@ def test_lbfgsb_stylizes_inside_the_box(params, images):
     assert report["evaluations"] > 30  # at least one evaluation per iteration, plus the first
 
 
+def test_targets_take_lax_conv_unless_a_convolution_is_asked_for(monkeypatch):
+    """The targets (one forward pass) compile lax.conv under "auto"; an algorithm asked for, by the
+    configuration or by $NST_JAX_CONV, is kept (the parity tests against PyTorch hold either way)."""
+    from nst_jax.gatys.objective import targets_config
+
+    monkeypatch.delenv("NST_JAX_CONV", raising=False)
+    auto = gatys.Config()
+    assert targets_config(auto).execution.conv == "direct"
+    assert targets_config(auto).objective == auto.objective and auto.execution.conv == "auto"
+    wino = gatys.Config(execution=gatys.Execution(conv="winograd"))
+    assert targets_config(wino) is wino
+    monkeypatch.setenv("NST_JAX_CONV", "winograd")
+    assert targets_config(auto) is auto
+
+
 def test_second_call_does_not_recompile(params, images):
     content, style = images
     from nst_jax.compile_cache import compile_stats

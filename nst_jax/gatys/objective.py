@@ -23,7 +23,7 @@ from ..content import FEATURE, ContentLoss, content_loss
 from ..errors import NSTError
 from ..losses import temporal_loss, total_variation
 from ..style import GRAM, StyleLoss, style_loss
-from ..vgg import vgg19_features
+from ..vgg import default_conv, vgg19_features
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -198,14 +198,29 @@ def compute_targets(params, content, styles, blend, cfg: Config):
             "style": style_targets(params, styles, blend, cfg)}
 
 
-content_targets_compiled = jax.jit(content_targets, static_argnums=(2,))
+_content_targets = jax.jit(content_targets, static_argnums=(2,))
 _style_targets_traced = jax.jit(style_targets, static_argnums=(3,))
 _style_targets_static = jax.jit(style_targets, static_argnums=(2, 3))
 
 
+def targets_config(cfg: Config) -> Config:
+    """The configuration the targets are computed with: ``conv="auto"`` (unless ``$NST_JAX_CONV`` says
+    otherwise) means ``lax.conv`` for them.  They are one forward pass, once: Winograd's program takes 2.4 s
+    to compile at 256 px against 0.1 s, for the same run time (BENCHMARKS.md "The first run")."""
+    if cfg.execution.conv != "auto" or default_conv() != "auto":
+        return cfg
+    return dataclasses.replace(cfg, execution=dataclasses.replace(cfg.execution, conv="direct"))
+
+
+def content_targets_compiled(params, content, cfg: Config):
+    """:func:`content_targets` compiled, with :func:`targets_config`."""
+    return _content_targets(params, content, targets_config(cfg))
+
+
 def style_targets_compiled(params, styles, blend, cfg: Config, guides=None):
-    """:func:`style_targets` compiled; the blend is data for a weighted sum of targets, and static for a
-    representation that mixes samples (their counts are shapes)."""
+    """:func:`style_targets` compiled, with :func:`targets_config`; the blend is data for a weighted sum of
+    targets, and static for a representation that mixes samples (their counts are shapes)."""
+    cfg = targets_config(cfg)
     if cfg.objective.style_loss.mix is None:
         return _style_targets_traced(params, styles, blend, cfg, guides)
     return _style_targets_static(params, styles, tuple(float(w) for w in blend), cfg, guides)
