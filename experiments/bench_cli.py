@@ -6,9 +6,9 @@ against
 
 Each is a fresh process (imports, weights, image loading, targets, optimisation, PNG).  nst-jax gets an
 XLA cache of its own, empty at first: its first run compiles (what a new user, or a new size, meets) and
-fills it; the timed "warm" runs load the compiled programs from it, which is what a user's second run does.  Runs alternate.  Both written PNGs are
-then scored by the same PyTorch evaluator (experiments/torch_reference.py) against the same resized
-content and style.
+fills it; the timed "warm" runs load the compiled programs from it, which is what a user's second run
+does.  Runs alternate.  Both written PNGs are then scored by the same PyTorch evaluator
+(experiments/torch_reference.py) against the same resized content and style.
 
     python experiments/bench_cli.py                 # 256 px, 50 iterations, 5 rounds
     python experiments/bench_cli.py --size 512 --iters 20 --repeats 3
