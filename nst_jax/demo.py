@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from . import adain, feedforward, gatys, weights
     from . import image as im
-    from .cli import ProgressBar
+    from .cli.common import ProgressBar
     from .compile_cache import enable_compilation_cache
     from .errors import NSTError
 

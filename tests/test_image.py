@@ -107,6 +107,21 @@ def test_shipped_painting_with_its_provenance():
     assert img.dtype == np.float32 and img.shape == (640, 1024, 3) and 0.0 <= img.min() < img.max() <= 1.0
 
 
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, monkeypatch):
+    """`make demo` (README's first command) from start to its grid, at a tiny Gatys size: every method's
+    picture written, and the grid of five."""
+    from nst_jax import demo
+
+    monkeypatch.setenv("NST_JAX_XLA_CACHE", str(tmp_path / "xla"))
+    assert demo.main(["--out", str(tmp_path), "--size", "32", "--iters", "2"]) == 0
+    names = ("demo_content.png", "demo_style.png", "demo_stylised.png", "demo_adain.png", "demo_fast.png")
+    for name in names:
+        assert (tmp_path / name).stat().st_size > 0, name
+    grid = im.load_image(tmp_path / "demo_grid.jpg")
+    assert grid.shape[1] > 2 * grid.shape[0]  # five pictures in a row
+
+
 def test_match_histogram_matches_scipy_sqrtm():
     """The colour map of every method's "histogram" mode (Gatys's image analogies variant, pytorch-AdaIN's
     CORAL) against an independent one built from scipy's matrix square root."""
