@@ -120,9 +120,12 @@ def winograd_kernel(kernel):
     """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (4, 4, Cin, Cout); a NumPy
     kernel on the host, in float64 then rounded once (exact but for that rounding: G holds 0, ±1/2 and 1),
     where a program compiled per layer shape would cost more than the products."""
-    if isinstance(kernel, np.ndarray):
+    if isinstance(kernel, np.ndarray):  # one (16, 9) @ (9, Cin * Cout) product: G (x) G on the 3 x 3 taps
         g = _WINO_G.astype(np.float64)
-        return np.einsum("ia,abco,jb->ijco", g, kernel.astype(np.float64), g).astype(kernel.dtype)
+        gg = np.einsum("ia,jb->ijab", g, g).reshape(16, 9)
+        cin, cout = kernel.shape[2:]
+        u = gg @ kernel.astype(np.float64).reshape(9, cin * cout)
+        return u.reshape(4, 4, cin, cout).astype(kernel.dtype)
     return jnp.einsum("ia,abco,jb->ijco", _WINO_G, kernel, _WINO_G)
 
 
