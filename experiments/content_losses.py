@@ -5,8 +5,8 @@ Gatys.
 * ``--calibrate``: each representation's content term at Gatys's result (feature distance, L-BFGS) against
   the feature distance's, on the pairs: the ratio (median) is the weight that makes the default content
   weight keep about as much of the photo with either (:attr:`nst_jax.content.ContentLoss.weight`).
-* ``--sweep`` (default): for each representation, content weights 1/4, 1 and 4 times the default, L-BFGS at
-  192 px (where relu4_2 has at most 1,024 positions, so self-similarity takes them all and is deterministic)
+* ``--sweep`` (default): for each representation, content weights 1/4, 1 and 4 times the default (or
+  ``--factors``), with ``--solver`` (L-BFGS; Adam, which self-similarity's redrawn positions want) at 192 px
   for 100 iterations: the Gram yardstick to the painting (:func:`nst_jax.metrics.style_distance`, how far
   the stylisation went) and the Sobel edge correlation with the photo (:func:`nst_jax.metrics.
   edge_correlation`); the self-similarity runs' edge correlation interpolated at the feature runs' style
@@ -171,14 +171,17 @@ def main():
     ap.add_argument("--size", type=int, default=None, help="default: 192 (calibrate, sweep), 256 (strotss)")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=len(PAIRS))
+    ap.add_argument("--photos", nargs="+", default=None, help="only the pairs of these photos")
     ap.add_argument("--solver", default="lbfgs", help="the sweep's solver, for both representations")
     ap.add_argument("--strotss-content-weights", type=float, nargs="+", default=None,
                     help="--strotss: the composition at these content weights (default: the default one)")
     ap.add_argument("--self-similarity-layers", type=lambda t: tuple(t.split(",")), default=None,
-                    help="the sweep's content layers for self-similarity (default: Gatys's relu4_2)")
+                    help="the sweep's content layers for self-similarity (default: its own)")
+    ap.add_argument("--factors", type=float, nargs="+", default=FACTORS,
+                    help="the sweep's content weights, as multiples of the default")
     harness.add_smoke(ap)
     a = ap.parse_args()
-    factors, scales = FACTORS, STROTSS["scales"]
+    factors, scales = tuple(a.factors), STROTSS["scales"]
     if a.smoke:
         harness.smoke_results()
         a.calibrate = a.sweep = a.strotss = True
@@ -186,7 +189,7 @@ def main():
     elif not (a.calibrate or a.strotss):
         a.sweep = True
     params = with_winograd(vgg19_params())
-    pairs = PAIRS[: a.pairs]
+    pairs = [p for p in PAIRS[: a.pairs] if a.photos is None or p[0] in a.photos]
     record = {"machine": harness.machine()}
     if a.calibrate:
         record["calibrate"] = calibrate(params, pairs, a.size or 192, 60 if not a.smoke else a.iters)
@@ -197,8 +200,10 @@ def main():
         record["sweep"], rows = sweep(params, pairs, size, a.iters, factors, a.solver, layers)
         record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors),
                                     "solver": a.solver,
-                                    "self_similarity_layers": list(layers or gatys.CONTENT_LAYERS)}
-        tag = f"_{a.solver}" + ("_" + "-".join(layers) if layers else "")
+                                    "self_similarity_layers": list(layers or content.SELF_SIMILARITY_LAYERS)}
+        tag = f"_{a.solver}" + ("_" + "-".join(layers) if layers else "") + \
+            ("" if factors == FACTORS else f"_{len(factors)}weights") + \
+            ("_" + "-".join(a.photos) if a.photos else "")
         harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}{tag}.json"), record)
         im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}{tag}.jpg"),
                       im.contact_sheet(rows, thumb=size))

@@ -6,7 +6,9 @@ the same shape (the picture's and the photo's):
 
 * ``target(features) -> pytree``, computed once from the photo (default: the feature map itself);
 * ``distance(features, target, key) -> scalar``; ``key`` is a ``jax.random`` key drawn fresh at every
-  evaluation, for representations that sample.
+  evaluation, for representations that sample.  A representation that is ``joint`` takes all its layers at
+  once: ``distance`` then receives tuples of the maps and of their targets, in the content layers' order, and
+  is called once (a hypercolumn term); otherwise once per layer, the values summed.
 
 The content maps are assembled whole in a banded evaluation, so every representation keeps ``--tile`` and
 ``--devices`` exact.
@@ -20,9 +22,12 @@ The named representations (:data:`CONTENT_LOSSES`):
   every evaluation, the same positions in the picture and the photo), the cosine distance matrices
   ``D_ij = 1 - cos(f_i, f_j)`` of the picture and of the photo, each column divided by its sum, and the
   mean absolute difference between the two: the picture keeps which of its parts resemble which, not their
-  features, so the style may change what each part looks like.  STROTSS takes it over hypercolumns of
-  several layers at once; here it is taken layer by layer, at relu2_1, relu3_1 and relu4_1 unless other
-  content layers are named.
+  features, so the style may change what each part looks like.  STROTSS takes it over hypercolumns (every
+  layer's features at a position, concatenated); here it is taken layer by layer and summed, at
+  :data:`SELF_SIMILARITY_LAYERS` unless other content layers are named: over hypercolumns of VGG-19 the
+  middle layers' longer feature vectors decide the cosine and the photo's drawing is kept less
+  (BENCHMARKS.md, "Content representations").  STROTSS's own form is one line away:
+  ``ContentLoss(distance=self_similarity_distance, joint=True, layers=...)`` (:func:`hypercolumns`).
 
 ``weight`` multiplies the content weight: each named representation's makes its term equal to the feature
 distance's at Gatys's result (the median over three held-back pairs at 192 px,
@@ -44,10 +49,11 @@ from .losses import GRAM_PRECISION
 from .losses import content_loss as feature_distance
 
 SELF_SIMILARITY_POSITIONS = 1024  # positions of one self-similarity estimate (STROTSS samples 1024)
-# Three layers from fine to coarse, as STROTSS's hypercolumns reach from conv1 to conv5: at relu4_2 alone
-# (Gatys's content layer, 24 x 18 positions at 192 px) the term kept too little of the photo against remd
-# (BENCHMARKS.md, "Content representations").
+# STROTSS's hypercolumns reach from conv1_1 to conv5_3; at relu4_2 alone (Gatys's content layer) the term
+# kept too little of the photo against remd (BENCHMARKS.md, "Content representations").
 SELF_SIMILARITY_LAYERS = ("relu2_1", "relu3_1", "relu4_1")
+STROTSS_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu4_3",
+                  "relu5_3")  # its VGG-16 feature indices 1, 3, 6, 8, 11, 13, 15, 22, 29, named in VGG-19
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +61,8 @@ class ContentLoss:
     """A content representation: ``target(features)`` and ``distance(features, target, key)`` (module
     notes); ``stochastic``: whether ``distance`` uses its key; ``weight``: multiplies the content weight;
     ``solver``: the default solver with it (``None``: no preference); ``layers``: the content layers it is
-    taken at when the user names none (``None``: Gatys's, relu4_2)."""
+    taken at when the user names none (``None``: Gatys's, relu4_2); ``joint``: ``distance`` takes all the
+    layers at once, as tuples (module notes)."""
 
     distance: Callable
     target: Callable = lambda f: f  # noqa: E731
@@ -64,6 +71,7 @@ class ContentLoss:
     stochastic: bool = False
     solver: str | None = None
     layers: tuple[str, ...] | None = None
+    joint: bool = False
 
     def __post_init__(self):
         if not callable(self.target) or not callable(self.distance):
@@ -75,14 +83,42 @@ def _cosine_distances(x):
     return 1.0 - jnp.matmul(n, n.T, precision=GRAM_PRECISION)
 
 
+def _bilinear(f, y, x):
+    """``f`` (H, W, C) at the real coordinates ``(y, x)`` (pixel centres at the integers; clamped at the
+    borders): (M, C)."""
+    h, w = f.shape[:2]
+    y, x = jnp.clip(y, 0.0, h - 1.0), jnp.clip(x, 0.0, w - 1.0)
+    y0, x0 = jnp.floor(y).astype(jnp.int32), jnp.floor(x).astype(jnp.int32)
+    y1, x1 = jnp.minimum(y0 + 1, h - 1), jnp.minimum(x0 + 1, w - 1)
+    wy, wx = (y - y0)[:, None], (x - x0)[:, None]
+    return ((1 - wy) * ((1 - wx) * f[y0, x0] + wx * f[y0, x1])
+            + wy * ((1 - wx) * f[y1, x0] + wx * f[y1, x1]))
+
+
+def hypercolumns(maps, index):
+    """The hypercolumns of the positions ``index`` (flat, on the grid of the finest of ``maps``): each map
+    (1, H_l, W_l, C_l) interpolated bilinearly at the position's centre (every grid spanning the same
+    picture, pixel centres at half-pixel offsets, as a 2x2 pooling's are), the maps concatenated:
+    (M, sum C_l)."""
+    grid = max((m.shape[1:3] for m in maps), key=lambda s: s[0] * s[1])
+    gy, gx = (index // grid[1]).astype(jnp.float32), (index % grid[1]).astype(jnp.float32)
+    cols = [_bilinear(m[0], (gy + 0.5) * m.shape[1] / grid[0] - 0.5, (gx + 0.5) * m.shape[2] / grid[1] - 0.5)
+            for m in maps]
+    return jnp.concatenate(cols, axis=-1)
+
+
 def self_similarity_distance(f, t, key):
-    """STROTSS's content term for one layer (module notes) between the picture's map ``f`` and the photo's
-    ``t`` (both (1, H, W, C)): ``mean |D^x_ij / sum_i D^x_ij - D^c_ij / sum_i D^c_ij|`` over the positions."""
-    x, c = f.reshape(-1, f.shape[-1]), t.reshape(-1, t.shape[-1])
-    m = x.shape[0]
+    """STROTSS's content term (module notes) between the picture's maps ``f`` and the photo's ``t`` (tuples
+    of (1, H, W, C) maps, or one map): ``mean |D^x_ij / sum_i D^x_ij - D^c_ij / sum_i D^c_ij|`` over the
+    sampled positions' hypercolumns."""
+    f, t = (tuple(m) if isinstance(m, tuple | list) else (m,) for m in (f, t))
+    h, w = max((m.shape[1:3] for m in f), key=lambda s: s[0] * s[1])
+    m = h * w
     if m > SELF_SIMILARITY_POSITIONS:
         idx = jax.random.choice(key, m, (SELF_SIMILARITY_POSITIONS,), replace=False)
-        x, c = x[idx], c[idx]
+    else:
+        idx = jnp.arange(m)
+    x, c = hypercolumns(f, idx), hypercolumns(t, idx)
     dx, dc = _cosine_distances(x), _cosine_distances(c)
     dx = dx / jnp.maximum(jnp.sum(dx, axis=0, keepdims=True), 1e-8)
     dc = dc / jnp.maximum(jnp.sum(dc, axis=0, keepdims=True), 1e-8)
@@ -106,4 +142,5 @@ def content_loss(spec) -> ContentLoss:
 
 
 __all__ = ["CONTENT_LOSSES", "FEATURE", "SELF_SIMILARITY", "SELF_SIMILARITY_LAYERS",
-           "SELF_SIMILARITY_POSITIONS", "ContentLoss", "content_loss", "self_similarity_distance"]
+           "SELF_SIMILARITY_POSITIONS", "STROTSS_LAYERS", "ContentLoss", "content_loss", "hypercolumns",
+           "self_similarity_distance"]

@@ -1,11 +1,13 @@
 """Content representations (nst_jax.content) against independent references: STROTSS's self-similarity
-against float64 NumPy (all positions, and the sampled positions shared by picture and photo), the feature
+against float64 NumPy (all positions, and the sampled positions shared by picture and photo; its hypercolumns
+against SciPy's bilinear interpolation), the feature
 distance as before; a content term written in the test runs through the Python API; bad names refused."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from nst_jax import content, gatys
 from nst_jax.errors import NSTError
@@ -43,6 +45,60 @@ def test_self_similarity_against_float64():
     # it sees only which positions resemble which: a positive per-channel-free rescaling changes nothing
     assert float(content.self_similarity_distance(jnp.asarray(3.0 * f), jnp.asarray(t), key)) == \
         pytest.approx(float(got), rel=1e-5)
+
+
+def hypercolumns_float64(maps, grid):
+    """Every position of ``grid``'s hypercolumn: each map interpolated by SciPy (linear spline, edges
+    extended) at the position's centre on the map's own grid, the maps concatenated."""
+    gy, gx = np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij")
+    cols = []
+    for m in maps:
+        m = np.asarray(m[0], np.float64)
+        y = (gy.ravel() + 0.5) * m.shape[0] / grid[0] - 0.5
+        x = (gx.ravel() + 0.5) * m.shape[1] / grid[1] - 0.5
+        cols.append(np.stack([ndimage.map_coordinates(m[..., k], [y, x], order=1, mode="nearest")
+                              for k in range(m.shape[-1])], axis=-1))
+    return np.concatenate(cols, axis=-1)
+
+
+def test_self_similarity_over_hypercolumns_against_float64():
+    """STROTSS's term over several layers at once: the positions of the finest grid, each layer's features
+    interpolated there and concatenated, against SciPy; the term is one distance, not a sum over layers."""
+    shapes = ((12, 10, 3), (6, 5, 4), (3, 3, 5))  # the second map has half the first's grid, the third not
+    f = tuple(features(10 + i, *s) for i, s in enumerate(shapes))
+    t = tuple(features(20 + i, *s) for i, s in enumerate(shapes))
+    hf, ht = hypercolumns_float64(f, (12, 10)), hypercolumns_float64(t, (12, 10))
+    np.testing.assert_allclose(np.asarray(content.hypercolumns(tuple(map(jnp.asarray, f)), jnp.arange(120))),
+                               hf, rtol=1e-5, atol=1e-6)
+    got = content.self_similarity_distance(tuple(map(jnp.asarray, f)), tuple(map(jnp.asarray, t)),
+                                           jax.random.key(0))
+    assert float(got) == pytest.approx(self_similarity_float64(hf, ht), rel=1e-5)
+    assert float(got) != pytest.approx(sum(self_similarity_float64(a.reshape(-1, a.shape[-1]),
+                                                                   b.reshape(-1, b.shape[-1]))
+                                           for a, b in zip(f, t, strict=True)), rel=1e-2)
+
+
+def test_a_joint_content_term_takes_every_layer_at_once(params):
+    """A ``joint`` representation's distance is called once with the maps of all its layers, in order (a
+    hypercolumn term has them together); written as the sum of the feature distances it is the objective's
+    per-layer feature term."""
+    calls = []
+
+    def distance(fs, ts, key):
+        calls.append(tuple(f.shape[-1] for f in fs))
+        return sum(jnp.mean((f - t) ** 2) for f, t in zip(fs, ts, strict=True))
+
+    joint = content.ContentLoss(name="joint", distance=distance, joint=True)
+    rng = np.random.default_rng(7)
+    photo, painting, x = (rng.random((1, 32, 32, 3), dtype=np.float32) for _ in range(3))
+    got = {}
+    for rep in (content.FEATURE, joint):
+        cfg = gatys.Config(gatys.Objective(content_layers=("relu2_1", "relu4_2"), content_loss=rep))
+        t = gatys.compute_targets(params, photo, [painting], (1.0,), cfg)
+        w = gatys.LossWeights(1.0, 0.0, 0.0).as_arrays(5)
+        got[rep.name] = float(gatys.gatys_loss(params, jnp.asarray(x), t, w, cfg)[1]["content"])
+    assert calls == [(128, 512)]
+    assert got["joint"] == pytest.approx(got["feature"], rel=1e-6)
 
 
 def test_feature_distance_is_the_mean_squared_error():

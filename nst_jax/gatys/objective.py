@@ -261,9 +261,14 @@ def objective(summary, counts, pixels, targets, weights, obj: Objective, key):
     layer, ``pixels``: :func:`image_terms`, ``key``: a ``jax.random`` key (one per style layer is folded from
     it).  Returns ``(total, terms)``."""
     rep, crep = obj.style_loss, obj.content_loss
-    content = sum(crep.distance(summary["content"][k], targets["content"][k],
-                                jax.random.fold_in(key, 1000 + i))
-                  for i, k in enumerate(obj.content_layers))
+    if crep.joint:
+        content = crep.distance(tuple(summary["content"][k] for k in obj.content_layers),
+                                tuple(targets["content"][k] for k in obj.content_layers),
+                                jax.random.fold_in(key, 1000))
+    else:
+        content = sum(crep.distance(summary["content"][k], targets["content"][k],
+                                    jax.random.fold_in(key, 1000 + i))
+                      for i, k in enumerate(obj.content_layers))
     style = sum(weights["style_layers"][i] * style_value(obj, summary["style"][k], counts[k],
                                                          targets["style"], k, jax.random.fold_in(key, i))
                 for i, k in enumerate(obj.style_layers))
