@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-# The whole suite, what CI runs (about 10 minutes on a 2-core CPU).  Two test processes (pytest-xdist):
+# The whole suite, what CI runs (about 12 minutes on a 2-core CPU).  Two test processes (pytest-xdist):
 # most of a test's time is compiling, which is single-threaded.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 tests
