@@ -91,14 +91,15 @@ def _pool(x, kind: str):
 # --- 3x3 convolutions ------------------------------------------------------------------------------
 # Winograd F(2x2, 3x3) (Lavin & Gray 2016): each 2x2 output tile costs 16 multiplications per
 # (input, output) channel pair instead of 36.  The transforms are written as separable slices and
-# adds, so the work left is 16 independent (pixels/4 x Cin) @ (Cin x Cout) matrix products.  On XLA:CPU
-# this is 1.6-2.3x faster than lax.conv for layers with >= 256 output channels (measured in
-# experiments/bench_vgg.py), and slower for the wide, shallow layers, which keep lax.conv.  The
+# adds, so the work left is one batched product of the 16 tile positions' (pixels/4 x Cin) @ (Cin x Cout)
+# matrices.  On XLA:CPU this is 1.6-2.3x faster than lax.conv for layers with >= 256 output channels
+# (measured in experiments/bench_vgg.py), and slower for the wide, shallow layers, which keep lax.conv.  The
 # relative error against direct convolution is ~1e-6 in float32.
 # ``conv="auto"`` takes Winograd there unless ``$NST_JAX_CONV`` says otherwise ("direct" or "winograd" for
-# every layer), read when a program is traced: Winograd's many small products cost ~10x lax.conv's time to
-# compile (4 s against 0.4 s for VGG-19's value and gradient at 48 x 64 px), which only pays at sizes where
-# the run is longer than the compile.  In bfloat16 (mixed precision) "auto" takes nine shifted 1x1 products
+# every layer), read when a program is traced: Winograd's program compiles in about three times lax.conv's
+# time (1.2-1.4 s against 0.4 s for VGG-19's value and input gradient at 192 x 256 px; 4.6-5.3 s when each
+# layer was 16 products and autodiff's backward pass; experiments/compile_vgg.py), which pays wherever the
+# run is longer than the compile.  In bfloat16 (mixed precision) "auto" takes nine shifted 1x1 products
 # instead for those layers: plain matrix products, which XLA:CPU runs on AMX's bfloat16 tiles (Intel Xeon)
 # where it runs neither lax.conv nor Winograd's small products faster than in float32
 # (experiments/bench_layers.py; BENCHMARKS.md "Mixed precision on the CPU").
@@ -144,27 +145,77 @@ def with_winograd(params: dict) -> dict:
     return out
 
 
-def _conv_winograd(x, u):
-    """The convolution by the transformed kernel ``u`` (4, 4, Cin, Cout), in ``x``'s dtype."""
-    n, h, w, _ = x.shape
-    th, tw = (h + 1) // 2, (w + 1) // 2  # odd sizes: one extra zero row/column, cropped at the end
+# G flip(g) G^T = S (G g G^T) S^T with S swapping rows 0 and 3 of G: the transformed kernel of the spatially
+# flipped kernel is the transformed kernel with its tile positions permuted (an involution).
+_FLIP = (3, 1, 2, 0)
+_SAME = (0, 1, 2, 3)
+
+
+def _tiles(x, order=_SAME):
+    """The 16 transformed input tiles B^T d B of every 4x4 tile d (stride 2) of ``x`` padded by one:
+    (16, N * th * tw, C), tile position t = 4 i + j taken as (order[i], order[j]); odd sizes take one extra
+    zero row/column."""
+    n, h, w, c = x.shape
+    th, tw = (h + 1) // 2, (w + 1) // 2
     xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
     rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
-    acc = _accumulation(x.dtype)
+    rows = jnp.stack([rows[i] for i in order])  # (4, N, th, W + 2, C)
+    v = _bt(*[rows[:, :, :, b: b + 2 * tw: 2] for b in range(4)])
+    return jnp.stack([v[j] for j in order], 1).reshape(16, n * th * tw, c)  # from (4, 4, N, th, tw, C)
 
-    def product(v, u):
-        if acc is None:
-            return v @ u
-        # bfloat16 operands summed in float32; the backward products take bfloat16 operands too
-        return _cotangent_as(jnp.matmul(v, u, preferred_element_type=acc), x.dtype)
 
-    m = []
-    for i in range(4):
-        v = _bt(*[rows[i][:, :, b: b + 2 * tw: 2] for b in range(4)])
-        m.append(_at(*[product(v[j], u[i, j]) for j in range(4)]))  # m[i][q]: column-transformed products
-    out = [_at(m[0][q], m[1][q], m[2][q], m[3][q]) for q in range(2)]  # out[q][p]
-    y = jnp.stack([jnp.stack([out[0][p], out[1][p]], 3) for p in range(2)], 2)  # n, th, 2, tw, 2, c
-    return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w].astype(x.dtype)
+def _untiled(m, shape, order=_SAME):
+    """A^T M A of the (16, N * th * tw, C) products (tile positions in ``order``, as :func:`_tiles` took
+    them), back to the (N, H, W, C) picture."""
+    n, h, w = shape
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    m = m.reshape(4, 4, n, th, tw, -1)
+    o = jnp.stack(_at(*[m[order[i]] for i in range(4)]))  # (2, 4, N, th, tw, C): rows
+    o = jnp.stack(_at(*[o[:, order[j]] for j in range(4)]), 1)  # (2, 2, N, th, tw, C): columns
+    return o.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
+
+
+def _winograd_products(x, u, adjoint=False):
+    """The convolution of ``x`` by the transformed kernel ``u`` (4, 4, Cin, Cout): the 16 tile positions'
+    products as one batched matrix product, in ``x``'s dtype (bfloat16: float32 sums, then rounded).
+    ``adjoint``: by the flipped kernel with its channel axes swapped (``x`` has Cout channels), the tile
+    positions permuted on the pictures' side rather than copying ``u``."""
+    n, h, w, c = x.shape
+    order = _FLIP if adjoint else _SAME
+    spec = "tpo,tco->tpc" if adjoint else "tpc,tco->tpo"
+    m = jnp.einsum(spec, _tiles(x, order), u.reshape(16, *u.shape[2:]),
+                   preferred_element_type=_accumulation(x.dtype))
+    return _untiled(m, (n, h, w), order).astype(x.dtype)
+
+
+@jax.custom_vjp
+def _conv_winograd(x, u):
+    """The convolution by the transformed kernel ``u`` (4, 4, Cin, Cout), in ``x``'s dtype.
+
+    Its input gradient is said explicitly, as the direct convolution's is: a stride-1 "SAME" 3x3
+    convolution's adjoint is the convolution by the flipped kernel with its channel axes swapped, so the
+    backward pass is one more Winograd convolution of the output's cotangent (forward-style strided slices,
+    one batched product), not autodiff's transpose of the tile extraction.  That keeps the program small:
+    VGG-19's value and input gradient at 192 x 256 px compile in 1.2-1.4 s against 4.6-5.3 s for 16
+    separate products per layer differentiated by autodiff, and run 0.88-0.94 of their time
+    (experiments/compile_vgg.py)."""
+    return _winograd_products(x, u)
+
+
+def _conv_winograd_fwd(x, u):
+    return _winograd_products(x, u), (x, u)
+
+
+def _conv_winograd_bwd(res, dy):
+    x, u = res
+    dy = dy.astype(x.dtype)
+    dx = _winograd_products(dy, u, adjoint=True)
+    # the exact kernel cotangent, which XLA drops when it is unused (VGG-19 is never trained here)
+    du = jax.vjp(lambda k: _winograd_products(x, k), u)[1](dy)[0]
+    return dx, du
+
+
+_conv_winograd.defvjp(_conv_winograd_fwd, _conv_winograd_bwd)
 
 
 def _accumulation(dtype):

@@ -15,8 +15,8 @@ SHARED = ROOT.parent / "shared"
 # their images are tiny, so compiling is most of their time.  Level 0 compiled the suite's in-process
 # programs in 460 s against 676 s at the default level (the whole suite 615 s against 671 s on 2 cores); the
 # programs are the same HLO, only the machine code is less optimised.  The product's CPU convolution
-# (Winograd F(2x2,3x3) for the >=256-channel layers) compiles ~10x longer than lax.conv (4 s against 0.4 s
-# for VGG-19's value and gradient at 48 x 64 px); it is tested explicitly (conv="winograd") against PyTorch,
+# (Winograd F(2x2,3x3) for the >=256-channel layers) compiles ~3x longer than lax.conv (1.2 s against 0.4 s
+# for VGG-19's value and gradient at 192 x 256 px); it is tested explicitly (conv="winograd") against PyTorch,
 # forward and input gradient, and "auto"'s choice by tests/test_vgg.py; `NST_JAX_CONV=auto make test` runs
 # everything on it.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"

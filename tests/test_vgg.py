@@ -36,8 +36,8 @@ features = jax.jit(nst_jax.vgg19_features, static_argnames=("layers", "pool", "c
 SHAPES = [(2, 70, 90), (1, 64, 64), (1, 33, 47)]
 
 
-# Winograd (a program that compiles in ~8 s) on a batch with even sides and one image with odd ones, with
-# each pooling once: the pooling after a convolution does not depend on how the convolution was computed
+# Winograd (a program that compiles in ~3x lax.conv's time) on a batch with even sides and one image with
+# odd ones, with each pooling once: the pooling after a convolution does not depend on how the convolution was computed
 @pytest.mark.parametrize("shape,pool,conv", [(s, p, "direct") for s in SHAPES for p in ("max", "avg")]
                          + [(SHAPES[0], "max", "winograd"), (SHAPES[2], "avg", "winograd")])
 def test_matches_pytorch_on_real_weights(params, torch_vgg, photo, pool, shape, conv):
@@ -110,6 +110,36 @@ def test_auto_conv_is_winograd_on_cpu_unless_the_environment_says_otherwise(para
     monkeypatch.setenv("NST_JAX_CONV", "fft")
     with pytest.raises(nst_jax.NSTError, match="NST_JAX_CONV must be"):
         convs()
+
+
+def _conv_f64(x, k):
+    """A stride-1 "SAME" 3x3 convolution (NHWC, HWIO) by its definition, in float64."""
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x.shape[1:3]
+    return sum(np.einsum("nhwc,co->nhwo", xp[:, a:a + h, b:b + w], k[a, b])
+               for a in range(3) for b in range(3))
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 8), (2, 7, 5)])
+def test_winograd_cotangents_match_the_definition(shape):
+    """Winograd's explicit backward pass (the flipped kernel's transform, and the kernel's cotangent) against
+    float64 NumPy: the value, d<r, conv(x, k)>/dx and /dk, at even and odd sizes."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((*shape, 4)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 4, 3)).astype(np.float32)
+    r = rng.standard_normal((*shape, 3)).astype(np.float32)
+    f = jax.jit(lambda x, k: jnp.sum(vgg.conv3x3(x, k, conv="winograd") * r))
+    value, (dx, dk) = jax.value_and_grad(f, argnums=(0, 1))(x, k)
+    x64, k64, r64 = x.astype(np.float64), k.astype(np.float64), r.astype(np.float64)
+    ref_dx = _conv_f64(r64, k64[::-1, ::-1].swapaxes(2, 3))
+    rp = np.pad(x64, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = shape[1:]
+    ref_dk = np.stack([np.stack([np.einsum("nhwc,nhwo->co", rp[:, a:a + h, b:b + w], r64) for b in range(3)])
+                       for a in range(3)])
+    products = _conv_f64(x64, k64) * r64
+    assert abs(float(value) - products.sum()) <= 1e-5 * np.abs(products).sum()
+    assert rel_err(np.asarray(dx), ref_dx) <= 1e-5
+    assert rel_err(np.asarray(dk), ref_dk) <= 1e-5
 
 
 @pytest.mark.parametrize("conv,pool", [("direct", "max"), ("direct", "avg"), ("winograd", "max")])
