@@ -37,7 +37,8 @@ SHAPES = [(2, 70, 90), (1, 64, 64), (1, 33, 47)]
 
 
 # Winograd (a program that compiles in ~3x lax.conv's time) on a batch with even sides and one image with
-# odd ones, with each pooling once: the pooling after a convolution does not depend on how the convolution was computed
+# odd ones, with each pooling once: the pooling after a convolution does not depend on how the convolution
+# was computed
 @pytest.mark.parametrize("shape,pool,conv", [(s, p, "direct") for s in SHAPES for p in ("max", "avg")]
                          + [(SHAPES[0], "max", "winograd"), (SHAPES[2], "avg", "winograd")])
 def test_matches_pytorch_on_real_weights(params, torch_vgg, photo, pool, shape, conv):
