@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import image as _image
+from .compile_cache import stored
 from .config import with_fields
 from .decoder import (  # the encoder and decoder AdaIN and SANet share (also this module's public names)
     CHANNEL_MEANS,
@@ -127,6 +128,9 @@ def _encode_band(vgg_params, x, dtype=jnp.float32):
 
 
 _adain_targets = jax.jit(_mix_targets)
+# one device: the programs of a picture, loaded whole by a later process
+_style_moments_stored = stored(_style_moments, "adain_style_moments")
+_transfer_stored = stored(_transfer, "adain_transfer")
 
 
 def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, band: int,
@@ -182,7 +186,7 @@ class AdaIN(Method):
         """(K, C) means and standard deviations of the styles (recoloured to ``content`` first, if asked)."""
         if self.preserve_color != "histogram" and self._shared is not None:
             return self._shared
-        m = [_style_moments(self.vgg, np.asarray(s, np.float32)[None], dtype=self.dtype)
+        m = [_style_moments_stored(self.vgg, np.asarray(s, np.float32)[None], dtype=self.dtype)
              for s in _image.preserve_color(self.preserve_color, content, styles=self.styles)]
         out = np.concatenate([to_host(a) for a, _ in m]), np.concatenate([to_host(b) for _, b in m])
         if self.preserve_color != "histogram":
@@ -221,7 +225,7 @@ class AdaIN(Method):
                                   for j in range(len(jobs))])
         else:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
-            out = _transfer(self.vgg, self.decoder, x, s_mean, s_std, alpha, mix, dtype=dt,
+            out = _transfer_stored(self.vgg, self.decoder, x, s_mean, s_std, alpha, mix, dtype=dt,
                             upsample=self.upsample)
         out = to_host(out)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},

@@ -149,7 +149,7 @@ def load_decoder(path: str | os.PathLike | None = None):
         if path == DECODER_FILE:
             raise NSTError(f"the shipped AdaIN decoder {path} is missing from this installation")
         raise NSTError(f"decoder file {path} does not exist")
-    expected = flat_shapes(lambda: init_decoder(jax.random.key(0)))
+    expected = flat_shapes(lambda: init_decoder(jax.random.key(0)), "adain-decoder")
     params, meta = load_params(path, DECODER_FORMAT, expected, "AdaIN decoder", "nst-jax train adain")
     kind = upsampling(meta)
     if kind not in nets.UPSAMPLINGS:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import image as _image
+from .compile_cache import stored
 from .config import with_fields
 from .errors import NSTError
 from .feedforward_tiled import TILE_PIXELS, apply_net_tiled
@@ -221,7 +222,8 @@ def _resolve(model: str | os.PathLike) -> tuple[Path, str | None]:
 
 
 def _expected_shapes(meta: dict) -> dict:
-    return flat_shapes(lambda: init_net(jax.random.key(0), len(model_styles(meta))))
+    styles = len(model_styles(meta))
+    return flat_shapes(lambda: init_net(jax.random.key(0), styles), f"fast-net-{styles}")
 
 
 def load_model(model: str | os.PathLike):
@@ -295,6 +297,7 @@ def choose_style(params, meta: dict, style=None) -> np.ndarray | None:
 # --- inference -------------------------------------------------------------------------------------------
 
 _apply_jit = jax.jit(apply_net)
+_apply_stored = stored(_apply_jit, "fast_apply")  # one device: loaded whole by a later process
 
 # --- tiled inference (nst_jax.tiling): one layer at a time over the whole image, a band of rows at a time
 
@@ -375,7 +378,7 @@ class Fast(Method):
             self.say(f"one layer at a time, in bands of {tile_rows} rows")
             y = apply_net_tiled(self.params, x, self.mix, tile_rows)
         else:
-            y = _apply_jit(self.params, x, self.mix)
+            y = _apply_stored(self.params, x, self.mix)
         y = to_host(y)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},
                    "tile_rows": tile_rows}

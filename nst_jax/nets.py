@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .compile_cache import kept
 from .errors import NSTError
 from .fileio import atomic_write
 from .vgg import conv3x3
@@ -110,10 +111,15 @@ def path_key(path) -> str:
     return "/".join(str(getattr(p, "key", p)) for p in path)
 
 
-def flat_shapes(init: Callable[[], dict]) -> dict[str, tuple[int, ...]]:
-    """``{"a/b/kernel": shape}`` of the pytree ``init()`` would build (nothing is computed)."""
-    tree = jax.eval_shape(init)
-    return {path_key(p): tuple(leaf.shape) for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+def flat_shapes(init: Callable[[], dict], name: str) -> dict[str, tuple[int, ...]]:
+    """``{"a/b/kernel": shape}`` of the pytree ``init()`` would build (nothing is computed; the trace it
+    takes is kept on disk as ``name`` with the compiled programs, :func:`nst_jax.compile_cache.kept`)."""
+
+    def shapes():
+        tree = jax.eval_shape(init)
+        return {path_key(p): list(leaf.shape) for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+    return {k: tuple(v) for k, v in kept(f"shapes-{name}", shapes).items()}
 
 
 def save_params(path: str | os.PathLike, params, fmt: str, meta: dict | None = None,

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import image as _image
 from . import nets
+from .compile_cache import stored
 from .config import with_fields
 from .decoder import (
     DECODER_HALO,
@@ -183,7 +184,7 @@ def load_model(path: str | os.PathLike | None = None):
             raise NSTError(f"no SANet is shipped in this installation ({path}); train one with "
                            "`nst-jax train sanet` and give it with --model")
         raise NSTError(f"SANet model file {path} does not exist")
-    expected = flat_shapes(lambda: init_params(jax.random.key(0)))
+    expected = flat_shapes(lambda: init_params(jax.random.key(0)), "sanet")
     params, meta = load_params(path, MODEL_FORMAT, expected, "SANet", "nst-jax train sanet")
     if upsampling(meta) not in nets.UPSAMPLINGS:
         raise NSTError(f"{path} asks for an upsampling this version does not have: {upsampling(meta)!r}")
@@ -233,6 +234,9 @@ def _encode_band(vgg_params, x, dtype=jnp.float32):
 
 
 _decoder_input_jit = jax.jit(_decoder_input, static_argnames="identity")
+# one device: the programs of a picture, loaded whole by a later process
+_style_features_stored = stored(_style_features, "sanet_style_features")
+_transfer_stored = stored(_transfer, "sanet_transfer")
 
 
 def _transfer_tiled(vgg_params, params, content, styles, alpha, mix, band: int, identity=False,
@@ -288,7 +292,7 @@ class SANet(Method):
         """Per style its relu4_1 and relu5_1 features (batch 1), recoloured to ``content`` first if asked."""
         if self.preserve_color != "histogram" and self._shared is not None:
             return self._shared
-        feats = [_style_features(self.vgg, np.asarray(s, np.float32)[None], dtype=self.dtype)
+        feats = [_style_features_stored(self.vgg, np.asarray(s, np.float32)[None], dtype=self.dtype)
                  for s in _image.preserve_color(self.preserve_color, content, styles=self.styles)]
         out = tuple((f["relu4_1"], f["relu5_1"]) for f in feats)
         if self.preserve_color != "histogram":
@@ -329,7 +333,7 @@ class SANet(Method):
                 for j in range(len(jobs))])
         else:
             self.say(f"stylising {len(jobs)} image(s) of {w}x{h}")
-            out = _transfer(self.vgg, self.params, x, styles, alpha, mix, identity=identity,
+            out = _transfer_stored(self.vgg, self.params, x, styles, alpha, mix, identity=identity,
                             dtype=dt, upsample=self.upsample)
         out = to_host(out)
         entries = {"timings": {"load": self.load_seconds, "stylise": time.perf_counter() - t1},

@@ -38,12 +38,12 @@ def run(args) -> int:
     from .. import adain
     from .. import image as im
 
+    enable_cache(args)  # before the networks load: their shapes are kept with the programs
     decoder = adain.load_decoder(args.decoder)  # every input is checked before any work or output
     inputs = gather(args, [args.content], {}, inputs=[args.mask, args.decoder],
                     skip_existing=args.skip_existing)
     mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None
     conf = adain.StylizeConfig(**{name: getattr(args, name) for name in defaults(adain.StylizeConfig)})
-    enable_cache(args)
 
     def stylize(images, callback):
         return adain.stylize_many(images, inputs.styles, conf, mask=mask, decoder=decoder,

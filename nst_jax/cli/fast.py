@@ -79,10 +79,10 @@ def run(args) -> int:
                                         for name in defaults(feedforward.StylizeConfig)})
     style = style_spec(args.style) if args.style else None
     model = args.model or feedforward.default_model(style)
+    enable_cache(args)  # before the networks load: their shapes are kept with the programs
     params, meta = feedforward.load_model(model)  # every input is checked before any work or output
     feedforward.choose_style(params, meta, style)
     inputs = gather(args, args.contents, {}, inputs=[args.model], skip_existing=args.skip_existing)
-    enable_cache(args)
 
     def stylize(images, callback):
         return feedforward.stylize_many(images, (params, meta), conf, style=style, batch=args.batch,

@@ -42,6 +42,7 @@ def run(args) -> int:
     from .. import sanet
     from ..vgg import vgg19_params
 
+    enable_cache(args)  # before the networks load: their shapes are kept with the programs
     model = sanet.load_model(args.model)  # every input is checked before any work or output
     sweep = {"alpha": args.alpha} if isinstance(args.alpha, list) else {}
     inputs = gather(args, [args.content], sweep, inputs=[args.mask, args.model],
@@ -49,7 +50,6 @@ def run(args) -> int:
     mask = im.load_image(args.mask).mean(axis=-1) if args.mask else None
     names = set(defaults(sanet.StylizeConfig)) - set(sweep)
     conf = sanet.StylizeConfig(**{name: getattr(args, name) for name in names})
-    enable_cache(args)
 
     def stylize(images, callback):
         if not sweep:

@@ -1,0 +1,85 @@
+"""Compiled programs kept whole across processes (nst_jax.compile_cache.stored) and values kept with them."""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nst_jax import compile_cache
+
+
+@partial(jax.jit, static_argnames="power")
+def _affine(params, x, power=1):
+    return (x @ params["w"] + params["b"]) ** power
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """The store in a folder of its own, as enable_compilation_cache sets it, and a fresh process's memory."""
+    monkeypatch.setitem(compile_cache._store, "dir", tmp_path / "programs")
+    monkeypatch.setitem(compile_cache._store, "memo", {})
+    return tmp_path / "programs"
+
+
+def _traced_seconds():
+    return compile_cache.compile_stats()[1]
+
+
+def test_a_stored_program_is_loaded_whole_by_a_later_process(store, monkeypatch):
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((5, 3)).astype(np.float32), "b": np.float32(0.5)}
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    affine = x.astype(np.float64) @ params["w"] + 0.5
+    want = affine ** 2
+    f = compile_cache.stored(_affine, "affine")
+
+    np.testing.assert_allclose(f(params, x, power=2), want, rtol=1e-5)
+    assert len(list(store.glob("affine-*.pkl"))) == 1
+    monkeypatch.setitem(compile_cache._store, "memo", {})  # a new process: nothing in memory
+    compile_ = compile_cache._compile
+    monkeypatch.setattr(compile_cache, "_compile", lambda *a: pytest.fail("compiled instead of loaded"))
+    before = _traced_seconds()
+    np.testing.assert_allclose(f(params, x, power=2), want, rtol=1e-5)
+    assert _traced_seconds() == before  # loaded: neither traced, lowered nor compiled
+    monkeypatch.setattr(compile_cache, "_compile", compile_)
+
+    # another static argument or another shape is another program
+    np.testing.assert_allclose(f(params, x, power=1), affine, rtol=1e-5)
+    np.testing.assert_allclose(f(params, x[:2]), x[:2] @ params["w"] + 0.5, rtol=1e-5)
+    assert len(list(store.glob("affine-*.pkl"))) == 3
+
+
+def test_a_damaged_program_is_compiled_again(store, monkeypatch):
+    params = {"w": np.eye(3, dtype=np.float32), "b": np.float32(1)}
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    f = compile_cache.stored(_affine, "affine")
+    f(params, x)
+    (path,) = store.glob("affine-*.pkl")
+    path.write_bytes(path.read_bytes()[:100])  # a process that died while writing it
+    monkeypatch.setitem(compile_cache._store, "memo", {})
+    np.testing.assert_allclose(f(params, x), x + 1)
+    assert path.stat().st_size > 100  # written again, whole
+
+
+def test_without_the_cache_the_function_is_jitted_itself(monkeypatch):
+    monkeypatch.setitem(compile_cache._store, "dir", None)
+    f = compile_cache.stored(_affine, "affine")
+    x = jnp.ones((2, 3))
+    np.testing.assert_allclose(f({"w": np.eye(3, dtype=np.float32), "b": 0.0}, x), np.ones((2, 3)))
+
+
+def test_kept_values_are_computed_once(store, monkeypatch):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"conv/kernel": [3, 3, 4, 8]}
+
+    assert compile_cache.kept("shapes-test", compute) == {"conv/kernel": [3, 3, 4, 8]}
+    assert compile_cache.kept("shapes-test", compute) == {"conv/kernel": [3, 3, 4, 8]}
+    assert len(calls) == 1
+    monkeypatch.setitem(compile_cache._store, "dir", None)
+    compile_cache.kept("shapes-test", compute)
+    assert len(calls) == 2
