@@ -3,11 +3,15 @@ networks' compiled programs kept whole (:func:`stored`), so that a second run do
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
 import hashlib
 import json
 import os
 import pickle
 import platform
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,12 +76,85 @@ def _salt() -> bytes:
     return _store["salt"]
 
 
+class _Unkeyable(Exception):
+    """A value whose effect on a program no key can vouch for (a function from outside this package)."""
+
+
+_TRUSTED = ("nst_jax", "jax", "jaxlib", "numpy", "optax", "flax", "math", "builtins", "functools", "operator")
+
+
+def _trusted(module) -> bool:
+    return isinstance(module, str) and module.split(".")[0] in _TRUSTED
+
+
+def fingerprint(value, depth: int = 0) -> str:
+    """A text that changes whenever ``value`` (a static argument: settings, dataclasses, the style and content
+    terms' functions) could change a traced program, given this package's source and JAX's version (both in
+    the salt).  A function is named by its module, qualified name and code, with its defaults and what its
+    closure holds; one from outside this package and its libraries, or an object of unknown structure, raises
+    :class:`_Unkeyable`: its program is not stored."""
+    if depth > 12:
+        raise _Unkeyable("too deep")
+    d = depth + 1
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return repr(value)
+    if isinstance(value, type):
+        if not _trusted(value.__module__):
+            raise _Unkeyable(value)
+        return f"type:{value.__module__}.{value.__qualname__}"
+    if isinstance(value, np.dtype):
+        return f"dtype:{value}"
+    if isinstance(value, np.ndarray):
+        return f"array:{value.dtype}{value.shape}:{hashlib.sha256(np.ascontiguousarray(value)).hexdigest()}"
+    if isinstance(value, np.generic):
+        return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, enum.Enum):
+        return repr(value)
+    if isinstance(value, functools.partial):
+        return (f"partial({fingerprint(value.func, d)},{fingerprint(value.args, d)},"
+                f"{fingerprint(value.keywords, d)})")
+    if isinstance(value, types.FunctionType):
+        if not _trusted(value.__module__):
+            raise _Unkeyable(value)
+        code = value.__code__
+        cells = tuple(c.cell_contents for c in value.__closure__ or ())
+        return (f"fn:{value.__module__}.{value.__qualname__}:{code.co_firstlineno}:"
+                f"{hashlib.sha256(code.co_code).hexdigest()[:16]}:{fingerprint(code.co_consts, d)}:"
+                f"{fingerprint(value.__defaults__, d)}:{fingerprint(value.__kwdefaults__, d)}:"
+                f"{fingerprint(cells, d)}")
+    if isinstance(value, types.CodeType):
+        return f"code:{value.co_name}:{hashlib.sha256(value.co_code).hexdigest()[:16]}"
+    if isinstance(value, (types.BuiltinFunctionType, np.ufunc)):
+        module = getattr(value, "__module__", None) or "numpy"
+        if not _trusted(module):
+            raise _Unkeyable(value)
+        return f"builtin:{module}.{value.__name__}"
+    if dataclasses.is_dataclass(value):
+        cls = type(value)
+        if not _trusted(cls.__module__):
+            raise _Unkeyable(value)
+        fields = ",".join(f"{f.name}={fingerprint(getattr(value, f.name), d)}"
+                          for f in dataclasses.fields(value))
+        return f"{cls.__module__}.{cls.__qualname__}({fields})"
+    if isinstance(value, (tuple, list, frozenset, set)):
+        items = sorted(fingerprint(v, d) for v in value) if isinstance(value, (set, frozenset)) else \
+            [fingerprint(v, d) for v in value]
+        return f"{type(value).__qualname__}[{','.join(items)}]"
+    if isinstance(value, dict):
+        items = sorted(f"{fingerprint(k, d)}:{fingerprint(v, d)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    raise _Unkeyable(value)
+
+
 def _signature(args, static: dict) -> str | None:
     """What a call's program depends on beyond the salt, or ``None`` where it cannot be told for sure."""
     import jax
 
     leaves, tree = jax.tree_util.tree_flatten(args)
-    parts = [str(tree), repr(sorted(static.items()))]
+    try:
+        parts = [str(tree), fingerprint(static)]
+    except _Unkeyable:
+        return None
     for x in leaves:
         if isinstance(x, jax.Array):
             if len(x.sharding.device_set) != 1:
@@ -89,8 +166,7 @@ def _signature(args, static: dict) -> str | None:
             parts.append(type(x).__name__)
         else:
             return None
-    sig = "|".join(parts)
-    return None if " at 0x" in sig else sig
+    return "|".join(parts)
 
 
 def _load(path: Path):
@@ -151,28 +227,32 @@ def _compile(jitted, args, static):
         jax.config.update("jax_enable_compilation_cache", cache)
 
 
-def stored(jitted, name: str):
-    """``jitted`` (a ``jax.jit`` function, its static arguments given by keyword) as a callable whose compiled
-    program, per signature, is kept in this process and, once :func:`enable_compilation_cache` has run, on
-    disk beside the XLA cache: a later process loads it without tracing or lowering.  Calls it cannot key
-    (arguments on several devices, an unknown argument type) go to ``jitted`` itself; a stored program that
+def stored(jitted, name: str, static_argnums: tuple[int, ...] = ()):
+    """``jitted`` (a ``jax.jit`` function; its static arguments by keyword, or at ``static_argnums`` as it
+    was jitted with) as a callable whose compiled program, per signature, is kept in this process and, once
+    :func:`enable_compilation_cache` has run, on disk beside the XLA cache: a later process loads it without
+    tracing or lowering.  Calls it cannot key (arguments on several devices, a static argument holding a
+    function from outside this package, :func:`fingerprint`) go to ``jitted`` itself; a stored program that
     does not load or run is removed and compiled again."""
     import jax
 
     def call(*args, **static):
         folder = _store["dir"]
-        sig = None if folder is None else _signature(args, static)
+        positional = {i: args[i] for i in static_argnums if i < len(args)}
+        dynamic = [a for i, a in enumerate(args) if i not in positional]
+        sig = None if folder is None else _signature(dynamic, {**static, **{f"#{i}": v for i, v in
+                                                                            positional.items()}})
         if sig is None:
             return jitted(*args, **static)
         key = hashlib.sha256(_salt() + name.encode() + sig.encode()).hexdigest()[:40]
         program = _store["memo"].get(key)
         if program is not None:
-            return program(*args)
+            return program(*dynamic)
         path = folder / f"{name}-{key}.pkl"
         program = _load(path)
         if program is not None:
             try:  # its first run in this process, to the end: a program that fails is not trusted again
-                out = jax.block_until_ready(program(*args))
+                out = jax.block_until_ready(program(*dynamic))
                 _store["memo"][key] = program
                 return out
             except Exception:
@@ -180,7 +260,7 @@ def stored(jitted, name: str):
         program = _compile(jitted, args, static)
         _save(path, program)
         _store["memo"][key] = program
-        return program(*args)
+        return program(*dynamic)
 
     call.__wrapped__ = jitted
     call.__doc__ = jitted.__doc__

@@ -83,3 +83,57 @@ def test_kept_values_are_computed_once(store, monkeypatch):
     monkeypatch.setitem(compile_cache._store, "dir", None)
     compile_cache.kept("shapes-test", compute)
     assert len(calls) == 2
+
+
+def _my_gram(f):  # a user's own representation: defined outside the package
+    n, h, w, c = f.shape
+    x = f.reshape(n, h * w, c)
+    return jnp.einsum("npc,npd->ncd", x, x) / (h * w)
+
+
+def _my_distance(f, t, key=None):
+    return jnp.mean((_my_gram(f) - t) ** 2)
+
+
+def test_fingerprint_tells_settings_apart_and_refuses_a_users_functions():
+    import dataclasses
+
+    from nst_jax import gatys, style
+
+    fp = compile_cache.fingerprint
+    cfg = gatys.Config()
+    assert fp(cfg) == fp(gatys.Config())
+    objective = dataclasses.replace(cfg.objective, style_loss=dataclasses.replace(style.GRAM, weight=2.0))
+    assert fp(dataclasses.replace(cfg, objective=objective)) != fp(cfg)  # one weight inside the term
+    assert fp(gatys.Config(execution=gatys.Execution(conv="winograd"))) != fp(cfg)
+    mine = style.StyleLoss(target=_my_gram, distance=_my_distance, name="gram")
+    users = dataclasses.replace(cfg.objective, style_loss=mine)
+    with pytest.raises(compile_cache._Unkeyable):
+        fp(dataclasses.replace(cfg, objective=users))
+    with pytest.raises(compile_cache._Unkeyable):
+        fp(lambda x: x)
+
+
+def test_gatys_runs_the_same_from_stored_programs(store, monkeypatch, params):
+    """Gatys's programs (targets, the solver's start, its iterations) stored, then loaded by a 'new process':
+    the same picture, bit for bit, as without the store; with a user's own term nothing is stored."""
+    import nst_jax
+    from nst_jax import style
+
+    rng = np.random.default_rng(1)
+    content, painting = rng.uniform(size=(40, 48, 3)).astype(np.float32), rng.uniform(size=(48, 48, 3))
+    run = partial(nst_jax.stylize, content, painting.astype(np.float32), size=48, iters=4, weights=params)
+    first, _ = run()
+    names = sorted(p.name.split("-")[0] for p in store.glob("*.pkl"))
+    assert names == ["gatys_chunk", "gatys_content_targets", "gatys_init", "gatys_style_targets"]
+    monkeypatch.setitem(compile_cache._store, "memo", {})
+    monkeypatch.setattr(compile_cache, "_compile", lambda *a: pytest.fail("compiled instead of loaded"))
+    loaded, _ = run()
+    monkeypatch.setitem(compile_cache._store, "dir", None)
+    plain, _ = run()
+    np.testing.assert_array_equal(loaded, first)
+    np.testing.assert_array_equal(plain, first)
+
+    monkeypatch.setitem(compile_cache._store, "dir", store.parent / "users")
+    run(style_loss=style.StyleLoss(target=_my_gram, distance=_my_distance, name="mine"))
+    assert not list((store.parent / "users").glob("gatys_*.pkl"))

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..compile_cache import stored
 from ..content import FEATURE, ContentLoss, content_loss
 from ..errors import NSTError
 from ..losses import temporal_loss, total_variation
@@ -198,9 +199,11 @@ def compute_targets(params, content, styles, blend, cfg: Config):
             "style": style_targets(params, styles, blend, cfg)}
 
 
-_content_targets = jax.jit(content_targets, static_argnums=(2,))
-_style_targets_traced = jax.jit(style_targets, static_argnums=(3,))
-_style_targets_static = jax.jit(style_targets, static_argnums=(2, 3))
+# kept whole between processes where they can be keyed (compile_cache.stored)
+_content_targets = stored(jax.jit(content_targets, static_argnums=(2,)), "gatys_content_targets", (2,))
+_style_targets_traced = stored(jax.jit(style_targets, static_argnums=(3,)), "gatys_style_targets", (3,))
+_style_targets_static = stored(jax.jit(style_targets, static_argnums=(2, 3)), "gatys_style_targets_mix",
+                               (2, 3))
 
 
 def targets_config(cfg: Config) -> Config:
