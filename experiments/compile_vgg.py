@@ -5,7 +5,7 @@ algorithm.  The compile is most of a first run's wait at a new size (BENCHMARKS 
     python experiments/compile_vgg.py                   # 256 and 512 px, direct and auto (Winograd)
     python experiments/compile_vgg.py --tag _previous   # the same against another checkout of the package:
         PYTHONPATH=/path/to/checkout python experiments/compile_vgg.py --tag _previous
-    python experiments/compile_vgg.py --smoke           # 32 px, one run, a temporary folder
+    python experiments/compile_vgg.py --smoke           # 32 px, Winograd only, one run, a temporary folder
 
 Each algorithm is measured in a fresh process (NST_JAX_CONV is read when a program is traced), without the
 persistent compilation cache.
@@ -67,7 +67,7 @@ def main():
         return
     if a.smoke:
         harness.smoke_results()
-        a.sizes, a.repeats = [32], 1
+        a.sizes, a.convs, a.repeats = [32], ["auto"], 1
     print(f"machine: {harness.machine()}; {harness.versions()}")
     print(harness.row(["size", "conv", "trace + lower", "compile", "run (median)"]))
     print(harness.row(["---"] * 5))
