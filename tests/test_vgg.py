@@ -222,3 +222,15 @@ def test_unknown_layer(params):
 def test_min_size():
     assert vgg.min_size(["relu1_1"]) == 1 and vgg.min_size(["pool1"]) == 2
     assert vgg.min_size(["relu5_1"]) == 16 and vgg.min_size(["pool5"]) == 32
+
+
+def test_winograd_kernel_transform_on_the_host_and_in_a_program():
+    """G g G^T (Lavin & Gray's F(2x2, 3x3)), against the float64 definition: on the host in float32 (exact
+    products, rounded sums) and traced in a program."""
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    k = np.random.default_rng(7).standard_normal((3, 3, 5, 6)).astype(np.float32)
+    ref = np.einsum("ia,abco,jb->ijco", g, k.astype(np.float64), g)
+    host = vgg.winograd_kernel(k)
+    assert host.dtype == np.float32 and host.shape == (4, 4, 5, 6)
+    assert rel_err(host, ref) <= 2e-7
+    assert rel_err(np.asarray(jax.jit(vgg.winograd_kernel)(k)), ref) <= 2e-7

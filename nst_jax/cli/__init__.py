@@ -17,16 +17,25 @@ from .common import OOM_HINT, Parser, is_oom, start_distributed
 SUBCOMMANDS = (weights, stylize, adain, sanet, fast, video, train)
 
 
-def build_parser() -> Parser:
+def build_parser(argv=None) -> Parser:
+    """The command's parser.  Given the command line, only the subcommand it names is built whole (the
+    others by name and help: each subcommand reads its defaults from its method's module, and importing them
+    all costs every command 0.2 s); without one, all are built."""
     p = Parser(prog="nst-jax", description="Neural style transfer in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    words = [w for w in (argv or []) if not w.startswith("-")][:1]
+    chosen = [c for c in SUBCOMMANDS if [c.NAME] == words]
     for command in SUBCOMMANDS:
-        command.add_parser(sub)
+        if argv is None or not chosen or command in chosen:
+            command.add_parser(sub)
+        else:
+            sub.add_parser(command.NAME, help=command.HELP)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         start_distributed(args)
         rc = args.func(args)

@@ -15,12 +15,15 @@ from .common import (
 )
 from .pictures import enable_cache, execute, gather
 
+NAME = "adain"
+HELP = "AdaIN (Huang & Belongie 2017): any style in one forward pass"
+
 
 def add_parser(sub) -> None:
     from .. import adain
 
     d = {**api_defaults(adain.stylize), **defaults(adain.StylizeConfig)}
-    a = sub.add_parser("adain", help="AdaIN (Huang & Belongie 2017): any style in one forward pass",
+    a = sub.add_parser(NAME, help=HELP,
                        formatter_class=HelpFormatter)
     image_arguments(a)
     a.add_argument("--alpha", type=alpha, default=d["alpha"],

@@ -18,12 +18,15 @@ from .common import (
 )
 from .pictures import enable_cache, execute, gather
 
+NAME = "fast"
+HELP = "Johnson et al.: a trained per-style network, one forward pass"
+
 
 def add_parser(sub) -> None:
     from .. import feedforward
 
     d = defaults(feedforward.StylizeConfig)
-    ff = sub.add_parser("fast", help="Johnson et al.: a trained per-style network, one forward pass",
+    ff = sub.add_parser(NAME, help=HELP,
                         formatter_class=HelpFormatter)
     ff.add_argument("contents", nargs="*", metavar="CONTENT", help="content images or folders of them")
     ff.add_argument("-o", "--output",

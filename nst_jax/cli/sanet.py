@@ -16,13 +16,16 @@ from .common import (
 )
 from .pictures import enable_cache, execute, gather
 
+NAME = "sanet"
+HELP = ("SANet (Park & Lee 2019): any style, each part of the photo taking the style of the parts of the "
+        "painting it resembles")
+
 
 def add_parser(sub) -> None:
     from .. import sanet
 
     d = {**api_defaults(sanet.stylize), **defaults(sanet.StylizeConfig)}
-    a = sub.add_parser("sanet", help="SANet (Park & Lee 2019): any style, each part of the photo taking the "
-                                     "style of the parts of the painting it resembles",
+    a = sub.add_parser(NAME, help=HELP,
                        formatter_class=HelpFormatter)
     image_arguments(a)
     a.add_argument("--alpha", type=sweep_values(alpha), default=d["alpha"],

@@ -24,6 +24,10 @@ from .pictures import enable_cache, execute, gather
 SWEEPS = ("content_weight", "style_weight", "tv_weight", "seed")  # options that take comma-separated values
 
 
+NAME = "stylize"
+HELP = "Gatys et al.: optimise an image's pixels"
+
+
 def add_parser(sub) -> None:
     from .. import gatys
     from ..content import CONTENT_LOSSES
@@ -32,7 +36,7 @@ def add_parser(sub) -> None:
     from ..style import STYLE_LOSSES
 
     d = {**api_defaults(gatys.stylize), **defaults(gatys.StylizeConfig)}
-    s = sub.add_parser("stylize", help="Gatys et al.: optimise an image's pixels",
+    s = sub.add_parser(NAME, help=HELP,
                        formatter_class=HelpFormatter)
     image_arguments(s)
     s.add_argument("--size", type=size_or_none, default=d["size"],

@@ -19,12 +19,15 @@ from .common import (
     training_defaults,
 )
 
+NAME = "train"
+HELP = "train a feed-forward network (AdaIN decoder, per-style network, SANet)"
+
 
 def add_parser(sub) -> None:
     from ..adain_train import train_decoder
     from ..feedforward_train import train_fast
 
-    t = sub.add_parser("train", help="train a feed-forward network (AdaIN decoder, per-style network, SANet)")
+    t = sub.add_parser(NAME, help=HELP)
     tsub = t.add_subparsers(dest="train_command", required=True, parser_class=Parser)
     d = training_defaults(train_decoder)
     a = tsub.add_parser("adain", help="train an AdaIN decoder (Huang & Belongie 2017)",

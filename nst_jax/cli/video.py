@@ -75,6 +75,10 @@ def _frame_list(text):
     return values
 
 
+NAME = "video"
+HELP = "a clip (video file or folder of frames), temporally consistent (Ruder et al. 2016)"
+
+
 def add_parser(sub) -> None:
     """The ``video`` subcommand on ``sub``."""
     from .. import adain, feedforward, gatys, video
@@ -84,8 +88,7 @@ def add_parser(sub) -> None:
 
     v = video.VIDEO_CONFIG
     gd, ad = defaults(gatys.StylizeConfig), defaults(adain.StylizeConfig)
-    p = sub.add_parser("video", help="a clip (video file or folder of frames), temporally consistent "
-                                     "(Ruder et al. 2016)",
+    p = sub.add_parser(NAME, help=HELP,
                        formatter_class=HelpFormatter)
     p.add_argument("input", metavar="IN", help="a video file (.mp4, .webm, .mov, ...) or a folder of frames")
     p.add_argument("styles", nargs="*", metavar="STYLE",

@@ -6,9 +6,12 @@ import sys
 
 from .common import Parser
 
+NAME = "weights"
+HELP = "fetch or convert VGG-19 weights"
+
 
 def add_parser(sub) -> None:
-    w = sub.add_parser("weights", help="fetch or convert VGG-19 weights")
+    w = sub.add_parser(NAME, help=HELP)
     wsub = w.add_subparsers(dest="weights_command", required=True, parser_class=Parser)
     f = wsub.add_parser("fetch", help="fetch, verify and cache the ImageNet VGG-19 weights; "
                                       "prints the cached path")
