@@ -41,8 +41,9 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
 # JAX's persistent cache is keyed on the lowered program, so every process still traces and lowers a function
 # before it can look the compilation up (0.3 s of `nst-jax fast`'s 1.7 s at 512 px on a 2-core Xeon).  A
 # stored program is keyed instead on everything that decides it: the function's name, its static arguments,
-# its arguments' structure, shapes and types, this package's source, JAX's version and options, XLA's flags,
-# the convolution choice, the devices and the CPU (XLA:CPU compiles for the host's instruction set).  A
+# its arguments' structure, shapes and types, this package's source, the versions of JAX and the libraries
+# it traces through, JAX's options, XLA's flags, the convolution choice, the devices and the CPU (XLA:CPU
+# compiles for the host's instruction set).  A
 # program is stored only where all of that is known (one device; static arguments with a stable repr).
 
 _store: dict = {"dir": None, "memo": {}, "salt": None}
@@ -60,20 +61,34 @@ def _cpu() -> str:
 
 def _salt() -> bytes:
     if _store["salt"] is None:
+        from importlib import metadata
+
         import jax
-        import jaxlib
 
         h = hashlib.sha256()
         package = Path(__file__).resolve().parent
         for src in sorted(package.rglob("*.py")):
             h.update(str(src.relative_to(package)).encode() + b"\0" + src.read_bytes())
         devices = jax.devices()
-        h.update(repr((jax.__version__, jaxlib.__version__, os.environ.get("XLA_FLAGS", ""),
-                       os.environ.get("NST_JAX_CONV", ""), jax.config.jax_enable_x64,
-                       jax.config.jax_default_matmul_precision, devices[0].platform, devices[0].device_kind,
-                       len(devices), _cpu())).encode())
+        libraries = []
+        for name in ("jax", "jaxlib", "flax", "optax", "numpy", "ml_dtypes"):
+            try:
+                libraries.append(metadata.version(name))
+            except metadata.PackageNotFoundError:
+                libraries.append(None)
+        h.update(repr((libraries, os.environ.get("XLA_FLAGS", ""), devices[0].platform,
+                       devices[0].device_kind, len(devices), _cpu())).encode())
         _store["salt"] = h.digest()
     return _store["salt"]
+
+
+def _settings() -> str:
+    """What a trace reads besides its arguments and may change within a process: the convolution choice and
+    JAX's numerical options."""
+    import jax
+
+    return repr((os.environ.get("NST_JAX_CONV", ""), jax.config.jax_enable_x64,
+                 jax.config.jax_default_matmul_precision))
 
 
 class _Unkeyable(Exception):
@@ -152,7 +167,7 @@ def _signature(args, static: dict) -> str | None:
 
     leaves, tree = jax.tree_util.tree_flatten(args)
     try:
-        parts = [str(tree), fingerprint(static)]
+        parts = [str(tree), fingerprint(static), _settings()]
     except _Unkeyable:
         return None
     for x in leaves:

@@ -49,6 +49,9 @@ def test_a_stored_program_is_loaded_whole_by_a_later_process(store, monkeypatch)
     np.testing.assert_allclose(f(params, x, power=1), affine, rtol=1e-5)
     np.testing.assert_allclose(f(params, x[:2]), x[:2] @ params["w"] + 0.5, rtol=1e-5)
     assert len(list(store.glob("affine-*.pkl"))) == 3
+    monkeypatch.setenv("NST_JAX_CONV", "winograd")  # read when VGG-19 is traced: another program
+    f(params, x[:2])
+    assert len(list(store.glob("affine-*.pkl"))) == 4
 
 
 def test_a_damaged_program_is_compiled_again(store, monkeypatch):
