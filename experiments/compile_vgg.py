@@ -43,13 +43,8 @@ def measure(size: int, repeats: int) -> dict:
     t1 = time.perf_counter()
     program = lowered.compile()
     t2 = time.perf_counter()
-    jax.block_until_ready(program(x, params))
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(program(x, params))
-        runs.append(time.perf_counter() - t)
-    return {"trace_and_lower": t1 - t0, "compile": t2 - t1, "run": sorted(runs)[len(runs) // 2],
+    run = harness.compare({"run": lambda: program(x, params)}, repeats, sync=jax.block_until_ready)["run"]
+    return {"trace_and_lower": t1 - t0, "compile": t2 - t1, "run": run["median"],
             "package": os.path.dirname(nst_jax.__file__)}
 
 

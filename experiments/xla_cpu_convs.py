@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import harness  # noqa: E402
 
@@ -45,14 +44,10 @@ def measure(dtype: str, scale: int, repeats: int) -> dict:
         s = max(2, side // scale)
         x = jnp.asarray(rng.standard_normal((1, s, s, cin)), dtype)
         w = jnp.asarray(rng.standard_normal((3, 3, cin, cout)) * 0.05, dtype)
-        for name, f in (("forward", fwd), ("forward + input gradient", grad)):
-            jax.block_until_ready(f(x, w))
-            runs = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                jax.block_until_ready(f(x, w))
-                runs.append(time.perf_counter() - t)
-            out[f"{side}x{cin}->{cout} {name}"] = sorted(runs)[len(runs) // 2] * 1e3
+        passes = {"forward": lambda: fwd(x, w), "forward + input gradient": lambda: grad(x, w)}
+        timed = harness.compare(passes, repeats, sync=jax.block_until_ready)
+        for name, r in timed.items():
+            out[f"{side}x{cin}->{cout} {name}"] = r["median"] * 1e3
     return out
 
 
