@@ -129,8 +129,8 @@ def _encode_band(vgg_params, x, dtype=jnp.float32):
 
 _adain_targets = jax.jit(_mix_targets)
 # one device: the programs of a picture, loaded whole by a later process
-_style_moments_stored = stored(_style_moments, "adain_style_moments")
-_transfer_stored = stored(_transfer, "adain_transfer")
+_style_moments_stored = stored(_style_moments, "adain_style_moments", static_argnames=("dtype",))
+_transfer_stored = stored(_transfer, "adain_transfer", static_argnames=("dtype", "upsample"))
 
 
 def _transfer_tiled(vgg_params, decoder_params, content, s_mean, s_std, alpha, mask, band: int,

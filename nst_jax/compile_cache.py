@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import platform
+import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,7 @@ def _salt() -> bytes:
             h.update(str(src.relative_to(package)).encode() + b"\0" + src.read_bytes())
         devices = jax.devices()
         libraries = []
-        for name in ("jax", "jaxlib", "flax", "optax", "numpy", "ml_dtypes"):
+        for name in ("jax", "jaxlib", "flax", "optax", "jaxopt", "opt_einsum", "numpy", "ml_dtypes"):
             try:
                 libraries.append(metadata.version(name))
             except metadata.PackageNotFoundError:
@@ -87,8 +88,9 @@ def _settings() -> str:
     JAX's numerical options."""
     import jax
 
-    return repr((os.environ.get("NST_JAX_CONV", ""), jax.config.jax_enable_x64,
-                 jax.config.jax_default_matmul_precision))
+    options = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_device",
+               "jax_default_prng_impl", "jax_threefry_partitionable", "jax_random_seed_offset")
+    return repr((os.environ.get("NST_JAX_CONV", ""), *(str(getattr(jax.config, o, None)) for o in options)))
 
 
 class _Unkeyable(Exception):
@@ -111,8 +113,11 @@ def fingerprint(value, depth: int = 0) -> str:
     if depth > 12:
         raise _Unkeyable("too deep")
     d = depth + 1
+    cls = type(value)
+    if cls.__module__ != "builtins" and not _trusted(cls.__module__):  # a subclass of a user's own
+        raise _Unkeyable(value)
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return repr(value)
+        return f"{cls.__qualname__}:{value!r}"
     if isinstance(value, type):
         if not _trusted(value.__module__):
             raise _Unkeyable(value)
@@ -132,7 +137,10 @@ def fingerprint(value, depth: int = 0) -> str:
         if not _trusted(value.__module__):
             raise _Unkeyable(value)
         code = value.__code__
-        cells = tuple(c.cell_contents for c in value.__closure__ or ())
+        try:
+            cells = tuple(c.cell_contents for c in value.__closure__ or ())
+        except ValueError:  # a cell not yet filled
+            raise _Unkeyable(value) from None
         return (f"fn:{value.__module__}.{value.__qualname__}:{code.co_firstlineno}:"
                 f"{hashlib.sha256(code.co_code).hexdigest()[:16]}:{fingerprint(code.co_consts, d)}:"
                 f"{fingerprint(value.__defaults__, d)}:{fingerprint(value.__kwdefaults__, d)}:"
@@ -140,14 +148,12 @@ def fingerprint(value, depth: int = 0) -> str:
     if isinstance(value, types.CodeType):
         return f"code:{value.co_name}:{hashlib.sha256(value.co_code).hexdigest()[:16]}"
     if isinstance(value, (types.BuiltinFunctionType, np.ufunc)):
-        module = getattr(value, "__module__", None) or "numpy"
-        if not _trusted(module):
-            raise _Unkeyable(value)
+        module = getattr(value, "__module__", None) or ("numpy" if isinstance(value, np.ufunc) else None)
+        bound = getattr(value, "__self__", None)
+        if not _trusted(module) or not (bound is None or isinstance(bound, types.ModuleType)):
+            raise _Unkeyable(value)  # a method bound to an object whose state no name tells
         return f"builtin:{module}.{value.__name__}"
     if dataclasses.is_dataclass(value):
-        cls = type(value)
-        if not _trusted(cls.__module__):
-            raise _Unkeyable(value)
         fields = ",".join(f"{f.name}={fingerprint(getattr(value, f.name), d)}"
                           for f in dataclasses.fields(value))
         return f"{cls.__module__}.{cls.__qualname__}({fields})"
@@ -171,10 +177,13 @@ def _signature(args, static: dict) -> str | None:
     except _Unkeyable:
         return None
     for x in leaves:
+        if isinstance(x, jax.core.Tracer):  # inside a transformation: the caller's trace is the program
+            return None
         if isinstance(x, jax.Array):
             if len(x.sharding.device_set) != 1:
                 return None
-            parts.append(f"{x.shape}{x.dtype}{'w' if x.weak_type else ''}")
+            (device,) = x.sharding.device_set
+            parts.append(f"{x.shape}{x.dtype}{'w' if x.weak_type else ''}@{device.id}")
         elif isinstance(x, (np.ndarray, np.generic)):
             parts.append(f"{x.shape}{x.dtype}")
         elif isinstance(x, (bool, int, float)):
@@ -198,12 +207,12 @@ def _save(path: Path, program) -> None:
     from jax.experimental import serialize_executable
 
     try:
+        data = pickle.dumps(serialize_executable.serialize(program))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(serialize_executable.serialize(program), f)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
         os.replace(tmp, path)  # whole or not at all, also with two processes at once
-    except Exception:  # a read-only or full disk costs the next run a compile, nothing else
+    except Exception:  # not serialisable, or a read-only or full disk: the next run compiles, nothing else
         pass
 
 
@@ -234,29 +243,34 @@ def _compile(jitted, args, static):
     machine code on XLA:CPU, so the store compiles its own once per signature)."""
     import jax
 
-    cache = jax.config.jax_enable_compilation_cache
-    jax.config.update("jax_enable_compilation_cache", False)
-    try:
-        return jitted.lower(*args, **static).compile()
-    finally:
-        jax.config.update("jax_enable_compilation_cache", cache)
+    with _COMPILING:
+        cache = jax.config.jax_enable_compilation_cache
+        jax.config.update("jax_enable_compilation_cache", False)
+        try:
+            return jitted.lower(*args, **static).compile()
+        finally:
+            jax.config.update("jax_enable_compilation_cache", cache)
 
 
-def stored(jitted, name: str, static_argnums: tuple[int, ...] = ()):
-    """``jitted`` (a ``jax.jit`` function; its static arguments by keyword, or at ``static_argnums`` as it
-    was jitted with) as a callable whose compiled program, per signature, is kept in this process and, once
+_COMPILING = threading.Lock()
+
+
+def stored(jitted, name: str, static_argnums: tuple[int, ...] = (), static_argnames: tuple[str, ...] = ()):
+    """``jitted`` (a ``jax.jit`` function, with the ``static_argnums`` and ``static_argnames`` it was jitted
+    with) as a callable whose compiled program, per signature, is kept in this process and, once
     :func:`enable_compilation_cache` has run, on disk beside the XLA cache: a later process loads it without
-    tracing or lowering.  Calls it cannot key (arguments on several devices, a static argument holding a
-    function from outside this package, :func:`fingerprint`) go to ``jitted`` itself; a stored program that
-    does not load or run is removed and compiled again."""
+    tracing or lowering.  Calls it cannot key (inside a transformation, arguments on several devices, another
+    keyword, a static argument holding a function from outside this package, :func:`fingerprint`) go to
+    ``jitted`` itself; a stored program that does not load or run is removed and compiled again."""
     import jax
 
     def call(*args, **static):
         folder = _store["dir"]
+        if folder is None or not set(static) <= set(static_argnames):
+            return jitted(*args, **static)
         positional = {i: args[i] for i in static_argnums if i < len(args)}
         dynamic = [a for i, a in enumerate(args) if i not in positional]
-        sig = None if folder is None else _signature(dynamic, {**static, **{f"#{i}": v for i, v in
-                                                                            positional.items()}})
+        sig = _signature(dynamic, {**static, **{f"#{i}": v for i, v in positional.items()}})
         if sig is None:
             return jitted(*args, **static)
         key = hashlib.sha256(_salt() + name.encode() + sig.encode()).hexdigest()[:40]
@@ -271,6 +285,8 @@ def stored(jitted, name: str, static_argnums: tuple[int, ...] = ()):
                 _store["memo"][key] = program
                 return out
             except Exception:
+                if any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree_util.tree_leaves(dynamic)):
+                    raise  # it had taken its donated arguments: the error is the run's, not the file's
                 path.unlink(missing_ok=True)
         program = _compile(jitted, args, static)
         _save(path, program)

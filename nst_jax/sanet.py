@@ -235,8 +235,8 @@ def _encode_band(vgg_params, x, dtype=jnp.float32):
 
 _decoder_input_jit = jax.jit(_decoder_input, static_argnames="identity")
 # one device: the programs of a picture, loaded whole by a later process
-_style_features_stored = stored(_style_features, "sanet_style_features")
-_transfer_stored = stored(_transfer, "sanet_transfer")
+_style_features_stored = stored(_style_features, "sanet_style_features", static_argnames=("dtype",))
+_transfer_stored = stored(_transfer, "sanet_transfer", static_argnames=("identity", "dtype", "upsample"))
 
 
 def _transfer_tiled(vgg_params, params, content, styles, alpha, mix, band: int, identity=False,

@@ -33,7 +33,7 @@ def test_a_stored_program_is_loaded_whole_by_a_later_process(store, monkeypatch)
     x = rng.standard_normal((4, 5)).astype(np.float32)
     affine = x.astype(np.float64) @ params["w"] + 0.5
     want = affine ** 2
-    f = compile_cache.stored(_affine, "affine")
+    f = compile_cache.stored(_affine, "affine", static_argnames=("power",))
 
     np.testing.assert_allclose(f(params, x, power=2), want, rtol=1e-5)
     assert len(list(store.glob("affine-*.pkl"))) == 1
@@ -57,7 +57,7 @@ def test_a_stored_program_is_loaded_whole_by_a_later_process(store, monkeypatch)
 def test_a_damaged_program_is_compiled_again(store, monkeypatch):
     params = {"w": np.eye(3, dtype=np.float32), "b": np.float32(1)}
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    f = compile_cache.stored(_affine, "affine")
+    f = compile_cache.stored(_affine, "affine", static_argnames=("power",))
     f(params, x)
     (path,) = store.glob("affine-*.pkl")
     path.write_bytes(path.read_bytes()[:100])  # a process that died while writing it
@@ -68,7 +68,7 @@ def test_a_damaged_program_is_compiled_again(store, monkeypatch):
 
 def test_without_the_cache_the_function_is_jitted_itself(monkeypatch):
     monkeypatch.setitem(compile_cache._store, "dir", None)
-    f = compile_cache.stored(_affine, "affine")
+    f = compile_cache.stored(_affine, "affine", static_argnames=("power",))
     x = jnp.ones((2, 3))
     np.testing.assert_allclose(f({"w": np.eye(3, dtype=np.float32), "b": 0.0}, x), np.ones((2, 3)))
 
@@ -140,3 +140,18 @@ def test_gatys_runs_the_same_from_stored_programs(store, monkeypatch, params):
     monkeypatch.setitem(compile_cache._store, "dir", store.parent / "users")
     run(style_loss=style.StyleLoss(target=_my_gram, distance=_my_distance, name="mine"))
     assert not list((store.parent / "users").glob("gatys_*.pkl"))
+
+
+def test_calls_it_cannot_key_go_to_the_jitted_function(store):
+    """Inside a transformation, with a keyword it was not told is static, or with a bound method in a static
+    argument, the call is jax.jit's own, and nothing is stored."""
+    f = compile_cache.stored(_affine, "affine", static_argnames=("power",))
+    params = {"w": np.eye(2, dtype=np.float32), "b": np.float32(0)}
+    x = np.ones((1, 2), np.float32)
+    g = jax.grad(lambda x: jnp.sum(f(params, x, power=2)))(x)  # traced arguments
+    np.testing.assert_allclose(g, 2 * x)
+    assert not list(store.glob("*.pkl"))
+    with pytest.raises(compile_cache._Unkeyable):
+        compile_cache.fingerprint({1: 2}.get)
+    with pytest.raises(compile_cache._Unkeyable):
+        compile_cache.fingerprint(type("Mine", (tuple,), {})((1,)))

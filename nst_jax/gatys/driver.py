@@ -159,9 +159,10 @@ def solver_for(optimizer, learning_rate=None, history=None, history_dtype=None) 
 # 2 x 100 images a picture).
 # On one device, with the package's own terms, they are kept whole between processes (compile_cache.stored):
 # a later run loads them without tracing (0.9 s at 256 px on a 2-core Xeon).
-_INIT = stored(jax.jit(_init, static_argnames=("cfg", "solver", "rows")), "gatys_init")
-_CHUNK = stored(jax.jit(_chunk, static_argnames=("cfg", "solver", "rows"), donate_argnums=(3, 4)),
-                "gatys_chunk")
+_STATIC = ("cfg", "solver", "rows")
+_INIT = stored(jax.jit(_init, static_argnames=_STATIC), "gatys_init", static_argnames=_STATIC)
+_CHUNK = stored(jax.jit(_chunk, static_argnames=_STATIC, donate_argnums=(3, 4)), "gatys_chunk",
+                static_argnames=_STATIC)
 
 
 def init_states(params, targets, weights, x, cfg: Config, solver: solvers.Solver, rows=None):
