@@ -10,7 +10,9 @@ Gatys.
   for 100 iterations: the Gram yardstick to the painting (:func:`nst_jax.metrics.style_distance`, how far
   the stylisation went) and the Sobel edge correlation with the photo (:func:`nst_jax.metrics.
   edge_correlation`); the self-similarity runs' edge correlation interpolated at the feature runs' style
-  distances compares the two at the same stylisation.
+  distances compares the two at the same stylisation.  ``--all-pairs``: the quality harness's twelve
+  held-back pairs (its three photos x four paintings) instead of the three, and a summary over them: at how
+  many of the feature runs' stylisations self-similarity keeps at least as much of the edges.
 * ``--strotss``: STROTSS composed of our terms (``--style-loss remd --content-loss self-similarity``, Adam,
   one scale) against Gatys's defaults, at 256 px: the independent sliced Wasserstein
   ratio (:func:`nst_jax.metrics.feature_swd_ratio`), the Gram yardstick, edges, seconds.
@@ -19,6 +21,7 @@ Pictures as grids and the numbers go to results/content/.
 
     python experiments/content_losses.py --calibrate
     python experiments/content_losses.py --sweep
+    python experiments/content_losses.py --sweep --solver adam --all-pairs
     python experiments/content_losses.py --strotss
     python experiments/content_losses.py --smoke   # each part at 64 px, 2 iterations, one pair, one weight,
                                                    # one scale, a temporary folder
@@ -27,6 +30,7 @@ Pictures as grids and the numbers go to results/content/.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import time
@@ -35,12 +39,14 @@ import harness
 import jax
 import jax.numpy as jnp
 import numpy as np
+from quality import PAINTINGS, PHOTOS
 
 from nst_jax import content, gatys, metrics
 from nst_jax import image as im
 from nst_jax.vgg import vgg19_params, with_winograd
 
 PAIRS = (("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("hoovertowernight", "shipwreck"))
+ALL_PAIRS = tuple(itertools.product(PHOTOS, PAINTINGS))  # the quality harness's twelve held-back pairs
 NAMES = tuple(content.CONTENT_LOSSES)
 FACTORS = (0.25, 1.0, 4.0)  # content weights, as multiples of the default
 # one scale: coarse to fine, the first scale's few deep positions made remd copy the painting's layout
@@ -141,6 +147,21 @@ def matched_edges(runs: dict, factors) -> list:
     return out
 
 
+def matched_summary(record) -> dict:
+    """Over every pair's matched points (the feature runs' stylisations inside the self-similarity runs'
+    range): how many, at how many self-similarity keeps at least the feature distance's edges, and the
+    median and range of the difference (self-similarity minus feature)."""
+    diffs = [p["self_similarity_edges"] - p["feature_edges"] for e in record
+             for p in e["edges_at_equal_stylisation"] if p["self_similarity_edges"] is not None]
+    if not diffs:
+        return {"points": 0}
+    return {"points": len(diffs), "self_similarity_at_least_as_high": sum(d >= 0 for d in diffs),
+            "median_difference": statistics.median(diffs), "min_difference": min(diffs),
+            "max_difference": max(diffs),
+            "pairs_with_a_point": sum(any(p["self_similarity_edges"] is not None
+                                          for p in e["edges_at_equal_stylisation"]) for e in record)}
+
+
 def strotss(params, pairs, size, iters, scales, content_weights=(None,)):
     """Gatys's defaults against STROTSS's composition at each of ``content_weights`` (``None``: the
     default)."""
@@ -171,6 +192,8 @@ def main():
     ap.add_argument("--size", type=int, default=None, help="default: 192 (calibrate, sweep), 256 (strotss)")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=len(PAIRS))
+    ap.add_argument("--all-pairs", action="store_true",
+                    help="the quality harness's twelve held-back pairs instead of the three")
     ap.add_argument("--photos", nargs="+", default=None, help="only the pairs of these photos")
     ap.add_argument("--solver", default="lbfgs", help="the sweep's solver, for both representations")
     ap.add_argument("--strotss-content-weights", type=float, nargs="+", default=None,
@@ -189,7 +212,8 @@ def main():
     elif not (a.calibrate or a.strotss):
         a.sweep = True
     params = with_winograd(vgg19_params())
-    pairs = [p for p in PAIRS[: a.pairs] if a.photos is None or p[0] in a.photos]
+    pairs = (ALL_PAIRS if a.all_pairs else PAIRS)[: a.pairs]
+    pairs = [p for p in pairs if a.photos is None or p[0] in a.photos]
     record = {"machine": harness.machine()}
     if a.calibrate:
         record["calibrate"] = calibrate(params, pairs, a.size or 192, 60 if not a.smoke else a.iters)
@@ -201,9 +225,11 @@ def main():
         record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors),
                                     "solver": a.solver,
                                     "self_similarity_layers": list(layers or content.SELF_SIMILARITY_LAYERS)}
+        record["sweep_summary"] = matched_summary(record["sweep"])
+        print("self-similarity against feature at equal stylisation:", record["sweep_summary"], flush=True)
         tag = f"_{a.solver}" + ("_" + "-".join(layers) if layers else "") + \
             ("" if factors == FACTORS else f"_{len(factors)}weights") + \
-            ("_" + "-".join(a.photos) if a.photos else "")
+            ("_" + "-".join(a.photos) if a.photos else "") + ("_12pairs" if a.all_pairs else "")
         harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}{tag}.json"), record)
         im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}{tag}.jpg"),
                       im.contact_sheet(rows, thumb=size))
