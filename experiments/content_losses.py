@@ -191,7 +191,7 @@ def main():
     ap.add_argument("--strotss", action="store_true")
     ap.add_argument("--size", type=int, default=None, help="default: 192 (calibrate, sweep), 256 (strotss)")
     ap.add_argument("--iters", type=int, default=100)
-    ap.add_argument("--pairs", type=int, default=len(PAIRS))
+    ap.add_argument("--pairs", type=int, default=None, help="only the first this many pairs")
     ap.add_argument("--all-pairs", action="store_true",
                     help="the quality harness's twelve held-back pairs instead of the three")
     ap.add_argument("--photos", nargs="+", default=None, help="only the pairs of these photos")
