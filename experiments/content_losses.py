@@ -108,13 +108,15 @@ def pair_images(pairs, size):
                [(photo, photo_name), (painting, painting_name)])
 
 
-def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None):
-    """``layers``: the self-similarity runs' content layers (default: Gatys's)."""
+def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None, ss_factors=None):
+    """``layers``: the self-similarity runs' content layers (default: Gatys's); ``ss_factors``: the
+    self-similarity runs' content weights (default: ``factors``)."""
+    ss_factors = ss_factors or factors
     record, rows = [], []
     for photo_name, painting_name, photo, painting, entry, row in pair_images(pairs, size):
         for name in NAMES:
             own = {"content_layers": layers} if layers and name == "self-similarity" else {}
-            for f in factors:
+            for f in (ss_factors if name == "self-similarity" else factors):
                 cw = f * gatys.LossWeights.content
                 x, rep = gatys.stylize(photo, painting, size=size, iters=iters, content_loss=name,
                                        content_weight=cw, optimizer=solver, weights=params, **own)
@@ -123,7 +125,7 @@ def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None):
                 entry["runs"][f"{name} {cw:g}"] = m
                 row.append((x, f"{name} cw {cw:g}"))
                 print(photo_name, painting_name, name, cw, {k: round(v, 4) for k, v in m.items()}, flush=True)
-        entry["edges_at_equal_stylisation"] = matched_edges(entry["runs"], factors)
+        entry["edges_at_equal_stylisation"] = matched_edges(entry["runs"], factors, ss_factors)
         print("edges at the feature runs' stylisation (feature, self-similarity):",
               entry["edges_at_equal_stylisation"], flush=True)
         record.append(entry)
@@ -131,13 +133,14 @@ def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None):
     return record, rows
 
 
-def matched_edges(runs: dict, factors) -> list:
+def matched_edges(runs: dict, factors, ss_factors=None) -> list:
     """For each feature-distance run: its style distance, its edge correlation, and the self-similarity runs'
     edge correlation interpolated (linearly in the style distance) at that style distance (``None`` outside
     the self-similarity runs' range)."""
     cw = [f * gatys.LossWeights.content for f in factors]
     ss = sorted((runs[f"self-similarity {w:g}"]["gram_style_distance"],
-                 runs[f"self-similarity {w:g}"]["edge_correlation"]) for w in cw)
+                 runs[f"self-similarity {w:g}"]["edge_correlation"])
+                for w in (f * gatys.LossWeights.content for f in (ss_factors or factors)))
     out = []
     for w in cw:
         d, e = runs[f"feature {w:g}"]["gram_style_distance"], runs[f"feature {w:g}"]["edge_correlation"]
@@ -202,6 +205,9 @@ def main():
                     help="the sweep's content layers for self-similarity (default: its own)")
     ap.add_argument("--factors", type=float, nargs="+", default=FACTORS,
                     help="the sweep's content weights, as multiples of the default")
+    ap.add_argument("--self-similarity-factors", type=float, nargs="+", default=None,
+                    help="the self-similarity runs' content weights, as multiples of the default (default: "
+                         "--factors)")
     harness.add_smoke(ap)
     a = ap.parse_args()
     factors, scales = tuple(a.factors), STROTSS["scales"]
@@ -221,15 +227,18 @@ def main():
     if a.sweep:
         size = a.size or 192
         layers = a.self_similarity_layers
-        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors, a.solver, layers)
+        ss_factors = tuple(a.self_similarity_factors) if a.self_similarity_factors and not a.smoke else None
+        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors, a.solver, layers, ss_factors)
         record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors),
+                                    "self_similarity_factors": list(ss_factors or factors),
                                     "solver": a.solver,
                                     "self_similarity_layers": list(layers or content.SELF_SIMILARITY_LAYERS)}
         record["sweep_summary"] = matched_summary(record["sweep"])
         print("self-similarity against feature at equal stylisation:", record["sweep_summary"], flush=True)
         tag = f"_{a.solver}" + ("_" + "-".join(layers) if layers else "") + \
             ("" if factors == FACTORS else f"_{len(factors)}weights") + \
-            ("_" + "-".join(a.photos) if a.photos else "") + ("_12pairs" if a.all_pairs else "")
+            ("_" + "-".join(a.photos) if a.photos else "") + ("_12pairs" if a.all_pairs else "") + \
+            ("_ss" + "-".join(f"{f:g}" for f in ss_factors) if ss_factors else "")
         harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}{tag}.json"), record)
         im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}{tag}.jpg"),
                       im.contact_sheet(rows, thumb=size))
