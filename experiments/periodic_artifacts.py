@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 from quality import SHARED, held_back_extra
 
-from nst_jax import adain, feedforward, metrics
+from nst_jax import adain, feedforward, metrics, modules
 from nst_jax import image as im
 from nst_jax.vgg import vgg19_params
 
@@ -75,7 +75,7 @@ class Networks:
         pad = (-h % adain.MULTIPLE, -w % adain.MULTIPLE)
         x = jnp.pad(x, ((0, 0), (0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect")
         t = adain.adain(adain.encode(self.vgg, x)[adain.ENCODER_LAYER], self.style_f)
-        net, p = adain.Decoder(upsample=upsample), self.decoder if params is None else params
+        net, p = modules.Decoder(upsample=upsample), self.decoder if params is None else params
         if layers:
             out, state = net.apply({"params": p}, t, capture_intermediates=True, mutable=["intermediates"])
         else:
@@ -88,7 +88,7 @@ class Networks:
         pad = (-h % feedforward.MULTIPLE, -w % feedforward.MULTIPLE)
         x = jnp.pad(x, ((0, 0), (0, pad[0]), (0, pad[1]), (0, 0)), mode="reflect")
         p = self.fast if params is None else params
-        net = feedforward.TransformNet(feedforward.num_styles(p), upsample)
+        net = modules.TransformNet(feedforward.num_styles(p), upsample)
         style = None if self.fast_style is None else jnp.asarray(self.fast_style)[None]
         if layers:
             out, state = net.apply({"params": p}, x, style, capture_intermediates=True,

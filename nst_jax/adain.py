@@ -3,8 +3,8 @@ Adaptive Instance Normalization").
 
 An encoder -- the VGG-19 of :mod:`nst_jax.vgg` up to relu4_1, frozen -- maps content and style images to
 features; :func:`adain` gives the content features the style features' per-channel mean and standard
-deviation; a trained :class:`Decoder` (flax.linen) maps the result back to an image.  One forward pass,
-any style.
+deviation; a trained decoder (:class:`nst_jax.modules.Decoder`, flax.linen) maps the result back to an
+image.  One forward pass, any style.
 
 This module is the model and inference. Pure functions: :func:`mean_std`, :func:`adain`, :func:`encode`,
 :func:`decode`. :func:`stylize` is the NumPy-in/NumPy-out entry point with the paper's controls (a
@@ -33,13 +33,11 @@ from .config import with_fields
 from .decoder import (  # the encoder and decoder AdaIN and SANet share (also this module's public names)
     CHANNEL_MEANS,
     CHANNEL_MEANS_FILE,
-    DECODER,
     DECODER_FILE,
     DECODER_HALO,
     DECODER_PLAN,
     NORMALISED_LAYERS,
     STYLIZE_CONFIG,
-    Decoder,
     StylizeConfig,
     decode,
     decode_band,
@@ -64,8 +62,8 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 EPS = 1e-5
 MULTIPLE = 8  # relu4_1 is after three 2x2 poolings: sides are padded to a multiple of 8
 
-__all__ = ["CHANNEL_MEANS", "CHANNEL_MEANS_FILE", "DECODER", "DECODER_FILE", "DECODER_PLAN",
-           "NORMALISED_LAYERS", "STYLIZE_CONFIG", "AdaIN", "Decoder", "StylizeConfig", "adain",
+__all__ = ["CHANNEL_MEANS", "CHANNEL_MEANS_FILE", "DECODER_FILE", "DECODER_PLAN",
+           "NORMALISED_LAYERS", "STYLIZE_CONFIG", "AdaIN", "StylizeConfig", "adain",
            "adain_moments",
            "count_params", "decode", "encode", "init_decoder", "load_decoder", "mean_std", "save_decoder",
            "stylize", "stylize_many", "upsampling"]
@@ -175,7 +173,7 @@ class AdaIN(Method):
         self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
         self.dtype = jnp.dtype(conf.dtype)
         self.say("loading networks")
-        self.vgg = weights if isinstance(weights, dict) else vgg19_params(weights)
+        self.vgg = weights if isinstance(weights, dict) else vgg19_params(weights, upto=ENCODER_LAYER)
         self.decoder, meta = (decoder, {}) if isinstance(decoder, dict) else \
             decoder if isinstance(decoder, tuple) else load_decoder(decoder)
         self.upsample = upsampling(meta)

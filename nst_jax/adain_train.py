@@ -1,6 +1,6 @@
 """Training an AdaIN decoder (Huang & Belongie 2017): the paper's loss and the training task.
 
-The model (encoder, :func:`nst_jax.adain.adain`, :class:`nst_jax.adain.Decoder`) and inference
+The model (encoder, :func:`nst_jax.adain.adain`, :class:`nst_jax.modules.Decoder`) and inference
 (:func:`nst_jax.adain.stylize`) are in :mod:`nst_jax.adain`; this module adds what only training needs:
 :func:`adain_loss` (the paper's), :func:`reconstruction_loss` (a warm-up), :class:`AdaINTask` for the
 method-agnostic loop of :mod:`nst_jax.train`, and :func:`train_decoder` with the paper's schedule.
@@ -47,7 +47,7 @@ def adain_loss(decoder_params, vgg_params, content, style, style_weight: float =
     of the float32 decoder parameters in float32).  ``periodic_weight > 0`` adds that times
     :func:`nst_jax.losses.periodic_peak_loss` of ``g`` (not in the paper: against the peaks that the
     decoder's nearest-neighbour upsamplings put at periods of 2, 4 and 8 px; logged as ``"periodic"``).
-    ``upsample``: the decoder's (:class:`nst_jax.adain.Decoder`).
+    ``upsample``: the decoder's (:class:`nst_jax.modules.Decoder`).
     """
     content_f = encode(vgg_params, content, dtype=dtype)[ENCODER_LAYER]
     style_f = encode(vgg_params, style, STYLE_LAYERS, dtype=dtype)
@@ -186,7 +186,7 @@ def train_decoder(content, style, ckpt_dir, config: TrainConfig = TRAIN_CONFIG, 
     for an accelerator that trains faster than one thread decodes JPEGs).  ``dtype="bfloat16"``: mixed
     precision (:func:`adain_loss`), float32 master weights and optimiser state.  ``periodic_weight``: the
     weight of :func:`adain_loss`'s term against periodic artefacts (0: the paper's loss).  ``upsample``:
-    the decoder's upsampling (:class:`nst_jax.adain.Decoder`; ``init_from`` may have another: a
+    the decoder's upsampling (:class:`nst_jax.modules.Decoder`; ``init_from`` may have another: a
     nearest-neighbour decoder retrained as a bilinear one keeps its parameters).
     ``config``: the whole :class:`nst_jax.train.TrainConfig` (default :data:`TRAIN_CONFIG`); keyword
     arguments named as its fields (``steps=1000``) replace those fields.

@@ -3,9 +3,9 @@ networks AdaIN (:mod:`nst_jax.adain`) and SANet (:mod:`nst_jax.sanet`) share, th
 of the two arbitrary-style methods (:class:`StylizeConfig`).
 
 The encoder is :mod:`nst_jax.vgg`'s VGG-19 with each channel divided by its mean activation over ImageNet
-(:data:`CHANNEL_MEANS`, relu1_1..relu5_1).  The decoder (:class:`Decoder`, flax.linen) mirrors VGG-19 up to
-relu4_1; its x2 upsamplings are nearest-neighbour (the papers') or bilinear, as its file says
-(:func:`upsampling`).
+(:data:`CHANNEL_MEANS`, relu1_1..relu5_1).  The decoder (:class:`nst_jax.modules.Decoder`, flax.linen)
+mirrors VGG-19 up to relu4_1 (:data:`DECODER_PLAN`); its x2 upsamplings are nearest-neighbour (the papers')
+or bilinear, as its file says (:func:`upsampling`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +23,7 @@ from . import image as _image
 from . import nets
 from .config import blend_weights, check_blend, freeze
 from .errors import NSTError
-from .nets import flat_shapes, load_params, save_params, upsample
+from .nets import flat_shapes, load_params, save_params
 from .vgg import vgg19_features
 
 NORMALISED_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # the layers of CHANNEL_MEANS
@@ -33,9 +32,9 @@ CHANNEL_MEANS_FILE = Path(__file__).parent / "models" / "vgg19_channel_means.npz
 DECODER_FORMAT = "nst_jax-adain-decoder-v1"
 DECODER_HALO = 8  # relu4_1 rows (64 px) above and below a band: the decoder sees about 3.75 around one
 
-__all__ = ["CHANNEL_MEANS", "DECODER_HALO", "NORMALISED_LAYERS", "STYLIZE_CONFIG", "Decoder", "StylizeConfig",
-           "decode", "decode_band", "encode", "init_decoder", "load_decoder", "mask_on_features",
-           "prepare_styles", "save_decoder", "style_weights", "upsampling"]
+__all__ = ["CHANNEL_MEANS", "DECODER_HALO", "DECODER_PLAN", "NORMALISED_LAYERS", "STYLIZE_CONFIG",
+           "StylizeConfig", "decode", "decode_band", "encode", "init_decoder", "load_decoder",
+           "mask_on_features", "prepare_styles", "save_decoder", "style_weights", "upsampling"]
 
 
 # --- the normalised encoder ----------------------------------------------------------------------------
@@ -63,27 +62,6 @@ def encode(vgg_params, images, layers=("relu4_1",), dtype=jnp.float32):
 # --- the decoder and its files ------------------------------------------------------------------
 
 
-class Conv3x3(nn.Module):
-    """A 3x3 convolution on an already padded input (``VALID``, :func:`nst_jax.nets.valid_conv`: XLA:CPU's
-    fast path), with ``nn.Conv``'s parameters and init."""
-    features: int
-
-    @nn.compact
-    def __call__(self, x):
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return nets.valid_conv(x, kernel) + bias
-
-
-class ReflectConv(nn.Module):
-    """3x3 convolution with reflection padding (as the paper, to avoid border artefacts)."""
-    features: int
-
-    @nn.compact
-    def __call__(self, x):
-        return Conv3x3(self.features, name="Conv_0")(nets.reflect_pad(x, 1))
-
-
 DECODER_PLAN = (  # (name, output channels), "up" = x2 upsampling (Decoder.upsample); mirrors VGG-19
     ("conv4_1", 256), "up",
     ("conv3_4", 256), ("conv3_3", 256), ("conv3_2", 256), ("conv3_1", 128), "up",
@@ -92,41 +70,19 @@ DECODER_PLAN = (  # (name, output channels), "up" = x2 upsampling (Decoder.upsam
 )
 
 
-class Decoder(nn.Module):
-    """Mirror of the VGG-19 encoder up to relu4_1: 3x3 reflection-padded convolutions with ReLU, pooling
-    replaced by x2 upsampling, no normalisation; the last convolution is linear and gives RGB in [0, 1]
-    (unclipped while training).  Parameter names are the encoder layers they mirror.  ``upsample``:
-    :func:`nst_jax.nets.upsample`'s kind, ``"nearest"`` as the paper (and the shipped decoder) or
-    ``"bilinear"`` (the same parameters; the decoder file says which, :func:`upsampling`)."""
-
-    upsample: str = "nearest"
-
-    @nn.compact
-    def __call__(self, t):
-        x = t
-        last = DECODER_PLAN[-1][0]
-        for item in DECODER_PLAN:
-            if item == "up":
-                x = upsample(x, self.upsample)
-                continue
-            name, features = item
-            x = ReflectConv(features, name=name)(x)
-            if name != last:
-                x = nn.relu(x)
-        return x
-
-
-DECODER = Decoder()
-
-
 def init_decoder(key, channels: int = 512):
+    """Fresh parameters of the decoder (:class:`nst_jax.modules.Decoder`)."""
+    from .modules import DECODER  # flax: only where parameters are made or a program traced
+
     return DECODER.init(key, jnp.zeros((1, 8, 8, channels), jnp.float32))["params"]
 
 
 def decode(decoder_params, t, dtype=jnp.float32, upsample: str = "nearest"):
-    """The decoder on AdaIN targets ``t``; ``dtype``: its computation (``jnp.bfloat16``: the float32
-    parameters cast for it, so that their gradients stay float32); the image comes back float32.
-    ``upsample``: the decoder's upsampling (:class:`Decoder`)."""
+    """The decoder (:class:`nst_jax.modules.Decoder`) on AdaIN targets ``t``; ``dtype``: its computation
+    (``jnp.bfloat16``: the float32 parameters cast for it, so that their gradients stay float32); the image
+    comes back float32.  ``upsample``: the decoder's upsampling."""
+    from .modules import DECODER, Decoder
+
     if jnp.dtype(dtype) != jnp.float32:
         decoder_params = jax.tree_util.tree_map(lambda a: a.astype(dtype), decoder_params)
     net = DECODER if upsample == "nearest" else Decoder(upsample)

@@ -2,15 +2,16 @@
 Vedaldi & Lempitsky 2016): one transformation network per style, trained with the perceptual losses of
 :mod:`nst_jax.losses`, applied in one forward pass.
 
-The network (:class:`TransformNet`, flax.linen) is Johnson et al.'s: a 9x9 convolution, two stride-2
-convolutions, five residual blocks, two upsampling stages and a 9x9 convolution, with reflection padding
-throughout and instance normalisation after every convolution but the last.  The upsampling stages are
-nearest-neighbour upsampling followed by a convolution (Odena et al. 2016, "Deconvolution and
-Checkerboard Artifacts"), as in PyTorch's fast_neural_style example, instead of the paper's transposed
-convolutions.  1,679,235 parameters.
+The network (:class:`nst_jax.modules.TransformNet`, flax.linen) is Johnson et al.'s: a 9x9 convolution,
+two stride-2 convolutions, five residual blocks, two upsampling stages and a 9x9 convolution, with
+reflection padding throughout and instance normalisation after every convolution but the last.  The
+upsampling stages are nearest-neighbour upsampling followed by a convolution (Odena et al. 2016,
+"Deconvolution and Checkerboard Artifacts"), as in PyTorch's fast_neural_style example, instead of the
+paper's transposed convolutions.  1,679,235 parameters.
 
-This module is the network, its files and inference (:func:`stylize`, with a :class:`StylizeConfig`);
-the perceptual loss, the training task and the schedule are in :mod:`nst_jax.feedforward_train`.
+This module is the network's parameters, files and inference (:func:`stylize`, with a
+:class:`StylizeConfig`); the perceptual loss, the training task and the schedule are in
+:mod:`nst_jax.feedforward_train`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,17 +32,7 @@ from .compile_cache import stored
 from .config import with_fields
 from .errors import NSTError
 from .feedforward_tiled import TILE_PIXELS, apply_net_tiled
-from .nets import (
-    count_params,
-    flat_shapes,
-    instance_norm,
-    load_params,
-    pad_to_multiple,
-    reflect_pad,
-    save_params,
-    upsample,
-    valid_conv,
-)
+from .nets import count_params, flat_shapes, instance_norm, load_params, pad_to_multiple, save_params
 from .run import Job, Method, Placement, collect, run_pictures
 from .runinfo import emitter
 from .tiling import Footprint, replicate, shard_rows, to_host
@@ -56,78 +46,12 @@ DEFAULT_MODEL = "starry_night"  # the network `nst-jax fast` and `video --method
 
 # --- network ---------------------------------------------------------------------------------------------
 
-class InstanceNorm(nn.Module):
-    """Per-image, per-channel normalisation over H, W, with a learned scale and shift (Ulyanov et al.).
-
-    ``num_styles > 0``: conditional instance normalisation (Dumoulin, Shlens & Kudlur 2017): one scale
-    and shift per style, chosen (or mixed) per image by ``style``, an ``(N, num_styles)`` array of weights
-    (one-hot for one style; a convex combination blends styles)."""
-
-    num_styles: int = 0
-
-    @nn.compact
-    def __call__(self, x, style=None):
-        c = x.shape[-1]
-        shape = (self.num_styles, c) if self.num_styles else (c,)
-        scale = self.param("scale", nn.initializers.ones_init(), shape)
-        bias = self.param("bias", nn.initializers.zeros_init(), shape)
-        if self.num_styles:
-            scale = (style @ scale)[:, None, None, :]
-            bias = (style @ bias)[:, None, None, :]
-        return instance_norm(x, scale, bias)
-
-
-class ConvLayer(nn.Module):
-    """Reflection-padded k x k convolution, stride 1 or 2."""
-    features: int
-    kernel: int
-    stride: int = 1
-
-    @nn.compact
-    def __call__(self, x):
-        k = self.kernel
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return valid_conv(reflect_pad(x, k // 2), kernel, self.stride) + bias
-
-
-class ResidualBlock(nn.Module):
-    features: int = 128
-    num_styles: int = 0
-
-    @nn.compact
-    def __call__(self, x, style=None):
-        n = self.num_styles
-        y = nn.relu(InstanceNorm(n, name="in1")(ConvLayer(self.features, 3, name="conv1")(x), style))
-        y = InstanceNorm(n, name="in2")(ConvLayer(self.features, 3, name="conv2")(y), style)
-        return x + y
-
-
-class TransformNet(nn.Module):
-    """Johnson et al.'s transformation network with instance norm; RGB in [0, 1] in and out (the output
-    is unclipped during training).  ``num_styles > 0``: one network for several styles, with conditional
-    instance normalisation (Dumoulin et al. 2017); ``style`` is then an ``(N, num_styles)`` weight array.
-    ``upsample``: :func:`nst_jax.nets.upsample`'s kind (the shipped networks: ``"nearest"``)."""
-
-    num_styles: int = 0
-    upsample: str = "nearest"
-
-    @nn.compact
-    def __call__(self, x, style=None):
-        n = self.num_styles
-        y = nn.relu(InstanceNorm(n, name="in1")(ConvLayer(32, 9, name="conv1")(x), style))
-        y = nn.relu(InstanceNorm(n, name="in2")(ConvLayer(64, 3, 2, name="conv2")(y), style))
-        y = nn.relu(InstanceNorm(n, name="in3")(ConvLayer(128, 3, 2, name="conv3")(y), style))
-        for i in range(1, 6):
-            y = ResidualBlock(128, n, name=f"res{i}")(y, style)
-        for i, features in ((1, 64), (2, 32)):
-            y = ConvLayer(features, 3, name=f"up{i}")(upsample(y, self.upsample))
-            y = nn.relu(InstanceNorm(n, name=f"in{i + 3}")(y, style))
-        return ConvLayer(3, 9, name="out")(y)
-
-
 @functools.lru_cache(maxsize=None)
-def _net(num_styles: int) -> TransformNet:
+def _net(num_styles: int):
+    """The network (:class:`nst_jax.modules.TransformNet`); flax is imported only here, where parameters are
+    made or a program traced."""
+    from .modules import TransformNet
+
     return TransformNet(num_styles)
 
 
@@ -417,7 +341,7 @@ def stylize(contents, model=None, config: StylizeConfig = STYLIZE_CONFIG, *, sty
                                 callback=callback, **settings), single)
 
 
-__all__ = ["STYLIZE_CONFIG", "InstanceNorm", "StylizeConfig", "TransformNet", "apply_net", "apply_net_tiled",
+__all__ = ["STYLIZE_CONFIG", "StylizeConfig", "apply_net", "apply_net_tiled",
            "choose_style", "count_params", "init_net", "instance_norm", "load_model",
            "model_styles", "num_styles", "save_model", "shipped_models", "shipped_styles", "style_mix",
            "stylize", "stylize_many", "Fast", "DEFAULT_MODEL", "default_model"]

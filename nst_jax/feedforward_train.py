@@ -1,6 +1,6 @@
 """Training a fast feed-forward network (Johnson, Alahi & Fei-Fei 2016): the perceptual loss and the task.
 
-The network (:class:`nst_jax.feedforward.TransformNet`), its files and inference are in
+The network (:class:`nst_jax.modules.TransformNet`), its files and inference are in
 :mod:`nst_jax.feedforward`; this module adds what only training needs.
 
 Loss (the perceptual loss), every term scale-free (:func:`nst_jax.losses.relative_distance`,

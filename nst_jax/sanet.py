@@ -12,7 +12,7 @@ take the style of the painting's positions it resembles.  The model:
   residual content features;
 * relu5_1's result upsampled (nearest, x2) and added to relu4_1's, and a 3x3 merge convolution after
   reflection padding (:func:`transform`);
-* AdaIN's decoder (:class:`nst_jax.adain.Decoder`) from the merged features to the picture.
+* AdaIN's decoder (:class:`nst_jax.modules.Decoder`) from the merged features to the picture.
 
 Pure functions (:func:`mean_variance_norm`, :func:`attention`, :func:`transform`, :func:`encode_pair`) and
 :func:`stylize` on the run contract of :mod:`nst_jax.run`: ``alpha`` (the transform of the photo by the
@@ -281,7 +281,7 @@ class SANet(Method):
         self.tile, self.devices, self.preserve_color = conf.tile, conf.devices, conf.preserve_color
         self.dtype = jnp.dtype(conf.dtype)
         self.say("loading networks")
-        self.vgg = weights if isinstance(weights, dict) else vgg19_params(weights)
+        self.vgg = weights if isinstance(weights, dict) else vgg19_params(weights, upto=ENCODER_LAYERS)
         self.params, meta = model if isinstance(model, tuple) else \
             (model, {}) if isinstance(model, dict) else load_model(model)
         self.upsample = upsampling(meta)

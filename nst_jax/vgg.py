@@ -36,18 +36,27 @@ LAYERS: tuple[str, ...] = _layer_sequence()
 _INDEX = {name: i for i, name in enumerate(LAYERS)}
 
 
-def vgg19_params(weights=None, log=None) -> dict:
+def vgg19_params(weights=None, log=None, upto: Iterable[str] | str | None = None) -> dict:
     """The VGG-19 parameter pytree (float32 JAX arrays).
 
     ``weights``: ``None`` for the fetched, verified ImageNet weights (cached under ``$NST_JAX_HOME``; the
     environment variable ``NST_JAX_WEIGHTS`` overrides), a path to a Keras ``.h5``, an nst_jax ``.npz`` or
-    a torchvision ``.pth``, or an already-loaded pytree (returned as JAX arrays).
+    a torchvision ``.pth``, or an already-loaded pytree (returned as JAX arrays).  ``upto``: a layer name, or
+    the layers a method will ask for: only the convolutions up to the deepest of them are read (AdaIN's
+    encoder to relu4_1 is 14 MB of the 80; ``None``: all of them).
     """
     if isinstance(weights, dict):
         tree = weights
     else:
-        tree = _weights.load(_weights.resolve(weights, log=log))
+        last = None if upto is None else last_conv([upto] if isinstance(upto, str) else upto)
+        tree = _weights.load(_weights.resolve(weights, log=log), upto=last)
     return jax.tree_util.tree_map(as_float32, tree)
+
+
+def last_conv(layers: Iterable[str]) -> str:
+    """The deepest convolution the layers ``layers`` need."""
+    deepest = max(_INDEX[name] for name in check_layers(layers))
+    return next(n for n in reversed(LAYERS[: deepest + 1]) if n.startswith("conv"))
 
 
 def as_float32(a):
@@ -378,6 +387,10 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
                        f"{max(layers, key=_INDEX.get)}: both sides must be at least {need} px")
     wanted = set(layers)
     deepest = max(_INDEX[name] for name in layers)
+    missing = [n for n in LAYERS[: deepest + 1] if n.startswith("conv") and n not in params]
+    if missing:
+        raise NSTError(f"these VGG-19 weights do not reach layer {LAYERS[deepest]}: {missing[0]} is not "
+                       "loaded (vgg19_params(..., upto=...) reads only the layers asked for)")
 
     x = ((x - params["preprocess"]["mean"]) / params["preprocess"]["std"]).astype(dtype)
     out = {}

@@ -192,7 +192,13 @@ def _networks(method: str, model, decoder, weights):
     if method in ("gatys", "adain", "sanet") and not isinstance(weights, dict):
         from .vgg import vgg19_params
 
-        weights = vgg19_params(weights)
+        if method == "adain":
+            from .adain import ENCODER_LAYER as upto
+        elif method == "sanet":
+            from .sanet import ENCODER_LAYERS as upto
+        else:
+            upto = None  # Gatys: the layers its settings name (read whole)
+        weights = vgg19_params(weights, upto=upto)
     if method == "adain" and not isinstance(decoder, (dict, tuple)):
         from .adain import load_decoder
 

@@ -85,9 +85,10 @@ def default_path() -> Path:
 # validation and the canonical layout
 # ------------------------------------------------------------------------------------------------------
 
-def _validate(arrays: dict[str, np.ndarray], source: str) -> None:
+def _validate(arrays: dict[str, np.ndarray], source: str, convs=CONV_NAMES) -> None:
     shapes = conv_shapes()
-    for name, shape in shapes.items():
+    for name in convs:
+        shape = shapes[name]
         k, b = arrays.get(f"{name}.kernel"), arrays.get(f"{name}.bias")
         if k is None or b is None:
             raise NSTError(f"{source} is not VGG-19 weights: layer {name} is missing")
@@ -103,9 +104,9 @@ def _validate(arrays: dict[str, np.ndarray], source: str) -> None:
             raise NSTError(f"{source} is not VGG-19 weights: {key} is missing or not 3 values")
 
 
-def _to_pytree(arrays: dict[str, np.ndarray]) -> dict:
+def _to_pytree(arrays: dict[str, np.ndarray], convs=CONV_NAMES) -> dict:
     params = {n: {"kernel": np.asarray(arrays[f"{n}.kernel"], np.float32),
-                  "bias": np.asarray(arrays[f"{n}.bias"], np.float32)} for n in CONV_NAMES}
+                  "bias": np.asarray(arrays[f"{n}.bias"], np.float32)} for n in convs}
     params["preprocess"] = {"mean": np.asarray(arrays["preprocess.mean"], np.float32),
                             "std": np.asarray(arrays["preprocess.std"], np.float32)}
     return params
@@ -150,10 +151,12 @@ def _read_h5(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, convs=CONV_NAMES) -> dict[str, np.ndarray]:
+    keep = {"format", "source", "preprocess.mean", "preprocess.std"} | {f"{n}.{p}" for n in convs
+                                                                        for p in ("kernel", "bias")}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with np.load(path, allow_pickle=False) as z:  # each array is read from the archive when asked for
+            arrays = {k: z[k] for k in z.files if k in keep}
     except Exception as e:  # zipfile.BadZipFile, ValueError, EOFError, OSError ...
         raise NSTError(f"cannot read {path} as .npz weights ({type(e).__name__}: {e})") from None
     fmt = str(arrays.pop("format", ""))
@@ -212,22 +215,34 @@ def _sniff(path: Path) -> str:
                    "(expected a Keras .h5, an nst_jax .npz or a torchvision .pth)")
 
 
-def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read any supported weights file into the flat canonical layout, validated."""
+def convs_upto(conv: str | None) -> tuple[str, ...]:
+    """The convolutions from conv1_1 to ``conv`` (all of them for ``None``)."""
+    if conv is None:
+        return CONV_NAMES
+    if conv not in CONV_NAMES:
+        raise NSTError(f"unknown VGG-19 convolution {conv!r}; valid names are conv1_1..conv5_4")
+    return CONV_NAMES[: CONV_NAMES.index(conv) + 1]
+
+
+def read_arrays(path: str | os.PathLike, upto: str | None = None) -> dict[str, np.ndarray]:
+    """Read any supported weights file into the flat canonical layout, validated; ``upto``: only the
+    convolutions from conv1_1 to that one (an ``.npz`` reads nothing else)."""
+    convs = convs_upto(upto)
     path = Path(path).expanduser()
     if not path.is_file():
         raise NSTError(f"weights file {path} does not exist")
     if path.stat().st_size == 0:
         raise NSTError(f"weights file {path} is empty")
     kind = _sniff(path)
-    arrays = {"h5": _read_h5, "npz": _read_npz, "pth": _read_pth}[kind](path)
-    _validate(arrays, str(path))
+    arrays = _read_npz(path, convs) if kind == "npz" else {"h5": _read_h5, "pth": _read_pth}[kind](path)
+    _validate(arrays, str(path), convs)
     return arrays
 
 
-def load(path: str | os.PathLike) -> dict:
-    """Load a weights file of any supported kind as the parameter pytree (NumPy arrays)."""
-    return _to_pytree(read_arrays(path))
+def load(path: str | os.PathLike, upto: str | None = None) -> dict:
+    """Load a weights file of any supported kind as the parameter pytree (NumPy arrays); ``upto``: only the
+    convolutions from conv1_1 to that one (:func:`read_arrays`)."""
+    return _to_pytree(read_arrays(path, upto), convs_upto(upto))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Compiled programs kept whole across processes (nst_jax.compile_cache.stored) and values kept with them."""
 
+import os
+import subprocess
+import sys
 from functools import partial
 
 import jax
@@ -155,3 +158,20 @@ def test_calls_it_cannot_key_go_to_the_jitted_function(store):
         compile_cache.fingerprint({1: 2}.get)
     with pytest.raises(compile_cache._Unkeyable):
         compile_cache.fingerprint(type("Mine", (tuple,), {})((1,)))
+
+
+def test_the_networks_run_from_the_store_without_flax(tmp_path):
+    """flax traces and initialises the learned networks (nst_jax.modules); a process whose programs and
+    parameter shapes all come from the store never imports it."""
+    script = ("import sys, numpy as np, nst_jax\n"
+              "from nst_jax import adain, feedforward\n"
+              "nst_jax.enable_compilation_cache()\n"
+              "x = np.random.default_rng(0).random((40, 48, 3), np.float32)\n"
+              "adain.stylize(x, x[::-1], size=48, style_size=48)\n"
+              "feedforward.stylize(x, size=48)\n"
+              "print('flax' in sys.modules)\n")
+    env = {**os.environ, "NST_JAX_XLA_CACHE": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr[-2000:]
+    assert [r.stdout.split()[-1] for r in runs] == ["True", "False"]

@@ -7,6 +7,7 @@ import pytest
 
 from nst_jax import feedforward as F
 from nst_jax import feedforward_train as FT
+from nst_jax import modules
 from nst_jax.data import ArraySource
 from nst_jax.errors import NSTError
 from nst_jax.vgg import vgg19_features
@@ -37,7 +38,7 @@ def test_instance_norm_matches_float64_numpy():
     var = ((x64 - mean) ** 2).mean(axis=(1, 2), keepdims=True)
     ref = (x64 - mean) / np.sqrt(var + 1e-5) * scale + bias
     np.testing.assert_allclose(np.asarray(F.instance_norm(x, scale, bias)), ref, rtol=1e-5, atol=1e-5)
-    module = F.InstanceNorm()
+    module = modules.InstanceNorm()
     out = module.apply({"params": {"scale": scale, "bias": bias}}, x)
     np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-5)
 
@@ -56,7 +57,7 @@ def test_conv_layers_match_lax_valid_convolution(k, stride, hw):
     values and gradients."""
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.random((2, *hw, 8)), jnp.float32)
-    layer = F.ConvLayer(5, k, stride)
+    layer = modules.ConvLayer(5, k, stride)
     p = layer.init(jax.random.key(0), x)
     kern, b = p["params"]["kernel"], p["params"]["bias"]
     pad = k // 2

@@ -43,6 +43,26 @@ def test_wrong_weight_files(tmp_path, build, match):
         nst_jax.vgg19_params(build(tmp_path / "w.npz"))
 
 
+def test_only_the_layers_asked_for_are_read(tmp_path, h5_path):
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(3, 3, 256, 512)).astype(np.float32)
+    bad = np.full((3, 3, 1, 1), np.nan, np.float32)  # conv4_2: the wrong shape, and not finite
+    path = _small_npz(tmp_path / "w.npz", **{"conv4_1.kernel": kernel, "conv4_2.kernel": bad})
+    with pytest.raises(NSTError, match="conv4_2 has shape"):
+        nst_jax.vgg19_params(path)
+    p = nst_jax.vgg19_params(path, upto="relu4_1")
+    assert set(p) == {*W.CONV_NAMES[:9], "preprocess"}
+    np.testing.assert_array_equal(np.asarray(p["conv4_1"]["kernel"]), kernel)
+    with pytest.raises(NSTError, match="do not reach layer relu4_2: conv4_2 is not loaded"):
+        nst_jax.vgg19_features(p, np.zeros((1, 16, 16, 3), np.float32), ["relu4_2"])
+    # every kind of file: the same arrays as the whole network's first layers
+    part, whole = nst_jax.vgg19_params(h5_path, upto=("pool3", "relu2_1")), nst_jax.vgg19_params(h5_path)
+    assert set(part) == {*W.CONV_NAMES[:8], "preprocess"}
+    for name in part:
+        for k in part[name]:
+            np.testing.assert_array_equal(np.asarray(part[name][k]), np.asarray(whole[name][k]))
+
+
 def test_truncated_npz(tmp_path):
     good = _small_npz(tmp_path / "good.npz")
     bad = tmp_path / "bad.npz"

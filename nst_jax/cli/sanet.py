@@ -59,7 +59,7 @@ def run(args) -> int:
             yield from sanet.stylize_many(images, inputs.styles, conf, mask=mask, model=model,
                                           weights=args.weights, batch=args.batch, callback=callback)
             return
-        weights = vgg19_params(args.weights)  # one network for every value of the sweep
+        weights = vgg19_params(args.weights, upto=sanet.ENCODER_LAYERS)  # one network for the whole sweep
         for value in sweep["alpha"]:
             todo = [i for i, (entry, _) in enumerate(inputs.todo) if entry.values["alpha"] == value]
             if not todo:

@@ -130,7 +130,8 @@ class Gatys(Method):
         self.conf = conf = with_fields(config, settings, "stylize setting")
         self.solver = solver(conf)
         self.cfg = compiled_config(conf)
-        params = weights if isinstance(weights, dict) and "conv1_1" in weights else vgg19_params(weights)
+        params = weights if isinstance(weights, dict) and "conv1_1" in weights else \
+            vgg19_params(weights, upto=conf.content_layers + conf.style_layers)
         self.params = with_winograd(params)
         self.footprint = footprint(history_bytes(self.solver))
         self.halo, self.align = band_halo(conf.content_layers + conf.style_layers)
