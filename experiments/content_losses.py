@@ -198,6 +198,7 @@ def main():
     ap.add_argument("--all-pairs", action="store_true",
                     help="the quality harness's twelve held-back pairs instead of the three")
     ap.add_argument("--photos", nargs="+", default=None, help="only the pairs of these photos")
+    ap.add_argument("--paintings", nargs="+", default=None, help="only the pairs of these paintings")
     ap.add_argument("--solver", default="lbfgs", help="the sweep's solver, for both representations")
     ap.add_argument("--strotss-content-weights", type=float, nargs="+", default=None,
                     help="--strotss: the composition at these content weights (default: the default one)")
@@ -219,7 +220,8 @@ def main():
         a.sweep = True
     params = with_winograd(vgg19_params())
     pairs = (ALL_PAIRS if a.all_pairs else PAIRS)[: a.pairs]
-    pairs = [p for p in pairs if a.photos is None or p[0] in a.photos]
+    pairs = [p for p in pairs if (a.photos is None or p[0] in a.photos)
+             and (a.paintings is None or p[1] in a.paintings)]
     record = {"machine": harness.machine()}
     if a.calibrate:
         record["calibrate"] = calibrate(params, pairs, a.size or 192, 60 if not a.smoke else a.iters)
@@ -237,7 +239,8 @@ def main():
         print("self-similarity against feature at equal stylisation:", record["sweep_summary"], flush=True)
         tag = f"_{a.solver}" + ("_" + "-".join(layers) if layers else "") + \
             ("" if factors == FACTORS else f"_{len(factors)}weights") + \
-            ("_" + "-".join(a.photos) if a.photos else "") + ("_12pairs" if a.all_pairs else "") + \
+            ("_" + "-".join(a.photos) if a.photos else "") + \
+            ("_" + "-".join(a.paintings) if a.paintings else "") + ("_12pairs" if a.all_pairs else "") + \
             ("_ss" + "-".join(f"{f:g}" for f in ss_factors) if ss_factors else "")
         harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}{tag}.json"), record)
         im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}{tag}.jpg"),
