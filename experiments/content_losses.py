@@ -30,7 +30,9 @@ Pictures as grids and the numbers go to results/content/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
+import math
 import os
 import statistics
 import time
@@ -108,9 +110,25 @@ def pair_images(pairs, size):
                [(photo, photo_name), (painting, painting_name)])
 
 
-def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None, ss_factors=None):
+def grid_self_similarity() -> content.ContentLoss:
+    """Self-similarity at a fixed regular grid of about :data:`nst_jax.content.SELF_SIMILARITY_POSITIONS`
+    positions (every s-th row and column of the finest map, s the smallest stride that keeps the count near
+    it) instead of positions redrawn at every evaluation: a deterministic objective, which L-BFGS can take.
+    A content term of one's own, through the API."""
+    def distance(f, t, key=None):
+        h, w = content.finest_grid(f)
+        s = max(1, math.ceil(math.sqrt(h * w / content.SELF_SIMILARITY_POSITIONS)))
+        ys, xs = np.meshgrid(np.arange(s // 2, h, s), np.arange(s // 2, w, s), indexing="ij")
+        return content.self_similarity_at(f, t, jnp.asarray((ys * w + xs).ravel()))
+
+    return dataclasses.replace(content.SELF_SIMILARITY, name="self-similarity-grid", distance=distance,
+                               stochastic=False, solver=None)
+
+
+def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None, ss_factors=None, ss_rep=None):
     """``layers``: the self-similarity runs' content layers (default: Gatys's); ``ss_factors``: the
-    self-similarity runs' content weights (default: ``factors``)."""
+    self-similarity runs' content weights (default: ``factors``); ``ss_rep``: the self-similarity runs'
+    representation (default: the named one)."""
     ss_factors = ss_factors or factors
     record, rows = [], []
     for photo_name, painting_name, photo, painting, entry, row in pair_images(pairs, size):
@@ -118,7 +136,8 @@ def sweep(params, pairs, size, iters, factors, solver="lbfgs", layers=None, ss_f
             own = {"content_layers": layers} if layers and name == "self-similarity" else {}
             for f in (ss_factors if name == "self-similarity" else factors):
                 cw = f * gatys.LossWeights.content
-                x, rep = gatys.stylize(photo, painting, size=size, iters=iters, content_loss=name,
+                rep_ = ss_rep if ss_rep is not None and name == "self-similarity" else name
+                x, rep = gatys.stylize(photo, painting, size=size, iters=iters, content_loss=rep_,
                                        content_weight=cw, optimizer=solver, weights=params, **own)
                 m = measures(params, x, photo, painting)
                 m["seconds_per_iteration"] = rep["optimize_seconds"] / rep["iterations"]
@@ -206,6 +225,9 @@ def main():
                     help="the sweep's content layers for self-similarity (default: its own)")
     ap.add_argument("--factors", type=float, nargs="+", default=FACTORS,
                     help="the sweep's content weights, as multiples of the default")
+    ap.add_argument("--self-similarity-grid", action="store_true",
+                    help="the sweep's self-similarity at a fixed grid of positions (grid_self_similarity), "
+                         "deterministic, for L-BFGS")
     ap.add_argument("--self-similarity-factors", type=float, nargs="+", default=None,
                     help="the self-similarity runs' content weights, as multiples of the default (default: "
                          "--factors)")
@@ -230,10 +252,12 @@ def main():
         size = a.size or 192
         layers = a.self_similarity_layers
         ss_factors = tuple(a.self_similarity_factors) if a.self_similarity_factors and not a.smoke else None
-        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors, a.solver, layers, ss_factors)
+        ss_rep = grid_self_similarity() if a.self_similarity_grid else None
+        record["sweep"], rows = sweep(params, pairs, size, a.iters, factors, a.solver, layers, ss_factors,
+                                      ss_rep)
         record["sweep_settings"] = {"size": size, "iters": a.iters, "factors": list(factors),
                                     "self_similarity_factors": list(ss_factors or factors),
-                                    "solver": a.solver,
+                                    "solver": a.solver, "self_similarity_grid": a.self_similarity_grid,
                                     "self_similarity_layers": list(layers or content.SELF_SIMILARITY_LAYERS)}
         record["sweep_summary"] = matched_summary(record["sweep"])
         print("self-similarity against feature at equal stylisation:", record["sweep_summary"], flush=True)
@@ -241,7 +265,8 @@ def main():
             ("" if factors == FACTORS else f"_{len(factors)}weights") + \
             ("_" + "-".join(a.photos) if a.photos else "") + \
             ("_" + "-".join(a.paintings) if a.paintings else "") + ("_12pairs" if a.all_pairs else "") + \
-            ("_ss" + "-".join(f"{f:g}" for f in ss_factors) if ss_factors else "")
+            ("_ss" + "-".join(f"{f:g}" for f in ss_factors) if ss_factors else "") + \
+            ("_grid" if a.self_similarity_grid else "")
         harness.save(harness.result_path("content", f"content_losses_{size}_{a.iters}{tag}.json"), record)
         im.save_image(harness.result_path("content", f"grid_content_{size}_{a.iters}{tag}.jpg"),
                       im.contact_sheet(rows, thumb=size))

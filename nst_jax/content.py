@@ -107,17 +107,33 @@ def hypercolumns(maps, index):
     return jnp.concatenate(cols, axis=-1)
 
 
+def _maps(f):
+    return tuple(f) if isinstance(f, tuple | list) else (f,)
+
+
+def finest_grid(maps) -> tuple[int, int]:
+    """(H, W) of the finest of ``maps`` (1, H_l, W_l, C_l): the grid positions are numbered on."""
+    return max((m.shape[1:3] for m in _maps(maps)), key=lambda s: s[0] * s[1])
+
+
 def self_similarity_distance(f, t, key):
     """STROTSS's content term (module notes) between the picture's maps ``f`` and the photo's ``t`` (tuples
-    of (1, H, W, C) maps, or one map): ``mean |D^x_ij / sum_i D^x_ij - D^c_ij / sum_i D^c_ij|`` over the
-    sampled positions' hypercolumns."""
-    f, t = (tuple(m) if isinstance(m, tuple | list) else (m,) for m in (f, t))
-    h, w = max((m.shape[1:3] for m in f), key=lambda s: s[0] * s[1])
+    of (1, H, W, C) maps, or one map) at :data:`SELF_SIMILARITY_POSITIONS` positions drawn with ``key``
+    (all of them where there are no more): :func:`self_similarity_at`."""
+    h, w = finest_grid(f)
     m = h * w
     if m > SELF_SIMILARITY_POSITIONS:
         idx = jax.random.choice(key, m, (SELF_SIMILARITY_POSITIONS,), replace=False)
     else:
         idx = jnp.arange(m)
+    return self_similarity_at(f, t, idx)
+
+
+def self_similarity_at(f, t, idx):
+    """``mean |D^x_ij / sum_i D^x_ij - D^c_ij / sum_i D^c_ij|`` over the hypercolumns of the positions
+    ``idx`` (flat, on :func:`finest_grid`) of the picture's maps ``f`` and the photo's ``t``, ``D`` the
+    cosine distances between positions."""
+    f, t = _maps(f), _maps(t)
     x, c = hypercolumns(f, idx), hypercolumns(t, idx)
     dx, dc = _cosine_distances(x), _cosine_distances(c)
     dx = dx / jnp.maximum(jnp.sum(dx, axis=0, keepdims=True), 1e-8)
@@ -142,5 +158,5 @@ def content_loss(spec) -> ContentLoss:
 
 
 __all__ = ["CONTENT_LOSSES", "FEATURE", "SELF_SIMILARITY", "SELF_SIMILARITY_LAYERS",
-           "SELF_SIMILARITY_POSITIONS", "STROTSS_LAYERS", "ContentLoss", "content_loss", "hypercolumns",
-           "self_similarity_distance"]
+           "SELF_SIMILARITY_POSITIONS", "STROTSS_LAYERS", "ContentLoss", "content_loss", "finest_grid",
+           "hypercolumns", "self_similarity_at", "self_similarity_distance"]
