@@ -22,9 +22,11 @@ Pictures as grids and the numbers go to results/content/.
     python experiments/content_losses.py --calibrate
     python experiments/content_losses.py --sweep
     python experiments/content_losses.py --sweep --solver adam --all-pairs
+    python experiments/content_losses.py --sweep --solver lbfgs --self-similarity-grid \
+        --self-similarity-factors 1 4 16 64
     python experiments/content_losses.py --strotss
     python experiments/content_losses.py --smoke   # each part at 64 px, 2 iterations, one pair, one weight,
-                                                   # one scale, a temporary folder
+                                                   # one scale, the grid's self-similarity, a temporary folder
 """
 
 from __future__ import annotations
@@ -238,6 +240,7 @@ def main():
         harness.smoke_results()
         a.calibrate = a.sweep = a.strotss = True
         a.size, a.iters, a.pairs, factors, scales = 64, 2, 1, (1.0,), 1
+        a.self_similarity_grid = True  # the sampled term is the package's, tested in tests/test_content.py
     elif not (a.calibrate or a.strotss):
         a.sweep = True
     params = with_winograd(vgg19_params())
