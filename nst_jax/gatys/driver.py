@@ -104,12 +104,15 @@ def _one_problem(params, t, w, cfg):
 def _init(params, targets, weights, x, *, cfg, solver, rows=None):
     """One solver state per picture of ``x`` (N, H, W, 3), nothing evaluated (so the objective is compiled
     once, in the chunk program, whose first step evaluates at ``x``)."""
+    first = jax.tree_util.tree_map(lambda a: a[0], (targets, weights, x))
+    # the objective's terms (their shapes, the same for every picture), traced once
+    aux = jax.eval_shape(lambda t, w, xi: gatys_loss(params, xi[None], t, w, cfg)[1], *first)
+
     def one(t, w, xi):
         y = xi[None]
-        aux = jax.eval_shape(lambda: gatys_loss(params, y, t, w, cfg)[1])
         return _split_rows(solver.init(y * solver.scale, aux), y.shape, rows)
 
-    shape = jax.eval_shape(one, *jax.tree_util.tree_map(lambda a: a[0], (targets, weights, x)))
+    shape = jax.eval_shape(one, *first)
     axes = _state_axes(solver, shape)
     return _batched(one, _axes_tree((0, 0, 0), (targets, weights, x)), _axes_tree(axes, shape),
                     x.shape[0])(targets, weights, x)
