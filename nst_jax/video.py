@@ -197,7 +197,7 @@ def _networks(method: str, model, decoder, weights):
         elif method == "sanet":
             from .sanet import ENCODER_LAYERS as upto
         else:
-            upto = None  # Gatys: the layers its settings name (read whole)
+            upto = None  # Gatys: all of them (its settings choose its layers)
         weights = vgg19_params(weights, upto=upto)
     if method == "adain" and not isinstance(decoder, (dict, tuple)):
         from .adain import load_decoder
