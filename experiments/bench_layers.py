@@ -5,12 +5,11 @@ the Gram matrix of each style layer.
 
 JAX ways:
   direct          the product's ``lax.conv`` path in float32 (``nst_jax.vgg.conv3x3(conv="direct")``)
-  winograd        the product's Winograd F(2x2, 3x3) path in float32 (``conv="winograd"``)
+  winograd        the product's Winograd F(4x4, 3x3) path in float32 (``conv="winograd"``)
   direct-bf16     the product's ``lax.conv`` path on a bfloat16 picture (``--dtype bfloat16``): bfloat16
                   operands summed in float32, its explicit input-gradient rule
-  winograd-bf16   the product's Winograd path on a bfloat16 picture: input transform and 16 products in
+  winograd-bf16   the product's Winograd path on a bfloat16 picture: input transform and 36 products in
                   bfloat16 (float32 sums), the output transform in float32
-  wino-batch-bf16 the same 16 products as one batched product (16, P, Cin) @ (16, Cin, Cout)
   shifted-bf16    the product's nine 1x1 products of the picture shifted by each kernel tap
                   (``conv="shifted"``), bfloat16, float32 sums: what ``--dtype bfloat16`` runs at >=256
                   channels on CPU
@@ -27,7 +26,6 @@ Frobenius error): the price in accuracy of each way.  GFLOP/s counts the direct 
 """
 
 import argparse
-from functools import partial
 
 import harness  # noqa: E402
 import jax  # noqa: E402
@@ -35,7 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nst_jax.vgg import conv3x3, winograd_kernel  # noqa: E402
+from nst_jax.vgg import conv3x3  # noqa: E402
 
 BF16 = jnp.bfloat16
 F32 = jnp.float32
@@ -52,58 +50,10 @@ def shapes(size: int):
 
 # --- the ways --------------------------------------------------------------------------------------------
 
-def _bt(d0, d1, d2, d3):  # B^T's rows (Lavin & Gray 2016)
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-def _at(m0, m1, m2, m3):  # A^T's rows
-    return m0 + m1 + m2, m1 - m2 - m3
-
-
-def _winograd_tiles(x):
-    """The input transform: ``v[i][j]`` (N, tiles_h, tiles_w, Cin) for i, j < 4, in ``x``'s dtype."""
-    n, h, w, _ = x.shape
-    th, tw = (h + 1) // 2, (w + 1) // 2
-    xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
-    rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
-    return [_bt(*[rows[i][:, :, b: b + 2 * tw: 2] for b in range(4)]) for i in range(4)]
-
-
-def _winograd_out(m, h, w):
-    """The output transform of the 4x4 products ``m[i][j]`` (N, th, tw, Cout) in float32."""
-    cols = [_at(*m[i]) for i in range(4)]  # cols[i][q]
-    out = [_at(cols[0][q], cols[1][q], cols[2][q], cols[3][q]) for q in range(2)]  # out[q][p]
-    y = jnp.stack([jnp.stack([out[0][p], out[1][p]], 3) for p in range(2)], 2)
-    n, th, _, tw, _, c = y.shape
-    return y.reshape(n, 2 * th, 2 * tw, c)[:, :h, :w]
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(1,))
-def cotangent_as(y, dtype):
-    """``y``; its cotangent cast to ``dtype`` on the way back, so that the backward products of a float32 sum
-    of bfloat16 products take bfloat16 operands too."""
-    return y
-
-
-cotangent_as.defvjp(lambda y, dtype: (y, None), lambda dtype, _, g: (g.astype(dtype),))
-
-
-def winograd_batched_bf16(x, kernel):
-    cin, cout = kernel.shape[2:]
-    u = winograd_kernel(kernel).astype(BF16).reshape(16, cin, cout)
-    v = _winograd_tiles(x.astype(BF16))
-    tiles = v[0][0].shape[:3]
-    vb = jnp.stack([v[i][j].reshape(-1, cin) for i in range(4) for j in range(4)])  # (16, P, Cin)
-    mb = cotangent_as(jnp.einsum("tpc,tco->tpo", vb, u, preferred_element_type=F32), BF16)
-    m = [[mb[4 * i + j].reshape(*tiles, cout) for j in range(4)] for i in range(4)]
-    return _winograd_out(m, *x.shape[1:3]).astype(BF16)
-
-
 WAYS = {"direct": lambda x, k: conv3x3(x, k, conv="direct"),
         "winograd": lambda x, k: conv3x3(x, k, conv="winograd"),
         "direct-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="direct"),
         "winograd-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="winograd"),
-        "wino-batch-bf16": winograd_batched_bf16,
         "shifted-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="shifted")}
 
 

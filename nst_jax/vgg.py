@@ -98,45 +98,68 @@ def _pool(x, kind: str):
 
 
 # --- 3x3 convolutions ------------------------------------------------------------------------------
-# Winograd F(2x2, 3x3) (Lavin & Gray 2016): each 2x2 output tile costs 16 multiplications per
-# (input, output) channel pair instead of 36.  The transforms are written as separable slices and
-# adds, so the work left is one batched product of the 16 tile positions' (pixels/4 x Cin) @ (Cin x Cout)
-# matrices.  On XLA:CPU this is 1.6-2.3x faster than lax.conv for layers with >= 256 output channels
-# (measured in experiments/bench_vgg.py), and slower for the wide, shallow layers, which keep lax.conv.  The
-# relative error against direct convolution is ~1e-6 in float32.
+# Winograd F(4x4, 3x3) (Lavin & Gray 2016): each 4x4 output tile costs 36 multiplications per (input, output)
+# channel pair instead of 144.  The transforms are written as separable strided slices and adds, so the work
+# left is one batched product of the 36 tile positions' (pixels/16 x Cin) @ (Cin x Cout) matrices.  The
+# interpolation points are 0, +-2, +-1/2 and infinity: of the sets tried (0, +-1, +-2 the usual one), the most
+# accurate in float32 (relative error 1.8-2.5e-6 against float64 at VGG-19's 256- and 512-channel layers,
+# 2.8-3.8e-6 with +-1 and +-2, 0.3-0.6e-6 for F(2x2, 3x3); experiments/bench_layers.py), and closed under
+# p -> 1/p, so the flipped kernel's transform is the kernel's with its tile positions permuted (the backward
+# pass below).  On XLA:CPU it is 1.3-2.4x faster than F(2x2, 3x3) and than lax.conv on VGG-19's layers with
+# >= 256 output channels, as fast for conv3_1, and slower for the wide, shallow layers, which keep lax.conv.
 # ``conv="auto"`` takes Winograd there unless ``$NST_JAX_CONV`` says otherwise ("direct" or "winograd" for
 # every layer), read when a program is traced: Winograd's program compiles in about three times lax.conv's
-# time (1.2-1.4 s against 0.4 s for VGG-19's value and input gradient at 192 x 256 px; 4.6-5.3 s when each
-# layer was 16 products and autodiff's backward pass; experiments/compile_vgg.py), which pays wherever the
-# run is longer than the compile.  In bfloat16 (mixed precision) "auto" takes nine shifted 1x1 products
-# instead for those layers: plain matrix products, which XLA:CPU runs on AMX's bfloat16 tiles (Intel Xeon)
-# where it runs neither lax.conv nor Winograd's small products faster than in float32
-# (experiments/bench_layers.py; BENCHMARKS.md "Mixed precision on the CPU").
-_WINO_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+# time (experiments/compile_vgg.py), which pays wherever the run is longer than the compile.  In bfloat16
+# (mixed precision) "auto" takes nine shifted 1x1 products instead for those layers: plain matrix products,
+# which XLA:CPU runs on AMX's bfloat16 tiles (Intel Xeon) where it runs neither lax.conv nor Winograd's small
+# products faster than in float32 (experiments/bench_layers.py; BENCHMARKS.md "Mixed precision on the CPU").
+#
+# Rows in the order of the points 0, 2, 1/2, -2, -1/2, infinity.  G = diag(_WINO_D) _WINO_G: an integer part
+# (entries 0, +-1, +-2, 4: its products with a float32 kernel are exact) and one scale a row, chosen equal
+# for p and 1/p, so that G flip(g) is exactly G g with rows _FLIP swapped.
+_WINO_G = np.array([[1, 0, 0], [1, 2, 4], [4, 2, 1], [1, -2, 4], [4, -2, 1], [0, 0, 1]], np.float32)
+_WINO_D = np.array([1 / 4, 1 / 60, 1 / 60, 1 / 60, 1 / 60, 1 / 4])
+_WINO_BT = np.array([[4, 0, -17, 0, 4, 0], [0, -1, -0.5, 4, 2, 0], [0, 16, 32, -4, -8, 0],
+                     [0, 1, -0.5, -4, 2, 0], [0, -16, 32, 4, -8, 0], [0, 4, 0, -17, 0, 4]], np.float32)
+_WINO_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 2, 0.5, -2, -0.5, 0], [0, 4, 0.25, 4, 0.25, 0],
+                     [0, 8, 0.125, -8, -0.125, 1]], np.float32)
+WINO_TILE = 4  # output pixels a tile side: F(4x4, 3x3), input tiles of 6x6 at stride 4
+# Where "auto" takes Winograd on CPU: layers of >= 256 output channels, and of 128 where the picture is at
+# most 128 x 128 (larger, the transforms' memory traffic outweighs the products saved: conv2_1 at 256 x 256
+# runs 1.5x slower forward than lax.conv, at 128 x 128 2x faster; experiments/bench_layers.py).
 WINOGRAD_MIN_COUT = 256
+WINOGRAD_SMALL = (128, 128 * 128)  # (output channels, at most this many pixels)
 CONV_ENV = "NST_JAX_CONV"
 CONVS = ("auto", "direct", "winograd", "shifted")  # shifted: nine 1x1 products (:func:`conv3x3`)
 
 
-def _bt(d0, d1, d2, d3):  # rows of B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-def _at(m0, m1, m2, m3):  # rows of A^T = [[1,1,1,0],[0,1,-1,-1]]
-    return m0 + m1 + m2, m1 - m2 - m3
+def _rows(matrix, terms):
+    """``matrix @ terms`` for a small constant matrix and a list of arrays: sums of the nonzero terms."""
+    out = []
+    for row in matrix:
+        acc = None
+        for c, t in zip(row, terms, strict=True):
+            if c:
+                t = t if c == 1 else -t if c == -1 else t * t.dtype.type(c)
+                acc = t if acc is None else acc + t
+        out.append(acc)
+    return out
 
 
 def winograd_kernel(kernel):
-    """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (4, 4, Cin, Cout); a NumPy
+    """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (6, 6, Cin, Cout); a NumPy
     kernel on the host, where a program compiled per layer shape would cost more than the products.  In the
-    kernel's own type: G (x) G holds 0, ±1/4, ±1/2 and 1, so every product is exact and only the sums of up
-    to nine round (within 1.1e-7 of the float64 transform for VGG-19's kernels, at a quarter of its time:
-    0.06 s against 0.26 s for the twelve kernels on a 2-core Xeon)."""
-    if isinstance(kernel, np.ndarray):  # one (16, 9) @ (9, Cin * Cout) product: G (x) G on the 3 x 3 taps
-        gg = np.einsum("ia,jb->ijab", _WINO_G, _WINO_G).reshape(16, 9).astype(kernel.dtype)
+    kernel's own type: the integer part of G (x) G holds 0, +-1, +-2, +-4, 8 and 16, so every product is
+    exact, the sums of up to nine round, then the rows' scales once (within 2.5e-7 of the float64 transform,
+    tested)."""
+    scale = np.outer(_WINO_D, _WINO_D).reshape(36, 1)
+    if isinstance(kernel, np.ndarray):  # one (36, 9) @ (9, Cin * Cout) product: G (x) G on the 3 x 3 taps
+        gg = np.einsum("ia,jb->ijab", _WINO_G, _WINO_G).reshape(36, 9).astype(kernel.dtype)
         cin, cout = kernel.shape[2:]
-        return (gg @ kernel.reshape(9, cin * cout)).reshape(4, 4, cin, cout)
-    return jnp.einsum("ia,abco,jb->ijco", _WINO_G, kernel, _WINO_G)
+        u = (gg @ kernel.reshape(9, cin * cout)) * scale.astype(kernel.dtype)
+        return u.reshape(6, 6, cin, cout)
+    u = jnp.einsum("ia,abco,jb->ijco", _WINO_G, kernel, _WINO_G)
+    return u * scale.reshape(6, 6, 1, 1).astype(u.dtype)
 
 
 def with_winograd(params: dict) -> dict:
@@ -147,55 +170,64 @@ def with_winograd(params: dict) -> dict:
     """
     out = dict(params)
     for name, p in params.items():
-        if name.startswith("conv") and "winograd" not in p and _use_winograd("auto", p["kernel"].shape[-1]):
+        if not name.startswith("conv") or "winograd" in p:
+            continue
+        if _use_winograd("auto", p["kernel"].shape[-1], 0, jnp.float32):  # any size: 0 pixels
             k = p["kernel"]
             out[name] = {**p, "winograd": winograd_kernel(k) if isinstance(k, jax.core.Tracer) else
                          jax.device_put(winograd_kernel(np.asarray(k, np.float32)))}
     return out
 
 
-# G flip(g) G^T = S (G g G^T) S^T with S swapping rows 0 and 3 of G: the transformed kernel of the spatially
-# flipped kernel is the transformed kernel with its tile positions permuted (an involution).
-_FLIP = (3, 1, 2, 0)
-_SAME = (0, 1, 2, 3)
+# G flip(g) = S G g with S swapping the rows of p and 1/p (0 and infinity, 2 and 1/2, -2 and -1/2), so the
+# transformed kernel of the spatially flipped kernel is the transformed kernel with its tile positions
+# permuted (an involution).
+_FLIP = (5, 2, 1, 4, 3, 0)
+_SAME = (0, 1, 2, 3, 4, 5)
+
+
+def _tile_grid(h, w):
+    return -(-h // WINO_TILE), -(-w // WINO_TILE)
 
 
 def _tiles(x, order=_SAME):
-    """The 16 transformed input tiles B^T d B of every 4x4 tile d (stride 2) of ``x`` padded by one:
-    (16, N * th * tw, C), tile position t = 4 i + j taken as (order[i], order[j]); odd sizes take one extra
-    zero row/column."""
+    """The 36 transformed input tiles B^T d B of every 6x6 tile d (stride 4) of ``x`` padded by one:
+    (36, N * th * tw, C), tile position t = 6 i + j taken as (order[i], order[j]); sizes that are not a
+    multiple of 4 take extra zero rows/columns."""
     n, h, w, c = x.shape
-    th, tw = (h + 1) // 2, (w + 1) // 2
-    xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - w), (0, 0)))
-    rows = _bt(*[xp[:, a: a + 2 * th: 2] for a in range(4)])
-    rows = jnp.stack([rows[i] for i in order])  # (4, N, th, W + 2, C)
-    v = _bt(*[rows[:, :, :, b: b + 2 * tw: 2] for b in range(4)])
-    return jnp.stack([v[j] for j in order], 1).reshape(16, n * th * tw, c)  # from (4, 4, N, th, tw, C)
+    th, tw = _tile_grid(h, w)
+    s = WINO_TILE
+    xp = jnp.pad(x, ((0, 0), (1, 1 + s * th - h), (1, 1 + s * tw - w), (0, 0)))
+    rows = _rows(_WINO_BT[list(order)], [xp[:, a: a + s * th: s] for a in range(6)])
+    rows = jnp.stack(rows)  # (6, N, th, W + 2, C)
+    v = _rows(_WINO_BT[list(order)], [rows[:, :, :, b: b + s * tw: s] for b in range(6)])
+    return jnp.stack(v, 1).reshape(36, n * th * tw, c)  # from (6, 6, N, th, tw, C)
 
 
 def _untiled(m, shape, order=_SAME):
-    """A^T M A of the (16, N * th * tw, C) products (tile positions in ``order``, as :func:`_tiles` took
+    """A^T M A of the (36, N * th * tw, C) products (tile positions in ``order``, as :func:`_tiles` took
     them), back to the (N, H, W, C) picture."""
     n, h, w = shape
-    th, tw = (h + 1) // 2, (w + 1) // 2
-    m = m.reshape(4, 4, n, th, tw, -1)
-    o = jnp.stack(_at(*[m[order[i]] for i in range(4)]))  # (2, 4, N, th, tw, C): rows
-    o = jnp.stack(_at(*[o[:, order[j]] for j in range(4)]), 1)  # (2, 2, N, th, tw, C): columns
-    return o.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
+    th, tw = _tile_grid(h, w)
+    s = WINO_TILE
+    m = m.reshape(6, 6, n, th, tw, -1)
+    at = _WINO_AT[:, list(order)]
+    o = jnp.stack(_rows(at, [m[i] for i in range(6)]))  # (4, 6, N, th, tw, C): rows
+    o = jnp.stack(_rows(at, [o[:, j] for j in range(6)]), 1)  # (4, 4, N, th, tw, C): columns
+    return o.transpose(2, 3, 0, 4, 1, 5).reshape(n, s * th, s * tw, -1)[:, :h, :w]
 
 
 def _winograd_products(x, u, adjoint=False):
-    """The convolution of ``x`` by the transformed kernel ``u`` (4, 4, Cin, Cout): the 16 tile positions'
+    """The convolution of ``x`` by the transformed kernel ``u`` (6, 6, Cin, Cout): the 36 tile positions'
     products as one batched matrix product, in ``x``'s dtype (bfloat16: float32 sums, then rounded).
     ``adjoint``: by the flipped kernel with its channel axes swapped (``x`` has Cout channels), the tile
     positions permuted on the pictures' side rather than copying ``u``."""
     n, h, w, c = x.shape
     order = _FLIP if adjoint else _SAME
     spec = "tpo,tco->tpc" if adjoint else "tpc,tco->tpo"
-    m = jnp.einsum(spec, _tiles(x, order), u.reshape(16, *u.shape[2:]),
+    m = jnp.einsum(spec, _tiles(x, order), u.reshape(36, *u.shape[2:]),
                    preferred_element_type=_accumulation(x.dtype))
     return _untiled(m, (n, h, w), order).astype(x.dtype)
-
 
 @jax.custom_vjp
 def _conv_winograd(x, u):
@@ -297,11 +329,13 @@ def default_conv() -> str:
     return conv
 
 
-def _use_winograd(conv: str, cout: int) -> bool:
+def _use_winograd(conv: str, cout: int, pixels: int, dtype) -> bool:
     if conv == "auto":
         conv = default_conv()
-    if conv == "auto":
-        return jax.default_backend() == "cpu" and cout >= WINOGRAD_MIN_COUT
+    if conv == "auto":  # float32 only: in bfloat16 its transforms would round the picture (shifted products)
+        small_cout, max_pixels = WINOGRAD_SMALL
+        return jax.default_backend() == "cpu" and dtype == jnp.float32 and (
+            cout >= WINOGRAD_MIN_COUT or (cout >= small_cout and pixels <= max_pixels))
     return conv == "winograd"
 
 
@@ -338,7 +372,8 @@ def conv3x3(x, kernel, bias=None, conv: str = "auto", winograd=None):
     networks' 3x3 layers use it too (:func:`nst_jax.nets.valid_conv`)."""
     if _use_shifted(conv, kernel.shape[-1], x.dtype):
         y = _conv_shifted(x, kernel.astype(x.dtype))
-    elif _use_winograd(conv, kernel.shape[-1]):  # the transform from the float32 kernel, then rounded
+    elif _use_winograd(conv, kernel.shape[-1], x.shape[1] * x.shape[2], x.dtype):
+        # the transform from the float32 kernel, then rounded
         y = _conv_winograd(x, (winograd_kernel(kernel) if winograd is None else winograd).astype(x.dtype))
     else:
         y = _conv_direct(x, kernel.astype(x.dtype))
@@ -363,7 +398,7 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
       remat: store only each block's input for the backward pass and recompute the activations
         inside it (``jax.checkpoint`` per block): less memory for large images, about one more
         forward pass of compute.
-      conv: ``"auto"`` (on CPU, for the >=256-channel layers, Winograd F(2x2,3x3) in float32 and nine
+      conv: ``"auto"`` (on CPU, for the >=256-channel layers, Winograd F(4x4,3x3) in float32 and nine
         shifted 1x1 products in bfloat16; ``lax.conv`` elsewhere; ``$NST_JAX_CONV`` overrides it for the
         process), ``"direct"`` (always ``lax.conv``), ``"winograd"`` or ``"shifted"`` (always that).
       dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision, bfloat16 products
