@@ -33,7 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nst_jax.vgg import conv3x3  # noqa: E402
+from nst_jax.vgg import conv3x3, winograd_kernel  # noqa: E402
 
 BF16 = jnp.bfloat16
 F32 = jnp.float32
@@ -50,11 +50,13 @@ def shapes(size: int):
 
 # --- the ways --------------------------------------------------------------------------------------------
 
-WAYS = {"direct": lambda x, k: conv3x3(x, k, conv="direct"),
-        "winograd": lambda x, k: conv3x3(x, k, conv="winograd"),
-        "direct-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="direct"),
-        "winograd-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="winograd"),
-        "shifted-bf16": lambda x, k: conv3x3(x.astype(BF16), k, conv="shifted")}
+# Each way takes the picture, the kernel and its Winograd transform (made once on the host, as VGG-19's are
+# for Gatys's objective: nst_jax.vgg.with_winograd).
+WAYS = {"direct": lambda x, k, u: conv3x3(x, k, conv="direct"),
+        "winograd": lambda x, k, u: conv3x3(x, k, conv="winograd", winograd=u),
+        "direct-bf16": lambda x, k, u: conv3x3(x.astype(BF16), k, conv="direct"),
+        "winograd-bf16": lambda x, k, u: conv3x3(x.astype(BF16), k, conv="winograd", winograd=u),
+        "shifted-bf16": lambda x, k, u: conv3x3(x.astype(BF16), k, conv="shifted")}
 
 
 def reference(x, kernel):
@@ -72,9 +74,10 @@ def rel_error(y, ref) -> float:
 # --- timing ----------------------------------------------------------------------------------------------
 
 def jax_pair(f, x, k, dy):
+    u = jax.device_put(winograd_kernel(np.asarray(k)))
     fwd = jax.jit(f)
-    grad = jax.jit(lambda x, k, dy: jax.vjp(lambda x: f(x, k), x)[1](dy.astype(f(x, k).dtype))[0])
-    return (lambda: fwd(x, k)), (lambda: grad(x, k, dy))
+    grad = jax.jit(lambda x, k, u, dy: jax.vjp(lambda x: f(x, k, u), x)[1](dy.astype(f(x, k, u).dtype))[0])
+    return (lambda: fwd(x, k, u)), (lambda: grad(x, k, u, dy))
 
 
 def torch_pair(x, k, dy, dtype):
@@ -107,6 +110,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=256, help="the picture's side (square)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--tag", default="", help="suffix for the result file (e.g. the CPU)")
     ap.add_argument("--ways", nargs="+", default=list(WAYS) + ["torch", "torch-bf16"],
                     help="a subset of the ways to time")
     harness.add_smoke(ap)
@@ -170,7 +174,8 @@ def main():
         r = harness.compare(gram_ways(f), a.repeats, sync=harness.sync_all)
         results["gram"][layer] = r
         print(harness.row([layer, f"{side}² x {c}", *[f"{r[w]['median'] * 1e3:.2f}" for w in r]]), flush=True)
-    harness.save(harness.result_path("vgg", f"bench_layers_{a.size}{harness.backend_tag()}.json"), results)
+    harness.save(harness.result_path("vgg", f"bench_layers_{a.size}{harness.backend_tag()}{a.tag}.json"),
+                 results)
 
 
 if __name__ == "__main__":

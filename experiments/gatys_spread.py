@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--reject", type=float, nargs="+", default=[gatys.REJECT_FACTOR])
     ap.add_argument("--history", type=int, nargs="+", default=[gatys.HISTORY],
                     help="L-BFGS pairs kept by nst_jax (PyTorch keeps 100)")
+    ap.add_argument("--tag", default="", help="suffix for the result file (e.g. the CPU)")
     ap.add_argument("--dtype", nargs="+", choices=gatys.DTYPES, default=["float32"],
                     help="nst_jax's VGG-19 computation, one run per value (bfloat16: mixed precision)")
     harness.add_smoke(ap)
@@ -80,7 +81,7 @@ def main():
     for n, g in gap.items():
         print(f"{n} median / PyTorch median - 1 = {100 * g:+.1f}%")
     tag = f"{a.size}_{a.iters}" + ("_history" if a.history != [gatys.HISTORY] else "") \
-        + ("_" + "-".join(a.dtype) if a.dtype != ["float32"] else "")
+        + ("_" + "-".join(a.dtype) if a.dtype != ["float32"] else "") + a.tag
     harness.save(harness.result_path("gatys", f"gatys_spread_{tag}.json"),
                  {"size": a.size, "iters": a.iters, "eps": a.eps, **summary, "gap": gap})
 
