@@ -103,10 +103,12 @@ def _pool(x, kind: str):
 # left is one batched product of the 36 tile positions' (pixels/16 x Cin) @ (Cin x Cout) matrices.  The
 # interpolation points are 0, +-2, +-1/2 and infinity: of the sets tried (0, +-1, +-2 the usual one), the most
 # accurate in float32 (relative error 1.8-2.5e-6 against float64 at VGG-19's 256- and 512-channel layers,
-# 2.8-3.8e-6 with +-1 and +-2, 0.3-0.6e-6 for F(2x2, 3x3); experiments/bench_layers.py), and closed under
+# 2.8-3.8e-6 with +-1 and +-2, 0.3-0.6e-6 for F(2x2, 3x3); experiments/winograd_points.py), and closed under
 # p -> 1/p, so the flipped kernel's transform is the kernel's with its tile positions permuted (the backward
-# pass below).  On XLA:CPU it is 1.3-2.4x faster than F(2x2, 3x3) and than lax.conv on VGG-19's layers with
-# >= 256 output channels, as fast for conv3_1, and slower for the wide, shallow layers, which keep lax.conv.
+# pass below).  On XLA:CPU (AMD EPYC, 256 px) VGG-19's layers as "auto" runs them take 177 / 168 ms forward /
+# input gradient against 226 / 208 with F(2x2, 3x3) and 338 / 359 with lax.conv everywhere; F(4x4) is faster
+# than F(2x2) on every layer of 64 x 64 and more, slower in the input gradient at 32 x 32 and 16 x 16 (few
+# tiles), and slower than lax.conv on the wide, shallow layers, which keep it (experiments/bench_layers.py).
 # ``conv="auto"`` takes Winograd there unless ``$NST_JAX_CONV`` says otherwise ("direct" or "winograd" for
 # every layer), read when a program is traced: Winograd's program compiles in about three times lax.conv's
 # time (experiments/compile_vgg.py), which pays wherever the run is longer than the compile.  In bfloat16
