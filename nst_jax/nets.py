@@ -42,7 +42,7 @@ def valid_conv(x, kernel, stride: int = 1):
     padding through a generic one, up to 20x slower for the 9x9 output layer of Johnson et al.'s network
     and about 2x for the AdaIN decoder's training step.  So: stride 1 is the ``"SAME"`` convolution of the
     (already padded) input cropped to its valid interior (3x3 kernels through the VGG's convolution: Winograd
-    for >= 256 output channels on CPU, and its fast input-gradient rule); stride 2 on an even size is
+    where it takes it on CPU, and its fast input-gradient rule); stride 2 on an even size is
     exactly ``"SAME"`` (whose padding is then 0 before and 1 after, so its windows are ``"VALID"``'s plus
     one more).
     """

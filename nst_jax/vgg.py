@@ -151,7 +151,7 @@ def _rows(matrix, terms):
 def winograd_kernel(kernel):
     """G g G^T for every (input, output) channel pair: (3, 3, Cin, Cout) -> (6, 6, Cin, Cout); a NumPy
     kernel on the host, where a program compiled per layer shape would cost more than the products.  In the
-    kernel's own type: the integer part of G (x) G holds 0, +-1, +-2, +-4, 8 and 16, so every product is
+    kernel's own type: the integer part of G (x) G holds 0, +-1, +-2, +-4, +-8 and 16, so every product is
     exact, the sums of up to nine round, then the rows' scales once (within 2.5e-7 of the float64 transform,
     tested)."""
     scale = np.outer(_WINO_D, _WINO_D).astype(kernel.dtype)
@@ -234,17 +234,18 @@ def _winograd_products(x, u, adjoint=False):
                    preferred_element_type=_accumulation(x.dtype))
     return _untiled(m, (n, h, w), order).astype(x.dtype)
 
+
 @jax.custom_vjp
 def _conv_winograd(x, u):
-    """The convolution by the transformed kernel ``u`` (4, 4, Cin, Cout), in ``x``'s dtype.
+    """The convolution by the transformed kernel ``u`` (6, 6, Cin, Cout), in ``x``'s dtype.
 
     Its input gradient is said explicitly, as the direct convolution's is: a stride-1 "SAME" 3x3
     convolution's adjoint is the convolution by the flipped kernel with its channel axes swapped, so the
     backward pass is one more Winograd convolution of the output's cotangent (forward-style strided slices,
     one batched product), not autodiff's transpose of the tile extraction.  That keeps the program small:
-    VGG-19's value and input gradient at 192 x 256 px compile in 1.2-1.4 s against 4.6-5.3 s for 16
-    separate products per layer differentiated by autodiff, and run 0.88-0.94 of their time
-    (experiments/compile_vgg.py)."""
+    with F(2x2, 3x3), VGG-19's value and input gradient at 192 x 256 px compiled in 1.2-1.4 s against
+    4.6-5.3 s for 16 separate products per layer differentiated by autodiff, and ran 0.88-0.94 of their time
+    (experiments/compile_vgg.py; F(4x4, 3x3) as now: 2.4 s on a 2-core AMD EPYC)."""
     return _winograd_products(x, u)
 
 
@@ -404,7 +405,8 @@ def vgg19_features(params: dict, images, layers: Iterable[str], pool: str = "max
         inside it (``jax.checkpoint`` per block): less memory for large images, about one more
         forward pass of compute.
       conv: ``"auto"`` (on CPU, for the >=256-channel layers, Winograd F(4x4,3x3) in float32 and nine
-        shifted 1x1 products in bfloat16; ``lax.conv`` elsewhere; ``$NST_JAX_CONV`` overrides it for the
+        shifted 1x1 products in bfloat16, and Winograd for the 128-channel ones too on pictures of at most
+        128 x 128 in float32; ``lax.conv`` elsewhere; ``$NST_JAX_CONV`` overrides it for the
         process), ``"direct"`` (always ``lax.conv``), ``"winograd"`` or ``"shifted"`` (always that).
       dtype: the activations' and convolutions' type (``jnp.bfloat16``: mixed precision, bfloat16 products
         summed in float32, forward and backward, each convolution's result rounded to bfloat16; the weights
