@@ -98,10 +98,11 @@ def check_package_matrices():
     the inverse scale on G's row)."""
     at, bt, g = toom_cook(POINT_SETS["0, ±2, ±1/2 (nst_jax)"])
     at, bt, g = (np.array(mat, dtype=np.float64) for mat in (at, bt, g))
-    pkg_g = vgg._WINO_G.astype(np.float64) * vgg._WINO_D[:, None]
-    scale = bt[:, np.abs(bt).argmax(1)].diagonal() / vgg._WINO_BT[:, np.abs(bt).argmax(1)].diagonal()
-    assert np.allclose(vgg._WINO_AT, at), "A^T"
-    assert np.allclose(vgg._WINO_BT * scale[:, None], bt), "B^T"
+    pkg_at, pkg_bt, pkg_g = vgg.winograd_matrices()
+    col = np.abs(bt).argmax(1)
+    scale = bt[np.arange(len(bt)), col] / pkg_bt[np.arange(len(bt)), col]
+    assert np.allclose(pkg_at, at), "A^T"
+    assert np.allclose(pkg_bt * scale[:, None], bt), "B^T"
     assert np.allclose(pkg_g / scale[:, None], g), "G"
 
 

@@ -126,6 +126,16 @@ _WINO_BT = np.array([[4, 0, -17, 0, 4, 0], [0, -1, -0.5, 4, 2, 0], [0, 16, 32, -
 _WINO_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 2, 0.5, -2, -0.5, 0], [0, 4, 0.25, 4, 0.25, 0],
                      [0, 8, 0.125, -8, -0.125, 1]], np.float32)
 WINO_TILE = 4  # output pixels a tile side: F(4x4, 3x3), input tiles of 6x6 at stride 4
+
+
+def winograd_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A^T, B^T, G) of the F(4x4, 3x3) used here, in float64: y = A^T [(G g G^T) * (B^T d B)] A for a 6x6
+    input tile d and a 3x3 kernel g (experiments/winograd_points.py checks them against Toom-Cook's
+    construction for the points 0, 2, 1/2, -2, -1/2 and infinity)."""
+    return (_WINO_AT.astype(np.float64), _WINO_BT.astype(np.float64),
+            _WINO_G.astype(np.float64) * _WINO_D[:, None])
+
+
 # Where "auto" takes Winograd on CPU: layers of >= 256 output channels, and of 128 where the picture is at
 # most 128 x 128 (larger, the transforms' memory traffic outweighs the products saved: conv2_1 at 256 x 256
 # runs 1.5x slower forward than lax.conv, at 128 x 128 2x faster; experiments/bench_layers.py).
